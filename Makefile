@@ -1,0 +1,39 @@
+# fedweave: `make demo` runs a real federated job on this machine; `make test` runs the suite.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+FLOW   := $(VENV)/bin/flow
+
+.PHONY: demo test install install-test bench clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/activate setup.cfg
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+## demo: upload the example data and run examples/hetero_lr (guest 9999, host + arbiter 10000)
+demo: install
+	$(PY) examples/demo.py
+
+## test: install the test extras and run the whole suite
+test: install-test
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install-test
+	$(PY) bench/paillier.py
+	$(PY) bench/hetero_lr.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,177 @@
+"""What every component is: a FATE module name, a params model, roles, ports, handlers.
+
+A component is written once against the interfaces in ``backends`` and ``federation``;
+its context hands it the party's computing session, federation endpoint, storage and
+tracker, so nothing in a component knows which engine runs underneath.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from backends.computing.api import Session, Table
+from backends.storage.api import StorageEngine, TableMeta
+from federation.api import Federation, Party
+from flow.errors import ComponentError
+from flow.registry import Registry
+
+#: the input data ports FATE's DSL v2 knows
+DATA_PORTS = ("data", "train_data", "validate_data", "test_data")
+
+
+class Params(BaseModel):
+    """Base of every component's params: unknown names are errors, types are checked.
+
+    ``need_run`` is FATE's per-party switch to skip a component on that party.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    need_run: bool = True
+
+
+@dataclass
+class Instance:
+    """One sample on one party: its features (float64) and, on the label holder, its label."""
+
+    features: np.ndarray
+    label: float | None = None
+
+
+@dataclass
+class Dataset:
+    """A Table with the meta that names its columns (what flows between components)."""
+
+    table: Table
+    meta: TableMeta
+
+
+@dataclass
+class Inputs:
+    data: dict[str, Dataset] = field(default_factory=dict)
+    #: models from ``input.model`` (same component kind, e.g. for predict)
+    model: list[dict[str, Any]] = field(default_factory=list)
+    #: models from ``input.isometric_model`` (other components, e.g. binning -> selection)
+    isometric_model: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Outputs:
+    data: list[Dataset] = field(default_factory=list)
+    #: a JSON-able model (numpy arrays allowed); each party holds only its own part
+    model: dict[str, Any] | None = None
+
+
+class Tracker(Protocol):
+    """Where a component reports what it made (implemented by the runtime)."""
+
+    def log_metric(self, namespace: str, name: str, value: Any) -> None: ...
+
+    def progress(self, done: int, total: int, message: str = "") -> None: ...
+
+
+@dataclass
+class Context:
+    """Everything one party's share of one component gets from the runtime."""
+
+    job_id: str
+    component: str
+    local: Party
+    #: every party of the job by role, e.g. {"guest": [Party], "host": [...], "arbiter": [...]}
+    parties: dict[str, list[Party]]
+    computing: Session
+    federation: Federation
+    storage: StorageEngine
+    tracker: Tracker
+    logger: logging.Logger
+    #: job parameters after role overrides (partitions, timeout, ...)
+    job_parameters: dict[str, Any] = field(default_factory=dict)
+    #: prefix for federation tags, unique per component and run attempt
+    tag_prefix: str = ""
+
+    @property
+    def role(self) -> str:
+        return self.local.role
+
+    def tag(self, suffix: str = "") -> str:
+        base = f"{self.component}.{self.tag_prefix}" if self.tag_prefix else self.component
+        return f"{base}.{suffix}" if suffix else base
+
+    def role_parties(self, role: str) -> list[Party]:
+        return list(self.parties.get(role, []))
+
+
+class Component(ABC):
+    """Base of every algorithm. Subclasses set the ClassVars and define one method per
+    role they run on (``guest``, ``host``, ``arbiter``), each ``(ctx, params, inputs) -> Outputs``."""
+
+    module: ClassVar[str]
+    params_model: ClassVar[type[Params]] = Params
+    roles: ClassVar[tuple[str, ...]] = ("guest", "host", "arbiter")
+    #: which input data ports it accepts (subset of DATA_PORTS); empty for none
+    input_data: ClassVar[tuple[str, ...]] = ("data",)
+    #: whether it accepts input.model / input.isometric_model
+    accepts_model: ClassVar[bool] = False
+    accepts_isometric_model: ClassVar[bool] = False
+    #: whether it may declare output.data / output.model
+    output_data: ClassVar[bool] = True
+    output_model: ClassVar[bool] = False
+
+    def run(self, ctx: Context, params: Params, inputs: Inputs) -> Outputs:
+        handler = getattr(self, ctx.role, None)
+        if handler is None:
+            raise ComponentError(f"{self.module} has no handler for role '{ctx.role}'")
+        return handler(ctx, params, inputs)
+
+
+COMPONENTS: Registry[type[Component]] = Registry(
+    "components",
+    {
+        "Reader": "components.io.reader:Reader",
+        "DataTransform": "components.io.data_transform:DataTransform",
+        "Intersection": "components.psi.intersection:Intersection",
+        "FeatureScale": "components.feature.scale:FeatureScale",
+        "HeteroLR": "components.linear.hetero_lr:HeteroLR",
+        "Evaluation": "components.evaluation.evaluation:Evaluation",
+    },
+)
+
+
+def get_component(module: str) -> type[Component]:
+    return COMPONENTS.get(module)
+
+
+def roles_of(parties: dict[str, Sequence[Party]]) -> list[str]:
+    return [r for r in ("guest", "host", "arbiter") if parties.get(r)]
+
+
+def instances_meta(base: TableMeta, features: list[str], label: str | None, **extra: Any) -> TableMeta:
+    """Meta of an Instance table: columns are the label (if any) then the features."""
+    columns = ([label] if label else []) + list(features)
+    return base.model_copy(update={
+        "columns": columns, "label_column": label, "dtypes": ["double"] * len(columns),
+        "extra": {**base.extra, "kind": "instances", **extra},
+    })
+
+
+def instance_to_row(has_label: bool):
+    """Instance -> stored row tuple (label first when present); picklable for workers."""
+    def convert(inst: Instance) -> tuple:
+        feats = tuple(float(v) for v in inst.features)
+        return ((None if inst.label is None else float(inst.label)),) + feats if has_label else feats
+    return convert
+
+
+def row_to_instance(has_label: bool):
+    """Stored row tuple -> Instance; the inverse of :func:`instance_to_row`."""
+    def convert(row: tuple) -> Instance:
+        if has_label:
+            return Instance(np.asarray(row[1:], dtype=np.float64), None if row[0] is None else float(row[0]))
+        return Instance(np.asarray(row, dtype=np.float64), None)
+    return convert

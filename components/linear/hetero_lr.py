@@ -1,0 +1,368 @@
+"""HeteroLR: vertical logistic regression with a Paillier-holding arbiter.
+
+Per batch, with y in {-1, +1} and the Taylor expansion of the logistic loss:
+
+  host    [[wx_h]]                                  -> guest
+  guest   [[d]] = 0.25 ([[wx_h]] + wx_g) - 0.5 y    -> host
+  each    [[X^T d]] + mask                          -> arbiter, decrypts, returns
+  each    removes its mask, steps its own weights
+  guest   [[loss]] from [[wx_h]], [[sum wx_h^2]]    -> arbiter (convergence)
+
+The arbiter holds the private key and only ever sees masked gradients and the loss;
+guest and hosts only ever see ciphertexts of each other's values. Each party keeps
+only its own weights. With several hosts the loss is not computed (its cross terms
+would need two parties' values at once): use early_stop "weight_diff" there.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta
+from components.crypto.paillier import PaillierPublicKey, encrypted_dot, encrypted_sum, generate_keypair
+from components.linear.optimizer import InitParam, Optimizer, init_weights
+from flow.errors import ComponentError
+
+MASK_SCALE = 2.0 ** 20
+
+
+class EncryptParam(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["Paillier", "paillier"] = "Paillier"
+    key_length: int = 1024
+
+
+class PredictParam(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = 0.5
+
+
+class HeteroLRParams(Params):
+    penalty: Literal["L2", "l2", "none", "None"] = "L2"
+    tol: float = 1e-4
+    alpha: float = 1.0
+    optimizer: Literal["sgd", "rmsprop", "adam"] = "rmsprop"
+    batch_size: int = -1
+    learning_rate: float = 0.01
+    init_param: InitParam = InitParam()
+    max_iter: int = 100
+    early_stop: Literal["diff", "abs", "weight_diff"] = "diff"
+    encrypt_param: EncryptParam = EncryptParam()
+    predict_param: PredictParam = PredictParam()
+    decay: float = 1.0
+    decay_sqrt: bool = True
+    shuffle: bool = True
+    batch_strategy: Literal["full", "random"] = "full"
+    multi_class: Literal["ovr"] = "ovr"
+    floating_point_precision: int | None = 23
+    validation_freqs: int | None = None
+    early_stopping_rounds: int | None = None
+    metrics: list[str] | None = None
+    use_first_metric_only: bool = False
+    encrypted_mode_calculator_param: dict[str, Any] | None = None
+    callback_param: dict[str, Any] | None = None
+    cv_param: dict[str, Any] | None = None
+    stepwise_param: dict[str, Any] | None = None
+    sqn_param: dict[str, Any] | None = None
+
+
+# ---- functions shipped to workers (module level: picklable) ------------------------
+
+def _linear(w: np.ndarray, b: float):
+    def f(inst: Instance) -> float:
+        return float(inst.features @ w) + b
+    return f
+
+
+def _encrypt(pub: PaillierPublicKey):
+    def f(v: float):
+        return pub.encrypt(v)
+    return f
+
+
+def _wx_and_label(w: np.ndarray, b: float):
+    def f(inst: Instance) -> tuple[float, float]:
+        return float(inst.features @ w) + b, 2.0 * inst.label - 1.0
+    return f
+
+
+def _residual(c, t):
+    """(enc wx_h, (wx_g, y)) -> (enc wx_h, coef) with coef = 0.25 wx_g - 0.5 y."""
+    return c, 0.25 * t[0] - 0.5 * t[1]
+
+
+def _fore_gradient(t):
+    return t[0] * 0.25 + t[1]
+
+
+def _add(a, b):
+    return a + b
+
+
+def _pair_features(c, inst: Instance):
+    return c, inst.features
+
+
+def _enc_gradient(with_intercept: bool):
+    def partial(part):
+        if not part:
+            return None
+        cs = [c for _, (c, _) in part]
+        out = encrypted_dot(cs, np.stack([x for _, (_, x) in part]))
+        if with_intercept:
+            out.append(encrypted_sum(cs))
+        return out
+    return partial
+
+
+def _loss_cross(part):
+    """sum_i coef_i [[wx_h_i]]: the guest's encrypted share of the Taylor loss."""
+    if not part:
+        return None
+    return encrypted_dot([c for _, (c, _) in part], np.array([[coef] for _, (_, coef) in part]))[0]
+
+
+def _loss_plain(part):
+    return sum(-0.5 * y * wx + 0.125 * wx * wx for _, (wx, y) in part)
+
+
+def _square_sum(part):
+    return sum(v * v for _, v in part)
+
+
+def _sum_vectors(parts: list) -> list:
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ComponentError("no rows in this batch")
+    total = parts[0]
+    for p in parts[1:]:
+        total = [a + b for a, b in zip(total, p)]
+    return total
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _prediction(threshold: float):
+    def f(t) -> Instance:
+        (wx_g, y), wx_h = t
+        score = _sigmoid(wx_g + wx_h)
+        return Instance(np.array([1.0 if score >= threshold else 0.0, score]), y)
+    return f
+
+
+def _keep(keys: frozenset):
+    def keep(k, _v) -> bool:
+        return k in keys
+    return keep
+
+
+class HeteroLR(Component):
+    module = "HeteroLR"
+    params_model = HeteroLRParams
+    roles = ("guest", "host", "arbiter")
+    input_data = ("train_data", "validate_data", "data")
+    accepts_model = True
+    output_model = True
+
+    # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _train_data(ctx: Context, inputs: Inputs) -> Dataset:
+        data = inputs.data.get("train_data") or inputs.data.get("data")
+        if data is None:
+            raise ComponentError(f"{ctx.component}: no train_data input on {ctx.local}")
+        return data
+
+    @staticmethod
+    def _optimizer(p: HeteroLRParams, penalized: np.ndarray) -> Optimizer:
+        return Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt, penalized)
+
+    @staticmethod
+    def _batches(ctx: Context, p: HeteroLRParams, data: Dataset, ids: list | None) -> list:
+        if not ids:
+            return [data.table]
+        return [data.table.filter(_keep(frozenset(batch))) for batch in ids]
+
+    def _unmask(self, ctx: Context, enc: list, name: str, tag: str) -> np.ndarray:
+        """Send [[g]] + r to the arbiter and return g."""
+        mask = np.array([(secrets.randbits(53) / 2.0 ** 53 - 0.5) * 2 * MASK_SCALE for _ in enc])
+        arbiter = ctx.role_parties("arbiter")
+        ctx.federation.remote([c + float(r) for c, r in zip(enc, mask)], name, tag, arbiter)
+        (plain,) = ctx.federation.get(f"{name}_plain", tag, arbiter)
+        return np.asarray(plain, dtype=float) - mask
+
+    # ---------------------------------------------------------------- guest
+    def guest(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        data = self._train_data(ctx, inputs)
+        header = data.meta.feature_columns
+        hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
+        fit_b = p.init_param.fit_intercept
+        (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
+        pub = PaillierPublicKey(int(n_key))
+        ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
+        batch_ids = self._batch_ids(p, ids)
+        ctx.federation.remote(batch_ids, "batch_info", ctx.tag(), hosts)
+        ctx.federation.remote(max(1, len(batch_ids)), "batch_count", ctx.tag(), arbiter)
+        batches = self._batches(ctx, p, data, batch_ids)
+        sizes = [b.count() for b in batches]
+        w = init_weights(p.init_param, len(header) + 1)
+        if not fit_b:
+            w[-1] = 0.0
+        opt = self._optimizer(p, np.r_[np.ones(len(header)), 0.0])
+        losses: list[float] = []
+        it, converged = 0, False
+        for it in range(p.max_iter):
+            w_before = w.copy()
+            for b, (batch, n) in enumerate(zip(batches, sizes)):
+                tag = ctx.tag(f"{it}.{b}")
+                gy = batch.map_values(_wx_and_label(w[:-1], w[-1]))
+                enc_h = ctx.federation.get("host_forward", tag, hosts)
+                enc_sum = enc_h[0]
+                for other in enc_h[1:]:
+                    enc_sum = enc_sum.join(other, _add)
+                joined = enc_sum.join(gy, _residual)
+                fore = joined.map_values(_fore_gradient)
+                ctx.federation.remote(fore, "fore_gradient", tag, hosts)
+                enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_gradient(True)))
+                grad = self._unmask(ctx, enc_grad, "guest_gradient", tag) / n
+                if not fit_b:
+                    grad[-1] = 0.0
+                if len(hosts) == 1:
+                    sq, reg = ctx.federation.get("host_loss_terms", tag, hosts)[0]
+                    plain = sum(joined_part for joined_part in gy.apply_partitions(_loss_plain)) + n * math.log(2)
+                    cross = _sum_vectors([[c] for c in joined.apply_partitions(_loss_cross)])[0]
+                    enc_loss = (cross + sq * 0.125 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
+                    ctx.federation.remote(enc_loss, "loss", tag, arbiter)
+                w = opt.step(w, grad, it)
+            self._send_weight_diff(ctx, p, w - w_before, ctx.tag(str(it)))
+            converged = ctx.federation.get("converge_flag", ctx.tag(str(it)), arbiter)[0]
+            ctx.tracker.progress(it + 1, p.max_iter)
+            if converged:
+                break
+        losses = ctx.federation.get("loss_history", ctx.tag(), arbiter)[0]
+        predictions = self._predict_guest(ctx, p, data, w, hosts)
+        self._log_training(ctx, it + 1, converged, losses)
+        model = {"header": header, "weights": w[:-1], "intercept": float(w[-1]), "iters": it + 1,
+                 "converged": bool(converged), "loss_history": losses}
+        return Outputs(data=[predictions], model=model)
+
+    @staticmethod
+    def _batch_ids(p: HeteroLRParams, ids: list) -> list:
+        if p.batch_size == -1 or p.batch_size >= len(ids):
+            return []
+        order = list(ids)
+        if p.shuffle:
+            seed = p.init_param.random_seed
+            np.random.default_rng(seed).shuffle(order)
+        return [order[i:i + p.batch_size] for i in range(0, len(order), p.batch_size)]
+
+    def _predict_guest(self, ctx: Context, p: HeteroLRParams, data: Dataset, w: np.ndarray, hosts) -> Dataset:
+        host_wx = ctx.federation.get("host_predict_wx", ctx.tag("predict"), hosts)
+        total = host_wx[0]
+        for other in host_wx[1:]:
+            total = total.join(other, _add)
+        gy = data.table.map_values(lambda inst, w=w: (float(inst.features @ w[:-1]) + w[-1], inst.label))
+        table = gy.join(total, lambda a, b: (a, b)).map_values(_prediction(p.predict_param.threshold))
+        meta = instances_meta(data.meta, ["predict_result", "predict_score"], "label", type="train")
+        return Dataset(table, meta)
+
+    def _log_training(self, ctx: Context, iters: int, converged: bool, losses: list[float]) -> None:
+        ctx.tracker.log_metric("train", "iterations", iters)
+        ctx.tracker.log_metric("train", "converged", bool(converged))
+        if losses:
+            ctx.tracker.log_metric("train", "loss", losses)
+        ctx.logger.info("trained %d iterations, converged=%s, last loss=%s", iters, converged,
+                        losses[-1] if losses else "n/a")
+
+    @staticmethod
+    def _send_weight_diff(ctx: Context, p: HeteroLRParams, delta: np.ndarray, tag: str) -> None:
+        if p.early_stop == "weight_diff":
+            ctx.federation.remote(float(delta @ delta), "weight_diff", tag, ctx.role_parties("arbiter"))
+
+    # ---------------------------------------------------------------- host
+    def host(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        data = self._train_data(ctx, inputs)
+        header = data.meta.feature_columns
+        guest, arbiter = ctx.role_parties("guest"), ctx.role_parties("arbiter")
+        (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
+        pub = PaillierPublicKey(int(n_key))
+        (batch_ids,) = ctx.federation.get("batch_info", ctx.tag(), guest)
+        batches = self._batches(ctx, p, data, batch_ids)
+        sizes = [b.count() for b in batches]
+        index = ctx.role_parties("host").index(ctx.local)
+        w = init_weights(p.init_param, len(header), seed_offset=1 + index)
+        opt = self._optimizer(p, np.ones(len(header)))
+        it = 0
+        for it in range(p.max_iter):
+            w_before = w.copy()
+            for b, (batch, n) in enumerate(zip(batches, sizes)):
+                tag = ctx.tag(f"{it}.{b}")
+                wx = batch.map_values(_linear(w, 0.0))
+                ctx.federation.remote(wx.map_values(_encrypt(pub)), "host_forward", tag, guest)
+                if len(ctx.role_parties("host")) == 1:
+                    sq = sum(wx.apply_partitions(_square_sum))
+                    terms = [pub.encrypt(sq), pub.encrypt(opt.loss_penalty(w))]
+                    ctx.federation.remote(terms, "host_loss_terms", tag, guest)
+                (fore,) = ctx.federation.get("fore_gradient", tag, guest)
+                enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_gradient(False)))
+                grad = self._unmask(ctx, enc_grad, "host_gradient", tag) / n
+                w = opt.step(w, grad, it)
+            self._send_weight_diff(ctx, p, w - w_before, ctx.tag(str(it)))
+            converged = ctx.federation.get("converge_flag", ctx.tag(str(it)), arbiter)[0]
+            ctx.tracker.progress(it + 1, p.max_iter)
+            if converged:
+                break
+        ctx.federation.remote(data.table.map_values(_linear(w, 0.0)), "host_predict_wx", ctx.tag("predict"), guest)
+        ctx.logger.info("trained %d iterations", it + 1)
+        return Outputs(model={"header": header, "weights": w, "iters": it + 1})
+
+    # ---------------------------------------------------------------- arbiter
+    def arbiter(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
+        pub, priv = generate_keypair(p.encrypt_param.key_length)
+        ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), guest + hosts)
+        (n_batches,) = ctx.federation.get("batch_count", ctx.tag(), guest)
+        losses: list[float] = []
+        it, converged = 0, False
+        for it in range(p.max_iter):
+            loss_sum = 0.0
+            for b in range(n_batches):
+                tag = ctx.tag(f"{it}.{b}")
+                for name, party in [("guest_gradient", guest[0])] + [("host_gradient", h) for h in hosts]:
+                    (enc,) = ctx.federation.get(name, tag, [party])
+                    ctx.federation.remote(priv.decrypt_many(enc), f"{name}_plain", tag, [party])
+                if len(hosts) == 1:
+                    (enc_loss,) = ctx.federation.get("loss", tag, guest)
+                    loss_sum += priv.decrypt(enc_loss)
+            converged = self._converged(ctx, p, it, loss_sum / n_batches, losses, guest + hosts, len(hosts))
+            ctx.federation.remote(converged, "converge_flag", ctx.tag(str(it)), guest + hosts)
+            ctx.tracker.progress(it + 1, p.max_iter)
+            if converged:
+                break
+        ctx.federation.remote(losses, "loss_history", ctx.tag(), guest)
+        self._log_training(ctx, it + 1, converged, losses)
+        return Outputs(model={"iters": it + 1, "converged": bool(converged), "loss_history": losses,
+                              "key_length": p.encrypt_param.key_length})
+
+    @staticmethod
+    def _converged(ctx: Context, p: HeteroLRParams, it: int, loss: float, losses: list[float],
+                   parties, n_hosts: int) -> bool:
+        if p.early_stop == "weight_diff":
+            diffs = ctx.federation.get("weight_diff", ctx.tag(str(it)), parties)
+            return math.sqrt(sum(diffs)) < p.tol
+        if n_hosts != 1:
+            raise ComponentError(f"{ctx.component}: early_stop '{p.early_stop}' needs the loss, which is not "
+                                 "computed with several hosts; use early_stop 'weight_diff'")
+        losses.append(loss)
+        ctx.logger.info("iteration %d loss %.6f", it, loss)
+        if p.early_stop == "abs":
+            return loss < p.tol
+        return len(losses) > 1 and abs(losses[-2] - loss) < p.tol

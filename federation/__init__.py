@@ -1,0 +1,11 @@
+"""Federation transports, looked up by name (``federation_engine`` in the conf)."""
+
+from flow.registry import Registry
+
+from .api import Federation, Party
+
+ENGINES: Registry = Registry(
+    "federation", {"standalone": "federation.standalone:StandaloneFederation"}, case_insensitive=True
+)
+
+__all__ = ["ENGINES", "Federation", "Party"]

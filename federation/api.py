@@ -1,0 +1,57 @@
+"""The federation family: how one party's component talks to the others.
+
+``remote(obj, name, tag, parties)`` sends, ``get(name, tag, parties)`` receives, where
+``name`` is a transfer variable declared by the component and ``tag`` makes it unique
+per use (``"iter.3"``). A control channel carries job-level messages (abort with a
+reason) that interrupt a party waiting in ``get``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+
+@dataclass(frozen=True, order=True)
+class Party:
+    """A party as addressed in a job: its role and its party id (kept as a string)."""
+
+    role: str
+    party_id: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "party_id", str(self.party_id))
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.party_id}"
+
+
+class Federation(ABC):
+    """One party's endpoint in one job. Objects: JSON-able values, numpy arrays,
+    Paillier ciphertexts, and Tables (these stream partition by partition)."""
+
+    def __init__(self, job_id: str, local: Party):
+        self.job_id = job_id
+        self.local = local
+
+    @abstractmethod
+    def remote(self, obj: Any, name: str, tag: str, parties: Sequence[Party]) -> None:
+        """Send ``obj`` to every party in ``parties``."""
+
+    @abstractmethod
+    def get(self, name: str, tag: str, parties: Sequence[Party], timeout: float | None = None) -> list[Any]:
+        """Receive ``name``/``tag`` from each party, in the order given. Raises
+        FederationTimeout naming the peer and variable, or PeerFailed when a peer aborts."""
+
+    @abstractmethod
+    def abort(self, reason: str, parties: Sequence[Party]) -> None:
+        """Tell ``parties`` this party failed, with the reason they should show."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; queued data of the job may stay for a rerun."""
+
+    @abstractmethod
+    def cleanup(self) -> None:
+        """Remove everything this job left in the transport (queues, topics, files)."""

@@ -1,0 +1,144 @@
+"""``flow data`` (upload, download) and ``flow table`` (info, list, delete)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from backends.computing import create_session
+from backends.storage import StorageEngine, create_engine
+from backends.storage.csv_import import import_csv
+from flow.cli.main import Env, cli, envelope
+from flow.errors import ConfigError
+
+
+def party_storage(env: Env, engine: str | None = None) -> StorageEngine:
+    return create_engine(engine or env.conf.default_engines.storage, root=env.conf.home_path / "data")
+
+
+def _meta_view(meta) -> dict[str, Any]:
+    return json.loads(meta.model_dump_json())
+
+
+def _upload_conf(path: Path) -> dict[str, Any]:
+    """FATE's upload conf: {"file", "namespace", "table_name", "partition", "head", ...}."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read upload conf: {exc}") from exc
+    missing = [k for k in ("file", "namespace", "table_name") if k not in raw]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)}")
+    file = Path(raw["file"])
+    if not file.is_absolute() and not file.exists():
+        file = path.parent / file
+    return {"file": file, "namespace": raw["namespace"], "name": raw["table_name"],
+            "partitions": raw.get("partition"), "id_column": raw.get("id_column", "id"),
+            "label_column": raw.get("label_column") or raw.get("label_name")}
+
+
+@cli.group()
+def data() -> None:
+    """Put tables into this party's storage and get them out."""
+
+
+@data.command()
+@click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=None, help="CSV with a header row")
+@click.option("-c", "--conf", "conf_path", type=click.Path(path_type=Path), default=None,
+              help="FATE upload conf (file, namespace, table_name, partition)")
+@click.option("--namespace", default=None)
+@click.option("--name", default=None)
+@click.option("--id-column", default="id", show_default=True)
+@click.option("--label-column", default=None)
+@click.option("--partitions", type=int, default=None)
+@click.option("--engine", default=None, help="storage engine (default: service conf)")
+@click.pass_obj
+@envelope
+def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, partitions, engine):
+    """Upload a CSV as table NAMESPACE/NAME."""
+    opts = {"file": file, "namespace": namespace, "name": name, "partitions": partitions,
+            "id_column": id_column, "label_column": label_column}
+    if conf_path is not None:
+        opts.update({k: v for k, v in _upload_conf(conf_path).items() if v is not None and not (
+            k in ("file", "namespace", "name") and opts[k])})
+    for key, flag in (("file", "-f"), ("namespace", "--namespace"), ("name", "--name")):
+        if not opts[key]:
+            raise ConfigError(f"flow data upload: {flag} is required (or give -c upload_conf.json)")
+    storage = party_storage(env, engine)
+    parts = opts["partitions"] or env.conf.computing.partitions
+    with create_session("local", partitions=parts, workers=1) as session:
+        meta = import_csv(opts["file"], storage, session, opts["namespace"], opts["name"],
+                          id_column=opts["id_column"], label_column=opts["label_column"], partitions=parts)
+    return {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
+            "partitions": meta.partitions, "engine": meta.engine, "columns": meta.columns}
+
+
+def write_csv(storage: StorageEngine, meta, out: Path) -> int:
+    """Stream a stored table to CSV; returns the row count."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with create_session("local", partitions=meta.partitions, workers=1) as session, out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([meta.id_column] + meta.columns)
+        for part in storage.read(meta, session).iter_partitions():
+            for key, row in part:
+                writer.writerow([key, *row])
+                n += 1
+    return n
+
+
+@data.command()
+@click.option("--namespace", required=True)
+@click.option("--name", required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="CSV file to write")
+@click.option("--engine", default=None)
+@click.pass_obj
+@envelope
+def download(env: Env, namespace: str, name: str, output: Path, engine: str | None):
+    """Write table NAMESPACE/NAME to a CSV file."""
+    storage = party_storage(env, engine)
+    meta = storage.meta(namespace, name)
+    return {"file": str(output), "count": write_csv(storage, meta, output)}
+
+
+@cli.group()
+def table() -> None:
+    """Inspect stored tables."""
+
+
+@table.command()
+@click.option("--namespace", required=True)
+@click.option("--name", required=True)
+@click.option("--engine", default=None)
+@click.pass_obj
+@envelope
+def info(env: Env, namespace: str, name: str, engine: str | None):
+    """Engine, address, schema, count and checksum of a table."""
+    return _meta_view(party_storage(env, engine).meta(namespace, name))
+
+
+@table.command("list")
+@click.option("--namespace", default=None)
+@click.pass_obj
+@envelope
+def list_tables(env: Env, namespace: str | None):
+    """Tables in this party's storage."""
+    return [{"namespace": m.namespace, "name": m.name, "count": m.count, "engine": m.engine}
+            for m in party_storage(env).list(namespace)]
+
+
+@table.command()
+@click.option("--namespace", required=True)
+@click.option("--name", required=True)
+@click.pass_obj
+@envelope
+def delete(env: Env, namespace: str, name: str):
+    """Remove a table."""
+    storage = party_storage(env)
+    storage.meta(namespace, name)
+    storage.delete(namespace, name)
+    return {"namespace": namespace, "name": name, "deleted": True}

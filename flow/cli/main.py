@@ -1,0 +1,88 @@
+"""The ``flow`` command: FATE's envelope on stdout, progress and errors on stderr.
+
+Every command prints ``{"retcode": 0, "retmsg": "success", "data": ...}``; a failure
+prints a non-zero retcode with a message a person can act on and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from flow.errors import FedweaveError, ValidationError
+from flow.settings import ServiceConf, load_service_conf
+from flow.store import Store
+
+
+class Env:
+    """Lazily opened service conf and store, shared by every subcommand."""
+
+    def __init__(self, conf_path: str | None):
+        self._conf_path = conf_path
+        self._conf: ServiceConf | None = None
+        self._store: Store | None = None
+
+    @property
+    def conf(self) -> ServiceConf:
+        if self._conf is None:
+            self._conf = load_service_conf(self._conf_path)
+        return self._conf
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.conf.home_path.mkdir(parents=True, exist_ok=True)
+            self._store = Store(self.conf.database_url)
+        return self._store
+
+
+def emit(data: Any = None, retcode: int = 0, retmsg: str = "success") -> None:
+    click.echo(json.dumps({"retcode": retcode, "retmsg": retmsg, "data": data}, indent=2, default=str))
+
+
+def envelope(fn: Callable) -> Callable:
+    """Run a command; print its result in the envelope, or its error and exit non-zero."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+        except ValidationError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            emit({"problems": exc.problems}, retcode=exc.exit_code, retmsg="; ".join(exc.problems))
+            sys.exit(exc.exit_code)
+        except FedweaveError as exc:
+            click.echo(f"error: {exc}", err=True)
+            emit(None, retcode=exc.exit_code, retmsg=str(exc))
+            sys.exit(exc.exit_code)
+        if isinstance(result, tuple):  # (data, exit_code) for commands whose outcome sets the code
+            data, code = result
+            emit(data, retcode=code, retmsg="success" if code == 0 else "failed")
+            sys.exit(code)
+        emit(result)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--service-conf", envvar="FEDWEAVE_SERVICE_CONF", default=None,
+              help="service_conf.yaml of this party (default: $FLOW_HOME/service_conf.yaml, then conf/).")
+@click.pass_context
+def cli(ctx: click.Context, service_conf: str | None) -> None:
+    """fedweave's flow client: data, jobs, tracking."""
+    ctx.obj = Env(service_conf)
+
+
+def main() -> None:
+    from flow.cli import data, job, tracking  # noqa: F401 - registers the command groups
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""One party's runtime for one job: runs its share of each component in DAG order.
+
+Started by the supervisor as ``python -m flow.scheduler.party JOB_ID ROLE PARTY_ID``.
+Components of the same stage run at once (up to ``task_parallelism``); parties meet
+only through federation. Exit codes: 0 success, 1 this party failed, 3 a peer failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from backends.computing import create_session
+from backends.storage import create_engine
+from components.base import Context, Dataset, Inputs, Outputs, get_component
+from federation.api import Federation, Party
+from flow.dsl import load_job
+from flow.errors import FedweaveError, PeerFailed
+from flow.scheduler.tracking import LOG_FORMAT, OutputKeeper, TaskTracker, component_logger
+from flow.scheduler.transport import make_federation
+from flow.settings import ServiceConf, load_service_conf
+from flow.store import Store
+
+EXIT_OK, EXIT_FAILED, EXIT_PEER_FAILED = 0, 1, 3
+
+
+def job_dir(home: Path, job_id: str) -> Path:
+    return home / "jobs" / job_id
+
+
+class PartyRuntime:
+    def __init__(self, job_id: str, party: Party, conf: ServiceConf):
+        self.job_id, self.party, self.conf = job_id, party, conf
+        self.home = conf.home_path
+        self.store = Store(conf.database_url)
+        jdir = job_dir(self.home, job_id)
+        self.plan = load_job(jdir / "conf.json", jdir / "dsl.json")
+        self.job = self.store.job(job_id)
+        self.params = self.plan.job_parameters(party)
+        engines = conf.default_engines
+        self.session = create_session(
+            self.params.get("computing_engine") or engines.computing,
+            partitions=int(self.params.get("computing_partitions") or conf.computing.partitions),
+            workers=conf.computing.workers or None,
+        )
+        self.storage = create_engine(self.params.get("storage_engine") or engines.storage, root=self.home / "data")
+        self.federation: Federation = make_federation(
+            self.params.get("federation_engine") or engines.federation, conf, job_id, party, self.session,
+            self.plan.parties, timeout=float(self.params.get("timeout") or conf.federation.receive_timeout),
+        )
+        self.keeper = OutputKeeper(self.store, self.storage, self.home, job_id, party)
+        self.results: dict[str, Outputs] = {}
+        self.log = logging.getLogger("fedweave.party")
+
+    # ------------------------------------------------------------------
+    def others(self) -> list[Party]:
+        return [p for ps in self.plan.parties.values() for p in ps if p != self.party]
+
+    def run(self) -> int:
+        mine = set(self.plan.party_components(self.party))
+        done = {t["component"] for t in self.store.tasks(self.job_id, self.party.role, self.party.party_id)
+                if t["status"] == "success"}
+        parallelism = max(1, int(self.params.get("task_parallelism") or 1))
+        self.store.update_party_run(self.job_id, self.party.role, self.party.party_id,
+                                    status="running", pid=os.getpid(), reason="")
+        try:
+            with ThreadPoolExecutor(parallelism) as pool:
+                for stage in self.plan.dag.stages():
+                    todo = [c for c in stage if c in mine]
+                    for cpn in [c for c in todo if c in done]:
+                        data, model = self.keeper.load(cpn, self.session)
+                        self.results[cpn] = Outputs(data=data, model=model)
+                    for fut in [pool.submit(self.run_task, c) for c in todo if c not in done]:
+                        fut.result()
+        except PeerFailed as exc:
+            return self._fail(str(exc), EXIT_PEER_FAILED, notify=False)
+        except FedweaveError as exc:
+            return self._fail(str(exc), EXIT_FAILED, notify=True)
+        except Exception as exc:  # noqa: BLE001 - any crash must still reach the initiator
+            return self._fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, notify=True)
+        finally:
+            self.federation.close()
+            self.session.stop()
+        self.store.update_party_run(self.job_id, self.party.role, self.party.party_id, status="success")
+        return EXIT_OK
+
+    def _fail(self, reason: str, code: int, notify: bool) -> int:
+        if notify:
+            try:
+                self.federation.abort(reason, self.others())
+            except Exception:  # noqa: BLE001 - the supervisor still reports the failure
+                self.log.exception("could not tell the other parties")
+        self.store.update_party_run(self.job_id, self.party.role, self.party.party_id,
+                                    status="failed", reason=reason)
+        return code
+
+    def run_task(self, cpn: str) -> None:
+        party, store = self.party, self.store
+        logger = component_logger(self.home, self.job_id, party, cpn)
+        store.update_task(self.job_id, cpn, party.role, party.party_id, status="running",
+                          attempt=int(self.job["attempt"]), progress=0, reason="")
+        logger.info("start %s (%s) as %s, attempt %s", cpn, self.plan.module_of(cpn), party, self.job["attempt"])
+        try:
+            component = get_component(self.plan.module_of(cpn))()
+            ctx = Context(
+                job_id=self.job_id, component=cpn, local=party, parties=self.plan.parties,
+                computing=self.session, federation=self.federation, storage=self.storage,
+                tracker=TaskTracker(store, self.job_id, party, cpn), logger=logger,
+                job_parameters=self.params, tag_prefix=f"a{self.job['attempt']}",
+            )
+            outputs = component.run(ctx, self.plan.component_params(cpn, party), self.inputs_of(cpn))
+            self.keeper.save(cpn, outputs.data, outputs.model)
+            self.results[cpn] = outputs
+        except PeerFailed as exc:
+            logger.error("%s", exc)
+            store.update_task(self.job_id, cpn, party.role, party.party_id, status="failed", reason=str(exc))
+            raise
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, FedweaveError) else f"{type(exc).__name__}: {exc}"
+            reason = f"{cpn} on {party}: {reason}"
+            logger.error("failed: %s\n%s", reason, traceback.format_exc())
+            store.update_task(self.job_id, cpn, party.role, party.party_id, status="failed", reason=reason)
+            raise type(exc)(reason) if isinstance(exc, FedweaveError) else FedweaveError(reason) from exc
+        store.update_task(self.job_id, cpn, party.role, party.party_id, status="success", progress=100)
+        logger.info("success")
+
+    def inputs_of(self, cpn: str) -> Inputs:
+        """Upstream outputs of this party, by DSL port (absent where upstream did not run here)."""
+        inputs = Inputs()
+        for port, refs in self.plan.data_inputs(cpn).items():
+            for up, index in refs:
+                if up in self.results and index < len(self.results[up].data):
+                    inputs.data[port] = self.results[up].data[index]
+        for up in self.plan.model_inputs(cpn):
+            if up in self.results and self.results[up].model is not None:
+                inputs.model.append(self.results[up].model)
+        for up in self.plan.isometric_model_inputs(cpn):
+            if up in self.results and self.results[up].model is not None:
+                inputs.isometric_model.append(self.results[up].model)
+        return inputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_id, role, party_id = (argv or sys.argv[1:])[:3]
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    runtime = PartyRuntime(job_id, Party(role, party_id), load_service_conf())
+    return runtime.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

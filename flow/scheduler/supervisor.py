@@ -1,0 +1,151 @@
+"""The standalone job supervisor: starts one runtime per party and watches them.
+
+Started detached by ``flow job submit``/``rerun`` as ``python -m flow.scheduler.supervisor
+JOB_ID``. It owns the job's final state: it notices a party process that died without
+saying why (killed, crashed), tells the others, enforces the job timeout, honours
+``flow job stop`` (SIGTERM), and records the root-cause reason at the job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from federation.api import Party
+from flow.scheduler.party import EXIT_PEER_FAILED, job_dir
+from flow.scheduler.transport import make_federation
+from flow.settings import ServiceConf, load_service_conf
+from flow.store import Store, derive_status
+
+POLL_S = 0.2
+GRACE_S = 10.0
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    def __init__(self, job_id: str, conf: ServiceConf):
+        self.job_id, self.conf = job_id, conf
+        self.home = conf.home_path
+        self.store = Store(conf.database_url)
+        self.children: dict[Party, subprocess.Popen] = {}
+        self.stopping = False
+        self.root_reason = ""
+
+    def _spawn(self, party: Party) -> subprocess.Popen:
+        log = job_dir(self.home, self.job_id) / f"runtime_{party.role}_{party.party_id}.log"
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flow.scheduler.party", self.job_id, party.role, party.party_id],
+                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        self.store.update_party_run(self.job_id, party.role, party.party_id, pid=proc.pid, status="running")
+        return proc
+
+    def _on_term(self, *_args) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        job = self.store.job(self.job_id)
+        timeout = float(job["conf"].get("job_parameters", {}).get("common", {}).get("timeout", 3600))
+        self.store.update_job(self.job_id, status="running", supervisor_pid=os.getpid(), reason="")
+        parties = [Party(r["role"], r["party_id"]) for r in self.store.party_runs(self.job_id)]
+        for party in parties:
+            self.children[party] = self._spawn(party)
+        deadline = time.monotonic() + timeout
+        final = None
+        while self.children:
+            time.sleep(POLL_S)
+            if self.stopping:
+                final = self._end_all("canceled", "stopped by user")
+                break
+            if time.monotonic() > deadline:
+                final = self._end_all("timeout", f"job exceeded its timeout of {timeout:g}s")
+                break
+            for party, proc in list(self.children.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del self.children[party]
+                if code != 0:
+                    self._party_failed(party, code)
+        status = final or derive_status([t["status"] for t in self.store.tasks(self.job_id)])
+        if status == "running":  # every process ended but some task never ran
+            status = "failed"
+            self.root_reason = self.root_reason or "party runtimes ended before every task ran"
+        self.store.update_job(self.job_id, status=status, reason=self.root_reason if status != "success" else "")
+        self._cleanup_transport(parties)
+        return 0 if status == "success" else 1
+
+    def _party_failed(self, party: Party, code: int) -> None:
+        run = next(r for r in self.store.party_runs(self.job_id)
+                   if r["role"] == party.role and r["party_id"] == party.party_id)
+        reason = run["reason"] if run["status"] == "failed" and run["reason"] else ""
+        if not reason:  # died without a word: killed or crashed
+            reason = f"{party} runtime ended unexpectedly ({_describe_exit(code)})"
+            self.store.update_party_run(self.job_id, party.role, party.party_id, status="failed", reason=reason)
+            for task in self.store.tasks(self.job_id, party.role, party.party_id):
+                if task["status"] == "running":
+                    self.store.update_task(self.job_id, task["component"], party.role, party.party_id,
+                                           status="failed", reason=reason)
+            self._abort_others(party, reason)
+        if code != EXIT_PEER_FAILED and not self.root_reason:
+            self.root_reason = reason
+        elif not self.root_reason and not self.children:
+            self.root_reason = reason
+
+    def _abort_others(self, failed: Party, reason: str) -> None:
+        """Speak for the dead party (standalone: its key is on this machine) so peers stop waiting."""
+        others = [p for p in self.children]
+        if not others:
+            return
+        fed = make_federation("standalone", self.conf, self.job_id, failed, None, {}, timeout=1.0)
+        try:
+            fed.abort(reason, others)
+        finally:
+            fed.close()
+
+    def _end_all(self, status: str, reason: str) -> str:
+        for proc in self.children.values():
+            proc.terminate()
+        end = time.monotonic() + GRACE_S
+        for proc in self.children.values():
+            try:
+                proc.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.children.clear()
+        self.store.update_tasks(self.job_id, ("running", "waiting"), status=status, reason=reason)
+        for run in self.store.party_runs(self.job_id):
+            if run["status"] == "running":
+                self.store.update_party_run(self.job_id, run["role"], run["party_id"], status=status, reason=reason)
+        self.root_reason = reason
+        return status
+
+    def _cleanup_transport(self, parties: list[Party]) -> None:
+        if parties:
+            fed = make_federation("standalone", self.conf, self.job_id, parties[0], None, {}, timeout=1.0)
+            fed.cleanup()
+            fed.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_id = (argv or sys.argv[1:])[0]
+    return Supervisor(job_id, load_service_conf()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

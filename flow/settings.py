@@ -1,0 +1,91 @@
+"""Where a party's state lives and which engines it uses (``service_conf.yaml``).
+
+Lookup order for the service conf: ``$FEDWEAVE_SERVICE_CONF``, ``$FLOW_HOME/service_conf.yaml``,
+the repository's ``conf/service_conf.yaml``, then the built-in defaults below.
+``$FLOW_HOME`` overrides the conf's ``home``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticError
+
+from flow.errors import ConfigError
+
+REPO_CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConf(_Section):
+    url: str = ""
+
+
+class EnginesConf(_Section):
+    computing: str = "local"
+    storage: str = "localfs"
+    federation: str = "standalone"
+
+
+class ComputingConf(_Section):
+    partitions: int = Field(4, ge=1)
+    workers: int = Field(0, ge=0)
+
+
+class FederationConf(_Section):
+    max_message_size: int = Field(4 * 1024 * 1024, ge=1024)
+    receive_timeout: float = Field(600, gt=0)
+
+
+class ServiceConf(_Section):
+    mode: str = "standalone"
+    home: str = "~/.fedweave"
+    database: DatabaseConf = DatabaseConf()
+    default_engines: EnginesConf = EnginesConf()
+    computing: ComputingConf = ComputingConf()
+    federation: FederationConf = FederationConf()
+    route_table: str = "route_table.yaml"
+    #: the file this was read from ("" for built-in defaults)
+    source: str = ""
+
+    @property
+    def home_path(self) -> Path:
+        return Path(os.environ.get("FLOW_HOME") or self.home).expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.home_path / 'flow.sqlite'}"
+
+
+def _candidates() -> list[Path]:
+    out = []
+    if os.environ.get("FEDWEAVE_SERVICE_CONF"):
+        out.append(Path(os.environ["FEDWEAVE_SERVICE_CONF"]))
+    if os.environ.get("FLOW_HOME"):
+        out.append(Path(os.environ["FLOW_HOME"]).expanduser() / "service_conf.yaml")
+    out.append(REPO_CONF / "service_conf.yaml")
+    return out
+
+
+def load_service_conf(path: str | Path | None = None) -> ServiceConf:
+    paths = [Path(path)] if path else _candidates()
+    for p in paths:
+        if p.is_file():
+            try:
+                raw = yaml.safe_load(p.read_text()) or {}
+                return ServiceConf(**raw, source=str(p))
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+            except PydanticError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                raise ConfigError(f"{p}: {where}: {first['msg']}") from exc
+        if path:
+            raise ConfigError(f"{p}: service conf not found")
+    return ServiceConf()

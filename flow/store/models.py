@@ -1,0 +1,106 @@
+"""SQLAlchemy tables of the job store: jobs, tasks, party runs, metrics, outputs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+#: every state a job, a party run or a task can be in
+STATES = ("waiting", "running", "success", "failed", "canceled", "timeout")
+FINAL_STATES = frozenset({"success", "failed", "canceled", "timeout"})
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    initiator_role: Mapped[str] = mapped_column(String(16))
+    initiator_party: Mapped[str] = mapped_column(String(64))
+    conf: Mapped[dict] = mapped_column(JSON)
+    dsl: Mapped[dict] = mapped_column(JSON)
+    conf_path: Mapped[str] = mapped_column(Text, default="")
+    dsl_path: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    supervisor_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PartyRun(Base):
+    """One party's runtime process for one job attempt."""
+
+    __tablename__ = "party_runs"
+    __table_args__ = (UniqueConstraint("job_id", "role", "party_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    party_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Task(Base):
+    """One party's share of one component."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("job_id", "component", "role", "party_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    component: Mapped[str] = mapped_column(String(128))
+    module: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    party_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    party_id: Mapped[str] = mapped_column(String(64))
+    component: Mapped[str] = mapped_column(String(128))
+    namespace: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[dict] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Output(Base):
+    """Where a task's output data table or model lives."""
+
+    __tablename__ = "outputs"
+    __table_args__ = (UniqueConstraint("job_id", "role", "party_id", "component", "kind", "index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    party_id: Mapped[str] = mapped_column(String(64))
+    component: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(8))  # "data" | "model"
+    index: Mapped[int] = mapped_column(Integer, default=0)
+    ref: Mapped[dict] = mapped_column(JSON)
