@@ -84,5 +84,7 @@ def main() -> None:
     cli()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m flow.cli.main`: register on the importable module, not __main__
+    from flow.cli.main import main as _main
+
+    _main()

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from backends.computing import create_session
 from flow.cli.data import party_storage, write_csv
 from flow.cli.main import Env, cli, envelope
 from flow.errors import StoreError
-from flow.scheduler.tracking import load_model_text
+from flow.scheduler.tracking import model_view
 
 
 @cli.group()
@@ -66,8 +67,6 @@ def output_data(env: Env, job_id, role, party_id, component, output_path, limit)
             target = Path(output_path) / f"{component}_{ref['index']}.csv"
             write_csv(storage, meta, target)
             item["file"] = str(target)
-        from backends.computing import create_session
-
         with create_session("local", partitions=meta.partitions, workers=1) as session:
             rows = []
             for part in storage.read(meta, session).iter_partitions():
@@ -89,5 +88,5 @@ def output_model(env: Env, job_id, role, party_id, component):
     refs = env.store.outputs(job_id, role, party_id, component, "model")
     if not refs:
         raise StoreError(f"{component} on {role}:{party_id} of job {job_id} has no model")
-    model = load_model_text(Path(refs[0]["ref"]["path"]).read_text())
+    model = model_view(Path(refs[0]["ref"]["path"]).read_text())
     return {"path": refs[0]["ref"]["path"], "model": model}

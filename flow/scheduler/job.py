@@ -54,7 +54,7 @@ def submit_job(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path)
         (jdir / "dsl.json").write_text(json.dumps(plan.raw_dsl, indent=2))
         parties = [p for ps in plan.parties.values() for p in ps]
         components = {
-            (p.role, p.party_id): [(c, plan.module_of(c)) for c in plan.party_components(p)] for p in parties
+            (p.role, p.party_id): [(c, plan.module(c).module) for c in plan.party_components(p)] for p in parties
         }
         store.create_job(job_id, conf=plan.raw_conf, dsl=plan.raw_dsl,
                          initiator=(plan.initiator.role, plan.initiator.party_id),
@@ -141,10 +141,3 @@ def job_detail(store: Store, job_id: str) -> dict[str, Any]:
                    "attempt": t["attempt"], "reason": t["reason"],
                    "started": when(t["started"]), "ended": when(t["ended"])} for t in tasks],
     }
-
-
-def require_job(store: Store, job_id: str) -> dict[str, Any]:
-    try:
-        return store.job(job_id)
-    except StoreError:
-        raise

@@ -17,7 +17,7 @@ from typing import Any
 
 from backends.computing import create_session
 from backends.storage import create_engine
-from components.base import Context, Dataset, Inputs, Outputs, get_component
+from components.base import Context, Inputs, Outputs
 from federation.api import Federation, Party
 from flow.dsl import load_job
 from flow.errors import FedweaveError, PeerFailed
@@ -104,16 +104,16 @@ class PartyRuntime:
         logger = component_logger(self.home, self.job_id, party, cpn)
         store.update_task(self.job_id, cpn, party.role, party.party_id, status="running",
                           attempt=int(self.job["attempt"]), progress=0, reason="")
-        logger.info("start %s (%s) as %s, attempt %s", cpn, self.plan.module_of(cpn), party, self.job["attempt"])
+        logger.info("start %s (%s) as %s, attempt %s", cpn, self.plan.module(cpn).module, party, self.job["attempt"])
         try:
-            component = get_component(self.plan.module_of(cpn))()
+            component = self.plan.module(cpn)()
             ctx = Context(
                 job_id=self.job_id, component=cpn, local=party, parties=self.plan.parties,
                 computing=self.session, federation=self.federation, storage=self.storage,
                 tracker=TaskTracker(store, self.job_id, party, cpn), logger=logger,
                 job_parameters=self.params, tag_prefix=f"a{self.job['attempt']}",
             )
-            outputs = component.run(ctx, self.plan.component_params(cpn, party), self.inputs_of(cpn))
+            outputs = self._call(component, ctx, cpn)
             self.keeper.save(cpn, outputs.data, outputs.model)
             self.results[cpn] = outputs
         except PeerFailed as exc:
@@ -129,19 +129,34 @@ class PartyRuntime:
         store.update_task(self.job_id, cpn, party.role, party.party_id, status="success", progress=100)
         logger.info("success")
 
+    def _call(self, component, ctx: Context, cpn: str) -> Outputs:
+        args = (ctx, self.plan.component_params(cpn, self.party), self.inputs_of(cpn))
+        if not os.environ.get("FEDWEAVE_PROFILE"):
+            return component.run(*args)
+        import cProfile  # developer aid: one cProfile dump per task in the job's folder
+
+        with cProfile.Profile() as prof:
+            try:
+                return component.run(*args)
+            finally:
+                prof.dump_stats(job_dir(self.home, self.job_id) / f"profile_{cpn}_{self.party.role}.prof")
+
     def inputs_of(self, cpn: str) -> Inputs:
         """Upstream outputs of this party, by DSL port (absent where upstream did not run here)."""
+        refs = self.plan.dag.inputs(cpn)
         inputs = Inputs()
-        for port, refs in self.plan.data_inputs(cpn).items():
-            for up, index in refs:
-                if up in self.results and index < len(self.results[up].data):
-                    inputs.data[port] = self.results[up].data[index]
-        for up in self.plan.model_inputs(cpn):
-            if up in self.results and self.results[up].model is not None:
-                inputs.model.append(self.results[up].model)
-        for up in self.plan.isometric_model_inputs(cpn):
-            if up in self.results and self.results[up].model is not None:
-                inputs.isometric_model.append(self.results[up].model)
+        for port, items in refs.data.items():
+            for up, out_name in items:
+                outputs = self.results.get(up)
+                names = self.plan.dsl.components[up].output.data
+                index = names.index(out_name) if out_name in names else 0
+                if outputs is not None and index < len(outputs.data):
+                    inputs.data[port] = outputs.data[index]
+        for target, items in ((inputs.model, refs.model), (inputs.isometric_model, refs.isometric_model)):
+            for up, _ in items:
+                outputs = self.results.get(up)
+                if outputs is not None and outputs.model is not None:
+                    target.append(outputs.model)
         return inputs
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from federation.api import Party
+from flow.dsl import load_job
 from flow.scheduler.party import EXIT_PEER_FAILED, job_dir
 from flow.scheduler.transport import make_federation
 from flow.settings import ServiceConf, load_service_conf
@@ -42,6 +43,10 @@ class Supervisor:
         self.children: dict[Party, subprocess.Popen] = {}
         self.stopping = False
         self.root_reason = ""
+        jdir = job_dir(self.home, job_id)
+        plan = load_job(jdir / "conf.json", jdir / "dsl.json")
+        self.federation_engine = (plan.job_parameters(plan.initiator).get("federation_engine")
+                                  or conf.default_engines.federation)
 
     def _spawn(self, party: Party) -> subprocess.Popen:
         log = job_dir(self.home, self.job_id) / f"runtime_{party.role}_{party.party_id}.log"
@@ -111,7 +116,7 @@ class Supervisor:
         others = [p for p in self.children]
         if not others:
             return
-        fed = make_federation("standalone", self.conf, self.job_id, failed, None, {}, timeout=1.0)
+        fed = make_federation(self.federation_engine, self.conf, self.job_id, failed, None, {}, timeout=1.0)
         try:
             fed.abort(reason, others)
         finally:
@@ -137,7 +142,7 @@ class Supervisor:
 
     def _cleanup_transport(self, parties: list[Party]) -> None:
         if parties:
-            fed = make_federation("standalone", self.conf, self.job_id, parties[0], None, {}, timeout=1.0)
+            fed = make_federation(self.federation_engine, self.conf, self.job_id, parties[0], None, {}, timeout=1.0)
             fed.cleanup()
             fed.close()
 

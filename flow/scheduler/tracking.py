@@ -62,6 +62,11 @@ def _model_hook(obj: dict) -> Any:
     return obj
 
 
+def model_view(text: str) -> dict[str, Any]:
+    """A stored model as plain JSON (arrays as lists), for showing to people."""
+    return json.loads(text, object_hook=lambda o: o["__ndarray__"] if "__ndarray__" in o else o)
+
+
 def dump_model(model: dict[str, Any]) -> str:
     return json.dumps(model, cls=_ModelEncoder, indent=1, sort_keys=True)
 

@@ -1,0 +1,96 @@
+"""Bad pipelines through the real CLI: one line per problem, exit 2, nothing created."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from flow.store import Store
+
+from .conftest import load_example, write_job
+
+
+def _nothing_created(flow) -> None:
+    jobs = flow.home / "jobs"
+    assert not jobs.exists() or not any(jobs.iterdir())
+    db = flow.home / "flow.sqlite"
+    assert not db.exists() or Store.for_home(flow.home).jobs() == []
+
+
+def _mutations():
+    conf, dsl = load_example("hetero_lr")
+
+    def unknown_module(c, d):
+        d["components"]["hetero_lr_0"]["module"] = "HeteroLRR"
+        return "dsl.json: components.hetero_lr_0.module", "did you mean 'HeteroLR'"
+
+    def dangling_input(c, d):
+        d["components"]["hetero_lr_0"]["input"]["data"]["train_data"] = ["feature_scale_9.data"]
+        return "components.hetero_lr_0.input.data.train_data", "feature_scale_9"
+
+    def cycle(c, d):
+        d["components"]["reader_0"]["input"] = {"data": {"data": ["evaluation_0.data"]}}
+        return "cycle", "->"
+
+    def bad_param_type(c, d):
+        c["component_parameters"]["common"]["hetero_lr_0"]["max_iter"] = "many"
+        return "conf.json: component_parameters.common.hetero_lr_0.max_iter", "integer"
+
+    def unknown_param(c, d):
+        c["component_parameters"]["common"]["hetero_lr_0"]["learnin_rate"] = 0.1
+        return "learnin_rate", "did you mean 'learning_rate'"
+
+    def party_out_of_range(c, d):
+        c["component_parameters"]["role"]["host"]["1"] = {"reader_0": {"table": {"name": "x", "namespace": "y"}}}
+        return "component_parameters.role.host.1", "out of range"
+
+    def role_not_in_job(c, d):
+        c["component_parameters"]["role"]["arbiter"] = {"0": {"hetero_lr_0": {"max_iter": 3}}}
+        del c["role"]["arbiter"]
+        return "conf.json", "arbiter"
+
+    def reader_without_table(c, d):
+        del c["component_parameters"]["role"]["host"]["0"]["reader_0"]
+        return "reader_0", "table"
+
+    for fn in (unknown_module, dangling_input, cycle, bad_param_type, unknown_param, party_out_of_range,
+               role_not_in_job, reader_without_table):
+        yield pytest.param(fn, copy.deepcopy(conf), copy.deepcopy(dsl), id=fn.__name__)
+
+
+@pytest.mark.parametrize("mutate,conf,dsl", list(_mutations()))
+def test_bad_pipeline_refused(flow, tmp_path: Path, mutate, conf, dsl):
+    where, what = mutate(conf, dsl)
+    c, d = write_job(tmp_path, conf, dsl, tag="bad")
+    c2, d2 = c.with_name("conf.json"), d.with_name("dsl.json")
+    c.rename(c2)
+    d.rename(d2)
+    for args in (("job", "submit", "-c", c2, "-d", d2), ("job", "validate", "-c", c2, "-d", d2)):
+        res = flow(*args)
+        assert res.code == 2, res
+        lines = [ln for ln in res.err.splitlines() if ln.strip()]
+        assert lines and any(where in ln and what in ln for ln in lines), lines
+        assert res.out["retcode"] == 2
+    _nothing_created(flow)
+
+
+def test_invalid_json_names_line_and_column(flow, tmp_path: Path):
+    conf, dsl = load_example("hetero_lr")
+    c, d = write_job(tmp_path, conf, dsl)
+    c.write_text(json.dumps(conf, indent=2).replace('"dsl_version": 2,', '"dsl_version": 2', 1))
+    res = flow("job", "submit", "-c", c, "-d", d)
+    assert res.code == 2
+    assert str(c) in res.err and "line" in res.err and "column" in res.err
+    _nothing_created(flow)
+
+
+def test_validate_prints_dag_and_party_components(flow):
+    root = Path(__file__).resolve().parents[2] / "examples" / "hetero_lr"
+    summary = flow.ok("job", "validate", "-c", root / "conf.json", "-d", root / "dsl.json")
+    assert summary["party_components"]["arbiter:10000"] == ["hetero_lr_0"]
+    assert summary["party_components"]["guest:9999"][-1] == "evaluation_0"
+    assert "evaluation_0" not in summary["party_components"]["host:10000"]
+    assert summary["stages"][0] == ["reader_0"]
