@@ -83,7 +83,7 @@ def _linear(w: np.ndarray, b: float):
 
 def _encrypt(pub: PaillierPublicKey):
     def f(v: float):
-        return pub.encrypt(v)
+        return pub.encrypt(v).obfuscate()  # randomise here, on the workers, not when encoding
     return f
 
 
@@ -99,7 +99,8 @@ def _residual(c, t):
 
 
 def _fore_gradient(t):
-    return t[0] * 0.25 + t[1]
+    # re-randomised: the host must not recognise its own [[wx_h]] inside [[d]]
+    return (t[0] * 0.25 + t[1]).obfuscate()
 
 
 def _add(a, b):

@@ -1,0 +1,453 @@
+"""The local computing backend: partitions live in the driver, work runs on a process pool.
+
+Why this shape: a party's runtime is one process with threads (scheduler, federation
+listeners), so forking it is unsafe; the pool is started lazily with "spawn" (or
+"forkserver") and kept for the session. Each operation sends one task per partition:
+the function, cloudpickled once per operation (so lambdas and closures work), and that
+partition's pairs (standard pickle), and gets the new partition back.
+
+Inline threshold: an operation whose input has fewer than ``inline_below`` rows
+(default :data:`INLINE_BELOW`) runs in the driver, partition by partition, because a
+round trip to a worker costs more than the work. If the first inline partitions show
+that the whole input would take longer than :data:`INLINE_BUDGET_S`, the remaining
+partitions go to the pool after all. Inputs at or above the threshold always use the pool.
+
+Tables keep one value per key: where an input or a re-keying yields a key twice, the
+later pair wins. Functions must not mutate the values they are given (inline runs see
+the driver's objects). As with any spawn pool, a script that starts work at import
+time needs the ``if __name__ == "__main__":`` guard (workers import the main module).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import random
+import threading
+import time
+import traceback
+import weakref
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import Any, Callable, Iterable, Iterator
+
+import cloudpickle
+
+from backends.computing.api import Session, Table, partition_of
+from flow.errors import ComputingError
+
+#: inputs with fewer rows than this may run inline in the driver (no IPC)
+INLINE_BELOW = 1_000
+#: ...as long as the projected inline run time stays under this many seconds
+INLINE_BUDGET_S = 0.05
+START_METHODS = ("spawn", "forkserver")
+#: how often a worker checks that its driver is still alive
+PARENT_POLL_S = 1.0
+
+Pair = tuple[Any, Any]
+Part = list[Pair]
+
+
+# ---------------------------------------------------------------- worker side
+# Everything in this section runs in pool workers (or inline): module-level so that
+# workers import it by name instead of receiving it pickled.
+
+_LAST_FN: tuple[bytes, Callable] | None = None
+
+
+def _load(blob: bytes | None) -> Callable | None:
+    """Unpickle the shipped function once per worker and operation, not per partition."""
+    global _LAST_FN
+    if blob is None:
+        return None
+    if _LAST_FN is None or _LAST_FN[0] != blob:
+        _LAST_FN = (blob, cloudpickle.loads(blob))
+    return _LAST_FN[1]
+
+
+def _unique(pairs: Part) -> Part:
+    """One pair per key, the later one winning."""
+    merged = dict(pairs)
+    return pairs if len(merged) == len(pairs) else list(merged.items())
+
+
+def _scatter(pairs: Iterable[Pair], n: int) -> dict[int, Part]:
+    buckets: dict[int, Part] = {}
+    for kv in pairs:
+        buckets.setdefault(partition_of(kv[0], n), []).append(kv)
+    return {j: _unique(b) for j, b in buckets.items()}
+
+
+def sample_keep(key: Any, fraction: float, seed: int) -> bool:
+    """Whether ``sample`` keeps ``key``: a keyed hash, so the choice depends only on
+    (key, seed), never on partitioning or order; other backends can reuse it."""
+    data = key if isinstance(key, bytes) else str(key).encode()
+    digest = hashlib.blake2b(str(seed).encode() + b"\0" + data, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64 < fraction
+
+
+def _op_map_partitions(f: Callable, i: int, n: int, part: Part) -> dict[int, Part]:
+    out = _unique(list(f(list(part))))
+    if all(partition_of(k, n) == i for k, _ in out):
+        return {i: out}
+    return _scatter(out, n)  # keys changed after all: put them where they belong
+
+
+def _op_reduce(f: Callable, i: int, arg: Any, part: Part) -> tuple[bool, Any]:
+    if not part:
+        return False, None
+    return True, functools.reduce(f, (v for _, v in part))
+
+
+def _op_join(f: Callable, i: int, arg: Any, pair: tuple[Part, Part]) -> Part:
+    left, right = pair
+    lookup = dict(right)
+    return [(k, f(v, lookup[k])) for k, v in left if k in lookup]
+
+
+def _op_union(f: Callable | None, i: int, arg: Any, pair: tuple[Part, Part]) -> Part:
+    left, right = pair
+    merged = dict(left)
+    for k, v in right:
+        merged[k] = v if k not in merged else (merged[k] if f is None else f(merged[k], v))
+    return list(merged.items())
+
+
+#: op name -> task(f, partition index, extra argument, payload)
+_OPS: dict[str, Callable[[Any, int, Any, Any], Any]] = {
+    "map_values": lambda f, i, arg, part: [(k, f(v)) for k, v in part],
+    "map_partitions": _op_map_partitions,
+    "apply_partitions": lambda f, i, arg, part: f(list(part)),
+    "map": lambda f, i, n, part: _scatter((f(k, v) for k, v in part), n),
+    "split": lambda f, i, n, part: _scatter(part, n),
+    "filter": lambda f, i, arg, part: [(k, v) for k, v in part if f(k, v)],
+    "reduce": _op_reduce,
+    "join": _op_join,
+    "union": _op_union,
+    "sample": lambda f, i, arg, part: [(k, v) for k, v in part if sample_keep(k, *arg)],
+}
+
+
+def _watch_parent(parent: int) -> None:
+    """Pool initializer: a worker whose driver died (killed party, SIGKILL) exits instead of
+    waiting forever on its queue. Polling, because PR_SET_PDEATHSIG follows the spawning
+    *thread*, which in a threaded runtime may end long before the driver does."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fedweave-parent-watch", daemon=True).start()
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _execute(op: str, fn: bytes | Callable | None, index: int, arg: Any, payload: Any) -> tuple[bool, Any]:
+    """Run one partition's task; errors come back as data so every exception type
+    (picklable or not) reaches the driver with its type, message and traceback."""
+    try:
+        f = _load(fn) if isinstance(fn, bytes) else fn
+        return True, _OPS[op](f, index, arg, payload)
+    except BaseException as exc:  # noqa: BLE001 - reported to the driver, never swallowed
+        return False, (_type_name(exc), str(exc), traceback.format_exc())
+
+
+# ---------------------------------------------------------------- driver side
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _positive(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ComputingError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _merge(results: list[dict[int, Part]], n: int) -> list[Part]:
+    """Gather scattered buckets into n partitions, one pair per key."""
+    groups: list[list[Part]] = [[] for _ in range(n)]
+    for buckets in results:
+        for j, bucket in buckets.items():
+            groups[j].append(bucket)
+    return [g[0] if len(g) == 1 else _unique([kv for b in g for kv in b]) for g in groups]
+
+
+def _grouped(part: Part, i: int, n: int) -> bool:
+    """Whether a streamed partition really is partition i (a misplaced key would
+    silently drop out of partition-wise joins)."""
+    return all(partition_of(kv[0], n) == i for kv in part)
+
+
+class LocalSession(Session):
+    """Process-pool computing on this machine; ``workers`` defaults to all usable cores and
+    ``partitions`` (the default partition count) to ``workers``."""
+
+    engine = "local"
+
+    def __init__(self, partitions: int | None = None, workers: int | None = None, *,
+                 inline_below: int = INLINE_BELOW, start_method: str = "spawn"):
+        self._workers = _positive("workers", _cores() if workers is None else workers)
+        self._partitions = _positive("partitions", self._workers if partitions is None else partitions)
+        if start_method not in START_METHODS:
+            raise ComputingError(f"start_method must be one of {', '.join(START_METHODS)}, got {start_method!r}")
+        if isinstance(inline_below, bool) or not isinstance(inline_below, int) or inline_below < 0:
+            raise ComputingError(f"inline_below must be a non-negative integer, got {inline_below!r}")
+        self._start_method = start_method
+        self._inline_below = inline_below
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else ("pool up" if self._executor else "idle")
+        return f"LocalSession(partitions={self._partitions}, workers={self._workers}, {state})"
+
+    def __reduce__(self):
+        raise TypeError("a LocalSession cannot be sent to workers")
+
+    @property
+    def default_partitions(self) -> int:
+        return self._partitions
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def _count(self, partitions: int | None) -> int:
+        return self._partitions if partitions is None else _positive("partitions", partitions)
+
+    def _check_open(self) -> None:
+        if self._stopped:
+            raise ComputingError("the local computing session is stopped")
+
+    def parallelize(self, pairs: Iterable[tuple[Any, Any]], partitions: int | None = None) -> "LocalTable":
+        self._check_open()
+        n = self._count(partitions)
+        groups: list[dict] = [{} for _ in range(n)]
+        try:
+            for k, v in pairs:
+                groups[partition_of(k, n)][k] = v
+        except (TypeError, ValueError) as exc:
+            raise ComputingError(f"parallelize expects (key, value) pairs with hashable keys: {exc}") from exc
+        return LocalTable(self, [list(g.items()) for g in groups])
+
+    def from_partitions(self, parts: Iterable[list[tuple[Any, Any]]], partitions: int) -> "LocalTable":
+        """Takes ownership of the given lists; regroups if they are not what they claim."""
+        self._check_open()
+        n = _positive("partitions", partitions)
+        groups = [p if type(p) is list else list(p) for p in parts]
+        if len(groups) != n or not all(_grouped(g, i, n) for i, g in enumerate(groups)):
+            return self.parallelize((kv for g in groups for kv in g), n)
+        return LocalTable(self, groups)
+
+    # -- running operations
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            self._check_open()
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    self._workers, mp_context=get_context(self._start_method),
+                    initializer=_watch_parent, initargs=(os.getpid(),),
+                )
+                self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=False, cancel_futures=True)
+            return self._executor
+
+    def _drop_pool(self, wait: bool) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+
+    @staticmethod
+    def _ship(op: str, fn: Callable | None) -> bytes | None:
+        if fn is None:
+            return None
+        if not callable(fn):
+            raise ComputingError(f"{op} expects a function, got {type(fn).__name__}")
+        try:
+            return cloudpickle.dumps(fn)
+        except Exception as exc:
+            raise ComputingError(
+                f"{op}: the function cannot be sent to workers ({_type_name(exc)}: {exc}); "
+                "it must be picklable by cloudpickle and must not capture a Session or Table"
+            ) from exc
+
+    @staticmethod
+    def _unwrap(op: str, index: int, outcome: tuple[bool, Any]) -> Any:
+        ok, value = outcome
+        if ok:
+            return value
+        type_name, message, worker_tb = value
+        where = f"on partition {index}" if index >= 0 else "in the driver"
+        err = ComputingError(f"{op} failed {where}: {type_name}: {message}")
+        err.worker_traceback = worker_tb
+        if hasattr(err, "add_note"):
+            err.add_note("worker traceback:\n" + worker_tb)
+        raise err
+
+    def _run(self, op: str, fn: Callable | None, payloads: list, arg: Any = None,
+             sizes: list[int] | None = None) -> list:
+        """One task per payload (a partition, or a pair of them); results in order."""
+        self._check_open()
+        blob = self._ship(op, fn)
+        sizes = [len(p) for p in payloads] if sizes is None else sizes
+        results: list = [None] * len(payloads)
+        done = self._run_inline(op, fn, arg, payloads, sizes, results)
+        if done < len(payloads):
+            self._run_pool(op, blob, arg, payloads, results, done)
+        return results
+
+    def _run_inline(self, op: str, fn, arg, payloads: list, sizes: list[int], results: list) -> int:
+        total = sum(sizes)
+        if total >= self._inline_below:
+            return 0
+        start, rows = time.perf_counter(), 0
+        for i, payload in enumerate(payloads):
+            results[i] = self._unwrap(op, i, _execute(op, fn, i, arg, payload))
+            rows += sizes[i]
+            if rows and (time.perf_counter() - start) * total / rows > INLINE_BUDGET_S:
+                return i + 1  # slower than it looked: the rest goes to the pool
+        return len(payloads)
+
+    def _run_pool(self, op: str, blob: bytes | None, arg, payloads: list, results: list, first: int) -> None:
+        pool = self._pool()
+        futures = [pool.submit(_execute, op, blob, i, arg, payloads[i]) for i in range(first, len(payloads))]
+        try:
+            for i, fut in zip(range(first, len(payloads)), futures):
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool as exc:
+                    self._drop_pool(wait=False)
+                    raise ComputingError(
+                        f"{op}: a worker process died on partition {i} (crash, os._exit or out of memory); "
+                        "the pool restarts on the next operation"
+                    ) from exc
+                except Exception as exc:  # pickling of the partition or of the result failed
+                    raise ComputingError(
+                        f"{op} failed on partition {i}: {_type_name(exc)}: {exc} "
+                        "(values must be picklable with the standard pickle)"
+                    ) from exc
+                results[i] = self._unwrap(op, i, outcome)
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def stop(self) -> None:
+        """Shut the pool down; the session refuses further work."""
+        self._stopped = True
+        self._drop_pool(wait=True)
+
+
+class LocalTable(Table):
+    """Partitions held in the driver as lists of pairs, grouped by :func:`partition_of`."""
+
+    def __init__(self, session: LocalSession, parts: list[Part]):
+        self._session = session
+        self._parts = parts
+
+    def __repr__(self) -> str:
+        return f"LocalTable(partitions={self.partitions}, count={self.count()})"
+
+    def __reduce__(self):
+        raise TypeError("a Table cannot be used inside a function run on workers; collect what you need first")
+
+    @property
+    def partitions(self) -> int:
+        return len(self._parts)
+
+    @property
+    def session(self) -> LocalSession:
+        return self._session
+
+    def _new(self, parts: list[Part]) -> "LocalTable":
+        return LocalTable(self._session, parts)
+
+    def _scattered(self, op: str, f: Callable | None, n: int) -> "LocalTable":
+        return self._new(_merge(self._session._run(op, f, self._parts, arg=n), n))
+
+    def _repartition(self, n: int) -> "LocalTable":
+        return self if n == self.partitions else self._scattered("split", None, n)
+
+    def _aligned(self, other: Table) -> tuple[list[Part], list[Part]]:
+        """Both sides with one partition count: the smaller side is re-partitioned."""
+        if not isinstance(other, LocalTable):
+            raise ComputingError(f"cannot combine a local table with a {type(other).__name__}")
+        if other.partitions == self.partitions:
+            return self._parts, other._parts
+        if self.count() <= other.count():
+            return self._repartition(other.partitions)._parts, other._parts
+        return self._parts, other._repartition(self.partitions)._parts
+
+    def _paired(self, op: str, other: Table, f: Callable | None) -> "LocalTable":
+        left, right = self._aligned(other)
+        sizes = [len(a) + len(b) for a, b in zip(left, right)]
+        return self._new(self._session._run(op, f, list(zip(left, right)), sizes=sizes))
+
+    def map_values(self, f: Callable) -> "LocalTable":
+        return self._new(self._session._run("map_values", f, self._parts))
+
+    def map_partitions(self, f: Callable) -> "LocalTable":
+        return self._scattered("map_partitions", f, self.partitions)
+
+    def apply_partitions(self, f: Callable) -> list:
+        return self._session._run("apply_partitions", f, self._parts)
+
+    def map(self, f: Callable) -> "LocalTable":
+        return self._scattered("map", f, self.partitions)
+
+    def join(self, other: Table, f: Callable) -> "LocalTable":
+        return self._paired("join", other, f)
+
+    def union(self, other: Table, f: Callable | None = None) -> "LocalTable":
+        return self._paired("union", other, f)
+
+    def filter(self, f: Callable) -> "LocalTable":
+        return self._new(self._session._run("filter", f, self._parts))
+
+    def reduce(self, f: Callable) -> Any:
+        partials = [v for ok, v in self._session._run("reduce", f, self._parts) if ok]
+        if not partials:
+            raise ComputingError("reduce of an empty table")
+        if len(partials) == 1:
+            return partials[0]
+        # the final fold runs in the driver, with the same error reporting
+        _, total = LocalSession._unwrap("reduce", -1, _execute("reduce", f, -1, None, [(None, v) for v in partials]))
+        return total
+
+    def collect(self) -> Iterator[tuple[Any, Any]]:
+        return (kv for part in self._parts for kv in part)
+
+    def count(self) -> int:
+        return sum(len(p) for p in self._parts)
+
+    def sample(self, fraction: float, seed: int | None = None) -> "LocalTable":
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+            raise ComputingError(f"sample fraction must be a number in [0, 1], got {fraction!r}")
+        seed = random.getrandbits(63) if seed is None else seed
+        return self._new(self._session._run("sample", None, self._parts, arg=(float(fraction), seed)))
+
+    def first(self) -> tuple[Any, Any]:
+        for part in self._parts:
+            if part:
+                return part[0]
+        raise ComputingError("first() of an empty table")
+
+    def iter_partitions(self) -> Iterator[list[tuple[Any, Any]]]:
+        for part in self._parts:
+            yield list(part)

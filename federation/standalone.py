@@ -1,0 +1,126 @@
+"""The standalone transport: all parties on one machine, one process each, exchanging
+messages through a shared directory. No server; a channel is a folder, a message a file.
+
+Layout: ``<home>/federation/<job_id>/<src>.<dst>/<message id>.msg`` and
+``<home>/federation/<job_id>/control.<dst>/...`` (``<src>`` is ``role-party_id``). A writer writes a
+hidden temp file and renames it into place, so a reader never sees half a message; a
+reader polls its folders (backing off to at most ``poll_max``: all parties share this
+machine, so a short poll is cheap and keeps round trips fast) and deletes a file once
+the object it belongs to was handed to the component. ``fsync`` is off by default: the
+rename already makes a message visible atomically to the other processes, and a job
+does not outlive the machine it runs on in standalone mode.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from federation.api import Party
+from federation.auth import KeyStore, PartyKeys, RouteTable, standalone_route_table
+from federation.envelope import Frame, MessageFederation
+from flow.errors import AuthError, FederationError
+
+_MID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,200}")
+_SUFFIX = ".msg"
+
+
+class StandaloneFederation(MessageFederation):
+    """A directory-backed endpoint. ``parties`` (ids or Party) are the job's parties: their
+    keys are created under ``<home>/keys`` if missing and form the route table. Without
+    it the route table is every key already in the store, re-read when an unknown
+    sender shows up (a peer process may create its key after this one started).
+    Pass ``keys`` only together with a ``route_table`` that lists their public key."""
+
+    poll_max = 0.005
+
+    def __init__(
+        self,
+        job_id: str,
+        local: Party,
+        home: str | os.PathLike[str],
+        *,
+        parties: Iterable[str | Party] | None = None,
+        route_table: RouteTable | None = None,
+        keys: PartyKeys | None = None,
+        session: Any = None,
+        fsync: bool = False,
+        **options: Any,
+    ):
+        self.home = Path(home)
+        self._store = KeyStore(self.home)
+        self._refresh = route_table is None and parties is None
+        keys = keys or self._store.load_or_create(local.party_id)
+        if route_table is None:
+            ids = {p.party_id if isinstance(p, Party) else str(p) for p in parties or self._store.party_ids()}
+            route_table = standalone_route_table(self.home, sorted(ids | {local.party_id}))
+        super().__init__(job_id, local, keys, route_table, session, **options)
+        self.root = self.home / "federation" / job_id
+        self.fsync = fsync
+        self._delivered: dict[str, set[str]] = defaultdict(set)
+
+    def verify(self, frame: Frame, src: Party | None) -> None:
+        try:
+            super().verify(frame, src)
+        except AuthError:
+            pid = frame.header.src.party_id
+            if not (self._refresh and pid not in self.route_table.parties and pid in self._store.party_ids()):
+                raise
+            self.route_table = standalone_route_table(self.home, self._store.party_ids())
+            super().verify(frame, src)
+
+    def _folder(self, channel: str) -> Path:
+        """``<job>.<a>.<b>`` lives in ``<home>/federation/<job>/<a>.<b>``."""
+        name = channel.removeprefix(f"{self.job_id}.")
+        if not _MID_RE.fullmatch(name):
+            raise FederationError(f"invalid standalone channel name '{channel}'")
+        return self.root / name
+
+    def _publish(self, channel: str, message_id: str, data: bytes) -> None:
+        if not _MID_RE.fullmatch(message_id):
+            raise FederationError(f"invalid message id '{message_id}' for the standalone transport")
+        folder = self._folder(channel)
+        tmp = folder / f".{message_id}.{uuid.uuid4().hex}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # again after a cleanup
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            os.replace(tmp, folder / f"{message_id}{_SUFFIX}")
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise FederationError(f"cannot write message to {folder}: {exc.strerror or exc}") from None
+
+    def _poll(self, channel: str) -> Iterator[tuple[str, bytes]]:
+        folder = self._folder(channel)
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith("."))
+        except FileNotFoundError:
+            return
+        delivered = self._delivered[channel]
+        for name in names:
+            if name in delivered:
+                continue
+            try:
+                data = (folder / name).read_bytes()
+            except FileNotFoundError:  # consumed or cleaned up meanwhile
+                continue
+            delivered.add(name)
+            yield name, data
+
+    def _ack(self, channel: str, message_id: str) -> None:
+        (self._folder(channel) / message_id).unlink(missing_ok=True)
+        self._delivered[channel].discard(message_id)
+
+    def cleanup(self) -> None:
+        """Remove every message of this job (all parties' channels)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        self._delivered.clear()
