@@ -21,9 +21,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from federation._mq import MessageFederation
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable, standalone_route_table
-from federation.envelope import Frame, MessageFederation
+from federation.envelope import Frame
 from flow.errors import AuthError, FederationError
 
 _MID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,200}")

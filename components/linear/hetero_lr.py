@@ -3,9 +3,9 @@
 Per batch, with y in {-1, +1} and the Taylor expansion of the logistic loss:
 
   host    [[wx_h]]                                  -> guest
-  guest   [[d]] = 0.25 ([[wx_h]] + wx_g) - 0.5 y    -> host
-  each    [[X^T d]] + mask                          -> arbiter, decrypts, returns
-  each    removes its mask, steps its own weights
+  guest   [[4d]] = [[wx_h]] + wx_g - 2y             -> host     (d = 0.25 wx - 0.5 y)
+  each    [[X^T 4d]] + mask                         -> arbiter, decrypts, returns
+  each    removes its mask, divides by 4, steps its own weights
   guest   [[loss]] from [[wx_h]], [[sum wx_h^2]]    -> arbiter (convergence)
 
 The arbiter holds the private key and only ever sees masked gradients and the loss;
@@ -24,11 +24,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta
-from components.crypto.paillier import PaillierPublicKey, encrypted_dot, encrypted_sum, generate_keypair
+from components.crypto.paillier import PaillierPublicKey, encrypted_dot, generate_keypair
 from components.linear.optimizer import InitParam, Optimizer, init_weights
 from flow.errors import ComponentError
 
 MASK_SCALE = 2.0 ** 20
+#: fractional bits of the features in the encrypted dot products (error ~1e-7, a third faster than 32)
+DOT_PRECISION = 24
 
 
 class EncryptParam(BaseModel):
@@ -87,20 +89,25 @@ def _encrypt(pub: PaillierPublicKey):
     return f
 
 
-def _wx_and_label(w: np.ndarray, b: float):
-    def f(inst: Instance) -> tuple[float, float]:
-        return float(inst.features @ w) + b, 2.0 * inst.label - 1.0
+def _guest_row(w: np.ndarray, b: float):
+    """Instance -> (wx_g, y in {-1, 1}, features)."""
+    def f(inst: Instance) -> tuple[float, float, np.ndarray]:
+        return float(inst.features @ w) + b, 2.0 * inst.label - 1.0, inst.features
     return f
 
 
-def _residual(c, t):
-    """(enc wx_h, (wx_g, y)) -> (enc wx_h, coef) with coef = 0.25 wx_g - 0.5 y."""
-    return c, 0.25 * t[0] - 0.5 * t[1]
+def _fore4(c, t):
+    """[[4d]] = [[wx_h]] + wx_g - 2y: no scalar multiplication on the critical path; the
+    factor 1/4 is applied to the decrypted gradients. Re-randomised, so the host cannot
+    recognise its own [[wx_h]] inside."""
+    return (c + (t[0] - 2.0 * t[1])).obfuscate()
 
 
-def _fore_gradient(t):
-    # re-randomised: the host must not recognise its own [[wx_h]] inside [[d]]
-    return (t[0] * 0.25 + t[1]).obfuscate()
+def _guest_columns(c, t):
+    """([[4d]], [x_g..., 1, coef]) with coef = 0.25 wx_g - 0.5 y: one dot gives the guest's
+    gradient, its intercept and the encrypted share of the loss at once."""
+    wx, y, x = t
+    return c, np.concatenate([x, [1.0, 0.25 * wx - 0.5 * y]])
 
 
 def _add(a, b):
@@ -111,27 +118,19 @@ def _pair_features(c, inst: Instance):
     return c, inst.features
 
 
-def _enc_gradient(with_intercept: bool):
-    def partial(part):
-        if not part:
-            return None
-        cs = [c for _, (c, _) in part]
-        out = encrypted_dot(cs, np.stack([x for _, (_, x) in part]))
-        if with_intercept:
-            out.append(encrypted_sum(cs))
-        return out
-    return partial
-
-
-def _loss_cross(part):
-    """sum_i coef_i [[wx_h_i]]: the guest's encrypted share of the Taylor loss."""
+def _enc_dot(part):
     if not part:
         return None
-    return encrypted_dot([c for _, (c, _) in part], np.array([[coef] for _, (_, coef) in part]))[0]
+    return encrypted_dot([c for _, (c, _) in part], np.stack([x for _, (_, x) in part]), DOT_PRECISION)
 
 
 def _loss_plain(part):
-    return sum(-0.5 * y * wx + 0.125 * wx * wx for _, (wx, y) in part)
+    """The guest's plaintext part of the Taylor loss sum, minus what the [[4d]] column adds."""
+    total = 0.0
+    for _, (wx, y, _) in part:
+        coef = 0.25 * wx - 0.5 * y
+        total += -0.5 * y * wx + 0.125 * wx * wx - coef * (wx - 2.0 * y)
+    return total
 
 
 def _square_sum(part):
@@ -224,23 +223,21 @@ class HeteroLR(Component):
             w_before = w.copy()
             for b, (batch, n) in enumerate(zip(batches, sizes)):
                 tag = ctx.tag(f"{it}.{b}")
-                gy = batch.map_values(_wx_and_label(w[:-1], w[-1]))
+                rows = batch.map_values(_guest_row(w[:-1], w[-1]))
                 enc_h = ctx.federation.get("host_forward", tag, hosts)
                 enc_sum = enc_h[0]
                 for other in enc_h[1:]:
                     enc_sum = enc_sum.join(other, _add)
-                joined = enc_sum.join(gy, _residual)
-                fore = joined.map_values(_fore_gradient)
+                fore = enc_sum.join(rows, _fore4)
                 ctx.federation.remote(fore, "fore_gradient", tag, hosts)
-                enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_gradient(True)))
-                grad = self._unmask(ctx, enc_grad, "guest_gradient", tag) / n
+                enc = _sum_vectors(fore.join(rows, _guest_columns).apply_partitions(_enc_dot))
+                grad = 0.25 * self._unmask(ctx, enc[:-1], "guest_gradient", tag) / n
                 if not fit_b:
                     grad[-1] = 0.0
                 if len(hosts) == 1:
                     sq, reg = ctx.federation.get("host_loss_terms", tag, hosts)[0]
-                    plain = sum(joined_part for joined_part in gy.apply_partitions(_loss_plain)) + n * math.log(2)
-                    cross = _sum_vectors([[c] for c in joined.apply_partitions(_loss_cross)])[0]
-                    enc_loss = (cross + sq * 0.125 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
+                    plain = sum(rows.apply_partitions(_loss_plain)) + n * math.log(2)
+                    enc_loss = (enc[-1] + sq * 0.125 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
                     ctx.federation.remote(enc_loss, "loss", tag, arbiter)
                 w = opt.step(w, grad, it)
             self._send_weight_diff(ctx, p, w - w_before, ctx.tag(str(it)))
@@ -313,8 +310,8 @@ class HeteroLR(Component):
                     terms = [pub.encrypt(sq), pub.encrypt(opt.loss_penalty(w))]
                     ctx.federation.remote(terms, "host_loss_terms", tag, guest)
                 (fore,) = ctx.federation.get("fore_gradient", tag, guest)
-                enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_gradient(False)))
-                grad = self._unmask(ctx, enc_grad, "host_gradient", tag) / n
+                enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_dot))
+                grad = 0.25 * self._unmask(ctx, enc_grad, "host_gradient", tag) / n
                 w = opt.step(w, grad, it)
             self._send_weight_diff(ctx, p, w - w_before, ctx.tag(str(it)))
             converged = ctx.federation.get("converge_flag", ctx.tag(str(it)), arbiter)[0]

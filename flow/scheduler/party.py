@@ -46,7 +46,7 @@ class PartyRuntime:
         self.session = create_session(
             self.params.get("computing_engine") or engines.computing,
             partitions=int(self.params.get("computing_partitions") or conf.computing.partitions),
-            workers=conf.computing.workers or None,
+            workers=self._workers(conf),
         )
         self.storage = create_engine(self.params.get("storage_engine") or engines.storage, root=self.home / "data")
         self.federation: Federation = make_federation(
@@ -56,6 +56,15 @@ class PartyRuntime:
         self.keeper = OutputKeeper(self.store, self.storage, self.home, job_id, party)
         self.results: dict[str, Outputs] = {}
         self.log = logging.getLogger("fedweave.party")
+
+    def _workers(self, conf: ServiceConf) -> int | None:
+        """Worker processes of the local backend: the conf's, else all cores; in standalone
+        mode every party of the job shares this machine, so each gets its share of the cores."""
+        if conf.computing.workers:
+            return conf.computing.workers
+        if conf.mode == "standalone":
+            return max(1, (os.cpu_count() or 1) // len(self.plan.all_parties()))
+        return None
 
     # ------------------------------------------------------------------
     def others(self) -> list[Party]:

@@ -4,6 +4,11 @@ Started detached by ``flow job submit``/``rerun`` as ``python -m flow.scheduler.
 JOB_ID``. It owns the job's final state: it notices a party process that died without
 saying why (killed, crashed), tells the others, enforces the job timeout, honours
 ``flow job stop`` (SIGTERM), and records the root-cause reason at the job.
+
+Party runtimes are forked from the supervisor after it has imported what they need
+(engines, components), so a job's parties start in milliseconds rather than each
+paying a fresh interpreter's imports. Nothing of the supervisor's is shared with them
+but read-only code: its database connections are closed before each fork.
 """
 
 from __future__ import annotations
@@ -13,10 +18,15 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
+import backends.computing
+import backends.storage
+import federation
 from federation.api import Party
 from flow.dsl import load_job
+from flow.scheduler import party as party_runtime
 from flow.scheduler.party import EXIT_PEER_FAILED, job_dir
 from flow.scheduler.transport import make_federation
 from flow.settings import ServiceConf, load_service_conf
@@ -35,26 +45,85 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
+class ForkedParty:
+    """One party runtime in a forked child, with the part of Popen's interface we use."""
+
+    def __init__(self, job_id: str, party: Party, log: Path):
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        pid = os.fork()
+        if pid == 0:  # the child never returns from here
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                code = party_runtime.main([job_id, party.role, party.party_id])
+            except BaseException:  # noqa: BLE001 - report anything, then leave without cleanup
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(fd)
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(f"party runtime {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+
 class Supervisor:
     def __init__(self, job_id: str, conf: ServiceConf):
         self.job_id, self.conf = job_id, conf
         self.home = conf.home_path
         self.store = Store(conf.database_url)
-        self.children: dict[Party, subprocess.Popen] = {}
+        self.children: dict[Party, ForkedParty] = {}
         self.stopping = False
         self.root_reason = ""
         jdir = job_dir(self.home, job_id)
         plan = load_job(jdir / "conf.json", jdir / "dsl.json")
         self.federation_engine = (plan.job_parameters(plan.initiator).get("federation_engine")
                                   or conf.default_engines.federation)
+        self._preload(plan)
 
-    def _spawn(self, party: Party) -> subprocess.Popen:
+    def _preload(self, plan) -> None:
+        """Import every engine the parties will use, so the forked runtimes find them loaded."""
+        engines = self.conf.default_engines
+        for p in plan.all_parties():
+            params = plan.job_parameters(p)
+            backends.computing.ENGINES.get(params.get("computing_engine") or engines.computing)
+            backends.storage.ENGINES.get(params.get("storage_engine") or engines.storage)
+            federation.ENGINES.get(params.get("federation_engine") or engines.federation)
+
+    def _spawn(self, party: Party) -> ForkedParty:
         log = job_dir(self.home, self.job_id) / f"runtime_{party.role}_{party.party_id}.log"
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "flow.scheduler.party", self.job_id, party.role, party.party_id],
-                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
+        self.store.engine.dispose()  # no open database connection may cross the fork
+        proc = ForkedParty(self.job_id, party, log)
         self.store.update_party_run(self.job_id, party.role, party.party_id, pid=proc.pid, status="running")
         return proc
 
