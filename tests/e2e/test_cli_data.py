@@ -37,7 +37,7 @@ def test_upload_errors_are_one_clear_line(flow, tmp_path: Path):
     res = flow("data", "upload", "-f", bad, "--namespace", "n", "--name", "t")
     assert res.code != 0 and "id" in res.out["retmsg"]
     res = flow("table", "info", "--namespace", "n", "--name", "t")
-    assert res.code != 0 and "'n/t'" in res.out["retmsg"] and "does not exist" in res.out["retmsg"]
+    assert res.code != 0 and "table n/t does not exist" in res.out["retmsg"]
 
 
 def test_logs_are_prefixed_and_filterable(breast, tmp_path: Path):
