@@ -60,6 +60,20 @@ class Inputs:
     #: models from ``input.isometric_model`` (other components, e.g. binning -> selection)
     isometric_model: list[dict[str, Any]] = field(default_factory=list)
 
+    def require(self, component: str, *ports: str) -> Dataset:
+        """The first of ``ports`` (default ``data``) that is connected, or a clear error."""
+        for port in ports or ("data",):
+            if port in self.data:
+                return self.data[port]
+        raise ComponentError(f"{component}: no input data on {' or '.join(ports or ('data',))}")
+
+
+def keys_in(keys: frozenset):
+    """A Table.filter predicate keeping the given keys (picklable for workers)."""
+    def keep(key, _value) -> bool:
+        return key in keys
+    return keep
+
 
 @dataclass
 class Outputs:

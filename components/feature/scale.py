@@ -46,9 +46,7 @@ class FeatureScale(Component):
     output_model = True
 
     def _scale(self, ctx: Context, params: FeatureScaleParams, inputs: Inputs) -> Outputs:
-        source = inputs.data.get("data")
-        if source is None:
-            raise ComponentError(f"{ctx.component}: no input data")
+        source = inputs.require(ctx.component)
         header = source.meta.feature_columns
         cols = self._columns(ctx, params, header)
         stats = [s for s in source.table.apply_partitions(_moments) if s is not None]

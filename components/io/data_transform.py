@@ -91,9 +91,7 @@ class DataTransform(Component):
     output_model = True
 
     def _transform(self, ctx: Context, params: DataTransformParams, inputs: Inputs) -> Outputs:
-        source = inputs.data.get("data")
-        if source is None:
-            raise ComponentError(f"{ctx.component}: no input data")
+        source = inputs.require(ctx.component)
         meta = source.meta
         names = list(meta.columns)
         label_idx = None

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta
+from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta, keys_in
 from components.crypto.paillier import PaillierPublicKey, encrypted_dot, generate_keypair
 from components.linear.optimizer import InitParam, Optimizer, init_weights
 from flow.errors import ComponentError
@@ -159,12 +159,6 @@ def _prediction(threshold: float):
     return f
 
 
-def _keep(keys: frozenset):
-    def keep(k, _v) -> bool:
-        return k in keys
-    return keep
-
-
 class HeteroLR(Component):
     module = "HeteroLR"
     params_model = HeteroLRParams
@@ -176,10 +170,7 @@ class HeteroLR(Component):
     # ---------------------------------------------------------------- helpers
     @staticmethod
     def _train_data(ctx: Context, inputs: Inputs) -> Dataset:
-        data = inputs.data.get("train_data") or inputs.data.get("data")
-        if data is None:
-            raise ComponentError(f"{ctx.component}: no train_data input on {ctx.local}")
-        return data
+        return inputs.require(ctx.component, "train_data", "data")
 
     @staticmethod
     def _optimizer(p: HeteroLRParams, penalized: np.ndarray) -> Optimizer:
@@ -189,7 +180,7 @@ class HeteroLR(Component):
     def _batches(ctx: Context, p: HeteroLRParams, data: Dataset, ids: list | None) -> list:
         if not ids:
             return [data.table]
-        return [data.table.filter(_keep(frozenset(batch))) for batch in ids]
+        return [data.table.filter(keys_in(frozenset(batch))) for batch in ids]
 
     def _unmask(self, ctx: Context, enc: list, name: str, tag: str) -> np.ndarray:
         """Send [[g]] + r to the arbiter and return g."""
@@ -240,10 +231,7 @@ class HeteroLR(Component):
                     enc_loss = (enc[-1] + sq * 0.125 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
                     ctx.federation.remote(enc_loss, "loss", tag, arbiter)
                 w = opt.step(w, grad, it)
-            self._send_weight_diff(ctx, p, w - w_before, ctx.tag(str(it)))
-            converged = ctx.federation.get("converge_flag", ctx.tag(str(it)), arbiter)[0]
-            ctx.tracker.progress(it + 1, p.max_iter)
-            if converged:
+            if converged := self._end_iteration(ctx, p, w - w_before, it):
                 break
         losses = ctx.federation.get("loss_history", ctx.tag(), arbiter)[0]
         predictions = self._predict_guest(ctx, p, data, w, hosts)
@@ -281,9 +269,13 @@ class HeteroLR(Component):
                         losses[-1] if losses else "n/a")
 
     @staticmethod
-    def _send_weight_diff(ctx: Context, p: HeteroLRParams, delta: np.ndarray, tag: str) -> None:
+    def _end_iteration(ctx: Context, p: HeteroLRParams, delta: np.ndarray, it: int) -> bool:
+        """Report this party's weight change if asked, then learn from the arbiter whether to stop."""
+        tag, arbiter = ctx.tag(str(it)), ctx.role_parties("arbiter")
         if p.early_stop == "weight_diff":
-            ctx.federation.remote(float(delta @ delta), "weight_diff", tag, ctx.role_parties("arbiter"))
+            ctx.federation.remote(float(delta @ delta), "weight_diff", tag, arbiter)
+        ctx.tracker.progress(it + 1, p.max_iter)
+        return bool(ctx.federation.get("converge_flag", tag, arbiter)[0])
 
     # ---------------------------------------------------------------- host
     def host(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
@@ -313,10 +305,7 @@ class HeteroLR(Component):
                 enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_dot))
                 grad = 0.25 * self._unmask(ctx, enc_grad, "host_gradient", tag) / n
                 w = opt.step(w, grad, it)
-            self._send_weight_diff(ctx, p, w - w_before, ctx.tag(str(it)))
-            converged = ctx.federation.get("converge_flag", ctx.tag(str(it)), arbiter)[0]
-            ctx.tracker.progress(it + 1, p.max_iter)
-            if converged:
+            if converged := self._end_iteration(ctx, p, w - w_before, it):
                 break
         ctx.federation.remote(data.table.map_values(_linear(w, 0.0)), "host_predict_wx", ctx.tag("predict"), guest)
         ctx.logger.info("trained %d iterations", it + 1)
@@ -353,14 +342,15 @@ class HeteroLR(Component):
     @staticmethod
     def _converged(ctx: Context, p: HeteroLRParams, it: int, loss: float, losses: list[float],
                    parties, n_hosts: int) -> bool:
+        if n_hosts == 1:
+            losses.append(loss)
+            ctx.logger.info("iteration %d loss %.6f", it, loss)
         if p.early_stop == "weight_diff":
             diffs = ctx.federation.get("weight_diff", ctx.tag(str(it)), parties)
             return math.sqrt(sum(diffs)) < p.tol
         if n_hosts != 1:
             raise ComponentError(f"{ctx.component}: early_stop '{p.early_stop}' needs the loss, which is not "
                                  "computed with several hosts; use early_stop 'weight_diff'")
-        losses.append(loss)
-        ctx.logger.info("iteration %d loss %.6f", it, loss)
         if p.early_stop == "abs":
             return loss < p.tol
         return len(losses) > 1 and abs(losses[-2] - loss) < p.tol

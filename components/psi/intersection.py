@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from components.base import Component, Context, Dataset, Inputs, Outputs, Params
+from components.base import Component, Context, Dataset, Inputs, Outputs, Params, keys_in
 from components.crypto.ecdh import EcdhCipher
 from flow.errors import ComponentError
 
@@ -49,12 +49,6 @@ def _keys(part):
     return [k for k, _ in part]
 
 
-def _keep(keys: frozenset):
-    def keep(k, _v) -> bool:
-        return k in keys
-    return keep
-
-
 class Intersection(Component):
     module = "Intersection"
     params_model = IntersectionParams
@@ -64,13 +58,10 @@ class Intersection(Component):
         if params.intersect_method != "ecdh":
             raise ComponentError(f"{ctx.component}: intersect_method '{params.intersect_method}' is not "
                                  "available yet; use 'ecdh'")
-        source = inputs.data.get("data")
-        if source is None:
-            raise ComponentError(f"{ctx.component}: no input data")
-        return source
+        return inputs.require(ctx.component)
 
     def _output(self, ctx: Context, source: Dataset, shared: set, total: int) -> Outputs:
-        table = source.table.filter(_keep(frozenset(shared)))
+        table = source.table.filter(keys_in(frozenset(shared)))
         meta = source.meta.model_copy(update={"count": len(shared)})
         ctx.tracker.log_metric("intersection", "intersect_count", len(shared))
         ctx.tracker.log_metric("intersection", "intersect_rate", len(shared) / total if total else 0.0)
