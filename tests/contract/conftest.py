@@ -1,18 +1,19 @@
 """Backends under the contract suites, by name.
 
-Every computing backend must pass tests/contract/test_computing_contract.py and every
-storage engine tests/contract/test_storage_contract.py unchanged. Adding a backend is
-one entry below (Spark: ``"spark": ...`` in COMPUTING; HDFS, Hive: one entry each in
-STORAGE); an entry that needs a service or an optional package should call
-``pytest.skip`` when it is not available.
+Every computing backend must pass tests/contract/test_computing_contract.py, every
+storage engine tests/contract/test_storage_contract.py and every federation transport
+tests/contract/test_federation_contract.py unchanged. Adding a backend is one entry
+below (Spark: ``"spark": ...`` in COMPUTING; HDFS, Hive: one entry each in STORAGE;
+RabbitMQ, Pulsar: one entry each in FEDERATION); an entry that needs a service or an
+optional package should call ``pytest.skip`` when it is not available.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import pytest
 
@@ -20,6 +21,9 @@ from backends.computing.api import Session
 from backends.computing.local import LocalSession
 from backends.storage.api import StorageEngine
 from backends.storage.localfs import LocalFSEngine
+from federation._mq import MessageFederation
+from federation.api import Party
+from federation.standalone import StandaloneFederation
 
 #: name -> a fresh Session; tests run with 3 partitions by default
 COMPUTING: dict[str, Callable[[], Session]] = {
@@ -87,3 +91,49 @@ def storage(request, tmp_path: Path) -> Iterator[StorageBackend]:
     """An empty store of each storage engine."""
     with STORAGE[request.param](tmp_path) as backend:
         yield backend
+
+
+@dataclass
+class Transport:
+    """How to open endpoints of one transport; ``make(config, job_id, party, **options)``
+    is module-level so a spawned process can rebuild endpoints from a pickled Transport."""
+
+    name: str
+    make: Callable[..., MessageFederation]
+    config: dict[str, Any]
+    opened: list[MessageFederation] = field(default_factory=list, repr=False)
+
+    def endpoint(self, job_id: str, party: Party, **options: Any) -> MessageFederation:
+        fed = self.make(self.config, job_id, party, **options)
+        self.opened.append(fed)
+        return fed
+
+    def __getstate__(self):
+        return {**self.__dict__, "opened": []}
+
+
+#: the parties the federation suite exchanges between (guest 9999, hosts 10000 and 10001)
+FEDERATION_PARTY_IDS = ["9999", "10000", "10001"]
+
+
+def standalone_endpoint(config: dict, job_id: str, party: Party, **options: Any) -> MessageFederation:
+    return StandaloneFederation(job_id, party, config["home"], parties=FEDERATION_PARTY_IDS, **options)
+
+
+@contextlib.contextmanager
+def _standalone(scratch: Path) -> Iterator[Transport]:
+    yield Transport("standalone", standalone_endpoint, {"home": str(scratch)})
+
+
+#: name -> context manager giving a Transport whose endpoints share one empty space, given a scratch dir
+FEDERATION: dict[str, Callable[[Path], ContextManager[Transport]]] = {"standalone": _standalone}
+
+
+@pytest.fixture(params=sorted(FEDERATION))
+def transport(request, tmp_path: Path) -> Iterator[Transport]:
+    """Each transport; every endpoint opened through it is cleaned up and closed afterwards."""
+    with FEDERATION[request.param](tmp_path) as t:
+        yield t
+        for fed in t.opened:
+            fed.cleanup()
+            fed.close()

@@ -1,5 +1,5 @@
-"""What every federation transport must do. Parametrised over transports: a new one adds
-a fixture returning a :class:`Transport` and its name to ``TRANSPORT_FIXTURES``."""
+"""What every federation transport must do. Parametrised over the transports listed in
+``FEDERATION`` in tests/contract/conftest.py (the ``transport`` fixture)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import multiprocessing
 import random
 import threading
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,52 +15,9 @@ import pytest
 from backends.computing.api import Session, Table, partition_of
 from components.base import Instance
 from federation.api import Party
-from federation.envelope import MessageFederation
-from federation.standalone import StandaloneFederation
 from flow.errors import FederationError, FederationTimeout, PeerFailed
 
-PARTY_IDS = ["9999", "10000", "10001"]
 GUEST, HOST, HOST2 = Party("guest", "9999"), Party("host", "10000"), Party("host", "10001")
-
-
-@dataclass
-class Transport:
-    """How to open endpoints of one transport; ``make`` is module-level so a spawned
-    process can rebuild endpoints from a pickled Transport."""
-
-    name: str
-    make: Callable[..., MessageFederation]
-    config: dict[str, Any]
-    opened: list[MessageFederation] = field(default_factory=list, repr=False)
-
-    def endpoint(self, job_id: str, party: Party, **options: Any) -> MessageFederation:
-        fed = self.make(self.config, job_id, party, **options)
-        self.opened.append(fed)
-        return fed
-
-    def __getstate__(self):
-        return {**self.__dict__, "opened": []}
-
-
-def standalone_endpoint(config: dict, job_id: str, party: Party, **options: Any) -> MessageFederation:
-    return StandaloneFederation(job_id, party, config["home"], parties=PARTY_IDS, **options)
-
-
-@pytest.fixture
-def standalone_transport(tmp_path) -> Transport:
-    return Transport("standalone", standalone_endpoint, {"home": str(tmp_path)})
-
-
-TRANSPORT_FIXTURES = ["standalone_transport"]
-
-
-@pytest.fixture(params=TRANSPORT_FIXTURES)
-def transport(request):
-    t: Transport = request.getfixturevalue(request.param)
-    yield t
-    for fed in t.opened:
-        fed.cleanup()
-        fed.close()
 
 
 @pytest.fixture
@@ -346,7 +302,8 @@ def test_closed_endpoint_refuses_work(pair):
         guest.remote(1, "x", "0", [HOST])
 
 
-def _host_process(transport: Transport, job_id: str) -> None:
+def _host_process(transport: Any, job_id: str) -> None:
+    """Runs in a spawned process, with a pickled copy of conftest's ``Transport``."""
     fed = transport.endpoint(job_id, HOST, default_timeout=120)
     x = fed.get("x", "0", [GUEST])[0]
     fed.remote({"sum": float(x.sum()), "double": x * 2}, "reply", "0", [GUEST])

@@ -15,7 +15,8 @@ import pytest
 
 from components.base import Instance
 from federation import codec
-from federation.codec import decode, decode_rows, encode, encode_rows, iter_row_segments
+from federation._rows import decode_rows, encode_rows, iter_row_segments
+from federation.codec import decode, encode
 from flow.errors import CodecError
 
 

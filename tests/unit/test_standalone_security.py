@@ -84,7 +84,7 @@ def test_bad_message_is_dropped_recorded_and_never_returned(fed, case, tmp_path,
     channel, data = decoy(guest)
     bad = forge(guest, data, guest_keys, marker)
     guest._publish(channel, f"forged-{case.replace(' ', '_')}", bad)
-    with caplog.at_level(logging.WARNING, logger="federation.envelope"):
+    with caplog.at_level(logging.WARNING, logger="federation._mq"):
         with pytest.raises(FederationTimeout):
             host.get("w", "iter.1", [GUEST], timeout=0.2)
     assert len(seen) == 1 and reason in seen[0].reason
