@@ -35,6 +35,14 @@ class Federation(ABC):
         self.job_id = job_id
         self.local = local
 
+    @classmethod
+    @abstractmethod
+    def from_conf(cls, job_id: str, local: Party, conf: Any, *, parties: Sequence[str], session: Any = None,
+                  timeout: float = 600.0, on_reject: Any = None) -> "Federation":
+        """An endpoint built from this party's service conf (``flow.settings.ServiceConf``):
+        its home, ``federation.max_message_size`` and the transport's own section
+        (``federation.<engine>``). ``parties`` are the party ids of the job."""
+
     @abstractmethod
     def remote(self, obj: Any, name: str, tag: str, parties: Sequence[Party]) -> None:
         """Send ``obj`` to every party in ``parties``."""

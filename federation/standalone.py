@@ -65,6 +65,13 @@ class StandaloneFederation(MessageFederation):
         self.fsync = fsync
         self._delivered: dict[str, set[str]] = defaultdict(set)
 
+    @classmethod
+    def from_conf(cls, job_id: str, local: Party, conf: Any, *, parties: Iterable[str], session: Any = None,
+                  timeout: float = 600.0, on_reject: Any = None) -> "StandaloneFederation":
+        return cls(job_id, local, conf.home_path, parties=list(parties), session=session,
+                   max_message_size=conf.federation.max_message_size, default_timeout=timeout,
+                   on_reject=on_reject)
+
     def verify(self, frame: Frame, src: Party | None) -> None:
         try:
             super().verify(frame, src)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,9 @@ class ComputingConf(_Section):
 class FederationConf(_Section):
     max_message_size: int = Field(4 * 1024 * 1024, ge=1024)
     receive_timeout: float = Field(600, gt=0)
+    #: each transport's own settings (broker address, credentials, TLS), validated by that transport
+    rabbitmq: dict[str, Any] = Field(default_factory=dict)
+    pulsar: dict[str, Any] = Field(default_factory=dict)
 
 
 class ServiceConf(_Section):

@@ -22,8 +22,6 @@ def _record_rejection(rejection: Any) -> None:
 def make_federation(engine: str, conf: ServiceConf, job_id: str, local: Party, session: Any,
                     parties: dict[str, list[Party]], timeout: float) -> Federation:
     """A ready endpoint of ``engine`` for ``local`` in ``job_id``; ``parties`` are the job's."""
-    cls = ENGINES.get(engine)
     ids = sorted({p.party_id for ps in parties.values() for p in ps} | {local.party_id})
-    return cls(job_id, local, conf.home_path, parties=ids, session=session,
-               max_message_size=conf.federation.max_message_size, default_timeout=timeout,
-               on_reject=_record_rejection)
+    return ENGINES.get(engine).from_conf(job_id, local, conf, parties=ids, session=session, timeout=timeout,
+                                         on_reject=_record_rejection)
