@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from backends.computing import create_session
+from backends.computing import Session, create_session
 from backends.storage import StorageEngine, create_engine
 from backends.storage.csv_import import import_csv
 from flow.cli.main import Env, cli, envelope
@@ -18,6 +18,11 @@ from flow.errors import ConfigError
 
 def party_storage(env: Env, engine: str | None = None) -> StorageEngine:
     return create_engine(engine or env.conf.default_engines.storage, root=env.conf.home_path / "data")
+
+
+def party_session(env: Env, partitions: int) -> Session:
+    """A computing session of this party's engine for moving a table in or out (one worker)."""
+    return create_session(env.conf.default_engines.computing, partitions=partitions, workers=1)
 
 
 def _meta_view(meta) -> dict[str, Any]:
@@ -70,18 +75,18 @@ def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, 
             raise ConfigError(f"flow data upload: {flag} is required (or give -c upload_conf.json)")
     storage = party_storage(env, engine)
     parts = opts["partitions"] or env.conf.computing.partitions
-    with create_session("local", partitions=parts, workers=1) as session:
+    with party_session(env, parts) as session:
         meta = import_csv(opts["file"], storage, session, opts["namespace"], opts["name"],
                           id_column=opts["id_column"], label_column=opts["label_column"], partitions=parts)
     return {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
             "partitions": meta.partitions, "engine": meta.engine, "columns": meta.columns}
 
 
-def write_csv(storage: StorageEngine, meta, out: Path) -> int:
+def write_csv(env: Env, storage: StorageEngine, meta, out: Path) -> int:
     """Stream a stored table to CSV; returns the row count."""
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with create_session("local", partitions=meta.partitions, workers=1) as session, out.open("w", newline="") as fh:
+    with party_session(env, meta.partitions) as session, out.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([meta.id_column] + meta.columns)
         for part in storage.read(meta, session).iter_partitions():
@@ -102,7 +107,7 @@ def download(env: Env, namespace: str, name: str, output: Path, engine: str | No
     """Write table NAMESPACE/NAME to a CSV file."""
     storage = party_storage(env, engine)
     meta = storage.meta(namespace, name)
-    return {"file": str(output), "count": write_csv(storage, meta, output)}
+    return {"file": str(output), "count": write_csv(env, storage, meta, output)}
 
 
 @cli.group()

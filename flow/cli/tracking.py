@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from backends.computing import create_session
-from flow.cli.data import party_storage, write_csv
+from flow.cli.data import party_session, party_storage, write_csv
 from flow.cli.main import Env, cli, envelope
 from flow.errors import StoreError
 from flow.scheduler.tracking import model_view
@@ -65,9 +64,9 @@ def output_data(env: Env, job_id, role, party_id, component, output_path, limit)
                 "header": [meta.id_column] + meta.columns}
         if output_path is not None:
             target = Path(output_path) / f"{component}_{ref['index']}.csv"
-            write_csv(storage, meta, target)
+            write_csv(env, storage, meta, target)
             item["file"] = str(target)
-        with create_session("local", partitions=meta.partitions, workers=1) as session:
+        with party_session(env, meta.partitions) as session:
             rows = []
             for part in storage.read(meta, session).iter_partitions():
                 rows.extend([k, *v] for k, v in part[: limit - len(rows)])
