@@ -54,6 +54,8 @@ class ServiceConf(_Section):
     default_engines: EnginesConf = EnginesConf()
     computing: ComputingConf = ComputingConf()
     federation: FederationConf = FederationConf()
+    #: per storage engine, its settings (e.g. {"hive": {"host": ..., "port": ...}, "hdfs": {"url": ...}})
+    storage: dict[str, dict[str, Any]] = Field(default_factory=dict)
     route_table: str = "route_table.yaml"
     #: the file this was read from ("" for built-in defaults)
     source: str = ""

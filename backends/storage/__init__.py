@@ -14,4 +14,9 @@ def create_engine(engine: str = "localfs", **options) -> StorageEngine:
     return ENGINES.get(engine)(**options)
 
 
-__all__ = ["ENGINES", "StorageEngine", "TableMeta", "create_engine"]
+def engine_from_conf(conf, engine: str | None = None) -> StorageEngine:
+    """This party's engine named ``engine`` (default: the conf's default storage engine)."""
+    return ENGINES.get(engine or conf.default_engines.storage).from_conf(conf)
+
+
+__all__ = ["ENGINES", "StorageEngine", "TableMeta", "create_engine", "engine_from_conf"]

@@ -48,6 +48,12 @@ class StorageEngine(ABC):
     #: registry name, e.g. "localfs"
     engine: str = ""
 
+    @classmethod
+    def from_conf(cls, conf: Any) -> "StorageEngine":
+        """This party's engine from its service conf (``flow.settings.ServiceConf``): by
+        default the keyword arguments in ``storage.<engine>``."""
+        return cls(**dict(conf.storage.get(cls.engine) or {}))
+
     @abstractmethod
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
         """Store ``table`` (values are row tuples aligned with ``meta.columns``) under

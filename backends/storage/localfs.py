@@ -107,6 +107,12 @@ class LocalFSEngine(StorageEngine):
         except OSError as exc:
             raise StorageError(f"cannot create the localfs root {self.root}: {exc}") from exc
 
+    @classmethod
+    def from_conf(cls, conf) -> "LocalFSEngine":
+        """``storage.localfs.root`` if set, else ``<home>/data``."""
+        section = conf.storage.get("localfs") or {}
+        return cls(section.get("root") or conf.home_path / "data")
+
     def __repr__(self) -> str:
         return f"LocalFSEngine({str(self.root)!r})"
 

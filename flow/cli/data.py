@@ -10,14 +10,14 @@ from typing import Any
 import click
 
 from backends.computing import Session, create_session
-from backends.storage import StorageEngine, create_engine
+from backends.storage import StorageEngine, engine_from_conf
 from backends.storage.csv_import import import_csv
 from flow.cli.main import Env, cli, envelope
 from flow.errors import ConfigError
 
 
 def party_storage(env: Env, engine: str | None = None) -> StorageEngine:
-    return create_engine(engine or env.conf.default_engines.storage, root=env.conf.home_path / "data")
+    return engine_from_conf(env.conf, engine)
 
 
 def party_session(env: Env, partitions: int) -> Session:

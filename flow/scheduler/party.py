@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.computing import create_session
-from backends.storage import create_engine
+from backends.storage import engine_from_conf
 from components.base import Context, Inputs, Outputs
 from federation.api import Federation, Party
 from flow.dsl import load_job
@@ -48,7 +48,7 @@ class PartyRuntime:
             partitions=int(self.params.get("computing_partitions") or conf.computing.partitions),
             workers=self._workers(conf),
         )
-        self.storage = create_engine(self.params.get("storage_engine") or engines.storage, root=self.home / "data")
+        self.storage = engine_from_conf(conf, self.params.get("storage_engine"))
         self.federation: Federation = make_federation(
             self.params.get("federation_engine") or engines.federation, conf, job_id, party, self.session,
             self.plan.parties, timeout=float(self.params.get("timeout") or conf.federation.receive_timeout),
