@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLOW   := $(VENV)/bin/flow
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test services install install-test bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,12 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(PY) examples/demo.py
 
-## test: install the test extras and run the whole suite
-test: install-test
+## test: install the test extras, start the services the suite needs, run the whole suite
+test: install-test services
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+services:
+	bash tests/services.sh
 
 bench: install-test
 	$(PY) bench/paillier.py
