@@ -24,12 +24,8 @@ import gmpy2  # noqa: E402
 import numpy as np  # noqa: E402
 from gmpy2 import mpz, powmod  # noqa: E402
 
-from components.crypto.paillier import (  # noqa: E402
-    DEFAULT_PRECISION,
-    _obfuscator_for,
-    encrypted_dot,
-    generate_keypair,
-)
+from components.crypto.paillier import DEFAULT_PRECISION, _obfuscator_for, generate_keypair  # noqa: E402
+from components.crypto.vector import encrypted_dot  # noqa: E402
 
 
 def _timed(fn: Callable[[], object]) -> float:

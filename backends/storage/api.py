@@ -79,3 +79,11 @@ class StorageEngine(ABC):
     @abstractmethod
     def list(self, namespace: str | None = None) -> list[TableMeta]:
         """Known tables, optionally of one namespace."""
+
+    def bind(self, namespace: str, name: str, address: dict[str, Any], **schema: Any) -> TableMeta:
+        """Register data that already lives in this engine (a Hive table, an HDFS path) as
+        table ``namespace/name`` without copying it. ``schema`` may name ``id_column`` and
+        ``label_column``. Engines that hold only their own files cannot."""
+        from flow.errors import StorageError
+
+        raise StorageError(f"the {self.engine} engine cannot bind existing data; upload it instead")

@@ -6,10 +6,9 @@ from components.crypto.paillier import (
     EncryptedNumber,
     PaillierPrivateKey,
     PaillierPublicKey,
-    encrypted_dot,
-    encrypted_sum,
     generate_keypair,
 )
+from components.crypto.vector import encrypted_dot, encrypted_sum
 
 __all__ = [
     "DEFAULT_PRECISION",

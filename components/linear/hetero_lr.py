@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta, keys_in
-from components.crypto.paillier import PaillierPublicKey, encrypted_dot, generate_keypair
+from components.crypto.paillier import PaillierPublicKey, generate_keypair
+from components.crypto.vector import encrypted_dot
 from components.linear.optimizer import InitParam, Optimizer, init_weights
 from flow.errors import ComponentError
 

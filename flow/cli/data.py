@@ -126,6 +126,28 @@ def info(env: Env, namespace: str, name: str, engine: str | None):
     return _meta_view(party_storage(env, engine).meta(namespace, name))
 
 
+@table.command()
+@click.option("--namespace", required=True)
+@click.option("--name", required=True)
+@click.option("--engine", required=True, help="the engine the data lives in (hive, hdfs)")
+@click.option("--address", required=True,
+              help='JSON address, e.g. \'{"database": "bank", "table": "customers"}\' or \'{"path": "/data/x"}\'')
+@click.option("--id-column", default="id", show_default=True)
+@click.option("--label-column", default=None)
+@click.pass_obj
+@envelope
+def bind(env: Env, namespace: str, name: str, engine: str, address: str, id_column: str, label_column):
+    """Register an existing Hive table or HDFS path as NAMESPACE/NAME without copying it."""
+    try:
+        where = json.loads(address)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--address: invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(where, dict):
+        raise ConfigError("--address: expected a JSON object")
+    meta = party_storage(env, engine).bind(namespace, name, where, id_column=id_column, label_column=label_column)
+    return _meta_view(meta)
+
+
 @table.command("list")
 @click.option("--namespace", default=None)
 @click.pass_obj

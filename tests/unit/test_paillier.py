@@ -13,10 +13,9 @@ from components.crypto.paillier import (
     EncryptedNumber,
     PaillierPrivateKey,
     PaillierPublicKey,
-    encrypted_dot,
-    encrypted_sum,
     generate_keypair,
 )
+from components.crypto.vector import encrypted_dot, encrypted_sum
 from flow.errors import CryptoError
 
 
@@ -229,13 +228,13 @@ def test_encrypted_dot_matches_numpy(keys, rng):
 
 
 def test_encrypted_dot_in_row_blocks_matches_one_block(keys, rng, monkeypatch):
-    from components.crypto import paillier
+    from components.crypto import vector
 
     pk, sk = keys
     d, X = rng.normal(size=45), rng.normal(size=(45, 3))
     cipher = pk.encrypt_many(d)
     whole = sk.decrypt_many(encrypted_dot(cipher, X))
-    monkeypatch.setattr(paillier, "_DOT_ROWS", 16)
+    monkeypatch.setattr(vector, "_DOT_ROWS", 16)
     np.testing.assert_array_equal(sk.decrypt_many(encrypted_dot(cipher, X)), whole)
     np.testing.assert_allclose(whole, X.T @ d, atol=1e-6)
 
@@ -277,3 +276,9 @@ def test_1024_bit_key_end_to_end():
     dot = encrypted_dot(cipher, X)
     np.testing.assert_allclose(sk.decrypt_many(dot), X.T @ d, atol=1e-6)
     assert sk.decrypt(cipher[0] * -0.25 + 1.0) == pytest.approx(1.0 - d[0] / 4, abs=1e-8)
+
+
+def test_dot_refuses_an_exponent_beyond_the_key():
+    pk, _ = generate_keypair(256)
+    with pytest.raises(CryptoError):
+        encrypted_dot(pk.encrypt_many([1.0, 2.0]), np.zeros((2, 1)), precision_bits=300)
