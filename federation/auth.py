@@ -213,3 +213,19 @@ def standalone_route_table(home: str | os.PathLike[str], party_ids: Iterable[str
     store = KeyStore(home)
     parties = {str(p): {"public_key": store.load_or_create(str(p)).public_key_b64} for p in party_ids}
     return RouteTable.from_dict({"parties": parties})
+
+
+def route_table_for(home: str | os.PathLike[str], path: str | os.PathLike[str] | None,
+                    party_ids: Iterable[str]) -> RouteTable:
+    """The route table a party verifies messages against: the file at ``path`` when it
+    exists (a deployment, where each party's public key was handed over out of band),
+    else the keys on this machine (standalone). Every party of the job must be in it."""
+    ids = [str(p) for p in party_ids]
+    if path is None or not Path(path).is_file():
+        return standalone_route_table(home, ids)
+    table = RouteTable.load(path)
+    missing = [p for p in ids if p not in table.parties or table.parties[p].public_key is None]
+    if missing:
+        raise ConfigError(f"{path}: no public key for part{'ies' if len(missing) > 1 else 'y'} "
+                          f"{', '.join(missing)} of this job")
+    return table

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 
 from federation._mq import MessageFederation
 from federation.api import Party
-from federation.auth import KeyStore, PartyKeys, RouteTable, standalone_route_table
+from federation.auth import KeyStore, PartyKeys, RouteTable, route_table_for, standalone_route_table
 from federation.envelope import Frame
 from flow.errors import AuthError, FederationError
 
@@ -68,7 +68,8 @@ class StandaloneFederation(MessageFederation):
     @classmethod
     def from_conf(cls, job_id: str, local: Party, conf: Any, *, parties: Iterable[str], session: Any = None,
                   timeout: float = 600.0, on_reject: Any = None) -> "StandaloneFederation":
-        return cls(job_id, local, conf.home_path, parties=list(parties), session=session,
+        table = route_table_for(conf.home_path, conf.route_table_path, parties)
+        return cls(job_id, local, conf.home_path, route_table=table, session=session,
                    max_message_size=conf.federation.max_message_size, default_timeout=timeout,
                    on_reject=on_reject)
 

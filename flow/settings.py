@@ -65,6 +65,13 @@ class ServiceConf(_Section):
         return Path(os.environ.get("FLOW_HOME") or self.home).expanduser().resolve()
 
     @property
+    def route_table_path(self) -> Path:
+        """``route_table`` as a path; relative ones live in the home (not in conf/, whose
+        route table is an example)."""
+        path = Path(self.route_table).expanduser()
+        return path if path.is_absolute() else self.home_path / path
+
+    @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.home_path / 'flow.sqlite'}"
 

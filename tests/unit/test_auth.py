@@ -136,3 +136,22 @@ def test_example_route_table_loads():
     for pid, route in table.parties.items():
         assert route.public_key, f"party {pid} of the example lacks a public key"
         table.public_key(pid)
+
+
+def test_route_table_for_prefers_the_file_and_names_missing_parties(tmp_path):
+    import pytest as _pytest
+
+    from federation.auth import KeyStore, RouteTable, route_table_for
+    from flow.errors import ConfigError
+
+    home = tmp_path / "home"
+    # no file: the keys on this machine, created as needed
+    table = route_table_for(home, home / "route_table.yaml", ["9999", "10000"])
+    assert set(table.parties) == {"9999", "10000"}
+    # a file: only what it lists, and every party of the job must be there
+    other = KeyStore(tmp_path / "elsewhere").load_or_create("10000")
+    path = tmp_path / "rt.yaml"
+    RouteTable.from_dict({"parties": {"10000": {"public_key": other.public_key_b64}}}).dump(path)
+    assert route_table_for(home, path, ["10000"]).parties["10000"].public_key == other.public_key_b64
+    with _pytest.raises(ConfigError, match=r"rt.yaml: no public key for party 9999"):
+        route_table_for(home, path, ["9999", "10000"])
