@@ -1,0 +1,306 @@
+"""What a schedule is: its validated model, cron slot arithmetic, promotion rules, and the
+SQLAlchemy tables that keep schedules and their firings.
+
+The tables have their own declarative base and ``cron_`` names, apart from the job store's,
+so the scheduler can share the job store's database or use one of its own. Everything
+here is pure (no clock, no I/O besides the engine factory); :mod:`flow.cron` drives it.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from croniter import CroniterError, croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticError
+from sqlalchemy import Boolean, DateTime, Engine, Integer, String, Text, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import StaticPool
+
+from flow.errors import FedweaveError
+from flow.registry import did_you_mean
+
+UTC = timezone.utc
+_ALIASES = {
+    "@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
+}  # fmt: skip
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class ScheduleError(FedweaveError):
+    """A schedule is malformed or cannot do what was asked."""
+
+    exit_code = 2
+
+
+class ScheduleNotFound(ScheduleError):
+    pass
+
+
+# -- promotion rules ------------------------------------------------------------------------
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
+}  # fmt: skip
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_RULE_RE = re.compile(
+    rf"^\s*(?P<metric>[A-Za-z_][\w.]*)\s*(?P<op>>=|<=|==|>|<)\s*"
+    rf"(?:(?P<current>current)\s*(?:(?P<sign>[-+])\s*(?P<margin>{_NUM}))?|(?P<number>{_NUM}))\s*$"
+)
+
+
+class PromoteRule(BaseModel):
+    """``auc>=current``, ``ks>current+0.01``, ``loss<=0.3``: metric, comparison, baseline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    metric: str
+    op: Literal[">=", ">", "<=", "<", "=="]
+    baseline: Literal["current"] | float
+    margin: float = 0.0
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> "PromoteRule":
+        m = _RULE_RE.match(text or "")
+        if not m:
+            raise ValueError(f"'{text}' is not a rule like 'auc>=current', 'auc>current+0.01' or 'loss<=0.3' "
+                             f"(operators: {', '.join(_OPS)})")
+        margin = float(m["margin"] or 0.0) * (-1 if m["sign"] == "-" else 1)
+        baseline: Any = "current" if m["current"] else float(m["number"])
+        return cls(metric=m["metric"], op=m["op"], baseline=baseline, margin=margin, text=text.strip())
+
+
+def _metric(metrics: dict[str, Any], name: str, whose: str) -> float | None:
+    """``name`` from a flat dict, or a dotted path into nested dicts."""
+    if name in metrics:
+        value = metrics[name]
+    else:
+        value = metrics
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScheduleError(f"promote_if: metric '{name}' of the {whose} is {value!r}, not a number")
+    return float(value)
+
+
+def should_promote(rule: PromoteRule | str, new_metrics: dict[str, Any],
+                   current_metrics: dict[str, Any] | None) -> bool:
+    """Whether the newly trained model replaces the current one. With a ``current``
+    baseline and no current model (or one without that metric) the new model wins."""
+    if isinstance(rule, str):
+        try:
+            rule = PromoteRule.parse(rule)
+        except ValueError as exc:
+            raise ScheduleError(f"promote_if: {exc}") from None
+    new = _metric(new_metrics, rule.metric, "new model")
+    if new is None:
+        raise ScheduleError(f"promote_if: the new model has no metric '{rule.metric}'"
+                            f"{did_you_mean(rule.metric, new_metrics)}; it has: {', '.join(sorted(new_metrics))}")
+    if rule.baseline == "current":
+        current = _metric(current_metrics or {}, rule.metric, "current model")
+        if current is None:
+            return True
+        return _OPS[rule.op](new, current + rule.margin)
+    return _OPS[rule.op](new, float(rule.baseline))
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+class Firing(BaseModel):
+    fire_time: datetime
+    job_id: str | None = None
+    status: str
+    reason: str = ""
+    manual: bool = False
+
+
+def _cron_fields(expr: str) -> list[str]:
+    return _ALIASES.get(expr, expr).split()
+
+
+def check_cron(expr: str) -> str:
+    """The expression with spaces normalised; ValueError naming what is wrong."""
+    expr = " ".join(str(expr).split())
+    if expr.startswith("@") and expr not in _ALIASES:
+        raise ValueError(f"'{expr}' is not a known alias ({', '.join(_ALIASES)})")
+    if len(_cron_fields(expr)) != 5:
+        raise ValueError(f"'{expr}' has {len(expr.split())} fields; expected 5 "
+                         "(minute hour day-of-month month day-of-week)")
+    try:
+        croniter(_ALIASES.get(expr, expr))
+    except (CroniterError, ValueError, KeyError) as exc:
+        raise ValueError(f"'{expr}' is not a valid cron expression ({exc})") from None
+    return expr
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{name}'{did_you_mean(name, available_timezones())}") from None
+
+
+class Schedule(BaseModel):
+    """A job that is submitted again and again, on a cron expression."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_NAME_RE.pattern)
+    cron: str
+    timezone: str = "UTC"
+    conf_path: str = Field(min_length=1)
+    dsl_path: str = Field(min_length=1)
+    overlap: Literal["skip", "queue"] = "skip"
+    paused: bool = False
+    promote_if: PromoteRule | None = None
+    created: datetime | None = None
+    last_fire: datetime | None = None
+    queued_fire: datetime | None = None
+    history: list[Firing] = Field(default_factory=list)
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, v: str) -> str:
+        return check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, v: str) -> str:
+        check_timezone(v)
+        return v
+
+    @field_validator("promote_if", mode="before")
+    @classmethod
+    def _parse_rule(cls, v: Any) -> Any:
+        return (PromoteRule.parse(v) if v.strip() else None) if isinstance(v, str) else v
+
+    @classmethod
+    def build(cls, **fields: Any) -> "Schedule":
+        """Validate ``fields``; one ScheduleError naming every bad field."""
+        try:
+            return cls(**fields)
+        except PydanticError as exc:
+            problems = [f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg'].removeprefix('Value error, ')}"
+                        for e in exc.errors()]
+            raise ScheduleError(f"schedule '{fields.get('name', '?')}': " + "; ".join(problems)) from None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first slot strictly after ``after`` (UTC)."""
+        return next_slot(self.cron, self.tz, after)
+
+
+def _skip_repeat(fields: list[str], t: datetime, tz: ZoneInfo) -> bool:
+    """Whether ``t`` is the second pass of a wall time that occurs twice (clocks fall back)
+    for a schedule tied to particular hours: such a slot fires once, at its first pass."""
+    if fields[1] == "*":
+        return False
+    naive = t.replace(tzinfo=None)
+    first, second = naive.replace(tzinfo=tz, fold=0).utcoffset(), naive.replace(tzinfo=tz, fold=1).utcoffset()
+    return first != second and t.utcoffset() == second
+
+
+def next_slot(expr: str, tz: ZoneInfo, after: datetime) -> datetime:
+    fields = _cron_fields(expr)
+    it = croniter(" ".join(fields), aware(after).astimezone(tz))
+    while True:
+        t = it.get_next(datetime)
+        if not _skip_repeat(fields, t, tz):
+            return t.astimezone(UTC)
+
+
+def latest_slot(expr: str, tz: ZoneInfo, now: datetime) -> datetime:
+    """The last slot at or before ``now`` (UTC)."""
+    fields = _cron_fields(expr)
+    start = aware(now).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    it = croniter(" ".join(fields), start.astimezone(tz))
+    while True:
+        t = it.get_prev(datetime)
+        if not _skip_repeat(fields, t, tz):
+            return t.astimezone(UTC)
+
+
+# -- tables ---------------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(t: datetime | None) -> datetime | None:
+    """A UTC-aware datetime (SQLite hands back naive ones; we only ever store UTC)."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+class CronBase(DeclarativeBase):
+    pass
+
+
+class ScheduleRow(CronBase):
+    __tablename__ = "cron_schedules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cron: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    conf_path: Mapped[str] = mapped_column(Text)
+    dsl_path: Mapped[str] = mapped_column(Text)
+    overlap: Mapped[str] = mapped_column(String(8), default="skip")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    promote_if: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the next slot is the first one strictly after this (creation, resume, last handled slot)
+    anchor: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: the last slot the schedule handled, whatever came of it (submitted, skipped, queued)
+    last_fire: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: a firing held back (overlap=queue) until the previous job ends
+    queued_fire: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: bumped by every claim, so two tickers never handle the same slot twice
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FiringRow(CronBase):
+    """One firing of a schedule and what came of it."""
+
+    __tablename__ = "cron_firings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(64), index=True)
+    fire_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: submitted | queued | skipped | failed, then the job's own state once seen
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the cron tables created; SQLite in WAL mode like the job store."""
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    elif url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url)
+    CronBase.metadata.create_all(engine)
+    return engine
