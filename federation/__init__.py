@@ -5,7 +5,13 @@ from flow.registry import Registry
 from .api import Federation, Party
 
 ENGINES: Registry = Registry(
-    "federation", {"standalone": "federation.standalone:StandaloneFederation"}, case_insensitive=True
+    "federation",
+    {
+        "standalone": "federation.standalone:StandaloneFederation",
+        "rabbitmq": "federation.rabbitmq:RabbitMQFederation",
+        "pulsar": "federation.pulsar:PulsarFederation",
+    },
+    case_insensitive=True,
 )
 
 __all__ = ["ENGINES", "Federation", "Party"]

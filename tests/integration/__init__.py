@@ -1,0 +1,1 @@
+"""Tests against real services (RabbitMQ, PostgreSQL, Spark, HDFS, Hive, Pulsar)."""
