@@ -392,12 +392,21 @@ def _dec_np_scalar(r: _Reader) -> np.generic:
     return np.frombuffer(raw, dtype=dt)[0]
 
 
+def _cipher(key: Any, nsq: int, ct: int, exp: int, what: str = "ciphertext") -> Any:
+    """A received ciphertext, checked here (range of c and of the exponent) and then built
+    without the constructor's generic argument checks: this is the hot path of every
+    encrypted table, and the checks below are the ones that matter for a peer's numbers."""
+    if not 0 < ct < nsq:
+        raise CodecError(f"{what} out of range for its public key")
+    if not 0 <= exp <= key.n.bit_length():
+        raise CodecError(f"{what}: exponent {exp} out of range for a {key.n.bit_length()}-bit key")
+    return _paillier()._new(key, _mpz(ct), int(exp), True)
+
+
 def _dec_encrypted(r: _Reader) -> Any:
     key, nsq = r.key(r.unpack(_U32))
     ct, exp = r.big(), r.unpack(_I64)
-    if not 0 < ct < nsq:
-        raise CodecError("ciphertext out of range for its public key")
-    return _build("ciphertext", _paillier().EncryptedNumber, key, _mpz(ct), exp)
+    return _cipher(key, nsq, ct, exp)
 
 
 def _dec_cipher_vector(r: _Reader) -> list:
@@ -406,13 +415,8 @@ def _dec_cipher_vector(r: _Reader) -> list:
         return []
     key, nsq = r.key(index)
     cts, exps = r.take(count * width), np.frombuffer(r.take(count * 8), dtype="<i8")
-    make, out = _paillier().EncryptedNumber, []
-    for j in range(count):
-        ct = int.from_bytes(cts[j * width : (j + 1) * width], "big")
-        if not 0 < ct < nsq:
-            raise CodecError(f"ciphertext #{j} out of range for its public key")
-        out.append(_build("ciphertext", make, key, _mpz(ct), int(exps[j])))
-    return out
+    return [_cipher(key, nsq, int.from_bytes(cts[j * width : (j + 1) * width], "big"), int(e), f"ciphertext #{j}")
+            for j, e in enumerate(exps.tolist())]
 
 
 def _dec_object_array(r: _Reader) -> np.ndarray:
