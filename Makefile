@@ -33,6 +33,7 @@ test: install-test services
 
 services:
 	bash tests/services.sh
+	bash tests/services_postgres.sh
 
 bench: install-test
 	$(PY) bench/paillier.py

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table as RichTable
 
+from federation.api import Party
 from flow.cli.main import Env, cli, envelope
 from flow.dsl import load_job
 from flow.scheduler import job as jobs
@@ -90,6 +91,21 @@ def wait_for(env: Env, job_id: str, poll: float = 0.5) -> dict:
     if detail["status"] != "success":
         console.print(f"[red]job {job_id} {detail['status']}: {detail['reason']}[/]")
     return detail
+
+
+@job.command("run")
+@_conf_opt
+@_dsl_opt
+@_job_opt
+@click.option("-r", "--role", required=True)
+@click.option("-p", "--party-id", required=True)
+@click.pass_obj
+@envelope
+def run_one_party(env: Env, conf_path: Path, dsl_path: Path, job_id: str, role: str, party_id: str):
+    """Run ONE party's share of a job here, in the foreground, with this party's own home
+    (each organisation runs its own under the same agreed job id). Exit 0 on success."""
+    detail, code = jobs.run_party(env.conf, env.store, conf_path, dsl_path, job_id, Party(role, party_id))
+    return detail, 0 if code == 0 else 1
 
 
 @job.command()

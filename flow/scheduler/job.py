@@ -18,11 +18,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from federation.api import Party
 from flow.dsl import load_job
 from flow.errors import FedweaveError, StoreError
 from flow.scheduler.party import job_dir
 from flow.settings import ServiceConf
-from flow.store import FINAL_STATES, Store
+from flow.store import FINAL_STATES, Store, derive_status
 
 
 def new_job_id() -> str:
@@ -67,6 +70,46 @@ def submit_job(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path)
     store.update_job(job_id, supervisor_pid=pid)
     return {"job_id": job_id, "dsl_path": str(jdir / "dsl.json"), "conf_path": str(jdir / "conf.json"),
             "parties": {r: [p.party_id for p in ps] for r, ps in plan.parties.items()}}
+
+
+def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, job_id: str,
+              party: Party) -> tuple[dict[str, Any], int]:
+    """Run one party's share of a job in this process, against this party's own home.
+
+    For deployments where each organisation starts its share itself (a batch scheduler,
+    Airflow): every party runs the same files under the same agreed job id and meets the
+    others only through the federation transport. Running it again resumes: components
+    that succeeded are reused.
+    """
+    from flow.scheduler.party import PartyRuntime  # heavy: only this command needs it
+
+    plan = load_job(conf_path, dsl_path)
+    plan.party_index(party)  # ValidationError naming the parties if this one is not in the job
+    jdir = job_dir(conf.home_path, job_id)
+    # a home normally belongs to one organisation: record every role it plays in this job
+    mine = [p for p in plan.all_parties() if p.party_id == party.party_id]
+    components = {(p.role, p.party_id): [(c, plan.module(c).module) for c in plan.party_components(p)]
+                  for p in plan.all_parties()}
+    try:
+        store.job(job_id)
+    except StoreError:
+        jdir.mkdir(parents=True, exist_ok=True)
+        (jdir / "conf.json").write_text(json.dumps(plan.raw_conf, indent=2))
+        (jdir / "dsl.json").write_text(json.dumps(plan.raw_dsl, indent=2))
+        try:
+            store.create_job(job_id, conf=plan.raw_conf, dsl=plan.raw_dsl,
+                             initiator=(plan.initiator.role, plan.initiator.party_id),
+                             parties=[(p.role, p.party_id) for p in mine], components=components,
+                             conf_path=str(conf_path), dsl_path=str(dsl_path))
+        except SQLAlchemyError:  # another party of this home recorded it at the same moment
+            pass
+    store.add_parties(job_id, [(party.role, party.party_id)], components)
+    store.update_job(job_id, status="running")
+    code = PartyRuntime(job_id, party, conf).run()
+    run = next(r for r in store.party_runs(job_id) if r["role"] == party.role and r["party_id"] == party.party_id)
+    status = derive_status([t["status"] for t in store.tasks(job_id, party.role, party.party_id)])
+    store.update_job(job_id, status=status, reason=run["reason"])
+    return job_detail(store, job_id), code
 
 
 def _alive(pid: int | None) -> bool:

@@ -1,19 +1,57 @@
-"""SQLAlchemy tables of the job store: jobs, tasks, party runs, metrics, outputs."""
+"""SQLAlchemy tables of the job store: jobs, tasks, party runs, metrics, outputs.
+
+The schema itself is created and changed only by the Alembic revisions in
+``flow/store/migrations/versions``; a change here needs a new revision there.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Dialect, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as UTC and always read back UTC-aware.
+
+    SQLite keeps no time zone (it hands back naive values) and PostgreSQL answers in the
+    session's zone; this makes both return the same aware UTC datetime."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else _as_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else _as_utc(value)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive values are taken as UTC (all this store ever writes)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+#: constraint names as PostgreSQL would pick them, so databases made by the old
+#: ``create_all`` and by the migrations agree, and later revisions can name them
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 #: every state a job, a party run or a task can be in
@@ -35,9 +73,9 @@ class Job(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     supervisor_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class PartyRun(Base):
@@ -72,8 +110,8 @@ class Task(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str] = mapped_column(Text, default="")
-    started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Metric(Base):
@@ -87,7 +125,7 @@ class Metric(Base):
     namespace: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(128))
     value: Mapped[dict] = mapped_column(JSON)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Output(Base):

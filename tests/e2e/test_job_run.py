@@ -1,0 +1,115 @@
+"""`flow job run`: each party's share started on its own, as an external scheduler would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import ROOT, load_example, with_lr_params, write_job
+
+pytestmark = pytest.mark.e2e
+
+PARTIES = [("guest", "9999"), ("host", "10000"), ("arbiter", "10000")]
+
+
+def run_parties(flow, conf: Path, dsl: Path, job_id: str, homes: dict[str, Path] | None = None,
+                extra_env: dict[str, str] | None = None) -> list[tuple[int, str]]:
+    """Start every party's `flow job run` at once; (exit code, stderr tail) per party."""
+    procs = []
+    for role, pid in PARTIES:
+        env = dict(flow.env, FLOW_HOME=str((homes or {}).get(pid, flow.home)), **(extra_env or {}))
+        err = conf.parent / f"{job_id}_{role}.err"
+        with open(err, "w") as fh:  # files, not pipes: a full pipe would block a chatty party
+            procs.append((subprocess.Popen(
+                [sys.executable, "-m", "flow.cli.main", "job", "run", "-c", conf, "-d", dsl, "-j", job_id,
+                 "-r", role, "-p", pid], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=fh), err))
+    return [(p.wait(timeout=600), err.read_text()[-3000:]) for p, err in procs]
+
+
+def test_three_separately_started_parties_train_the_same_model(breast, tmp_path: Path):
+    conf, dsl = load_example("hetero_lr")
+    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512})
+    c, d = write_job(tmp_path, conf, dsl)
+    reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert reference["status"] == "success"
+    results = run_parties(breast, c, d, "run_by_party_1")
+    assert [code for code, _ in results] == [0, 0, 0], [err for _, err in results]
+    for role, pid in (("guest", "9999"), ("host", "10000")):
+        mine = breast.ok("tracking", "output-model", "-j", "run_by_party_1", "-r", role, "-p", pid,
+                         "-cpn", "hetero_lr_0")["model"]
+        ref = breast.ok("tracking", "output-model", "-j", reference["job_id"], "-r", role, "-p", pid,
+                        "-cpn", "hetero_lr_0")["model"]
+        np.testing.assert_allclose(mine["weights"], ref["weights"], atol=1e-8)
+
+
+def test_a_party_not_in_the_job_is_refused(breast, tmp_path: Path):
+    conf, dsl = load_example("hetero_lr")
+    c, d = write_job(tmp_path, conf, dsl)
+    res = breast("job", "run", "-c", c, "-d", d, "-j", "x1", "-r", "host", "-p", "10001")
+    assert res.code == 2 and "host:10001" in res.out["retmsg"]
+
+
+def _org_home(root: Path, party_id: str, federation: dict) -> Path:
+    """One organisation's own home: its service conf, its keys, nothing shared."""
+    import yaml
+
+    home = root / f"org_{party_id}"
+    home.mkdir()
+    conf = {"default_engines": {"federation": federation["engine"]},
+            "federation": {federation["engine"]: federation["settings"]},
+            "route_table": "route_table.yaml"}
+    (home / "service_conf.yaml").write_text(yaml.safe_dump(conf))
+    return home
+
+
+def _exchange_public_keys(homes: dict[str, Path]) -> None:
+    """What organisations do out of band: each hands the others its public key."""
+    from federation.auth import KeyStore, RouteTable
+
+    table = RouteTable.from_dict({"parties": {
+        pid: {"public_key": KeyStore(home).load_or_create(pid).public_key_b64} for pid, home in homes.items()}})
+    for home in homes.values():
+        table.dump(home / "route_table.yaml")
+
+
+BROKERS = {
+    "rabbitmq": lambda: {"engine": "rabbitmq", "settings": {"host": "127.0.0.1", "port": 5672, "user": "guest",
+                                                             "password": "guest", "vhost": "/"}},
+}
+
+
+@pytest.mark.parametrize("broker", sorted(BROKERS))
+def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breast, tmp_path: Path, broker):
+    from .conftest import EXAMPLES
+
+    conf, dsl = load_example("hetero_lr")
+    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512})
+    c, d = write_job(tmp_path, conf, dsl)
+    reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert reference["status"] == "success"
+
+    federation = BROKERS[broker]()
+    homes = {pid: _org_home(tmp_path, pid, federation) for pid in ("9999", "10000")}
+    _exchange_public_keys(homes)
+    guest, host = type(breast)(homes["9999"]), type(breast)(homes["10000"])
+    guest.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
+    host.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
+    job_id = f"apart_{broker}_{tmp_path.name[-12:]}".replace("-", "_")
+    results = run_parties(breast, c, d, job_id, homes=homes)
+    assert [code for code, _ in results] == [0, 0, 0], [err for _, err in results]
+
+    for role, pid, cli in (("guest", "9999", guest), ("host", "10000", host)):
+        mine = cli.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid, "-cpn", "hetero_lr_0")
+        ref = breast.ok("tracking", "output-model", "-j", reference["job_id"], "-r", role, "-p", pid,
+                        "-cpn", "hetero_lr_0")
+        np.testing.assert_allclose(mine["model"]["weights"], ref["model"]["weights"], atol=1e-8)
+    # each organisation holds only its own tables and model parts
+    assert not (homes["9999"] / "data" / "experiment" / "breast_hetero_host").exists()
+    assert not (homes["10000"] / "data" / "experiment" / "breast_hetero_guest").exists()
+    assert not (homes["9999"] / "models" / job_id / "host").exists()
+    assert not (homes["10000"] / "models" / job_id / "guest").exists()
+    assert not (homes["9999"] / "federation").exists() and not (homes["10000"] / "federation").exists()
