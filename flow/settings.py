@@ -37,6 +37,8 @@ class EnginesConf(_Section):
 class ComputingConf(_Section):
     partitions: int = Field(4, ge=1)
     workers: int = Field(0, ge=0)
+    #: per engine, keyword settings of its session, e.g. {"spark": {"master": "spark://host:7077"}}
+    engines: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class FederationConf(_Section):

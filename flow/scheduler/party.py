@@ -43,10 +43,14 @@ class PartyRuntime:
         self.job = self.store.job(job_id)
         self.params = self.plan.job_parameters(party)
         engines = conf.default_engines
+        computing = (self.params.get("computing_engine") or engines.computing).lower()
+        run = f"{computing}_run"  # FATE's per-engine job settings, e.g. spark_run
         self.session = create_session(
-            self.params.get("computing_engine") or engines.computing,
+            computing,
             partitions=int(self.params.get("computing_partitions") or conf.computing.partitions),
             workers=self._workers(conf),
+            **dict(conf.computing.engines.get(computing) or {}),
+            **({run: self.params[run]} if self.params.get(run) else {}),
         )
         self.storage = engine_from_conf(conf, self.params.get("storage_engine"))
         self.federation: Federation = make_federation(
