@@ -5,7 +5,13 @@ from flow.registry import Registry
 from .api import StorageEngine, TableMeta
 
 ENGINES: Registry = Registry(
-    "storage", {"localfs": "backends.storage.localfs:LocalFSEngine"}, case_insensitive=True
+    "storage",
+    {
+        "localfs": "backends.storage.localfs:LocalFSEngine",
+        "hdfs": "backends.storage.hdfs:HdfsEngine",
+        "hive": "backends.storage.hive:HiveEngine",
+    },
+    case_insensitive=True,
 )
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backends.computing.api import Session, Table
+from backends.storage._arrow import arrow_type, check_columns, explicit_types, rows_to_arrow, unify_types
 from backends.storage.api import StorageEngine, TableMeta
 from flow.errors import FedweaveError, StorageError
 
@@ -34,7 +35,6 @@ except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
 META_FILE = "meta.json"
 PART_FILE = "part-{:05d}.parquet"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
-_CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError)
 
 
 def is_name(value: Any) -> bool:
@@ -49,30 +49,6 @@ def check_name(what: str, value: Any) -> str:
             "(not first), at most 200 characters, no '..' and no path separators"
         )
     return value
-
-
-def arrow_type(name: str) -> pa.DataType | None:
-    """The arrow type for a dtype name stored in meta, or None when it has no alias."""
-    try:
-        return pa.type_for_alias(name)
-    except (ValueError, KeyError):
-        return None
-
-
-def unify_types(column: str, types: set[pa.DataType]) -> pa.DataType:
-    """The one type of a column whose partitions were inferred separately."""
-    kinds = {t for t in types if not pa.types.is_null(t)}
-    if len(kinds) <= 1:
-        return kinds.pop() if kinds else pa.null()
-    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in kinds):
-        return pa.float64()
-    raise StorageError(f"column '{column}' holds values of mixed types: {', '.join(sorted(map(str, kinds)))}")
-
-
-def _row_key(key: Any) -> str:
-    if isinstance(key, bytes):
-        raise StorageError(f"table keys must be strings, got bytes {key!r}")
-    return key if isinstance(key, str) else str(key)  # str() keeps partition_of's placement
 
 
 def _hash_file(path: Path, digest: "hashlib._Hash") -> None:
@@ -125,8 +101,8 @@ class LocalFSEngine(StorageEngine):
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
         target = self.path(meta.namespace, meta.name)
         label = f"{meta.namespace}/{meta.name}"
-        columns = self._check_columns(meta, label)
-        explicit = self._explicit_types(meta, columns, label)
+        columns = check_columns(meta, label)
+        explicit = explicit_types(meta, columns, label)
         tmp = target.parent / f".{meta.name}.tmp-{uuid.uuid4().hex}"
         try:
             tmp.mkdir(parents=True)
@@ -143,36 +119,12 @@ class LocalFSEngine(StorageEngine):
             raise
         return stored
 
-    @staticmethod
-    def _check_columns(meta: TableMeta, label: str) -> list[str]:
-        columns = list(meta.columns)
-        dupes = sorted({c for c in columns if columns.count(c) > 1})
-        if dupes:
-            raise StorageError(f"table {label}: duplicate column names {dupes}")
-        if meta.id_column in columns:
-            raise StorageError(f"table {label}: the id column '{meta.id_column}' must not be among columns")
-        if meta.label_column is not None and meta.label_column not in columns:
-            raise StorageError(f"table {label}: label column '{meta.label_column}' is not among columns {columns}")
-        return columns
-
-    @staticmethod
-    def _explicit_types(meta: TableMeta, columns: list[str], label: str) -> list[pa.DataType] | None:
-        if not meta.dtypes:
-            return None
-        if len(meta.dtypes) != len(columns):
-            raise StorageError(f"table {label}: {len(meta.dtypes)} dtypes for {len(columns)} columns")
-        types = [arrow_type(t) for t in meta.dtypes]
-        unknown = [t for t, parsed in zip(meta.dtypes, types) if parsed is None]
-        if unknown:
-            raise StorageError(f"table {label}: unknown dtype(s) {unknown}")
-        return types
-
     def _write_parts(self, table: Table, meta: TableMeta, columns: list[str], explicit: list[pa.DataType] | None,
                      tmp: Path, target: Path, label: str) -> TableMeta:
         digest, count, n = hashlib.sha256(), 0, 0
         seen: list[set[pa.DataType]] = [set() for _ in columns]
         for index, part in enumerate(table.iter_partitions()):
-            arrow = self._to_arrow(part, meta.id_column, columns, explicit, index, label)
+            arrow = rows_to_arrow(part, meta.id_column, columns, explicit, index, label)
             path = tmp / PART_FILE.format(index)
             pq.write_table(arrow, path)
             _hash_file(path, digest)
@@ -192,30 +144,6 @@ class LocalFSEngine(StorageEngine):
                 "created": datetime.now(timezone.utc),
             }
         )
-
-    @staticmethod
-    def _to_arrow(part: list[tuple[Any, Any]], id_column: str, columns: list[str],
-                  explicit: list[pa.DataType] | None, index: int, label: str) -> pa.Table:
-        width = len(columns)
-        keys, rows = [], []
-        for key, value in part:
-            if not isinstance(value, (tuple, list)) or len(value) != width:
-                got = f"{len(value)} values" if isinstance(value, (tuple, list)) else type(value).__name__
-                raise StorageError(
-                    f"table {label}: row {key!r} must be a tuple of {width} values aligned with columns "
-                    f"{columns}, got {got}"
-                )
-            keys.append(_row_key(key))
-            rows.append(value)
-        values = list(zip(*rows)) if rows else [() for _ in columns]
-        arrays = [pa.array(keys, type=pa.string())]
-        for j, column in enumerate(columns):
-            try:
-                arrays.append(pa.array(values[j], type=explicit[j] if explicit else None, from_pandas=False))
-            except _CONVERT_ERRORS as exc:
-                where = f"table {label}: column '{column}' (partition {index})"
-                raise StorageError(f"{where} cannot be stored: {exc}") from exc
-        return pa.Table.from_arrays(arrays, names=[id_column, *columns])
 
     def _swap(self, tmp: Path, target: Path, label: str) -> None:
         """Put the complete new table in place of the old one (if any)."""

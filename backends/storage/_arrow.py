@@ -1,0 +1,87 @@
+"""Rows <-> Arrow, shared by every engine that stores tables as Arrow/Parquet data
+(localfs, HDFS, Hive), so they accept and refuse exactly the same rows with the same words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from backends.storage.api import TableMeta
+from flow.errors import StorageError
+
+_CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError)
+
+
+def arrow_type(name: str) -> pa.DataType | None:
+    """The arrow type for a dtype name stored in meta, or None when it has no alias."""
+    try:
+        return pa.type_for_alias(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def unify_types(column: str, types: set[pa.DataType]) -> pa.DataType:
+    """The one type of a column whose partitions were inferred separately."""
+    kinds = {t for t in types if not pa.types.is_null(t)}
+    if len(kinds) <= 1:
+        return kinds.pop() if kinds else pa.null()
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in kinds):
+        return pa.float64()
+    raise StorageError(f"column '{column}' holds values of mixed types: {', '.join(sorted(map(str, kinds)))}")
+
+
+def _row_key(key: Any) -> str:
+    if isinstance(key, bytes):
+        raise StorageError(f"table keys must be strings, got bytes {key!r}")
+    return key if isinstance(key, str) else str(key)  # str() keeps partition_of's placement
+
+
+def check_columns(meta: TableMeta, label: str) -> list[str]:
+    """The non-id columns, refusing duplicates, an id among them, or a label not among them."""
+    columns = list(meta.columns)
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise StorageError(f"table {label}: duplicate column names {dupes}")
+    if meta.id_column in columns:
+        raise StorageError(f"table {label}: the id column '{meta.id_column}' must not be among columns")
+    if meta.label_column is not None and meta.label_column not in columns:
+        raise StorageError(f"table {label}: label column '{meta.label_column}' is not among columns {columns}")
+    return columns
+
+def explicit_types(meta: TableMeta, columns: list[str], label: str) -> list[pa.DataType] | None:
+    """The arrow types meta.dtypes asks for, or None to infer them."""
+    if not meta.dtypes:
+        return None
+    if len(meta.dtypes) != len(columns):
+        raise StorageError(f"table {label}: {len(meta.dtypes)} dtypes for {len(columns)} columns")
+    types = [arrow_type(t) for t in meta.dtypes]
+    unknown = [t for t, parsed in zip(meta.dtypes, types) if parsed is None]
+    if unknown:
+        raise StorageError(f"table {label}: unknown dtype(s) {unknown}")
+    return types
+
+
+def rows_to_arrow(part: list[tuple[Any, Any]], id_column: str, columns: list[str],
+                  explicit: list[pa.DataType] | None, index: int, label: str) -> pa.Table:
+    """One partition of (key, row tuple) pairs as an arrow table: id column first."""
+    width = len(columns)
+    keys, rows = [], []
+    for key, value in part:
+        if not isinstance(value, (tuple, list)) or len(value) != width:
+            got = f"{len(value)} values" if isinstance(value, (tuple, list)) else type(value).__name__
+            raise StorageError(
+                f"table {label}: row {key!r} must be a tuple of {width} values aligned with columns "
+                f"{columns}, got {got}"
+            )
+        keys.append(_row_key(key))
+        rows.append(value)
+    values = list(zip(*rows)) if rows else [() for _ in columns]
+    arrays = [pa.array(keys, type=pa.string())]
+    for j, column in enumerate(columns):
+        try:
+            arrays.append(pa.array(values[j], type=explicit[j] if explicit else None, from_pandas=False))
+        except _CONVERT_ERRORS as exc:
+            where = f"table {label}: column '{column}' (partition {index})"
+            raise StorageError(f"{where} cannot be stored: {exc}") from exc
+    return pa.Table.from_arrays(arrays, names=[id_column, *columns])

@@ -1,0 +1,556 @@
+"""Tables as Hive tables through HiveServer2 (pyhive): one Hive database holds them all.
+
+A table ``(namespace, name)`` is the Hive table ``<database>.fw_<ns>_2<name>`` (names
+escaped to Hive's lower-case ``[a-z0-9_]``: ``_`` -> ``__``, ``-`` -> ``_0``, ``.`` ->
+``_1``, capital X -> ``_x``; names too long for that become ``fwh_<sha256>``), stored as
+Parquet and partitioned by ``fw_part``: one Hive partition per fedweave partition, so a
+read streams partition by partition with partition pruning. The TableMeta lives in the
+table's TBLPROPERTIES (``fedweave.meta.N``: base64 JSON in chunks, as Hive caps a value's
+length), so meta, exists and list are metastore lookups, with no Spark/MapReduce job.
+
+Writing: rows go to a temp table, which replaces the named one by two renames once
+complete (readers see the old table or the new one). Rows travel as SQL text in batches
+(see :class:`_Target`); as column types are known only after the last partition (ints in
+one partition and floats in another make a double), a table larger than one batch goes
+as text into a staging table first, cast into the typed temp table by one INSERT ...
+SELECT. With ``staging_dir`` set (a folder the HiveServer2 process sees at the same path:
+the same host or a shared mount) each partition is instead written as a local Parquet
+file and loaded with LOAD DATA LOCAL INPATH, which is several times faster.
+
+``bind`` registers an existing Hive table as a named table without copying it: a view
+holds its meta; reads scan the source table, spreading rows over partitions with
+``pmod(crc32(id), n)``, which is :func:`partition_of`. Its sha256 is a fingerprint of
+the source computed by the server (count and a sum of row hashes), taken at bind time.
+
+Config (``storage_engine: hive``): ``host``, ``port`` (10000), ``database`` (fedweave),
+``username``, ``password``, ``auth`` (NONE, NOSASL, LDAP, CUSTOM), ``staging_dir``,
+``batch_rows`` (rows per INSERT), ``bind_partitions`` (default partitions of a bound table),
+``dialect`` ("spark": the Spark Thrift Server, rows sent as JSON; "hive": a Hive
+HiveServer2, rows sent as multi-row VALUES, always through the staging table).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import shutil
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backends.computing.api import Session, Table
+from backends.storage.api import StorageEngine, TableMeta
+from backends.storage._arrow import arrow_type, check_columns, explicit_types, rows_to_arrow, unify_types
+from backends.storage.localfs import check_name
+from flow.errors import FedweaveError, StorageError
+
+PART_COLUMN = "fw_part"
+META_KEY, META_CHUNK = "fedweave.meta", 3000
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_ESCAPES = {"_": "__", "-": "_0", ".": "_1"}
+_MAX_READABLE = 100
+_BATCH_VALUES = 1_000_000  # values (rows x columns) in one INSERT at most
+#: arrow dtype name -> Hive column type
+_HIVE_TYPES = {"double": "DOUBLE", "float": "FLOAT", "int64": "BIGINT", "int32": "INT", "int16": "SMALLINT",
+               "int8": "TINYINT", "bool": "BOOLEAN", "string": "STRING", "large_string": "STRING", "null": "STRING"}
+#: Hive type as DESCRIBE prints it (up to any '(' or '<') -> the arrow dtype it is read as
+_FROM_HIVE = {"double": "double", "float": "float", "bigint": "int64", "int": "int32", "integer": "int32",
+              "smallint": "int16", "tinyint": "int8", "boolean": "bool", "string": "string", "varchar": "string",
+              "char": "string", "decimal": "double", "date": "string", "timestamp": "string",
+              "timestamp_ntz": "string"}
+#: how a Python value of a column becomes text for the staging table (None -> NULL first)
+_SPECIAL_FLOATS = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+_TEXT = {bool: lambda v: "true" if v else "false", float: lambda v: _SPECIAL_FLOATS.get(repr(v), repr(v))}
+
+
+def ident(what: str, value: Any) -> str:
+    """A Hive identifier (database, table, column) we put in SQL: refuse anything else."""
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+        raise StorageError(f"invalid Hive {what} {value!r}: use letters, digits and '_', not starting with a digit")
+    return value
+
+
+def _encode(text: str) -> str:
+    return "".join(_ESCAPES.get(c) or (f"_{c.lower()}" if c.isupper() else c) for c in text)
+
+
+def _prefix(namespace: str) -> str:
+    return f"fw_{_encode(check_name('namespace', namespace))}_2"
+
+
+def hive_name(namespace: str, name: str) -> str:
+    """The Hive table of fedweave table ``namespace/name`` (lower case, reversible)."""
+    readable = _prefix(namespace) + _encode(check_name("name", name))
+    if len(readable) <= _MAX_READABLE:
+        return readable
+    return "fwh_" + hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:40]
+
+
+def sql_text(value: Any) -> str:
+    """A value as a SQL string literal (NULL for None); only quote and backslash need escaping."""
+    if value is None:
+        return "NULL"
+    text = _TEXT.get(type(value), str)(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _hive_type(label: str, column: str, dtype: str) -> str:
+    if dtype not in _HIVE_TYPES:
+        raise StorageError(f"table {label}: column '{column}' has dtype {dtype}, which the hive engine cannot store "
+                           f"(it stores {', '.join(sorted(_HIVE_TYPES))})")
+    return _HIVE_TYPES[dtype]
+
+
+def _hive_columns(id_column: str, columns: list[str]) -> tuple[str, list[str]]:
+    """Hive column names for a written table: the given ones when Hive keeps them apart
+    (it folds case), else positional ``fw_id, c0, c1, ...`` (meta keeps the real ones)."""
+    names = [id_column, *columns]
+    lowered = [n.lower() for n in names]
+    if all(_IDENT.fullmatch(n) for n in names) and len(set(lowered)) == len(names) and PART_COLUMN not in lowered:
+        return id_column, list(columns)
+    return "fw_id", [f"c{j}" for j in range(len(columns))]
+
+
+def _error_text(exc: Exception) -> str:
+    """The server's message without the Thrift response around it."""
+    status = getattr(exc.args[0], "status", None) if exc.args else None
+    text = getattr(status, "errorMessage", None) or str(exc)
+    return text.replace("Error running query: ", "").splitlines()[0][:500]
+
+
+class HiveEngine(StorageEngine):
+    """Fedweave tables in one Hive database, over a HiveServer2 connection."""
+
+    engine = "hive"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 10000, database: str = "fedweave",
+                 username: str | None = None, password: str | None = None, auth: str = "NONE",
+                 staging_dir: str | Path | None = None, batch_rows: int = 50_000, bind_partitions: int = 4,
+                 dialect: str = "spark"):
+        try:
+            from pyhive import hive  # noqa: F401
+        except ImportError as exc:
+            raise StorageError(f"the hive engine needs pyhive with thrift_sasl: pip install 'fedweave[hive]' ({exc})")
+        self.host, self.port, self.database = host, int(port), ident("database", database)
+        self.username, self.password, self.auth = username or "fedweave", password, auth
+        self.staging_dir = Path(staging_dir).resolve() if staging_dir else None
+        self.batch_rows, self.bind_partitions = int(batch_rows), int(bind_partitions)
+        if dialect not in ("spark", "hive"):
+            raise StorageError(f"hive dialect {dialect!r} is not one of 'spark', 'hive'")
+        self.dialect = dialect
+        self._lock = threading.RLock()
+        self._conn = None
+        self._run(f"CREATE DATABASE IF NOT EXISTS `{self.database}`", "create the database")
+
+    def __repr__(self) -> str:
+        return f"HiveEngine({self.host}:{self.port}, database={self.database!r})"
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_conn": None, "_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.RLock())
+
+    def close(self) -> None:
+        """Close the shared HiveServer2 session (a later call opens a new one)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # -- connection
+
+    def connect(self):
+        """A new HiveServer2 session (pyhive connection) with dynamic partitions allowed."""
+        from pyhive import hive
+
+        try:
+            conn = hive.connect(host=self.host, port=self.port, username=self.username,
+                                password=self.password, auth=self.auth)
+            with contextlib.closing(conn.cursor()) as cursor:
+                cursor.execute("SET hive.exec.dynamic.partition.mode=nonstrict")
+        except Exception as exc:
+            raise StorageError(f"cannot connect to HiveServer2 at {self.host}:{self.port}: {exc}") from exc
+        return conn
+
+    def _cursor(self, sql: str, doing: str, conn=None):
+        """A cursor that ran ``sql`` (on ``conn`` or the shared session); any failure is a
+        StorageError saying what was being done."""
+        if conn is None:
+            if self._conn is None:
+                self._conn = self.connect()
+            conn = self._conn
+        cursor = conn.cursor(arraysize=10_000)
+        try:
+            cursor.execute(sql)
+        except Exception as exc:
+            if conn is self._conn and ("TTransport" in type(exc).__name__ or isinstance(exc, OSError)):
+                self._conn = None  # a broken session: reconnect next time
+            raise StorageError(f"cannot {doing} on Hive {self.host}:{self.port}: {_error_text(exc)}") from exc
+        return cursor
+
+    def _run(self, sql: str, doing: str) -> list[tuple]:
+        """Run one statement on the shared session (one at a time) and fetch its rows."""
+        with self._lock, contextlib.closing(self._cursor(sql, doing)) as cursor:  # closing frees the server's operation
+            return cursor.fetchall() if cursor.description else []
+
+    def _tables(self, database: str, pattern: str | None = None) -> list[str]:
+        like = f" LIKE '{pattern}'" if pattern else ""
+        with self._lock, contextlib.closing(self._cursor(f"SHOW TABLES IN `{database}`{like}", f"list {database}")) as cursor:
+            names = [d[0].lower() for d in cursor.description]
+            at = next((names.index(n) for n in ("tablename", "tab_name") if n in names), 0)
+            return sorted(row[at] for row in cursor.fetchall())
+
+    def _properties(self, table: str) -> dict[str, str]:
+        return dict(self._run(f"SHOW TBLPROPERTIES {self._q(table)}", f"read the properties of {table}"))
+
+    def _stored_meta(self, table: str, label: str) -> TableMeta:
+        props = self._properties(table)
+        try:
+            text = "".join(props[f"{META_KEY}.{i}"] for i in range(int(props[f"{META_KEY}.parts"])))
+            return TableMeta.model_validate_json(base64.b64decode(text))
+        except (KeyError, ValueError) as exc:
+            raise StorageError(f"table {label}: Hive table {self.database}.{table} holds no readable fedweave meta") from exc
+
+    def _set_meta(self, table: str, meta: TableMeta, keyword: str) -> None:
+        text = base64.b64encode(meta.model_dump_json().encode()).decode()
+        chunks = [text[i:i + META_CHUNK] for i in range(0, len(text), META_CHUNK)] or [""]
+        props = {f"{META_KEY}.parts": str(len(chunks)), **{f"{META_KEY}.{i}": c for i, c in enumerate(chunks)}}
+        pairs = ", ".join(f"'{k}'='{v}'" for k, v in props.items())
+        self._run(f"ALTER {keyword} {self._q(table)} SET TBLPROPERTIES ({pairs})", f"store the meta of {table}")
+
+    def _q(self, table: str) -> str:
+        return f"`{self.database}`.`{table}`"
+
+    def _rename(self, keyword: str, src: str, dst: str, doing: str) -> None:
+        self._run(f"ALTER {keyword} {self._q(src)} RENAME TO {self._q(dst)}", doing)
+
+    @staticmethod
+    def _keyword(meta: TableMeta | None) -> str:
+        return "VIEW" if meta is not None and meta.address.get("view") else "TABLE"
+
+    def _drop(self, table: str, keyword: str = "TABLE") -> None:
+        with contextlib.suppress(StorageError):
+            self._run(f"DROP {keyword} IF EXISTS {self._q(table)}", f"drop {table}")
+
+    # -- writing
+
+    def write(self, table: Table, meta: TableMeta) -> TableMeta:
+        label = f"{meta.namespace}/{meta.name}"
+        base = hive_name(meta.namespace, meta.name)
+        columns = check_columns(meta, label)
+        explicit = explicit_types(meta, columns, label)
+        for column, dtype in zip(columns, meta.dtypes if explicit else []):
+            _hive_type(label, column, dtype)
+        id_col, cols = _hive_columns(meta.id_column, columns)
+        token = uuid.uuid4().hex[:12]
+        tmp, staging = f"{base}_3t{token}", f"{base}_3s{token}"
+        local = self.staging_dir / f"{base}_{token}" if self.staging_dir else None
+        target = _Target(self, meta, label, id_col, cols, tmp, staging, list(meta.dtypes) if explicit else None)
+        try:
+            if local:
+                dtypes, count, n, digest = self._load(table, meta, columns, explicit, target, local)
+            else:
+                dtypes, count, n, digest = self._scan(table, meta, columns, explicit, target.take)
+                target.finish(dtypes)
+            stored = meta.model_copy(update={
+                "engine": self.engine, "columns": columns, "dtypes": dtypes, "count": count, "partitions": n,
+                "sha256": digest, "created": datetime.now(timezone.utc),
+                "address": {"host": self.host, "port": self.port, "database": self.database, "table": base,
+                            "id": id_col, "columns": cols, "partition_column": PART_COLUMN},
+            })
+            self._set_meta(tmp, stored, "TABLE")
+            self._swap(tmp, base, "TABLE", label)
+        except BaseException as exc:
+            self._drop(tmp)
+            if isinstance(exc, Exception) and not isinstance(exc, FedweaveError):
+                raise StorageError(f"writing table {label} failed: {type(exc).__name__}: {exc}") from exc
+            raise
+        finally:
+            if target.staged:
+                self._drop(staging)
+            if local:
+                shutil.rmtree(local, ignore_errors=True)
+        return stored
+
+    def _create(self, table: str, meta: TableMeta, columns_sql: str) -> None:
+        """A partitioned Parquet table tagged with the fedweave name it is being made for."""
+        self._run(f"CREATE TABLE {self._q(table)} ({columns_sql}) PARTITIONED BY ({PART_COLUMN} INT) "
+                  f"STORED AS PARQUET TBLPROPERTIES ('fedweave.namespace'='{meta.namespace}', "
+                  f"'fedweave.name'='{meta.name}')", f"create {table}")
+
+    def _scan(self, table: Table, meta: TableMeta, columns: list[str], explicit: list[pa.DataType] | None,
+              take: Callable[[int, pa.Table], None]) -> tuple[list[str], int, int, str]:
+        """Each partition checked and typed by arrow, fingerprinted, then handed to ``take``;
+        returns the column dtypes (unified over all partitions), count, partitions, sha256."""
+        label = f"{meta.namespace}/{meta.name}"
+        digest, count, n = hashlib.sha256(), 0, 0
+        seen: list[set[pa.DataType]] = [set() for _ in columns]
+        for index, part in enumerate(table.iter_partitions()):
+            arrow = rows_to_arrow(part, meta.id_column, columns, explicit, index, label)
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, arrow.schema) as writer:
+                writer.write_table(arrow)
+            digest.update(sink.getvalue())
+            take(index, arrow)
+            for j, column in enumerate(columns):
+                seen[j].add(arrow.schema.field(column).type)
+            count, n = count + arrow.num_rows, index + 1
+        dtypes = list(meta.dtypes) if explicit else [str(unify_types(c, s)) for c, s in zip(columns, seen)]
+        for column, dtype in zip(columns, dtypes):
+            _hive_type(label, column, dtype)
+        return dtypes, count, n, digest.hexdigest()
+
+    def _load(self, table: Table, meta: TableMeta, columns: list[str], explicit: list[pa.DataType] | None,
+              target: "_Target", local: Path) -> tuple[list[str], int, int, str]:
+        """Each partition as a local Parquet file (re-cast once the column types are known),
+        loaded into its Hive partition with LOAD DATA LOCAL INPATH."""
+        local.mkdir(parents=True)
+        names = [target.id_col, *target.cols]
+
+        def take(index: int, arrow: pa.Table) -> None:
+            if arrow.num_rows:
+                pq.write_table(arrow.rename_columns(names), local / f"part-{index:05d}.parquet")
+
+        dtypes, count, n, digest = self._scan(table, meta, columns, explicit, take)
+        wanted = pa.schema([(names[0], pa.string())] + [(c, pa.string() if d == "null" else arrow_type(d))
+                                                         for c, d in zip(names[1:], dtypes)])
+        target.create(dtypes)
+        for index in range(n):
+            path = local / f"part-{index:05d}.parquet"
+            if not path.exists():
+                continue
+            part = pq.read_table(path)
+            if part.schema != wanted:
+                pq.write_table(part.cast(wanted), path)
+            self._run(f"LOAD DATA LOCAL INPATH {sql_text(str(path))} INTO TABLE {self._q(target.tmp)} "
+                      f"PARTITION ({PART_COLUMN}={index})", f"load partition {index} of {target.label}")
+        return dtypes, count, n, digest
+
+    def _swap(self, tmp: str, base: str, keyword: str, label: str) -> None:
+        """Old object aside, new one in place, old one dropped."""
+        old = f"{base}_3o{uuid.uuid4().hex[:12]}"
+        previous = self._stored_meta(base, label) if base in self._tables(self.database, base) else None
+        old_keyword = self._keyword(previous)
+        if previous is not None:
+            self._rename(old_keyword, base, old, f"move the earlier {label} aside")
+        try:
+            self._rename(keyword, tmp, base, f"move {label} into place")
+        except StorageError:
+            if previous is not None:
+                with contextlib.suppress(StorageError):
+                    self._rename(old_keyword, old, base, f"restore the earlier {label}")
+            raise
+        if previous is not None:
+            self._drop(old, old_keyword)
+
+    def _recover(self, base: str) -> bool:
+        """Whether ``base`` exists, after restoring one a writer died leaving aside."""
+        found = self._tables(self.database, f"{base}|{base}_3o*")
+        if base in found:
+            return True
+        for old in reversed(found):
+            with contextlib.suppress(StorageError):
+                self._rename(self._keyword(self._stored_meta(old, base)), old, base, "restore a table left aside")
+                return True
+        return False
+
+    # -- reading
+
+    def meta(self, namespace: str, name: str) -> TableMeta:
+        base = hive_name(namespace, name)
+        if not self._recover(base):
+            raise StorageError(f"table {namespace}/{name} does not exist (no Hive table {self.database}.{base})")
+        return self._stored_meta(base, f"{namespace}/{name}")
+
+    def read(self, meta: TableMeta, session: Session) -> Table:
+        stored = self.meta(meta.namespace, meta.name)
+        return session.from_partitions(self._stream(stored), stored.partitions)
+
+    def _stream(self, stored: TableMeta) -> Iterator[list[tuple[str, tuple]]]:
+        """One query per partition, fetched in batches: written tables prune to their
+        ``fw_part`` partition; bound ones filter on the hash that places each key."""
+        address, label = stored.address, f"{stored.namespace}/{stored.name}"
+        source = f"`{ident('database', address['database'])}`.`{ident('table', address['table'])}`"
+        key = f"CAST(`{ident('column', address['id'])}` AS STRING)"
+        values = "".join(f", CAST(`{ident('column', c)}` AS {_HIVE_TYPES[d]})" for c, d in zip(address["columns"], stored.dtypes))
+        part_col = address.get("partition_column")
+        with contextlib.closing(self.connect()) as conn:  # its own session: the stream outlives other calls
+            for index in range(stored.partitions):
+                where = f"{part_col} = {index}" if part_col else f"pmod(crc32({key}), {stored.partitions}) = {index}"
+                rows: list[tuple[str, tuple]] = []
+                with contextlib.closing(self._cursor(f"SELECT {key}{values} FROM {source} WHERE {where}",
+                                                     f"read table {label}", conn)) as cursor:
+                    while batch := cursor.fetchmany():
+                        rows.extend((row[0], tuple(row[1:])) for row in batch)
+                yield rows
+
+    def exists(self, namespace: str, name: str) -> bool:
+        return self._recover(hive_name(namespace, name))
+
+    def delete(self, namespace: str, name: str) -> None:
+        base = hive_name(namespace, name)
+        if base in self._tables(self.database, base):
+            with contextlib.suppress(StorageError):
+                keyword = self._keyword(self._stored_meta(base, f"{namespace}/{name}"))
+                return self._drop(base, keyword)
+            self._drop(base)
+
+    def list(self, namespace: str | None = None) -> list[TableMeta]:
+        prefix = "fw_" if namespace is None else _prefix(namespace)
+        found = []
+        for table in self._tables(self.database):
+            if not (table.startswith(prefix) or table.startswith("fwh_")):
+                continue
+            with contextlib.suppress(StorageError):
+                meta = self._stored_meta(table, table)
+                if hive_name(meta.namespace, meta.name) == table and namespace in (None, meta.namespace):
+                    found.append(meta)
+        return sorted(found, key=lambda m: (m.namespace, m.name))
+
+    # -- binding
+
+    def bind(self, namespace: str, name: str, address: str | dict, id_column: str = "id",
+             label_column: str | None = None, partitions: int | None = None) -> TableMeta:
+        """Register the existing Hive table ``address`` ("database.table" or a dict with
+        those keys) as ``namespace/name`` without copying it; its other columns are the
+        table's columns. StorageError naming the table or column when either is missing."""
+        base, label = hive_name(namespace, name), f"{namespace}/{name}"
+        database, _, source = address.partition(".") if isinstance(address, str) else (
+            address.get("database", ""), ".", address.get("table", ""))
+        database, source = ident("database", database), ident("table", source)
+        full = f"{database}.{source}"
+        if database.lower() not in {d.lower() for (d, *_) in self._run("SHOW DATABASES", "list databases")} \
+                or source.lower() not in self._tables(database, source.lower()):
+            raise StorageError(f"cannot bind {label}: Hive table {full} does not exist")
+        described = self._run(f"DESCRIBE `{database}`.`{source}`", f"describe {full}")
+        schema = []
+        for column, hive_type, *_ in described:
+            if not column or column.startswith("#"):
+                break
+            schema.append((column, hive_type))
+        names = [c for c, _ in schema]
+        if id_column.lower() not in [n.lower() for n in names]:
+            raise StorageError(f"cannot bind {label}: Hive table {full} has no id column '{id_column}'; its columns are {names}")
+        id_hive = names[[n.lower() for n in names].index(id_column.lower())]
+        columns = [(c, t) for c, t in schema if c != id_hive]
+        if label_column is not None and label_column not in [c for c, _ in columns]:
+            raise StorageError(f"cannot bind {label}: Hive table {full} has no label column '{label_column}'")
+        dtypes = []
+        for column, hive_type in columns:
+            kind = re.split(r"[(<]", hive_type.strip().lower(), maxsplit=1)[0]
+            ident("column", column)
+            if kind not in _FROM_HIVE:
+                raise StorageError(f"cannot bind {label}: column '{column}' of {full} has type {hive_type}, "
+                                   f"which the hive engine cannot read")
+            dtypes.append(_FROM_HIVE[kind])
+        stats = ", ".join(["COUNT(*)", f"COUNT(`{id_hive}`)", f"COUNT(DISTINCT `{id_hive}`)",
+                           f"SUM(CAST(hash({', '.join(f'`{c}`' for c in names)}) AS DECIMAL(38,0)))"])
+        total, with_id, distinct, fingerprint = self._run(f"SELECT {stats} FROM `{database}`.`{source}`", f"count {full}")[0]
+        if with_id != total or distinct != total:
+            raise StorageError(f"cannot bind {label}: id column '{id_hive}' of {full} has "
+                               f"{total - with_id} NULL and {with_id - distinct} duplicate values")
+        meta = TableMeta(
+            namespace=namespace, name=name, engine=self.engine, id_column=id_hive,
+            columns=[c for c, _ in columns], dtypes=dtypes, label_column=label_column, count=total,
+            partitions=partitions or self.bind_partitions,
+            sha256=hashlib.sha256(f"{full}|{schema}|{total}|{fingerprint}".encode()).hexdigest(),
+            address={"host": self.host, "port": self.port, "database": database, "table": source, "id": id_hive,
+                     "columns": [c for c, _ in columns], "partition_column": None, "view": f"{self.database}.{base}"},
+        )
+        tmp = f"{base}_3t{uuid.uuid4().hex[:12]}"
+        try:
+            self._run(f"CREATE VIEW {self._q(tmp)} TBLPROPERTIES ('fedweave.namespace'='{namespace}', "
+                      f"'fedweave.name'='{name}') AS SELECT * FROM `{database}`.`{source}`", f"bind {label}")
+            self._set_meta(tmp, meta, "VIEW")
+            self._swap(tmp, base, "VIEW", label)
+        except BaseException:
+            self._drop(tmp, "VIEW")
+            raise
+        return meta
+
+
+class _Target:
+    """Where the INSERT path sends rows, at most ``batch_rows`` a statement.
+
+    Spark dialect: a batch is one JSON document (an array of rows of text) in a single
+    string literal, unpacked by the server (``explode(from_json(..))``): one literal
+    parses far faster than a multi-row VALUES list. With the column types known (explicit
+    dtypes, or a table that fits one batch) rows go straight into the typed temp table,
+    cast on the way. Hive dialect, or larger tables of unknown types: rows go as text into
+    a staging table (multi-row INSERT ... VALUES for Hive), which one INSERT ... SELECT
+    casts into the temp table once the types are known.
+    """
+
+    def __init__(self, engine: HiveEngine, meta: TableMeta, label: str, id_col: str, cols: list[str],
+                 tmp: str, staging: str, dtypes: list[str] | None):
+        self.engine, self.meta, self.label = engine, meta, label
+        self.id_col, self.cols, self.tmp, self.staging = id_col, cols, tmp, staging
+        self.dtypes = dtypes
+        self.pending: list[list[str | None]] = []
+        self.batch = max(1, min(engine.batch_rows, _BATCH_VALUES // (len(cols) + 2)))
+        self.created = self.staged = False
+        self.spark = engine.dialect == "spark"
+
+    def create(self, dtypes: list[str]) -> None:
+        if not self.created:
+            typed = "".join(f", `{c}` {_HIVE_TYPES[d]}" for c, d in zip(self.cols, dtypes))
+            self.engine._create(self.tmp, self.meta, f"`{self.id_col}` STRING{typed}")
+            self.created = True
+
+    def take(self, index: int, arrow: pa.Table) -> None:
+        values = [arrow.column(j).to_pylist() for j in range(arrow.num_columns)]
+        part = str(index)
+        for row in zip(*values):
+            self.pending.append([None if v is None else _TEXT.get(type(v), str)(v) for v in row] + [part])
+            if len(self.pending) >= self.batch:
+                self.flush()
+
+    def _source(self, rows: list[list[str | None]], dtypes: list[str] | None) -> str:
+        """SELECT list and FROM of a JSON batch: text columns, or cast to ``dtypes``."""
+        casts = [f"CAST(r[{j + 1}] AS {_HIVE_TYPES[d]})" for j, d in enumerate(dtypes)] if dtypes else [
+            f"r[{j + 1}]" for j in range(len(self.cols))]
+        select = ", ".join(["r[0]", *casts, f"CAST(r[{len(self.cols) + 1}] AS INT)"])
+        doc = sql_text(json.dumps(rows, separators=(",", ":")))
+        return f"{select} FROM (SELECT explode(from_json({doc}, 'array<array<string>>')) AS r) AS batch"
+
+    def _insert(self, table: str, rows: list[list[str | None]], dtypes: list[str] | None) -> None:
+        into = f"INSERT INTO {self.engine._q(table)} PARTITION ({PART_COLUMN})"
+        if self.spark:
+            sql = f"{into} SELECT {self._source(rows, dtypes)}"
+        else:
+            sql = f"{into} VALUES " + ", ".join("(" + ", ".join(map(sql_text, row[:-1])) + f", {row[-1]})" for row in rows)
+        self.engine._run(sql, f"insert rows of {self.label}")
+
+    def flush(self) -> None:
+        rows, self.pending = self.pending, []
+        if not rows:
+            return
+        if self.spark and self.dtypes is not None:
+            self.create(self.dtypes)
+            return self._insert(self.tmp, rows, self.dtypes)
+        if not self.staged:
+            self.engine._create(self.staging, self.meta, ", ".join(f"`{c}` STRING" for c in [self.id_col, *self.cols]))
+            self.staged = True
+        self._insert(self.staging, rows, None)
+
+    def finish(self, dtypes: list[str]) -> None:
+        """All rows seen: put what is pending or staged into the typed temp table."""
+        if self.spark and not self.staged:
+            self.dtypes = dtypes
+            self.flush()
+            return self.create(dtypes)
+        self.flush()
+        self.create(dtypes)
+        casts = "".join(f", CAST(`{c}` AS {_HIVE_TYPES[d]})" for c, d in zip(self.cols, dtypes))
+        self.engine._run(f"INSERT INTO {self.engine._q(self.tmp)} PARTITION ({PART_COLUMN}) SELECT `{self.id_col}`"
+                         f"{casts}, {PART_COLUMN} FROM {self.engine._q(self.staging)}", f"type the rows of {self.label}")
