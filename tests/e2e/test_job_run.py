@@ -113,3 +113,62 @@ def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breas
     assert not (homes["9999"] / "models" / job_id / "host").exists()
     assert not (homes["10000"] / "models" / job_id / "guest").exists()
     assert not (homes["9999"] / "federation").exists() and not (homes["10000"] / "federation").exists()
+
+
+def _restart_rabbitmq_when_training(home: Path, job_id: str, done: list, outage_s: float = 3.0) -> None:
+    """Stop and start the broker's app once the host's HeteroLR is a few iterations in."""
+    import time
+
+    from flow.store import Store
+
+    store, end = Store.for_home(home), time.monotonic() + 300
+    while time.monotonic() < end:
+        try:
+            tasks = store.tasks(job_id, "host", "10000")
+        except Exception:  # noqa: BLE001 - the job may not be recorded yet
+            tasks = []
+        if any(t["component"] == "hetero_lr_0" and t["progress"] >= 30 for t in tasks):
+            break
+        time.sleep(0.1)
+    else:
+        return
+    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
+    try:
+        time.sleep(outage_s)
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
+    done.append(time.monotonic())
+
+
+def test_rabbitmq_restart_mid_training_loses_nothing(breast, tmp_path: Path):
+    """The broker goes away in the middle of HeteroLR; the job still succeeds with the
+    model of an undisturbed run: nothing lost, nothing applied twice."""
+    import threading
+
+    from .conftest import EXAMPLES
+
+    conf, dsl = load_example("hetero_lr")
+    conf = with_lr_params(conf, max_iter=10, encrypt_param={"key_length": 512})
+    c, d = write_job(tmp_path, conf, dsl)
+    reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    federation = BROKERS["rabbitmq"]()
+    homes = {pid: _org_home(tmp_path, pid, federation) for pid in ("9999", "10000")}
+    _exchange_public_keys(homes)
+    type(breast)(homes["9999"]).upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
+    host = type(breast)(homes["10000"])
+    host.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
+    job_id = f"restart_{tmp_path.name[-12:]}".replace("-", "_")
+    restarted: list = []
+    disturb = threading.Thread(target=_restart_rabbitmq_when_training, args=(homes["10000"], job_id, restarted))
+    disturb.start()
+    try:
+        results = run_parties(breast, c, d, job_id, homes=homes)
+    finally:
+        disturb.join()
+    assert restarted, "the broker was never restarted during training"
+    assert [code for code, _ in results] == [0, 0, 0], [err for _, err in results]
+    mine = host.ok("tracking", "output-model", "-j", job_id, "-r", "host", "-p", "10000", "-cpn", "hetero_lr_0")
+    ref = breast.ok("tracking", "output-model", "-j", reference["job_id"], "-r", "host", "-p", "10000",
+                    "-cpn", "hetero_lr_0")
+    np.testing.assert_allclose(mine["model"]["weights"], ref["model"]["weights"], atol=1e-8)
+    assert mine["model"]["iters"] == ref["model"]["iters"] == 10
