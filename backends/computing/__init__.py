@@ -6,7 +6,8 @@ from .api import Session, Table, partition_of
 
 ENGINES: Registry = Registry(
     "computing",
-    {"local": "backends.computing.local:LocalSession", "standalone": "backends.computing.local:LocalSession"},
+    {"local": "backends.computing.local:LocalSession", "standalone": "backends.computing.local:LocalSession",
+     "spark": "backends.computing.spark:SparkComputing"},
     case_insensitive=True,
 )
 

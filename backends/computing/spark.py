@@ -1,0 +1,633 @@
+"""The Spark computing backend: Tables are RDDs partitioned exactly like the local backend's.
+
+Why this shape:
+
+* Placement. Partition ``i`` of a table holds the keys with ``partition_of(key, n) == i``,
+  as on the local backend, so ``iter_partitions`` groups alike and two tables with the
+  same partition count join partition by partition: ``glom().zip()`` pairs partition
+  ``i`` of each side in one task, with no shuffle. Re-keying ops shuffle whole buckets
+  with ``partitionBy`` keyed by the target partition number.
+* One semantics. Each task runs the local backend's worker code
+  (:mod:`backends.computing._local_ops`) on its partition, so every operation (key
+  collisions, union precedence, sampling) gives what the local backend gives.
+* Eager. Like the local backend, an operation runs when called: its result is persisted
+  and one job fills the cache and counts each partition, so a failing function raises
+  here, as :class:`ComputingError` with the worker's exception type and message (the
+  worker encodes them into its exception; Spark's wrapping is peeled off). A table's
+  cache is dropped when the Table is garbage-collected or its session stops.
+* One JVM. Spark allows one SparkContext per process: sessions with the same settings
+  share it, and the last ``stop()`` ends it and its JVM. It starts on first use,
+  bounded by ``startup_timeout`` (an unreachable master is a ComputingError, not a hang).
+
+Executors need fedweave (and whatever the functions import) importable; with a
+``local`` master the workers get this interpreter and its ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import importlib.util
+import json
+import os
+import random
+import re
+import socket
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from backends.computing._local_ops import _execute, _unique
+from backends.computing.api import Session, Table, partition_of
+from backends.computing.local import LocalSession, _cores, _positive
+from flow.errors import ComputingError
+from flow.registry import did_you_mean
+
+#: tables up to this many rows keep their pairs in the driver once fetched: repeated
+#: collect/iter_partitions/first of small results (the common case) cost no Spark job
+DRIVER_CACHE_ROWS = 10_000
+STARTUP_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 5.0
+LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
+#: settings every session starts from: a small driver, no UI, quiet console
+DEFAULTS = {
+    "spark.master": "local[*]",
+    "spark.app.name": "fedweave",
+    "spark.driver.memory": "1g",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "4",
+}
+#: added for local masters only (executors on a cluster must reach the driver)
+LOCAL_DEFAULTS = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
+#: ``spark_run`` (a job parameter, FATE's names) -> Spark setting
+SPARK_RUN = {
+    "master": "spark.master",
+    "app-name": "spark.app.name",
+    "num-executors": "spark.executor.instances",
+    "executor-cores": "spark.executor.cores",
+    "executor-memory": "spark.executor.memory",
+    "driver-memory": "spark.driver.memory",
+    "driver-cores": "spark.driver.cores",
+    "total-executor-cores": "spark.cores.max",
+}
+#: their failures come back as ComputingError; Spark would also print each one in full
+_NOISY_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager")
+_LOCAL_MASTER = re.compile(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?")
+_FAILURE = re.compile(r"<fedweave-failure:([A-Za-z0-9+/=]+):end>")
+
+# ---------------------------------------------------------------- worker side (runs on executors)
+
+
+def _run(op: str, blob: bytes | None, arg: Any, i: int, payload: Any) -> Any:
+    ok, value = _execute(op, blob, i, arg, payload)
+    if not ok:  # type, message, traceback: carried in the message through Spark's wrapping
+        packed = base64.b64encode(json.dumps([i, *value]).encode()).decode()
+        raise RuntimeError(f"<fedweave-failure:{packed}:end>")
+    return value
+
+
+def _narrow(op: str, blob, arg, i: int, it: Iterator) -> list:
+    return _run(op, blob, arg, i, list(it))
+
+
+def _one(op: str, blob, arg, i: int, it: Iterator) -> list:
+    return [_run(op, blob, arg, i, list(it))]
+
+
+def _paired(op: str, blob, arg, i: int, it: Iterator) -> list:
+    return [kv for left_right in it for kv in _run(op, blob, arg, i, left_right)]  # one (left, right)
+
+
+def _scatter(op: str, blob, arg, i: int, it: Iterator) -> Iterator:
+    """Buckets of pairs keyed by their target partition, tagged with the source partition."""
+    yield from ((j, (i, bucket)) for j, bucket in _run(op, blob, arg, i, list(it)).items())
+
+
+def _flat_buckets(op: str, blob, arg, i: int, it: Iterator) -> Iterator:
+    yield from (kv for bucket in _run(op, blob, arg, i, list(it)).values() for kv in bucket)
+
+
+def _gather(it: Iterator) -> list:
+    """The buckets a partition received, in source order, one pair per key (later wins):
+    the local backend's merge, so even key collisions resolve alike."""
+    groups = sorted((v for _, v in it), key=lambda src_bucket: src_bucket[0])
+    return groups[0][1] if len(groups) == 1 else _unique([kv for _, b in groups for kv in b])
+
+
+def _target(j: int) -> int:
+    return j
+
+
+def _stats(n: int, i: int, it: Iterator) -> Iterator[tuple[int, bool]]:
+    """Rows of partition i and, when n > 0, whether a key sits outside it."""
+    rows = misplaced = 0
+    for k, _ in it:
+        rows += 1
+        misplaced += n > 0 and partition_of(k, n) != i
+    yield rows, misplaced > 0
+
+
+def _head(it: Iterator) -> list:
+    return [next(iter(it))]
+
+
+def _whole(it: Iterator) -> Iterator:
+    return it
+
+
+# ---------------------------------------------------------------- the process's one Spark
+
+
+class _Spark:
+    """The running SparkSession and the sessions using it."""
+
+    def __init__(self, spark: Any, conf: dict[str, str], owned: bool):
+        self.spark, self.sc, self.conf, self.owned, self.users = spark, spark.sparkContext, conf, owned, 0
+
+
+_LOCK = threading.Lock()
+_ACTIVE: _Spark | None = None
+
+
+def _local_cores(master: str) -> int | None:
+    m = _LOCAL_MASTER.fullmatch(master)
+    if not m:
+        return None
+    return _cores() if m.group(1) == "*" else int(m.group(1) or 1)
+
+
+def _probe_master(master: str) -> None:
+    """A standalone master nobody listens on fails at once instead of after Spark's retries."""
+    if not master.startswith("spark://"):
+        return
+    errors = []
+    for address in master[len("spark://"):].split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), CONNECT_TIMEOUT_S).close()
+            return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{address}: {exc}")
+    raise ComputingError(f"Spark master {master} is unreachable ({'; '.join(errors)})")
+
+
+def _boot(conf: dict[str, str], log_level: str, box: dict) -> None:
+    try:
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        box["owned"] = owned = SparkContext._active_spark_context is None
+        builder = SparkSession.builder
+        for k, v in conf.items():
+            builder = builder.config(k, v)
+        box["spark"] = spark = builder.getOrCreate()
+        sc = spark.sparkContext
+        if _local_cores(conf["spark.master"]) is not None:
+            sc.pythonExec = sys.executable
+            paths = [os.getcwd() if p == "" else p for p in sys.path if p == "" or os.path.exists(p)]
+            sc.environment["PYTHONPATH"] = os.pathsep.join(paths)
+        elif "spark.pyspark.python" in conf:
+            sc.pythonExec = conf["spark.pyspark.python"]
+        sc.setLogLevel(log_level)
+        log4j = sc._jvm.org.apache.logging.log4j
+        for name in _NOISY_LOGGERS:
+            log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
+        # one tiny task: executors exist, run this Python and import fedweave
+        sc.parallelize([[("probe", 1)]], 1).flatMap(_whole).mapPartitionsWithIndex(
+            functools.partial(_narrow, "sample", None, (1.0, 0))).collect()
+        box["ready"] = _Spark(spark, conf, owned)
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+        box["error"] = exc
+
+
+def _end_jvm() -> None:
+    """Stop the JVM pyspark launched (it otherwise lives as long as this process)."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    proc = getattr(gateway, "proc", None)
+    if proc is None:  # a JVM we did not launch (spark-submit): not ours to end
+        return
+    for close in (gateway.shutdown, proc.stdin.close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - best effort on the way down
+            pass
+    try:
+        proc.wait(timeout=20)
+    except Exception:  # noqa: BLE001
+        proc.kill()
+        proc.wait()
+    from pyspark.sql import SparkSession, SQLContext
+
+    SparkContext._gateway = SparkContext._jvm = SparkContext._active_spark_context = None
+    SparkSession._instantiatedSession = SparkSession._activeSession = SQLContext._instantiatedContext = None
+
+
+def _start(conf: dict[str, str], log_level: str, timeout: float) -> _Spark:
+    master = conf["spark.master"]
+    if importlib.util.find_spec("pyspark") is None:
+        raise ComputingError("the spark computing engine needs pyspark (pip install pyspark) and a Java runtime")
+    _probe_master(master)
+    from pyspark import SparkConf, SparkContext
+
+    try:  # the JVM first, here: a local process, so a timeout below can always end it
+        SparkContext._ensure_initialized(conf=SparkConf().setAll(list(conf.items())))
+    except Exception as exc:  # noqa: BLE001 - no Java, or it died at once
+        raise ComputingError(f"cannot start the Spark JVM (is Java installed?): {_summary(str(exc))}") from exc
+    box: dict = {}
+    thread = threading.Thread(target=_boot, args=(conf, log_level, box), name="fedweave-spark-start", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        if "spark" in box:
+            box["spark"].sparkContext.cancelAllJobs()
+        if box.get("owned", True):
+            _end_jvm()  # the start thread's calls now fail and it ends
+        thread.join(CONNECT_TIMEOUT_S)
+        raise ComputingError(f"Spark master {master} did not run a task within {timeout:g}s "
+                             "(no reachable master, or no worker with free cores and memory)")
+    if "error" in box:
+        exc = box["error"]
+        if box.get("owned", True):
+            try:
+                box["spark"].stop() if "spark" in box else None
+            finally:
+                _end_jvm()
+        raise ComputingError(f"cannot start Spark on master {master}: {_summary(str(exc)) or type(exc).__name__}") \
+            from exc
+    return box["ready"]
+
+
+def _acquire(conf: dict[str, str], log_level: str, timeout: float) -> _Spark:
+    global _ACTIVE
+    with _LOCK:
+        if _ACTIVE is None:
+            _ACTIVE = _start(conf, log_level, timeout)
+        elif _ACTIVE.conf != conf:
+            differ = sorted(k for k in conf.keys() | _ACTIVE.conf.keys()
+                            if k != "spark.app.name" and conf.get(k) != _ACTIVE.conf.get(k))
+            if differ:
+                raise ComputingError(
+                    "Spark runs one context per process and the running one has other settings: "
+                    + ", ".join(f"{k}={_ACTIVE.conf.get(k)!r} (asked {conf.get(k)!r})" for k in differ))
+        _ACTIVE.users += 1
+        return _ACTIVE
+
+
+def _release(spark: _Spark) -> None:
+    global _ACTIVE
+    with _LOCK:
+        spark.users -= 1
+        if spark.users > 0 or _ACTIVE is not spark:
+            return
+        _ACTIVE = None
+        if spark.owned:
+            try:
+                spark.spark.stop()
+            finally:
+                _end_jvm()
+
+
+def _summary(text: str) -> str:
+    """The last ``Type: message`` line of a Python traceback, else the first line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "Traceback" in text:
+        tail = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", ln)]
+        if tail:
+            return tail[-1][:500]
+    return (lines[0] if lines else "")[:500]
+
+
+def _translate(op: str, exc: BaseException) -> ComputingError:
+    text = str(exc)
+    found = _FAILURE.search(text)
+    if found:
+        i, type_name, message, worker_tb = json.loads(base64.b64decode(found.group(1)))
+        try:
+            LocalSession._unwrap(op, i, (False, (type_name, message, worker_tb)))
+        except ComputingError as err:
+            return err
+    if "Python worker exited unexpectedly" in text:
+        return ComputingError(f"{op}: a Spark Python worker died (crash, os._exit or out of memory)")
+    return ComputingError(f"{op} failed on Spark: {_summary(text) or type(exc).__name__}")
+
+
+def _settings(master: str | None, app_name: str, conf: Mapping | None, spark_run: Mapping | None) -> dict[str, str]:
+    """Defaults < master/app_name < conf (service) < spark_run (job)."""
+    out = dict(DEFAULTS, **{"spark.app.name": app_name})
+    if master is not None:
+        out["spark.master"] = master
+    if conf is not None and not isinstance(conf, Mapping):
+        raise ComputingError(f"Spark conf must be a mapping of spark.* settings, got {type(conf).__name__}")
+    if spark_run is not None and not isinstance(spark_run, Mapping):
+        raise ComputingError(f"spark_run must be a mapping, got {type(spark_run).__name__}")
+    run = dict(spark_run or {})
+    extra = run.pop("conf", None) or {}
+    if not isinstance(extra, Mapping):
+        raise ComputingError(f"spark_run conf must be a mapping of spark.* settings, got {type(extra).__name__}")
+    for key, value in [*(conf or {}).items(), *extra.items(), *run.items()]:
+        name = key.replace("_", "-").lower() if isinstance(key, str) else key
+        if isinstance(key, str) and key.startswith("spark."):
+            name = key
+        elif name in SPARK_RUN:
+            name = SPARK_RUN[name]
+        else:
+            raise ComputingError(f"unknown Spark setting {key!r}{did_you_mean(str(key), [*SPARK_RUN, 'conf'])}; "
+                                 "use spark.* names or one of: " + ", ".join([*SPARK_RUN, "conf"]))
+        if value is None or isinstance(value, (dict, list, tuple, set)):
+            raise ComputingError(f"Spark setting {key!r} must be a string, number or boolean, got {value!r}")
+        out[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    if not out["spark.master"].strip():
+        raise ComputingError("Spark master must not be empty")
+    if _local_cores(out["spark.master"]) is not None:
+        out = {**LOCAL_DEFAULTS, **out}
+    return out
+
+
+# ---------------------------------------------------------------- Session and Table
+
+
+class SparkComputing(Session):
+    """Tables on a SparkSession started on first use. ``partitions`` defaults to the cores of
+    a ``local[N]`` master, else Spark's default parallelism; ``conf`` holds spark.* settings
+    (a service's), ``spark_run`` a job's (FATE names: num-executors, executor-cores,
+    executor-memory, driver-memory, master, conf, or spark.* keys); ``workers`` is ignored."""
+
+    engine = "spark"
+
+    def __init__(self, partitions: int | None = None, master: str | None = None, app_name: str = "fedweave",
+                 conf: Mapping[str, Any] | None = None, *, spark_run: Mapping[str, Any] | None = None,
+                 workers: int | None = None, startup_timeout: float = STARTUP_TIMEOUT_S, log_level: str = "ERROR"):
+        if master is not None and not isinstance(master, str):
+            raise ComputingError(f"Spark master must be a string, got {master!r}")
+        if log_level not in LOG_LEVELS:
+            raise ComputingError(f"Spark log_level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        if isinstance(startup_timeout, bool) or not isinstance(startup_timeout, (int, float)) or startup_timeout <= 0:
+            raise ComputingError(f"startup_timeout must be a positive number of seconds, got {startup_timeout!r}")
+        self._partitions = None if partitions is None else _positive("partitions", partitions)
+        self._conf = _settings(master, app_name, conf, spark_run)
+        self._timeout, self._log_level = float(startup_timeout), log_level
+        self._spark: _Spark | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._tables: weakref.WeakSet[SparkTable] = weakref.WeakSet()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else ("running" if self._spark else "idle")
+        return f"SparkComputing(master={self.master!r}, partitions={self._partitions}, {state})"
+
+    def __reduce__(self):
+        raise TypeError("a SparkComputing session cannot be sent to workers")
+
+    @property
+    def master(self) -> str:
+        return self._conf["spark.master"]
+
+    @property
+    def conf(self) -> dict[str, str]:
+        """The Spark settings this session starts (or shares) a context with."""
+        return dict(self._conf)
+
+    @property
+    def spark(self) -> Any:
+        """The SparkSession (started if need be), for DataFrame work beside Tables."""
+        return self._context().spark
+
+    @property
+    def default_partitions(self) -> int:
+        if self._partitions is None:
+            self._partitions = _local_cores(self.master) or max(1, self._context().sc.defaultParallelism)
+        return self._partitions
+
+    def _check_open(self) -> None:
+        if self._stopped:
+            raise ComputingError("the spark computing session is stopped")
+
+    def _context(self) -> _Spark:
+        with self._lock:
+            self._check_open()
+            if self._spark is None:
+                self._spark = _acquire(self._conf, self._log_level, self._timeout)
+            return self._spark
+
+    def _job(self, op: str, action: Callable[[], Any]) -> Any:
+        """Run a Spark action; whatever goes wrong comes back as one ComputingError."""
+        self._context()
+        try:
+            return action()
+        except ComputingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Py4J / PySpark wrappers of the real failure
+            if self._stopped:
+                raise ComputingError(f"{op}: the spark computing session is stopped") from exc
+            err = _translate(op, exc)
+            if hasattr(err, "worker_traceback"):
+                raise err from None
+            raise err from exc
+
+    def parallelize(self, pairs: Iterable[tuple[Any, Any]], partitions: int | None = None) -> "SparkTable":
+        n = self.default_partitions if partitions is None else _positive("partitions", partitions)
+        groups: list[dict] = [{} for _ in range(n)]
+        try:
+            for k, v in pairs:
+                groups[partition_of(k, n)][k] = v
+        except (TypeError, ValueError) as exc:
+            raise ComputingError(f"parallelize expects (key, value) pairs with hashable keys: {exc}") from exc
+        return self._grouped([list(g.items()) for g in groups])
+
+    def from_partitions(self, parts: Iterable[list[tuple[Any, Any]]], partitions: int) -> "SparkTable":
+        n = _positive("partitions", partitions)
+        groups = [p if type(p) is list else list(p) for p in parts]
+        if len(groups) != n or not all(partition_of(k, n) == i for i, g in enumerate(groups) for k, _ in g):
+            return self.parallelize((kv for g in groups for kv in g), n)
+        return self._grouped(groups)
+
+    def _grouped(self, groups: list[list]) -> "SparkTable":
+        """One element (a whole partition) per slice, so slice i is partition i: no shuffle."""
+        sc = self._context().sc
+        rdd = self._job("parallelize", lambda: sc.parallelize(groups, len(groups)).flatMap(_whole, True))
+        table = SparkTable(self, rdd, [len(g) for g in groups], held=None)
+        if table.count() <= DRIVER_CACHE_ROWS:
+            table._fetched = groups  # already in the driver
+        return table
+
+    def stop(self) -> None:
+        """Drop this session's cached tables; the last session using the context ends it."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            spark, self._spark = self._spark, None
+        for table in list(self._tables):
+            table._drop()
+        if spark is not None:
+            _release(spark)
+
+
+def _unpersist(rdd: Any) -> None:
+    try:
+        if rdd.ctx._jsc is not None:
+            rdd.unpersist(blocking=False)
+    except Exception:  # noqa: BLE001 - the context may already be gone
+        pass
+
+
+class SparkTable(Table):
+    """An RDD of pairs whose partition i holds the keys with ``partition_of(key, n) == i``,
+    plus each partition's row count."""
+
+    def __init__(self, session: SparkComputing, rdd: Any, sizes: list[int], held: Any):
+        self._session, self._rdd, self._sizes = session, rdd, sizes
+        self._fetched: list[list] | None = None
+        self._drop = weakref.finalize(self, _unpersist, held) if held is not None else (lambda: None)
+        session._tables.add(self)
+
+    def __repr__(self) -> str:
+        return f"SparkTable(partitions={self.partitions}, count={self.count()})"
+
+    def __reduce__(self):
+        raise TypeError("a Table cannot be used inside a function run on workers; collect what you need first")
+
+    @property
+    def partitions(self) -> int:
+        return len(self._sizes)
+
+    @property
+    def session(self) -> SparkComputing:
+        return self._session
+
+    @property
+    def rdd(self) -> Any:
+        """The underlying RDD of (key, value) pairs (persisted; do not unpersist it)."""
+        return self._rdd
+
+    # -- building blocks
+
+    def _new(self, op: str, rdd: Any, placement: bool = False) -> tuple["SparkTable", bool]:
+        """Persist ``rdd`` and run the job that fills the cache and counts each partition."""
+        from pyspark import StorageLevel
+
+        rdd.persist(StorageLevel.MEMORY_AND_DISK)
+        stats_fn = functools.partial(_stats, rdd.getNumPartitions() if placement else 0)
+        try:
+            stats = self._session._job(op, lambda: rdd.mapPartitionsWithIndex(stats_fn).collect())
+        except BaseException:
+            _unpersist(rdd)
+            raise
+        return SparkTable(self._session, rdd, [rows for rows, _ in stats], held=rdd), any(m for _, m in stats)
+
+    def _blob(self, op: str, f: Callable | None) -> bytes | None:
+        self._session._check_open()
+        return LocalSession._ship(op, f)
+
+    def _elementwise(self, op: str, f: Callable | None, arg: Any = None) -> "SparkTable":
+        task = functools.partial(_narrow, op, self._blob(op, f), arg)
+        return self._new(op, self._rdd.mapPartitionsWithIndex(task, True))[0]
+
+    def _shuffled(self, op: str, f: Callable | None, n: int) -> Any:
+        """An RDD of n partitions from buckets each source partition scatters."""
+        task = functools.partial(_scatter, op, self._blob(op, f), n)
+        return self._rdd.mapPartitionsWithIndex(task).partitionBy(n, _target).mapPartitions(_gather, True)
+
+    def _aligned(self, other: Table) -> tuple[Any, Any]:
+        """Both sides with one partition count: the smaller side is re-partitioned."""
+        if not isinstance(other, SparkTable):
+            raise ComputingError(f"cannot combine a spark table with a {type(other).__name__}")
+        other._session._check_open()
+        if other.partitions == self.partitions:
+            return self._rdd, other._rdd
+        if self.count() <= other.count():
+            return self._shuffled("split", None, other.partitions), other._rdd
+        return self._rdd, other._shuffled("split", None, self.partitions)
+
+    def _two(self, op: str, other: Table, f: Callable | None) -> "SparkTable":
+        task = functools.partial(_paired, op, self._blob(op, f), None)
+        left, right = self._aligned(other)
+        return self._new(op, left.glom().zip(right.glom()).mapPartitionsWithIndex(task, True))[0]
+
+    def _each(self, op: str, f: Callable | None) -> list:
+        task = functools.partial(_one, op, self._blob(op, f), None)
+        return self._session._job(op, lambda: self._rdd.mapPartitionsWithIndex(task).collect())
+
+    # -- the Table operations
+
+    def map_values(self, f: Callable) -> "SparkTable":
+        return self._elementwise("map_values", f)
+
+    def map_partitions(self, f: Callable) -> "SparkTable":
+        n = self.partitions
+        task = functools.partial(_flat_buckets, "map_partitions", self._blob("map_partitions", f), n)
+        out, misplaced = self._new("map_partitions", self._rdd.mapPartitionsWithIndex(task, True), placement=True)
+        if not misplaced:
+            return out
+        try:  # keys changed after all: put them where they belong
+            return out._new("map_partitions", out._shuffled("split", None, n))[0]
+        finally:
+            out._drop()
+
+    def apply_partitions(self, f: Callable) -> list:
+        return self._each("apply_partitions", f)
+
+    def map(self, f: Callable) -> "SparkTable":
+        return self._new("map", self._shuffled("map", f, self.partitions))[0]
+
+    def join(self, other: Table, f: Callable) -> "SparkTable":
+        return self._two("join", other, f)
+
+    def union(self, other: Table, f: Callable | None = None) -> "SparkTable":
+        return self._two("union", other, f)
+
+    def filter(self, f: Callable) -> "SparkTable":
+        return self._elementwise("filter", f)
+
+    def reduce(self, f: Callable) -> Any:
+        partials = [v for ok, v in self._each("reduce", f) if ok]
+        if not partials:
+            raise ComputingError("reduce of an empty table")
+        if len(partials) == 1:
+            return partials[0]
+        # the final fold runs in the driver, with the same error reporting
+        return LocalSession._unwrap("reduce", -1, _execute("reduce", f, -1, None, [(None, v) for v in partials]))[1]
+
+    def _small(self) -> list[list] | None:
+        """All partitions, fetched once in one job, for tables small enough to keep in the driver."""
+        if self._fetched is None and self.count() <= DRIVER_CACHE_ROWS:
+            self._fetched = self._session._job("collect", self._rdd.glom().collect)
+        return self._fetched
+
+    def collect(self) -> Iterator[tuple[Any, Any]]:
+        small = self._small()
+        rows = self._session._job("collect", self._rdd.collect) if small is None else small
+        return (kv for part in rows for kv in part) if small is not None else iter(rows)
+
+    def count(self) -> int:
+        return sum(self._sizes)
+
+    def sample(self, fraction: float, seed: int | None = None) -> "SparkTable":
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+            raise ComputingError(f"sample fraction must be a number in [0, 1], got {fraction!r}")
+        seed = random.getrandbits(63) if seed is None else seed
+        return self._elementwise("sample", None, (float(fraction), seed))
+
+    def first(self) -> tuple[Any, Any]:
+        index = next((i for i, rows in enumerate(self._sizes) if rows), None)
+        if index is None:
+            raise ComputingError("first() of an empty table")
+        small = self._small()
+        if small is not None:
+            return small[index][0]
+        sc = self._session._context().sc
+        return self._session._job("first", lambda: sc.runJob(self._rdd, _head, [index]))[0]
+
+    def iter_partitions(self) -> Iterator[list[tuple[Any, Any]]]:
+        """One job per non-empty partition, so only one partition is in the driver at a time."""
+        small = self._small()
+        if small is not None:
+            yield from (list(part) for part in small)
+            return
+        sc = self._session._context().sc
+        for i, rows in enumerate(self._sizes):
+            yield self._session._job("iter_partitions", lambda: sc.runJob(self._rdd, _whole, [i])) if rows else []
