@@ -5,12 +5,15 @@ storage engine tests/contract/test_storage_contract.py and every federation tran
 tests/contract/test_federation_contract.py unchanged. Adding a backend is one entry
 below (Spark: ``"spark": ...`` in COMPUTING; HDFS, Hive: one entry each in STORAGE;
 RabbitMQ, Pulsar: one entry each in FEDERATION); an entry that needs a service or an
-optional package should call ``pytest.skip`` when it is not available.
+optional package calls ``tests.conftest.service_unavailable`` when it is not there (a
+skip on a developer's machine, a failure in CI). Each such entry lives in its own
+``backend_<name>.py`` beside this file and is imported only when used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
@@ -25,12 +28,20 @@ from federation._mq import MessageFederation
 from federation.api import Party
 from federation.standalone import StandaloneFederation
 
+def _lazy(path: str) -> Callable[..., Any]:
+    """``"module:attr"`` imported only when the backend is used, so optional packages
+    (pyspark, pika, pulsar-client, pyhive, hdfs) are needed only by their own entries."""
+    module, _, attr = path.partition(":")
+    return lambda *args, **kwargs: getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+
 #: name -> a fresh Session; tests run with 3 partitions by default
 COMPUTING: dict[str, Callable[[], Session]] = {
     # inline_below=0: every operation, however small, goes through the process pool
     "local": lambda: LocalSession(partitions=3, workers=2, inline_below=0),
     # the default threshold: these small inputs run inline in the driver
     "local-inline": lambda: LocalSession(partitions=3, workers=2),
+    "spark": _lazy("tests.contract.backend_spark:session"),
 }
 
 
@@ -55,7 +66,11 @@ def _localfs(scratch: Path) -> Iterator[StorageBackend]:
 
 
 #: name -> context manager giving a StorageBackend over an empty store, given a scratch dir
-STORAGE: dict[str, Callable[[Path], ContextManager[StorageBackend]]] = {"localfs": _localfs}
+STORAGE: dict[str, Callable[[Path], ContextManager[StorageBackend]]] = {
+    "localfs": _localfs,
+    "hdfs": _lazy("tests.contract.backend_hdfs:storage"),
+    "hive": _lazy("tests.contract.backend_hive:storage"),
+}
 
 
 @pytest.fixture(scope="session", params=sorted(COMPUTING))
@@ -126,7 +141,11 @@ def _standalone(scratch: Path) -> Iterator[Transport]:
 
 
 #: name -> context manager giving a Transport whose endpoints share one empty space, given a scratch dir
-FEDERATION: dict[str, Callable[[Path], ContextManager[Transport]]] = {"standalone": _standalone}
+FEDERATION: dict[str, Callable[[Path], ContextManager[Transport]]] = {
+    "standalone": _standalone,
+    "rabbitmq": _lazy("tests.contract.backend_rabbitmq:transport"),
+    "pulsar": _lazy("tests.contract.backend_pulsar:transport"),
+}
 
 
 @pytest.fixture(params=sorted(FEDERATION))

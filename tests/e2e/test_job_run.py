@@ -82,9 +82,24 @@ BROKERS = {
 }
 
 
-@pytest.mark.parametrize("broker", sorted(BROKERS))
-def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breast, tmp_path: Path, broker):
+@pytest.fixture
+def broker_settings(request, tmp_path: Path):
+    """The federation section for one broker; Pulsar gets a pulsar-lite broker of its own."""
+    if request.param == "pulsar":
+        from tests.pulsar_broker import PulsarLiteBroker, require_broker
+
+        require_broker()
+        with PulsarLiteBroker(tmp_path / "pulsar-lite") as broker:
+            yield {"engine": "pulsar", "settings": {"service_url": broker.url}}
+        return
+    yield BROKERS[request.param]()
+
+
+@pytest.mark.parametrize("broker_settings", ["rabbitmq", "pulsar"], indirect=True)
+def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breast, tmp_path: Path, broker_settings):
     from .conftest import EXAMPLES
+
+    broker = broker_settings["engine"]
 
     conf, dsl = load_example("hetero_lr")
     conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512})
@@ -92,8 +107,7 @@ def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breas
     reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert reference["status"] == "success"
 
-    federation = BROKERS[broker]()
-    homes = {pid: _org_home(tmp_path, pid, federation) for pid in ("9999", "10000")}
+    homes = {pid: _org_home(tmp_path, pid, broker_settings) for pid in ("9999", "10000")}
     _exchange_public_keys(homes)
     guest, host = type(breast)(homes["9999"]), type(breast)(homes["10000"])
     guest.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
