@@ -55,6 +55,8 @@ class Dataset:
 @dataclass
 class Inputs:
     data: dict[str, Dataset] = field(default_factory=dict)
+    #: every input on each port, in DSL order (``data`` holds one per port; Union takes several)
+    all_data: dict[str, list[Dataset]] = field(default_factory=dict)
     #: models from ``input.model`` (same component kind, e.g. for predict)
     model: list[dict[str, Any]] = field(default_factory=list)
     #: models from ``input.isometric_model`` (other components, e.g. binning -> selection)
@@ -153,6 +155,16 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "FeatureScale": "components.feature.scale:FeatureScale",
         "HeteroLR": "components.linear.hetero_lr:HeteroLR",
         "Evaluation": "components.evaluation.evaluation:Evaluation",
+        "HomoLR": "components.linear.homo_lr:HomoLR",
+        "HeteroSecureBoost": "components.tree.hetero_secureboost:HeteroSecureBoost",
+        "HeteroFeatureBinning": "components.feature.binning:HeteroFeatureBinning",
+        "HeteroFeatureSelection": "components.feature.selection:HeteroFeatureSelection",
+        "OneHotEncoder": "components.feature.onehot:OneHotEncoder",
+        "FeatureImputation": "components.feature.imputation:FeatureImputation",
+        "DataSplit": "components.feature.data_split:DataSplit",
+        "HeteroDataSplit": "components.feature.data_split:HeteroDataSplit",
+        "HomoDataSplit": "components.feature.data_split:HomoDataSplit",
+        "Union": "components.io.union:Union",
     },
 )
 

@@ -263,9 +263,10 @@ class PulsarFederation(MessageFederation):
     # -- connections ---------------------------------------------------------------------
 
     def _client(self, url: str) -> Any:
-        if url not in self._clients:
-            self._clients[url] = self._new_client(url)
-        return self._clients[url]
+        with self._io:  # sending and receiving threads may both ask first
+            if url not in self._clients:
+                self._clients[url] = self._new_client(url)
+            return self._clients[url]
 
     def _new_client(self, url: str) -> Any:
         s, pulsar = self.settings, self._pulsar
@@ -276,7 +277,8 @@ class PulsarFederation(MessageFederation):
             logger=pulsar.ConsoleLogger(getattr(pulsar.LoggerLevel, s.client_log_level.title())),
             tls_trust_certs_file_path=s.tls_trust_certs_file_path, tls_validate_hostname=s.tls_validate_hostname,
             tls_allow_insecure_connection=s.tls_allow_insecure_connection,
-            tls_certificate_file_path=s.tls_certificate_file_path, tls_private_key_file_path=s.tls_private_key_file_path,
+            tls_certificate_file_path=s.tls_certificate_file_path,
+            tls_private_key_file_path=s.tls_private_key_file_path,
         )  # fmt: skip
 
     def _touch_subscription(self, url: str, topic: str, name: str, unsubscribe: bool = False) -> None:
@@ -335,8 +337,9 @@ class PulsarFederation(MessageFederation):
                     client.create_reader(topic, pulsar.MessageId.latest).close()
                     self._id_burnt.add(url)
                 self._consumers[channel] = client.subscribe(
-                    topic, sub, consumer_type=pulsar.ConsumerType.Failover, consumer_name=f"{sub}-{uuid.uuid4().hex[:8]}",
-                    initial_position=pulsar.InitialPosition.Latest, receiver_queue_size=self.settings.receiver_queue_size,
+                    topic, sub, consumer_type=pulsar.ConsumerType.Failover,
+                    consumer_name=f"{sub}-{uuid.uuid4().hex[:8]}", initial_position=pulsar.InitialPosition.Latest,
+                    receiver_queue_size=self.settings.receiver_queue_size,
                     message_listener=partial(self._on_message, channel),
                 )  # fmt: skip
             except pulsar.PulsarException as exc:

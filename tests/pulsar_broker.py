@@ -15,6 +15,7 @@ or the ``pulsar_broker`` fixture: ``from tests.pulsar_broker import pulsar_broke
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -80,7 +81,9 @@ def free_port() -> int:
 
 class PulsarLiteBroker:
     """One broker process. ``start``/``stop``/``restart`` keep the data directory and the
-    port, so clients reconnect to the same URL and find every unacknowledged message."""
+    port, so clients reconnect to the same URL and find every unacknowledged message.
+    The broker dies with the thread that started it (``setpriv --pdeathsig``): start it
+    from the test's main thread, not from a helper thread that ends first."""
 
     def __init__(
         self,
@@ -159,15 +162,33 @@ class PulsarLiteBroker:
                     self._may_move, self.port = False, free_port()
                     return self.start(max(deadline - time.monotonic(), 1.0))
                 raise RuntimeError(f"pulsar-lite exited with code {code} on start:\n{self.log_tail()}")
+            if self._accepting():
+                self._may_move = False  # clients now know this URL: a restart keeps it
+                return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"pulsar-lite did not listen on {self.url} in {timeout:g}s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def _accepting(self) -> bool:
+        """The broker itself listens on the port (on Linux, checked in /proc: a connect
+        alone could reach another process that took the port meanwhile)."""
+        table = Path("/proc/net/tcp")
+        if not table.exists():
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    self._may_move = False  # clients now know this URL: a restart keeps it
-                    return self
+                    return True
             except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"pulsar-lite did not listen on {self.url} in {timeout:g}s:\n{self.log_tail()}")
-                time.sleep(0.05)
+                return False
+        inodes = {
+            f"socket:[{cols[9]}]"
+            for cols in (line.split() for line in table.read_text().splitlines()[1:])
+            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == self.port  # 0A: LISTEN
+        }
+        with contextlib.suppress(OSError):  # the process may be gone meanwhile
+            fds = Path(f"/proc/{self.proc.pid}/fd").iterdir() if inodes and self.proc else ()
+            return any(os.readlink(fd) in inodes for fd in fds)
+        return False
 
     def stop(self, kill: bool = False) -> None:
         """Stop the broker (SIGTERM, or SIGKILL with ``kill``); the data directory stays."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from backends.storage.api import TableMeta
 from flow.errors import StorageError
@@ -85,3 +86,22 @@ def rows_to_arrow(part: list[tuple[Any, Any]], id_column: str, columns: list[str
             where = f"table {label}: column '{column}' (partition {index})"
             raise StorageError(f"{where} cannot be stored: {exc}") from exc
     return pa.Table.from_arrays(arrays, names=[id_column, *columns])
+
+
+def parquet_rows(data: bytes, stored: TableMeta, where: str) -> list[tuple[str, tuple]]:
+    """One Parquet partition file as (key, value tuple) pairs in the stored dtypes.
+
+    Read without Arrow's thread pool: partitions are small and already read in parallel by
+    the computing engine, and a pool left running aborts the process at exit
+    ("terminate called without an active exception")."""
+    try:
+        arrow = pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
+        ids = arrow.column(stored.id_column).to_pylist()
+        cols = []
+        for column, dtype in zip(stored.columns, stored.dtypes):
+            col, wanted = arrow.column(column), arrow_type(dtype)
+            cols.append((col.cast(wanted) if wanted is not None and col.type != wanted else col).to_pylist())
+    except (pa.ArrowException, KeyError, OSError) as exc:
+        raise StorageError(f"table {stored.namespace}/{stored.name}: cannot read {where}: {exc}") from exc
+    values = zip(*cols) if cols else ((),) * len(ids)
+    return list(zip(ids, values))

@@ -11,7 +11,12 @@ Data moves one partition at a time in both directions.
 Config (``storage_engine: hdfs``): ``url`` (the name node's WebHDFS address, e.g.
 ``http://namenode:9870``; several for HA as a list or ``;``-separated), ``user`` (the
 HDFS user, sent as ``user.name``), ``base`` (the folder holding all tables), ``timeout``
-(seconds). Kerberos is not supported.
+(seconds), ``bind_partitions`` (default partitions of a bound path). Kerberos is not
+supported.
+
+``bind`` registers Parquet or CSV files already on HDFS as a named table without copying
+them (see :mod:`backends.storage._hdfs_bind`); writing a Table that is such a table's
+read, unchanged (a Reader's output, kept by the job), binds the same files again.
 """
 
 from __future__ import annotations
@@ -20,15 +25,17 @@ import contextlib
 import hashlib
 import posixpath
 import uuid
+import weakref
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
-from backends.storage._arrow import arrow_type, check_columns, explicit_types, rows_to_arrow, unify_types
+from backends.storage._hdfs_bind import bound_meta, bound_rows
+from backends.storage._arrow import check_columns, explicit_types, parquet_rows, rows_to_arrow, unify_types
 from backends.storage.localfs import META_FILE, PART_FILE, check_name, is_name
 from flow.errors import FedweaveError, StorageError
 
@@ -62,7 +69,7 @@ class HdfsEngine(StorageEngine):
     engine = "hdfs"
 
     def __init__(self, url: str | list[str], base: str = "/fedweave", user: str | None = None,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, bind_partitions: int = 4):
         if InsecureClient is None:
             raise StorageError("the hdfs engine needs the 'hdfs' package: pip install 'fedweave[hdfs]'")
         urls = url.split(";") if isinstance(url, str) else list(url)
@@ -74,12 +81,21 @@ class HdfsEngine(StorageEngine):
         self.url = ";".join(urls)
         self.base = posixpath.normpath(base)
         self.user = user
+        self.bind_partitions = int(bind_partitions)
         self.client = InsecureClient(self.url, user=user, timeout=timeout)
+        #: Tables this engine read from bound paths, to their meta (see _unchanged_read)
+        self._reads: weakref.WeakKeyDictionary[Table, TableMeta] = weakref.WeakKeyDictionary()
         with self._errors("create the base folder", self.base):
             self.client.makedirs(self.base)
 
     def __repr__(self) -> str:
         return f"HdfsEngine({self.url!r}, base={self.base!r}, user={self.user!r})"
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_reads": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _reads=weakref.WeakKeyDictionary())
 
     def path(self, namespace: str, name: str) -> str:
         """HDFS folder of a table (whether or not it exists)."""
@@ -109,6 +125,11 @@ class HdfsEngine(StorageEngine):
     # -- writing
 
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
+        source = self._unchanged_read(table, meta)
+        if source is not None:  # a bound table's rows, unchanged: bind the same files again
+            return self._put_meta(source.model_copy(update={
+                "namespace": meta.namespace, "name": meta.name, "label_column": meta.label_column,
+                "extra": dict(meta.extra), "created": datetime.now(timezone.utc)}))
         target = self.path(meta.namespace, meta.name)
         label = f"{meta.namespace}/{meta.name}"
         columns = check_columns(meta, label)
@@ -207,6 +228,10 @@ class HdfsEngine(StorageEngine):
 
     def read(self, meta: TableMeta, session: Session) -> Table:
         stored = self.meta(meta.namespace, meta.name)
+        if stored.address.get("bound"):
+            table = session.parallelize(bound_rows(self, stored), stored.partitions)
+            self._reads[table] = stored
+            return table
         target = self.path(meta.namespace, meta.name)
         files = [posixpath.join(target, PART_FILE.format(i)) for i in range(stored.partitions)]
         present = set(self._list(target))
@@ -218,13 +243,12 @@ class HdfsEngine(StorageEngine):
     def _stream(self, stored: TableMeta, files: list[str], target: str) -> Iterator[list[tuple[str, tuple]]]:
         """One partition (file) at a time; the checksum is verified once all are read."""
         label = f"{stored.namespace}/{stored.name}"
-        types = [arrow_type(t) for t in stored.dtypes]
         digest = hashlib.sha256()
         for path in files:
             with self._errors(f"read table {label}", path), self.client.read(path) as reader:
                 data = reader.read()
             digest.update(data)
-            yield _decode(data, stored, types, path)
+            yield parquet_rows(data, stored, f"hdfs path {path}")
         if digest.hexdigest() != stored.sha256:
             raise StorageError(f"table {label} at hdfs path {target}: data files do not match the sha256 in {META_FILE}")
 
@@ -258,18 +282,38 @@ class HdfsEngine(StorageEngine):
                     found.append(self.meta(space, name))
         return found
 
+    # -- binding
 
-def _decode(data: Any, stored: TableMeta, types: list[pa.DataType | None], path: str) -> list[tuple[str, tuple]]:
-    """One Parquet partition file as (key, value tuple) pairs in the stored dtypes."""
-    try:
-        arrow = pq.read_table(pa.BufferReader(data))
-        ids = arrow.column(stored.id_column).to_pylist()
-        cols = []
-        for column, wanted in zip(stored.columns, types):
-            col = arrow.column(column)
-            cols.append((col.cast(wanted) if wanted is not None and col.type != wanted else col).to_pylist())
-    except (pa.ArrowException, KeyError, OSError) as exc:
-        raise StorageError(f"table {stored.namespace}/{stored.name}: cannot read hdfs path {path}: {exc}") from exc
-    values = zip(*cols) if cols else ((),) * len(ids)
-    return list(zip(ids, values))
+    def bind(self, namespace: str, name: str, address: str | dict, id_column: str = "id",
+             label_column: str | None = None, partitions: int | None = None) -> TableMeta:
+        """Register the Parquet or CSV files at an HDFS path (a file, or a folder of them:
+        ``"/path"`` or ``{"path": .., "format": "parquet"|"csv"}``) as ``namespace/name``
+        without copying them. StorageError naming the path or column that is missing."""
+        return self._put_meta(bound_meta(self, namespace, name, address, id_column, label_column, partitions))
 
+    def _put_meta(self, meta: TableMeta) -> TableMeta:
+        """A table folder holding only ``meta.json`` (a bound table), swapped into place."""
+        target, label = self.path(meta.namespace, meta.name), f"{meta.namespace}/{meta.name}"
+        tmp = posixpath.join(posixpath.dirname(target), f".{meta.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            with self._errors(f"bind table {label}", tmp):
+                self.client.makedirs(tmp)
+                self.client.write(posixpath.join(tmp, META_FILE), data=meta.model_dump_json(indent=2).encode())
+            self._swap(tmp, target, label)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.delete(tmp, recursive=True)
+            raise
+        return meta
+
+    def _unchanged_read(self, table: Table, meta: TableMeta) -> TableMeta | None:
+        """The bound table ``table`` was read from, if nothing changed it and ``meta`` keeps
+        its rows' shape."""
+        try:
+            source = self._reads.get(table)
+        except TypeError:  # an unhashable Table: never one of ours
+            return None
+        if source is None or meta.id_column != source.id_column or list(meta.columns) != source.columns \
+                or (meta.dtypes and list(meta.dtypes) != source.dtypes):
+            return None
+        return source

@@ -10,7 +10,7 @@ length), so meta, exists and list are metastore lookups, with no Spark/MapReduce
 
 Writing: rows go to a temp table, which replaces the named one by two renames once
 complete (readers see the old table or the new one). Rows travel as SQL text in batches
-(see :class:`_Target`); as column types are known only after the last partition (ints in
+(see :class:`InsertTarget`); as column types are known only after the last partition (ints in
 one partition and floats in another make a double), a table larger than one batch goes
 as text into a staging table first, cast into the typed temp table by one INSERT ...
 SELECT. With ``staging_dir`` set (a folder the HiveServer2 process sees at the same path:
@@ -21,6 +21,8 @@ file and loaded with LOAD DATA LOCAL INPATH, which is several times faster.
 holds its meta; reads scan the source table, spreading rows over partitions with
 ``pmod(crc32(id), n)``, which is :func:`partition_of`. Its sha256 is a fingerprint of
 the source computed by the server (count and a sum of row hashes), taken at bind time.
+Writing a Table that is a bound table's read, unchanged (a Reader's output, kept by the
+job), binds the same source under the new name instead of copying the rows.
 
 Config (``storage_engine: hive``): ``host``, ``port`` (10000), ``database`` (fedweave),
 ``username``, ``password``, ``auth`` (NONE, NOSASL, LDAP, CUSTOM), ``staging_dir``,
@@ -34,14 +36,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
-import re
 import shutil
 import threading
 import uuid
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,81 +50,12 @@ import pyarrow.parquet as pq
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
 from backends.storage._arrow import arrow_type, check_columns, explicit_types, rows_to_arrow, unify_types
-from backends.storage.localfs import check_name
+from backends.storage._hive_bind import bound_meta, check_source, source_of
+from backends.storage._hive_sql import (HIVE_TYPES, PART_COLUMN, InsertTarget, error_text, hive_columns, hive_name,
+                                        hive_type, ident, name_prefix, sql_text)
 from flow.errors import FedweaveError, StorageError
 
-PART_COLUMN = "fw_part"
 META_KEY, META_CHUNK = "fedweave.meta", 3000
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_ESCAPES = {"_": "__", "-": "_0", ".": "_1"}
-_MAX_READABLE = 100
-_BATCH_VALUES = 1_000_000  # values (rows x columns) in one INSERT at most
-#: arrow dtype name -> Hive column type
-_HIVE_TYPES = {"double": "DOUBLE", "float": "FLOAT", "int64": "BIGINT", "int32": "INT", "int16": "SMALLINT",
-               "int8": "TINYINT", "bool": "BOOLEAN", "string": "STRING", "large_string": "STRING", "null": "STRING"}
-#: Hive type as DESCRIBE prints it (up to any '(' or '<') -> the arrow dtype it is read as
-_FROM_HIVE = {"double": "double", "float": "float", "bigint": "int64", "int": "int32", "integer": "int32",
-              "smallint": "int16", "tinyint": "int8", "boolean": "bool", "string": "string", "varchar": "string",
-              "char": "string", "decimal": "double", "date": "string", "timestamp": "string",
-              "timestamp_ntz": "string"}
-#: how a Python value of a column becomes text for the staging table (None -> NULL first)
-_SPECIAL_FLOATS = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
-_TEXT = {bool: lambda v: "true" if v else "false", float: lambda v: _SPECIAL_FLOATS.get(repr(v), repr(v))}
-
-
-def ident(what: str, value: Any) -> str:
-    """A Hive identifier (database, table, column) we put in SQL: refuse anything else."""
-    if not isinstance(value, str) or not _IDENT.fullmatch(value):
-        raise StorageError(f"invalid Hive {what} {value!r}: use letters, digits and '_', not starting with a digit")
-    return value
-
-
-def _encode(text: str) -> str:
-    return "".join(_ESCAPES.get(c) or (f"_{c.lower()}" if c.isupper() else c) for c in text)
-
-
-def _prefix(namespace: str) -> str:
-    return f"fw_{_encode(check_name('namespace', namespace))}_2"
-
-
-def hive_name(namespace: str, name: str) -> str:
-    """The Hive table of fedweave table ``namespace/name`` (lower case, reversible)."""
-    readable = _prefix(namespace) + _encode(check_name("name", name))
-    if len(readable) <= _MAX_READABLE:
-        return readable
-    return "fwh_" + hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:40]
-
-
-def sql_text(value: Any) -> str:
-    """A value as a SQL string literal (NULL for None); only quote and backslash need escaping."""
-    if value is None:
-        return "NULL"
-    text = _TEXT.get(type(value), str)(value)
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _hive_type(label: str, column: str, dtype: str) -> str:
-    if dtype not in _HIVE_TYPES:
-        raise StorageError(f"table {label}: column '{column}' has dtype {dtype}, which the hive engine cannot store "
-                           f"(it stores {', '.join(sorted(_HIVE_TYPES))})")
-    return _HIVE_TYPES[dtype]
-
-
-def _hive_columns(id_column: str, columns: list[str]) -> tuple[str, list[str]]:
-    """Hive column names for a written table: the given ones when Hive keeps them apart
-    (it folds case), else positional ``fw_id, c0, c1, ...`` (meta keeps the real ones)."""
-    names = [id_column, *columns]
-    lowered = [n.lower() for n in names]
-    if all(_IDENT.fullmatch(n) for n in names) and len(set(lowered)) == len(names) and PART_COLUMN not in lowered:
-        return id_column, list(columns)
-    return "fw_id", [f"c{j}" for j in range(len(columns))]
-
-
-def _error_text(exc: Exception) -> str:
-    """The server's message without the Thrift response around it."""
-    status = getattr(exc.args[0], "status", None) if exc.args else None
-    text = getattr(status, "errorMessage", None) or str(exc)
-    return text.replace("Error running query: ", "").splitlines()[0][:500]
 
 
 class HiveEngine(StorageEngine):
@@ -148,16 +80,18 @@ class HiveEngine(StorageEngine):
         self.dialect = dialect
         self._lock = threading.RLock()
         self._conn = None
+        #: Tables this engine read from bound tables, to their meta (see _unchanged_read)
+        self._reads: weakref.WeakKeyDictionary[Table, TableMeta] = weakref.WeakKeyDictionary()
         self._run(f"CREATE DATABASE IF NOT EXISTS `{self.database}`", "create the database")
 
     def __repr__(self) -> str:
         return f"HiveEngine({self.host}:{self.port}, database={self.database!r})"
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_conn": None, "_lock": None}
+        return {**self.__dict__, "_conn": None, "_lock": None, "_reads": None}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _lock=threading.RLock())
+        self.__dict__.update(state, _lock=threading.RLock(), _reads=weakref.WeakKeyDictionary())
 
     def close(self) -> None:
         """Close the shared HiveServer2 session (a later call opens a new one)."""
@@ -195,7 +129,7 @@ class HiveEngine(StorageEngine):
         except Exception as exc:
             if conn is self._conn and ("TTransport" in type(exc).__name__ or isinstance(exc, OSError)):
                 self._conn = None  # a broken session: reconnect next time
-            raise StorageError(f"cannot {doing} on Hive {self.host}:{self.port}: {_error_text(exc)}") from exc
+            raise StorageError(f"cannot {doing} on Hive {self.host}:{self.port}: {error_text(exc)}") from exc
         return cursor
 
     def _run(self, sql: str, doing: str) -> list[tuple]:
@@ -228,6 +162,15 @@ class HiveEngine(StorageEngine):
         pairs = ", ".join(f"'{k}'='{v}'" for k, v in props.items())
         self._run(f"ALTER {keyword} {self._q(table)} SET TBLPROPERTIES ({pairs})", f"store the meta of {table}")
 
+    def _describe(self, database: str, table: str) -> list[tuple[str, str]]:
+        """(column, Hive type) of a table, partition columns included once."""
+        schema: list[tuple[str, str]] = []
+        for column, declared, *_ in self._run(f"DESCRIBE `{database}`.`{table}`", f"describe {database}.{table}"):
+            if not column or column.startswith("#"):
+                break
+            schema.append((column, declared))
+        return schema
+
     def _q(self, table: str) -> str:
         return f"`{self.database}`.`{table}`"
 
@@ -245,17 +188,23 @@ class HiveEngine(StorageEngine):
     # -- writing
 
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
+        source = self._unchanged_read(table, meta)
+        if source is not None:
+            return self._register_view(source.model_copy(update={
+                "namespace": meta.namespace, "name": meta.name, "label_column": meta.label_column,
+                "extra": dict(meta.extra), "created": datetime.now(timezone.utc),
+                "address": {**source.address, "view": f"{self.database}.{hive_name(meta.namespace, meta.name)}"}}))
         label = f"{meta.namespace}/{meta.name}"
         base = hive_name(meta.namespace, meta.name)
         columns = check_columns(meta, label)
         explicit = explicit_types(meta, columns, label)
         for column, dtype in zip(columns, meta.dtypes if explicit else []):
-            _hive_type(label, column, dtype)
-        id_col, cols = _hive_columns(meta.id_column, columns)
+            hive_type(label, column, dtype)
+        id_col, cols = hive_columns(meta.id_column, columns)
         token = uuid.uuid4().hex[:12]
         tmp, staging = f"{base}_3t{token}", f"{base}_3s{token}"
         local = self.staging_dir / f"{base}_{token}" if self.staging_dir else None
-        target = _Target(self, meta, label, id_col, cols, tmp, staging, list(meta.dtypes) if explicit else None)
+        target = InsertTarget(self, meta, label, id_col, cols, tmp, staging, list(meta.dtypes) if explicit else None)
         try:
             if local:
                 dtypes, count, n, digest = self._load(table, meta, columns, explicit, target, local)
@@ -307,11 +256,11 @@ class HiveEngine(StorageEngine):
             count, n = count + arrow.num_rows, index + 1
         dtypes = list(meta.dtypes) if explicit else [str(unify_types(c, s)) for c, s in zip(columns, seen)]
         for column, dtype in zip(columns, dtypes):
-            _hive_type(label, column, dtype)
+            hive_type(label, column, dtype)
         return dtypes, count, n, digest.hexdigest()
 
     def _load(self, table: Table, meta: TableMeta, columns: list[str], explicit: list[pa.DataType] | None,
-              target: "_Target", local: Path) -> tuple[list[str], int, int, str]:
+              target: "InsertTarget", local: Path) -> tuple[list[str], int, int, str]:
         """Each partition as a local Parquet file (re-cast once the column types are known),
         loaded into its Hive partition with LOAD DATA LOCAL INPATH."""
         local.mkdir(parents=True)
@@ -329,7 +278,7 @@ class HiveEngine(StorageEngine):
             path = local / f"part-{index:05d}.parquet"
             if not path.exists():
                 continue
-            part = pq.read_table(path)
+            part = pq.read_table(path, use_threads=False)
             if part.schema != wanted:
                 pq.write_table(part.cast(wanted), path)
             self._run(f"LOAD DATA LOCAL INPATH {sql_text(str(path))} INTO TABLE {self._q(target.tmp)} "
@@ -374,7 +323,13 @@ class HiveEngine(StorageEngine):
 
     def read(self, meta: TableMeta, session: Session) -> Table:
         stored = self.meta(meta.namespace, meta.name)
-        return session.from_partitions(self._stream(stored), stored.partitions)
+        bound = bool(stored.address.get("view"))
+        if bound:
+            check_source(self, stored)
+        table = session.from_partitions(self._stream(stored), stored.partitions)
+        if bound:
+            self._reads[table] = stored
+        return table
 
     def _stream(self, stored: TableMeta) -> Iterator[list[tuple[str, tuple]]]:
         """One query per partition, fetched in batches: written tables prune to their
@@ -382,7 +337,7 @@ class HiveEngine(StorageEngine):
         address, label = stored.address, f"{stored.namespace}/{stored.name}"
         source = f"`{ident('database', address['database'])}`.`{ident('table', address['table'])}`"
         key = f"CAST(`{ident('column', address['id'])}` AS STRING)"
-        values = "".join(f", CAST(`{ident('column', c)}` AS {_HIVE_TYPES[d]})" for c, d in zip(address["columns"], stored.dtypes))
+        values = "".join(f", CAST(`{ident('column', c)}` AS {HIVE_TYPES[d]})" for c, d in zip(address["columns"], stored.dtypes))
         part_col = address.get("partition_column")
         with contextlib.closing(self.connect()) as conn:  # its own session: the stream outlives other calls
             for index in range(stored.partitions):
@@ -406,7 +361,7 @@ class HiveEngine(StorageEngine):
             self._drop(base)
 
     def list(self, namespace: str | None = None) -> list[TableMeta]:
-        prefix = "fw_" if namespace is None else _prefix(namespace)
+        prefix = "fw_" if namespace is None else name_prefix(namespace)
         found = []
         for table in self._tables(self.database):
             if not (table.startswith(prefix) or table.startswith("fwh_")):
@@ -424,53 +379,18 @@ class HiveEngine(StorageEngine):
         """Register the existing Hive table ``address`` ("database.table" or a dict with
         those keys) as ``namespace/name`` without copying it; its other columns are the
         table's columns. StorageError naming the table or column when either is missing."""
-        base, label = hive_name(namespace, name), f"{namespace}/{name}"
-        database, _, source = address.partition(".") if isinstance(address, str) else (
-            address.get("database", ""), ".", address.get("table", ""))
-        database, source = ident("database", database), ident("table", source)
-        full = f"{database}.{source}"
-        if database.lower() not in {d.lower() for (d, *_) in self._run("SHOW DATABASES", "list databases")} \
-                or source.lower() not in self._tables(database, source.lower()):
-            raise StorageError(f"cannot bind {label}: Hive table {full} does not exist")
-        described = self._run(f"DESCRIBE `{database}`.`{source}`", f"describe {full}")
-        schema = []
-        for column, hive_type, *_ in described:
-            if not column or column.startswith("#"):
-                break
-            schema.append((column, hive_type))
-        names = [c for c, _ in schema]
-        if id_column.lower() not in [n.lower() for n in names]:
-            raise StorageError(f"cannot bind {label}: Hive table {full} has no id column '{id_column}'; its columns are {names}")
-        id_hive = names[[n.lower() for n in names].index(id_column.lower())]
-        columns = [(c, t) for c, t in schema if c != id_hive]
-        if label_column is not None and label_column not in [c for c, _ in columns]:
-            raise StorageError(f"cannot bind {label}: Hive table {full} has no label column '{label_column}'")
-        dtypes = []
-        for column, hive_type in columns:
-            kind = re.split(r"[(<]", hive_type.strip().lower(), maxsplit=1)[0]
-            ident("column", column)
-            if kind not in _FROM_HIVE:
-                raise StorageError(f"cannot bind {label}: column '{column}' of {full} has type {hive_type}, "
-                                   f"which the hive engine cannot read")
-            dtypes.append(_FROM_HIVE[kind])
-        stats = ", ".join(["COUNT(*)", f"COUNT(`{id_hive}`)", f"COUNT(DISTINCT `{id_hive}`)",
-                           f"SUM(CAST(hash({', '.join(f'`{c}`' for c in names)}) AS DECIMAL(38,0)))"])
-        total, with_id, distinct, fingerprint = self._run(f"SELECT {stats} FROM `{database}`.`{source}`", f"count {full}")[0]
-        if with_id != total or distinct != total:
-            raise StorageError(f"cannot bind {label}: id column '{id_hive}' of {full} has "
-                               f"{total - with_id} NULL and {with_id - distinct} duplicate values")
-        meta = TableMeta(
-            namespace=namespace, name=name, engine=self.engine, id_column=id_hive,
-            columns=[c for c, _ in columns], dtypes=dtypes, label_column=label_column, count=total,
-            partitions=partitions or self.bind_partitions,
-            sha256=hashlib.sha256(f"{full}|{schema}|{total}|{fingerprint}".encode()).hexdigest(),
-            address={"host": self.host, "port": self.port, "database": database, "table": source, "id": id_hive,
-                     "columns": [c for c, _ in columns], "partition_column": None, "view": f"{self.database}.{base}"},
-        )
+        database, source = source_of(address)
+        meta = bound_meta(self, namespace, name, database, source, id_column, label_column, partitions)
+        return self._register_view(meta)
+
+    def _register_view(self, meta: TableMeta) -> TableMeta:
+        """A view over a bound table's source, holding ``meta``, in place of ``namespace/name``."""
+        base, label = hive_name(meta.namespace, meta.name), f"{meta.namespace}/{meta.name}"
+        source = f"`{ident('database', meta.address['database'])}`.`{ident('table', meta.address['table'])}`"
         tmp = f"{base}_3t{uuid.uuid4().hex[:12]}"
         try:
-            self._run(f"CREATE VIEW {self._q(tmp)} TBLPROPERTIES ('fedweave.namespace'='{namespace}', "
-                      f"'fedweave.name'='{name}') AS SELECT * FROM `{database}`.`{source}`", f"bind {label}")
+            self._run(f"CREATE VIEW {self._q(tmp)} TBLPROPERTIES ('fedweave.namespace'='{meta.namespace}', "
+                      f"'fedweave.name'='{meta.name}') AS SELECT * FROM {source}", f"bind {label}")
             self._set_meta(tmp, meta, "VIEW")
             self._swap(tmp, base, "VIEW", label)
         except BaseException:
@@ -478,79 +398,14 @@ class HiveEngine(StorageEngine):
             raise
         return meta
 
-
-class _Target:
-    """Where the INSERT path sends rows, at most ``batch_rows`` a statement.
-
-    Spark dialect: a batch is one JSON document (an array of rows of text) in a single
-    string literal, unpacked by the server (``explode(from_json(..))``): one literal
-    parses far faster than a multi-row VALUES list. With the column types known (explicit
-    dtypes, or a table that fits one batch) rows go straight into the typed temp table,
-    cast on the way. Hive dialect, or larger tables of unknown types: rows go as text into
-    a staging table (multi-row INSERT ... VALUES for Hive), which one INSERT ... SELECT
-    casts into the temp table once the types are known.
-    """
-
-    def __init__(self, engine: HiveEngine, meta: TableMeta, label: str, id_col: str, cols: list[str],
-                 tmp: str, staging: str, dtypes: list[str] | None):
-        self.engine, self.meta, self.label = engine, meta, label
-        self.id_col, self.cols, self.tmp, self.staging = id_col, cols, tmp, staging
-        self.dtypes = dtypes
-        self.pending: list[list[str | None]] = []
-        self.batch = max(1, min(engine.batch_rows, _BATCH_VALUES // (len(cols) + 2)))
-        self.created = self.staged = False
-        self.spark = engine.dialect == "spark"
-
-    def create(self, dtypes: list[str]) -> None:
-        if not self.created:
-            typed = "".join(f", `{c}` {_HIVE_TYPES[d]}" for c, d in zip(self.cols, dtypes))
-            self.engine._create(self.tmp, self.meta, f"`{self.id_col}` STRING{typed}")
-            self.created = True
-
-    def take(self, index: int, arrow: pa.Table) -> None:
-        values = [arrow.column(j).to_pylist() for j in range(arrow.num_columns)]
-        part = str(index)
-        for row in zip(*values):
-            self.pending.append([None if v is None else _TEXT.get(type(v), str)(v) for v in row] + [part])
-            if len(self.pending) >= self.batch:
-                self.flush()
-
-    def _source(self, rows: list[list[str | None]], dtypes: list[str] | None) -> str:
-        """SELECT list and FROM of a JSON batch: text columns, or cast to ``dtypes``."""
-        casts = [f"CAST(r[{j + 1}] AS {_HIVE_TYPES[d]})" for j, d in enumerate(dtypes)] if dtypes else [
-            f"r[{j + 1}]" for j in range(len(self.cols))]
-        select = ", ".join(["r[0]", *casts, f"CAST(r[{len(self.cols) + 1}] AS INT)"])
-        doc = sql_text(json.dumps(rows, separators=(",", ":")))
-        return f"{select} FROM (SELECT explode(from_json({doc}, 'array<array<string>>')) AS r) AS batch"
-
-    def _insert(self, table: str, rows: list[list[str | None]], dtypes: list[str] | None) -> None:
-        into = f"INSERT INTO {self.engine._q(table)} PARTITION ({PART_COLUMN})"
-        if self.spark:
-            sql = f"{into} SELECT {self._source(rows, dtypes)}"
-        else:
-            sql = f"{into} VALUES " + ", ".join("(" + ", ".join(map(sql_text, row[:-1])) + f", {row[-1]})" for row in rows)
-        self.engine._run(sql, f"insert rows of {self.label}")
-
-    def flush(self) -> None:
-        rows, self.pending = self.pending, []
-        if not rows:
-            return
-        if self.spark and self.dtypes is not None:
-            self.create(self.dtypes)
-            return self._insert(self.tmp, rows, self.dtypes)
-        if not self.staged:
-            self.engine._create(self.staging, self.meta, ", ".join(f"`{c}` STRING" for c in [self.id_col, *self.cols]))
-            self.staged = True
-        self._insert(self.staging, rows, None)
-
-    def finish(self, dtypes: list[str]) -> None:
-        """All rows seen: put what is pending or staged into the typed temp table."""
-        if self.spark and not self.staged:
-            self.dtypes = dtypes
-            self.flush()
-            return self.create(dtypes)
-        self.flush()
-        self.create(dtypes)
-        casts = "".join(f", CAST(`{c}` AS {_HIVE_TYPES[d]})" for c, d in zip(self.cols, dtypes))
-        self.engine._run(f"INSERT INTO {self.engine._q(self.tmp)} PARTITION ({PART_COLUMN}) SELECT `{self.id_col}`"
-                         f"{casts}, {PART_COLUMN} FROM {self.engine._q(self.staging)}", f"type the rows of {self.label}")
+    def _unchanged_read(self, table: Table, meta: TableMeta) -> TableMeta | None:
+        """The bound table ``table`` was read from, if nothing changed it and ``meta`` keeps
+        its rows' shape: writing it then binds the same source instead of copying it."""
+        try:
+            source = self._reads.get(table)
+        except TypeError:  # an unhashable Table: never one of ours
+            return None
+        if source is None or meta.id_column != source.id_column or list(meta.columns) != source.columns \
+                or (meta.dtypes and list(meta.dtypes) != source.dtypes):
+            return None
+        return source

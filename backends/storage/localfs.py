@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backends.computing.api import Session, Table
-from backends.storage._arrow import arrow_type, check_columns, explicit_types, rows_to_arrow, unify_types
+from backends.storage._arrow import arrow_type, parquet_rows, check_columns, explicit_types, rows_to_arrow, unify_types
 from backends.storage.api import StorageEngine, TableMeta
 from flow.errors import FedweaveError, StorageError
 
@@ -198,24 +198,11 @@ class LocalFSEngine(StorageEngine):
     def _stream(stored: TableMeta, files: list[Path], target: Path) -> Iterator[list[tuple[str, tuple]]]:
         """One partition (file) at a time; the checksum is verified once all are read."""
         label = f"{stored.namespace}/{stored.name}"
-        types = [arrow_type(t) for t in stored.dtypes]
         digest = hashlib.sha256()
         for path in files:
             data = path.read_bytes()
             digest.update(data)
-            try:
-                arrow = pq.read_table(pa.BufferReader(data))
-                ids = arrow.column(stored.id_column).to_pylist()
-                cols = []
-                for column, wanted in zip(stored.columns, types):
-                    col = arrow.column(column)
-                    if wanted is not None and col.type != wanted:
-                        col = col.cast(wanted)
-                    cols.append(col.to_pylist())
-            except (pa.ArrowException, KeyError, OSError) as exc:
-                raise StorageError(f"table {label}: cannot read {path}: {exc}") from exc
-            values = zip(*cols) if cols else ((),) * len(ids)
-            yield list(zip(ids, values))
+            yield parquet_rows(data, stored, str(path))
         if digest.hexdigest() != stored.sha256:
             raise StorageError(f"table {label} at {target}: data files do not match the sha256 in {META_FILE}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def broker_settings(request, tmp_path: Path):
 
         require_broker()
         with PulsarLiteBroker(tmp_path / "pulsar-lite") as broker:
-            yield {"engine": "pulsar", "settings": {"service_url": broker.url}}
+            yield {"engine": "pulsar", "settings": {"service_url": broker.url}, "restart": broker.restart}
         return
     yield BROKERS[request.param]()
 
@@ -129,10 +130,16 @@ def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breas
     assert not (homes["9999"] / "federation").exists() and not (homes["10000"] / "federation").exists()
 
 
-def _restart_rabbitmq_when_training(home: Path, job_id: str, done: list, outage_s: float = 3.0) -> None:
-    """Stop and start the broker's app once the host's HeteroLR is a few iterations in."""
-    import time
+def _restart_rabbitmq(outage_s: float = 3.0) -> None:
+    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
+    try:
+        time.sleep(outage_s)
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
 
+
+def _restart_broker_when_training(home: Path, job_id: str, done: list, restart) -> None:
+    """Restart the broker once the host's HeteroLR is a few iterations in."""
     from flow.store import Store
 
     store, end = Store.for_home(home), time.monotonic() + 300
@@ -146,15 +153,12 @@ def _restart_rabbitmq_when_training(home: Path, job_id: str, done: list, outage_
         time.sleep(0.1)
     else:
         return
-    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
-    try:
-        time.sleep(outage_s)
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
+    restart()
     done.append(time.monotonic())
 
 
-def test_rabbitmq_restart_mid_training_loses_nothing(breast, tmp_path: Path):
+@pytest.mark.parametrize("broker_settings", ["rabbitmq"], indirect=True)
+def test_broker_restart_mid_training_loses_nothing(breast, tmp_path: Path, broker_settings):
     """The broker goes away in the middle of HeteroLR; the job still succeeds with the
     model of an undisturbed run: nothing lost, nothing applied twice."""
     import threading
@@ -165,15 +169,15 @@ def test_rabbitmq_restart_mid_training_loses_nothing(breast, tmp_path: Path):
     conf = with_lr_params(conf, max_iter=10, encrypt_param={"key_length": 512})
     c, d = write_job(tmp_path, conf, dsl)
     reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
-    federation = BROKERS["rabbitmq"]()
-    homes = {pid: _org_home(tmp_path, pid, federation) for pid in ("9999", "10000")}
+    homes = {pid: _org_home(tmp_path, pid, broker_settings) for pid in ("9999", "10000")}
     _exchange_public_keys(homes)
     type(breast)(homes["9999"]).upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
     host = type(breast)(homes["10000"])
     host.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
     job_id = f"restart_{tmp_path.name[-12:]}".replace("-", "_")
     restarted: list = []
-    disturb = threading.Thread(target=_restart_rabbitmq_when_training, args=(homes["10000"], job_id, restarted))
+    restart = broker_settings.get("restart", _restart_rabbitmq)
+    disturb = threading.Thread(target=_restart_broker_when_training, args=(homes["10000"], job_id, restarted, restart))
     disturb.start()
     try:
         results = run_parties(breast, c, d, job_id, homes=homes)

@@ -19,9 +19,8 @@ from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable
 from flow.errors import ConfigError, FederationError, FederationTimeout
 from flow.settings import load_service_conf
-from tests.pulsar_broker import PulsarLiteBroker, pulsar_broker, require_broker  # noqa: F401 - fixture
+from tests.pulsar_broker import PulsarLiteBroker, free_port, pulsar_broker, require_broker  # noqa: F401 - fixture
 
-pytest.importorskip("pydantic")
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
 
 
@@ -167,7 +166,7 @@ def test_unreachable_broker_is_named_in_the_timeout(keys, routes, job_id):
     from federation.pulsar import PulsarFederation
 
     require_broker()
-    dead = f"pulsar://127.0.0.1:{_closed_port()}"
+    dead = f"pulsar://127.0.0.1:{free_port()}"  # nothing listens there once the probe socket is closed
     settings = {"service_url": dead, "operation_timeout_s": 1, "connection_timeout_s": 0.5}
     host = PulsarFederation(job_id, HOST, keys["10000"], routes, settings=settings)
     try:
@@ -175,12 +174,6 @@ def test_unreachable_broker_is_named_in_the_timeout(keys, routes, job_id):
             host.get("x", "0", [GUEST], timeout=0.5)
     finally:
         host.close()
-
-
-def _closed_port() -> int:
-    from tests.pulsar_broker import free_port
-
-    return free_port()  # nothing listens there once the probe socket is closed
 
 
 # -- limits ------------------------------------------------------------------------------
@@ -295,7 +288,9 @@ def test_bad_settings_name_the_key(section, match):
 
 
 def test_token_file_and_tls_reach_the_client(tmp_path, keys, routes, monkeypatch):
-    pulsar = pytest.importorskip("pulsar")
+    require_broker()  # the client package
+    import pulsar
+
     from federation.pulsar import PulsarFederation, PulsarSettings
 
     token = tmp_path / "token"
@@ -316,7 +311,7 @@ def test_token_file_and_tls_reach_the_client(tmp_path, keys, routes, monkeypatch
 
 
 def test_route_table_points_a_peer_at_its_own_namespace(keys):
-    pytest.importorskip("pulsar")
+    require_broker()  # the client package
     from federation.pulsar import PulsarFederation
 
     routes = RouteTable.from_dict({"parties": {
