@@ -165,6 +165,7 @@ class PartyRuntime:
                 index = names.index(out_name) if out_name in names else 0
                 if outputs is not None and index < len(outputs.data):
                     inputs.data[port] = outputs.data[index]
+                    inputs.all_data.setdefault(port, []).append(outputs.data[index])
         for target, items in ((inputs.model, refs.model), (inputs.isometric_model, refs.isometric_model)):
             for up, _ in items:
                 outputs = self.results.get(up)

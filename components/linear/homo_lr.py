@@ -1,0 +1,309 @@
+"""HomoLR: horizontal logistic regression with secure aggregation at the arbiter.
+
+Guest and hosts hold the same features of different rows, with labels. Each trains on
+its own rows from the common model; every ``aggregate_iters`` epochs (and after the
+last) each sends ``[n·w, n·b, n·loss, n]`` to the arbiter, masked with pairwise
+cancelling masks (:mod:`components.crypto.secure_agg`), so the arbiter learns only
+the sums: the sample-weighted average model, the weighted loss and the total count.
+It checks convergence and sends the average back. With full batches, plain SGD and
+``aggregate_iters`` 1 this is exactly gradient descent on the pooled rows.
+
+Setup, once per run: each contributor sends the arbiter its feature names (all must
+agree) and a fresh X25519 public key; the arbiter answers with the initial model and
+relays the list of public keys. The arbiter is trusted to relay keys faithfully
+(honest but curious), as it is in FATE.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta, keys_in
+from components.crypto.secure_agg import SecureAggregator, add_words, decode
+from components.linear.hetero_lr import PredictParam
+from components.linear.optimizer import InitParam, Optimizer, init_weights
+from federation.api import Party
+from flow.errors import ComponentError
+
+
+class HomoEncryptParam(BaseModel):
+    """FATE's homo ``encrypt_param``: updates are protected by secure aggregation, not Paillier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["none", "None"] | None = None
+    key_length: int = 1024
+
+
+class HomoLRParams(Params):
+    penalty: Literal["L2", "l2", "none", "None"] = "L2"
+    tol: float = 1e-4
+    alpha: float = 1.0
+    optimizer: Literal["sgd", "rmsprop", "adam"] = "sgd"
+    batch_size: int = -1
+    learning_rate: float = 0.01
+    init_param: InitParam = InitParam()
+    max_iter: int = Field(100, ge=1)
+    early_stop: Literal["diff", "abs", "weight_diff"] = "diff"
+    encrypt_param: HomoEncryptParam = HomoEncryptParam()
+    predict_param: PredictParam = PredictParam()
+    decay: float = 1.0
+    decay_sqrt: bool = True
+    shuffle: bool = True
+    aggregate_iters: int = Field(1, ge=1)
+    #: pairwise masks on the updates; off only to measure what they cost
+    secure_aggregate: bool = True
+    #: FedProx: add mu/2·||w - w_global||² to each party's local objective
+    use_proximal: bool = False
+    mu: float = 0.1
+    multi_class: Literal["ovr"] = "ovr"
+    re_encrypt_batches: int = 2
+    validation_freqs: int | None = None
+    early_stopping_rounds: int | None = None
+    metrics: list[str] | None = None
+    use_first_metric_only: bool = False
+    callback_param: dict[str, Any] | None = None
+    cv_param: dict[str, Any] | None = None
+
+
+def aggregation_epochs(p: HomoLRParams) -> list[int]:
+    """The epochs after which the models are aggregated (the same list on every party)."""
+    k = p.aggregate_iters
+    return [e for e in range(p.max_iter) if (e + 1) % k == 0 or e == p.max_iter - 1]
+
+
+def contributor_name(party: Party) -> str:
+    return f"{party.role}:{party.party_id}"
+
+
+# ---- functions shipped to workers (module level: picklable) ------------------------
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for any z
+
+
+def _batch_sums(w: np.ndarray):
+    """Partition -> [X^T(p - y), sum(p - y), sum log-loss, rows] at weights ``w`` (intercept last)."""
+    def f(part):
+        if not part:
+            return None
+        x = np.stack([inst.features for _, inst in part])
+        y = np.fromiter((inst.label for _, inst in part), dtype=float, count=len(part))
+        z = x @ w[:-1] + w[-1]
+        r = _sigmoid(z) - y
+        return np.r_[x.T @ r, r.sum(), float(np.sum(np.logaddexp(0.0, z) - y * z)), len(part)]
+    return f
+
+
+def _labels(part):
+    return {inst.label for _, inst in part}
+
+
+def _prediction(w: np.ndarray, threshold: float):
+    def f(inst: Instance) -> Instance:
+        score = float(_sigmoid(np.float64(inst.features @ w[:-1] + w[-1])))
+        return Instance(np.array([1.0 if score >= threshold else 0.0, score]), inst.label)
+    return f
+
+
+def _ids(part):
+    return [k for k, _ in part]
+
+
+class HomoLR(Component):
+    module = "HomoLR"
+    params_model = HomoLRParams
+    roles = ("guest", "host", "arbiter")
+    input_data = ("train_data", "data")
+    accepts_model = True
+    output_model = True
+
+    # ------------------------------------------------------------ guest / host
+    def _party(self, ctx: Context, p: HomoLRParams, inputs: Inputs) -> Outputs:
+        if inputs.model and "train_data" not in inputs.data:
+            return self._predict_only(ctx, p, inputs)
+        if inputs.model:
+            raise ComponentError(f"{ctx.component}: warm start from input.model is not supported; "
+                                 "connect the model only in a predict job (input data 'data')")
+        data = inputs.require(ctx.component, "train_data", "data")
+        header = data.meta.feature_columns
+        n = self._check_labels(ctx, data)
+        arbiter = ctx.role_parties("arbiter")
+        ctx.federation.remote(header, "model_header", ctx.tag(), arbiter)
+        (w,) = ctx.federation.get("init_model", ctx.tag(), arbiter)
+        w = np.asarray(w, dtype=float)
+        masker = self._exchange_keys(ctx) if p.secure_aggregate else None
+        batches = self._batches(p, data)
+        opt = Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt,
+                        np.r_[np.ones(len(header)), 0.0])
+        rounds = {e: r for r, e in enumerate(aggregation_epochs(p))}
+        w_global, losses, converged, epoch = w.copy(), [], False, 0
+        for epoch in range(p.max_iter):
+            loss_sum, start = 0.0, w.copy()
+            for batch in batches:
+                sums = sum(s for s in batch.apply_partitions(_batch_sums(w)) if s is not None)
+                rows = sums[-1]
+                grad = sums[:-2] / rows
+                if p.use_proximal:
+                    grad = grad + p.mu * (w - w_global)
+                if not p.init_param.fit_intercept:
+                    grad[-1] = 0.0
+                loss_sum += sums[-2]
+                w = opt.step(w, grad, epoch)
+            ctx.tracker.progress(epoch + 1, p.max_iter)
+            if epoch not in rounds:
+                continue
+            # the loss of the model this epoch started from, as a centralised run would log it
+            loss = loss_sum / n + opt.loss_penalty(start)
+            update = np.r_[n * w, n * loss, float(n)]
+            sent = masker.mask(update, rounds[epoch]) if masker is not None else update
+            tag = ctx.tag(f"agg.{rounds[epoch]}")
+            ctx.federation.remote(sent, "model_update", tag, arbiter)
+            (reply,) = ctx.federation.get("aggregated_model", tag, arbiter)
+            w = w_global = np.asarray(reply["model"], dtype=float)
+            losses.append(float(reply["loss"]))
+            if converged := bool(reply["converged"]):
+                break
+        ctx.logger.info("trained %d epochs on %d rows, %d aggregations, converged=%s", epoch + 1, n,
+                        len(losses), converged)
+        ctx.tracker.log_metric("train", "iterations", epoch + 1)
+        ctx.tracker.log_metric("train", "converged", converged)
+        ctx.tracker.log_metric("train", "loss", losses)
+        model = {"header": header, "weights": w[:-1], "intercept": float(w[-1]), "iters": epoch + 1,
+                 "converged": converged, "loss_history": losses, "aggregate_rounds": len(losses)}
+        predictions = self._predict(p, data, w, "train")
+        predictions.meta.extra["loss_history"] = list(losses)  # Evaluation stores it as the loss curve
+        return Outputs(data=[predictions], model=model)
+
+    guest = host = _party
+
+    @staticmethod
+    def _check_labels(ctx: Context, data: Dataset) -> int:
+        where = f"{ctx.component} on {ctx.role} {ctx.local.party_id}"
+        if data.meta.label_column is None:
+            raise ComponentError(f"{where}: HomoLR needs labelled rows on every party, but table "
+                                 f"{data.meta.name} has no label (set with_label in DataTransform)")
+        n = data.table.count()
+        if n == 0:
+            raise ComponentError(f"{where}: the training table {data.meta.name} is empty")
+        labels = set().union(*data.table.apply_partitions(_labels))
+        if not labels <= {0.0, 1.0}:
+            bad = sorted(labels - {0.0, 1.0}, key=str)[:5]
+            raise ComponentError(f"{where}: HomoLR is binary; labels must be 0 or 1, found {bad}")
+        return n
+
+    @staticmethod
+    def _exchange_keys(ctx: Context) -> SecureAggregator:
+        arbiter = ctx.role_parties("arbiter")
+        me = contributor_name(ctx.local)
+        masker = SecureAggregator(me, f"{ctx.job_id}|{ctx.tag()}".encode())
+        ctx.federation.remote(masker.public_key, "secure_agg_pubkey", ctx.tag(), arbiter)
+        (keys,) = ctx.federation.get("secure_agg_pubkeys", ctx.tag(), arbiter)
+        expected = {contributor_name(q) for q in ctx.role_parties("guest") + ctx.role_parties("host")}
+        if not isinstance(keys, dict) or set(keys) != expected:
+            raise ComponentError(f"{ctx.component}: the arbiter's key list names "
+                                 f"{sorted(keys) if isinstance(keys, dict) else type(keys).__name__}, "
+                                 f"expected {sorted(expected)}")
+        masker.agree(keys)
+        return masker
+
+    @staticmethod
+    def _batches(p: HomoLRParams, data: Dataset) -> list:
+        if p.batch_size == -1:
+            return [data.table]
+        if p.batch_size <= 0:
+            raise ComponentError(f"HomoLR: batch_size must be -1 (full batch) or positive, got {p.batch_size}")
+        ids = sorted((k for part in data.table.apply_partitions(_ids) for k in part), key=str)
+        if p.shuffle:
+            np.random.default_rng(p.init_param.random_seed).shuffle(ids)
+        return [data.table.filter(keys_in(frozenset(ids[i:i + p.batch_size])))
+                for i in range(0, len(ids), p.batch_size)]
+
+    @staticmethod
+    def _predict(p: HomoLRParams, data: Dataset, w: np.ndarray, kind: str) -> Dataset:
+        table = data.table.map_values(_prediction(w, p.predict_param.threshold))
+        return Dataset(table, instances_meta(data.meta, ["predict_result", "predict_score"], "label", type=kind))
+
+    def _predict_only(self, ctx: Context, p: HomoLRParams, inputs: Inputs) -> Outputs:
+        model = inputs.model[0]
+        data = inputs.require(ctx.component, "data")
+        if list(data.meta.feature_columns) != list(model["header"]):
+            raise ComponentError(f"{ctx.component}: the data's features {data.meta.feature_columns} differ from "
+                                 f"the model's {list(model['header'])}")
+        w = np.r_[np.asarray(model["weights"], dtype=float), float(model["intercept"])]
+        return Outputs(data=[self._predict(p, data, w, "predict")], model=model)
+
+    # ---------------------------------------------------------------- arbiter
+    def arbiter(self, ctx: Context, p: HomoLRParams, inputs: Inputs) -> Outputs:
+        if inputs.model:  # a predict job: the parties score their own rows
+            return Outputs(model=inputs.model[0])
+        parties = ctx.role_parties("guest") + ctx.role_parties("host")
+        if len(parties) < 2:
+            raise ComponentError(f"{ctx.component}: HomoLR needs at least two parties with data (guest and host)")
+        size = self._agree_header(ctx, parties) + 1
+        w = init_weights(p.init_param, size)
+        if not p.init_param.fit_intercept:
+            w[-1] = 0.0
+        ctx.federation.remote(w, "init_model", ctx.tag(), parties)
+        if p.secure_aggregate:
+            keys = ctx.federation.get("secure_agg_pubkey", ctx.tag(), parties)
+            ctx.federation.remote({contributor_name(q): k for q, k in zip(parties, keys)},
+                                  "secure_agg_pubkeys", ctx.tag(), parties)
+        losses: list[float] = []
+        converged, epochs = False, aggregation_epochs(p)
+        for r, epoch in enumerate(epochs):
+            tag = ctx.tag(f"agg.{r}")
+            total = self._sum(ctx, p, ctx.federation.get("model_update", tag, parties), parties, size + 2)
+            count = total[-1]
+            w_new, loss = total[:size] / count, float(total[size] / count)
+            losses.append(loss)
+            converged = self._converged(p, losses, w_new - w)
+            w = w_new
+            ctx.logger.info("aggregation %d (epoch %d): %d rows, loss %.6f", r, epoch, round(count), loss)
+            ctx.federation.remote({"model": w, "loss": loss, "converged": converged}, "aggregated_model", tag,
+                                  parties)
+            ctx.tracker.progress(r + 1, len(epochs))
+            if converged:
+                break
+        ctx.tracker.log_metric("train", "loss", losses)
+        ctx.tracker.log_metric("train", "converged", converged)
+        return Outputs(model={"aggregate_rounds": len(losses), "converged": converged, "loss_history": losses,
+                              "secure_aggregate": p.secure_aggregate})
+
+    @staticmethod
+    def _agree_header(ctx: Context, parties: list[Party]) -> int:
+        headers = ctx.federation.get("model_header", ctx.tag(), parties)
+        first = list(headers[0])
+        for party, header in zip(parties[1:], headers[1:]):
+            if list(header) != first:
+                diff = sorted(set(first) ^ set(header))[:5]
+                raise ComponentError(
+                    f"{ctx.component}: {contributor_name(party)} has features {list(header)[:8]}"
+                    f"{'...' if len(header) > 8 else ''}, {contributor_name(parties[0])} has {first[:8]}"
+                    f"{'...' if len(first) > 8 else ''}; HomoLR needs the same columns in the same order"
+                    + (f" (differing: {diff})" if diff else " (same names, other order)"))
+        return len(first)
+
+    @staticmethod
+    def _sum(ctx: Context, p: HomoLRParams, updates: list, parties: list[Party], size: int) -> np.ndarray:
+        for party, u in zip(parties, updates):
+            arr = np.asarray(u)
+            want = np.uint64 if p.secure_aggregate else np.float64
+            if arr.shape != (size,) or arr.dtype != want:
+                raise ComponentError(f"{ctx.component}: update of {contributor_name(party)} is {arr.dtype} "
+                                     f"{arr.shape}, expected {np.dtype(want)} ({size},)")
+        if p.secure_aggregate:
+            return decode(add_words(updates))
+        return np.sum(updates, axis=0)
+
+    @staticmethod
+    def _converged(p: HomoLRParams, losses: list[float], delta: np.ndarray) -> bool:
+        if p.early_stop == "weight_diff":
+            return math.sqrt(float(delta @ delta)) < p.tol
+        if p.early_stop == "abs":
+            return losses[-1] < p.tol
+        return len(losses) > 1 and abs(losses[-2] - losses[-1]) < p.tol
