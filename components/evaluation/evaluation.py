@@ -1,83 +1,143 @@
-"""Evaluation: binary metrics of a prediction table (AUC, KS, accuracy, precision, recall, F1).
+"""Evaluation: metrics of a prediction table, by FATE's ``eval_type`` (binary, multi, regression).
 
-Runs on the label holder; the metrics are stored per component so ``flow tracking
-metrics`` shows them, along with the ROC and KS curve points.
+Runs on the label holder. Scalar metrics and curves are stored per component, so
+``flow tracking metrics`` shows them: for binary the ROC points and the KS curve; for
+every type the loss per iteration when the upstream model left its loss history in the
+prediction table's meta (``extra["loss_history"]``).
+
+Which column is read: binary uses ``predict_score`` (the positive class probability);
+multi uses ``predict_result`` (the predicted class); regression uses ``predict_result``
+(the predicted value, ``predict_score`` if there is no ``predict_result``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 import numpy as np
 
-from components.base import Component, Context, Inputs, Outputs, Params
+from components.base import Component, Context, Dataset, Inputs, Outputs, Params
+from components.evaluation.metrics import (
+    binary_metrics,
+    ks_curve,
+    multi_metrics,
+    regression_metrics,
+    roc_curve,
+    roc_points,
+    thin,
+)
 from flow.errors import ComponentError
+
+__all__ = ["Evaluation", "EvaluationParams", "binary_metrics", "roc_points"]
 
 
 class EvaluationParams(Params):
-    eval_type: Literal["binary"] = "binary"
-    pos_label: int = 1
+    eval_type: Literal["binary", "multi", "regression"] = "binary"
+    pos_label: int | float | str = 1
     metrics: list[str] | None = None
     unfold_multi_result: bool = False
     run_clustering_arbiter_metric: bool = False
 
 
-def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positive rates at every distinct threshold (descending), ties grouped."""
-    order = np.argsort(-score, kind="mergesort")
-    y, score = y[order], score[order]
-    distinct = np.r_[np.nonzero(np.diff(score))[0], len(score) - 1]
-    tps = np.cumsum(y)[distinct]
-    fps = (distinct + 1) - tps
-    pos, neg = max(tps[-1], 1), max(fps[-1], 1)
-    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos], np.r_[np.inf, score[distinct]]
+@dataclass(frozen=True)
+class EvalType:
+    """How one eval_type reads its prediction column and what it computes."""
+
+    columns: tuple[str, ...]  # the first present one is read
+    scalars: Callable[[np.ndarray, np.ndarray], dict[str, float]]
+    curves: Callable[[np.ndarray, np.ndarray], dict[str, Any]]
+    #: FATE metric names this type knows but does not compute (skipped with a warning)
+    not_computed: frozenset[str] = frozenset()
 
 
-def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    if len(np.unique(y)) < 2:
-        raise ComponentError("evaluation needs both classes among the labels")
-    fpr, tpr, _ = roc_points(y, score)
-    pred = (score >= threshold).astype(int)
-    tp = int(((pred == 1) & (y == 1)).sum())
-    fp = int(((pred == 1) & (y == 0)).sum())
-    fn = int(((pred == 0) & (y == 1)).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    return {
-        "auc": float(np.trapezoid(tpr, fpr)),
-        "ks": float(np.max(tpr - fpr)),
-        "accuracy": float((pred == y).mean()),
-        "precision": precision,
-        "recall": recall,
-        "f1_score": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-    }
+EVAL_TYPES: dict[str, EvalType] = {
+    "binary": EvalType(("predict_score",), binary_metrics,
+                       lambda y, s: {"roc_curve": roc_curve(y, s), "ks_curve": ks_curve(y, s)},
+                       frozenset({"lift", "gain", "psi", "precision_table", "recall_table"})),
+    "multi": EvalType(("predict_result",), multi_metrics, lambda y, p: {}),
+    "regression": EvalType(("predict_result", "predict_score"), regression_metrics, lambda y, p: {},
+                           frozenset({"mean_squared_log_error"})),
+}
+#: names in ``metrics`` that select more than one stored metric (or a curve)
+ALIASES = {"roc": ("roc_curve",), "ks": ("ks", "ks_curve"), "loss": ("loss_curve",)}
 
 
 class Evaluation(Component):
     module = "Evaluation"
     params_model = EvaluationParams
-    roles = ("guest",)
+    roles = ("guest", "host")
     input_data = ("data",)
+
+    def host(self, ctx: Context, params: EvaluationParams, inputs: Inputs) -> Outputs:
+        """Hosts of horizontal models hold their own labels and predictions; hosts of
+        vertical ones hold neither, and have nothing to evaluate."""
+        source = inputs.data.get("data")
+        columns = EVAL_TYPES[params.eval_type].columns
+        if source is None or source.meta.label_column is None or \
+                not any(c in source.meta.feature_columns for c in columns):
+            ctx.logger.info("no labelled predictions on this party: nothing to evaluate")
+            return Outputs()
+        return self.guest(ctx, params, inputs)
 
     def guest(self, ctx: Context, params: EvaluationParams, inputs: Inputs) -> Outputs:
         source = inputs.data.get("data")
         if source is None:
             raise ComponentError(f"{ctx.component}: no input data (connect it to a component's prediction output)")
-        cols = source.meta.feature_columns
-        if "predict_score" not in cols:
-            raise ComponentError(f"{ctx.component}: input {source.meta.name} has no predict_score column; "
-                                 "Evaluation expects a model's prediction output")
-        si = cols.index("predict_score")
-        pairs = np.array([(inst.label, inst.features[si]) for _, inst in source.table.collect()], dtype=float)
-        y = (pairs[:, 0] == params.pos_label).astype(int)
-        result = binary_metrics(y, pairs[:, 1])
-        fpr, tpr, thr = roc_points(y, pairs[:, 1])
-        for name, value in result.items():
-            ctx.tracker.log_metric("evaluation", name, value)
-        step = max(1, len(fpr) // 200)  # keep the stored curve small
-        ctx.tracker.log_metric("evaluation", "roc_curve", {
-            "fpr": fpr[::step].tolist(), "tpr": tpr[::step].tolist(),
-            "threshold": [None if not np.isfinite(t) else float(t) for t in thr[::step]]})
-        ctx.logger.info("binary evaluation of %d rows: %s", len(y),
-                        ", ".join(f"{k}={v:.6f}" for k, v in result.items()))
+        kind = EVAL_TYPES[params.eval_type]
+        y, pred = self._read(ctx, params, source, kind)
+        scalars = kind.scalars(y, pred)
+        curves = kind.curves(y, pred)
+        losses = source.meta.extra.get("loss_history")
+        if losses:
+            curves["loss_curve"] = thin({"iteration": list(range(len(losses))), "loss": [float(v) for v in losses]})
+        wanted = self._wanted(ctx, params, kind, scalars, curves)
+        for name, value in {**scalars, **curves}.items():
+            if wanted is None or name in wanted:
+                ctx.tracker.log_metric("evaluation", name, value)
+        ctx.logger.info("%s evaluation of %d rows: %s", params.eval_type, len(y),
+                        ", ".join(f"{k}={v:.6f}" for k, v in scalars.items()))
         return Outputs()
+
+    @staticmethod
+    def _read(ctx: Context, params: EvaluationParams, source: Dataset, kind: EvalType) -> tuple[np.ndarray, ...]:
+        cols = source.meta.feature_columns
+        column = next((c for c in kind.columns if c in cols), None)
+        if column is None:
+            raise ComponentError(f"{ctx.component}: input {source.meta.name} has no {' or '.join(kind.columns)} "
+                                 f"column; Evaluation (eval_type {params.eval_type}) expects a model's "
+                                 "prediction output")
+        i = cols.index(column)
+        pairs = [(inst.label, inst.features[i]) for _, inst in source.table.collect()]
+        if not pairs:
+            raise ComponentError(f"{ctx.component}: input {source.meta.name} is empty")
+        if any(label is None for label, _ in pairs):
+            raise ComponentError(f"{ctx.component}: input {source.meta.name} has rows without a label")
+        arr = np.array(pairs, dtype=float)
+        y, pred = arr[:, 0], arr[:, 1]
+        if params.eval_type == "binary":
+            try:
+                pos = float(params.pos_label)
+            except ValueError:
+                raise ComponentError(f"{ctx.component}: pos_label {params.pos_label!r} is not a number") from None
+            y = (y == pos).astype(int)
+        return y, pred
+
+    @staticmethod
+    def _wanted(ctx: Context, params: EvaluationParams, kind: EvalType, scalars: dict, curves: dict) -> set | None:
+        """The metric names to store (None: all); unknown names are an error."""
+        if params.metrics is None:
+            return None
+        wanted, unknown = set(), []
+        for name in params.metrics:
+            if name in ALIASES or name in scalars or name in curves:
+                wanted.update(ALIASES.get(name, (name,)))
+            elif name in kind.not_computed:
+                ctx.logger.warning("metric %s is not computed for eval_type %s; skipped", name, params.eval_type)
+            else:
+                unknown.append(name)
+        if unknown:
+            known = sorted(set(scalars) | set(curves) | set(ALIASES))
+            raise ComponentError(f"{ctx.component}: metrics {unknown} unknown for eval_type {params.eval_type} "
+                                 f"(known: {', '.join(known)})")
+        return wanted

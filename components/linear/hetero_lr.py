@@ -236,6 +236,7 @@ class HeteroLR(Component):
                 break
         losses = ctx.federation.get("loss_history", ctx.tag(), arbiter)[0]
         predictions = self._predict_guest(ctx, p, data, w, hosts)
+        predictions.meta.extra["loss_history"] = list(losses)  # Evaluation stores it as the loss curve
         self._log_training(ctx, it + 1, converged, losses)
         model = {"header": header, "weights": w[:-1], "intercept": float(w[-1]), "iters": it + 1,
                  "converged": bool(converged), "loss_history": losses}

@@ -101,10 +101,11 @@ def test_homo_lr_example_matches_pooled_training(homo, tmp_path: Path):
         got = np.array([float(rows[i]["predict_score"]) for i in ids])
         np.testing.assert_allclose(got, expected, atol=1e-9)
         assert all(float(rows[i]["label"]) == yi for i, yi in zip(ids, ys))
-    metrics = homo.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999",
-                      "-cpn", "evaluation_0")["evaluation"]
-    _, xg, yg = shares[0]
-    assert abs(metrics["auc"] - roc_auc_score(yg, xg @ w[:-1] + w[-1])) < 1e-9
+    # every party's Evaluation is the AUC of its own scores
+    for party, (_, xs, ys) in zip((GUEST, HOST1, HOST2), shares):
+        metrics = homo.ok("tracking", "metrics", "-j", job_id, "-r", party.role, "-p", party.party_id,
+                          "-cpn", "evaluation_0")["evaluation"]
+        assert abs(metrics["auc"] - roc_auc_score(ys, xs @ w[:-1] + w[-1])) < 1e-9
 
 
 # ---------------------------------------------------------------- what the arbiter sees
