@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -146,8 +147,10 @@ class PulsarLiteBroker:
         conf = self._write_config()
         deadline = time.monotonic() + timeout
         # util-linux's setpriv kills the broker with the process that started it (tests
-        # killed by a timeout leave nothing behind); so call start from the main thread
-        guard = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
+        # killed by a timeout leave nothing behind). The signal follows the starting
+        # *thread*, so a broker (re)started from another thread relies on atexit instead.
+        guarded = shutil.which("setpriv") and threading.current_thread() is threading.main_thread()
+        guard = ["setpriv", "--pdeathsig", "KILL", "--"] if guarded else []
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [*guard, str(self.binary), "--config", str(conf)],

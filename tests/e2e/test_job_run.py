@@ -157,7 +157,7 @@ def _restart_broker_when_training(home: Path, job_id: str, done: list, restart) 
     done.append(time.monotonic())
 
 
-@pytest.mark.parametrize("broker_settings", ["rabbitmq"], indirect=True)
+@pytest.mark.parametrize("broker_settings", ["rabbitmq", "pulsar"], indirect=True)
 def test_broker_restart_mid_training_loses_nothing(breast, tmp_path: Path, broker_settings):
     """The broker goes away in the middle of HeteroLR; the job still succeeds with the
     model of an undisturbed run: nothing lost, nothing applied twice."""
