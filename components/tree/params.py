@@ -1,0 +1,133 @@
+"""HeteroSecureBoost parameters, FATE 1.x names first.
+
+FATE users write ``bin_num``, ``tree_param {max_depth, min_leaf_node, criterion_method,
+criterion_param: [reg_lambda]}``, ``task_type classification|regression`` and
+``objective_param {objective: cross_entropy|lse}``. The short names ``max_bin, max_depth,
+l2, min_child_weight, objective (binary|multiclass|regression)`` are accepted too and
+win where both are given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from components.base import Params
+from components.linear.hetero_lr import EncryptParam, PredictParam
+from components.tree.tree import SplitRule
+
+
+class TreeParam(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    criterion_method: Literal["xgboost"] = "xgboost"
+    #: [reg_lambda] or [reg_lambda, reg_alpha]
+    criterion_param: list[float] = Field(default_factory=lambda: [0.1], min_length=1, max_length=2)
+    max_depth: int = Field(3, ge=1, le=32)
+    min_sample_split: int = Field(2, ge=2)
+    min_impurity_split: float = 1e-3
+    min_leaf_node: int = Field(1, ge=1)
+    min_child_weight: float = Field(0.0, ge=0)
+    max_split_nodes: int = Field(65536, ge=1)
+    feature_importance_type: Literal["split", "gain"] = "split"
+    n_iter_no_change: bool = True
+    tol: float = 0.001
+    use_missing: Literal[False] = False
+    zero_as_missing: Literal[False] = False
+    deterministic: bool = False
+
+    @field_validator("criterion_param", mode="before")
+    @classmethod
+    def _scalar(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (int, float)) else v
+
+    @field_validator("criterion_param")
+    @classmethod
+    def _non_negative(cls, v: list[float]) -> list[float]:
+        if any(x < 0 for x in v):
+            raise ValueError("criterion_param values (reg_lambda, reg_alpha) must not be negative")
+        return v
+
+
+class ObjectiveParam(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    objective: Literal["cross_entropy", "lse"] | None = None
+    params: list[float] | None = None
+
+
+#: task_type / short objective names -> resolved task (classification is binary or multiclass by labels)
+_TASKS = {"classification": "classification", "binary": "binary", "multiclass": "multiclass",
+          "regression": "regression"}
+
+
+class HeteroSecureBoostParams(Params):
+    task_type: Literal["classification", "regression", "binary", "multiclass"] = "classification"
+    objective_param: ObjectiveParam = ObjectiveParam()
+    objective: Literal["binary", "multiclass", "regression"] | None = None
+    learning_rate: float = Field(0.3, gt=0)
+    num_trees: int = Field(5, ge=1, le=10000)
+    subsample_feature_rate: float = Field(1.0, gt=0, le=1)
+    n_iter_no_change: bool = True
+    tol: float = 1e-4
+    bin_num: int = Field(32, ge=2, le=65536)
+    max_bin: int | None = Field(None, ge=2, le=65536)
+    tree_param: TreeParam = TreeParam()
+    max_depth: int | None = Field(None, ge=1, le=32)
+    l2: float | None = Field(None, ge=0)
+    min_child_weight: float | None = Field(None, ge=0)
+    encrypt_param: EncryptParam = EncryptParam()
+    #: pack several split candidates per ciphertext on the way back to the guest
+    cipher_compress: bool = True
+    predict_param: PredictParam = PredictParam()
+    random_seed: int | None = 100
+    boosting_strategy: Literal["std"] = "std"
+    use_missing: Literal[False] = False
+    zero_as_missing: Literal[False] = False
+    complete_secure: Literal[False] = False
+    sparse_optimization: Literal[False] = False
+    run_goss: Literal[False] = False
+    multi_mode: Literal["single_output"] = "single_output"
+    EINI_inference: Literal[False] = False
+    binning_error: float = 1e-4
+    validation_freqs: int | None = None
+    early_stopping_rounds: int | None = None
+    metrics: list[str] | None = None
+    use_first_metric_only: bool = False
+    encrypted_mode_calculator_param: dict[str, Any] | None = None
+    cv_param: dict[str, Any] | None = None
+    callback_param: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HeteroSecureBoostParams:
+        obj = self.objective_param.objective
+        if obj == "lse" and self.task != "regression":
+            raise ValueError("objective_param.objective 'lse' needs task_type 'regression'")
+        if obj == "cross_entropy" and self.task == "regression":
+            raise ValueError("objective_param.objective 'cross_entropy' needs a classification task_type")
+        return self
+
+    @property
+    def task(self) -> str:
+        """binary, multiclass, regression, or classification (binary or multiclass by the labels)."""
+        if self.objective is not None:
+            return self.objective
+        return _TASKS[self.task_type]
+
+    @property
+    def bins(self) -> int:
+        return self.max_bin if self.max_bin is not None else self.bin_num
+
+    @property
+    def depth(self) -> int:
+        return self.max_depth if self.max_depth is not None else self.tree_param.max_depth
+
+    def split_rule(self) -> SplitRule:
+        tp = self.tree_param
+        return SplitRule(
+            l2=self.l2 if self.l2 is not None else tp.criterion_param[0],
+            l1=tp.criterion_param[1] if len(tp.criterion_param) > 1 else 0.0,
+            min_child_weight=self.min_child_weight if self.min_child_weight is not None else tp.min_child_weight,
+            min_leaf_node=tp.min_leaf_node, min_sample_split=tp.min_sample_split,
+            min_impurity_split=tp.min_impurity_split)

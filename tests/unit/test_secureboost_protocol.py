@@ -1,0 +1,259 @@
+"""HeteroSecureBoost's guest and host talking through the real wire codec (in memory, threads),
+checked against the same boosting computed centrally in numpy on the joined columns."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import traceback
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from backends.computing.local import LocalSession
+from backends.storage.api import TableMeta
+from components.base import Context, Dataset, Inputs, Instance
+from components.tree.hetero_secureboost import HeteroSecureBoost
+from components.tree.histogram import Binning, candidates, plain_histogram
+from components.tree.objective import make_objective
+from components.tree.params import HeteroSecureBoostParams
+from components.tree.tree import SplitRule
+from federation import codec
+from federation.api import Federation, Party
+from flow.errors import ComponentError
+
+GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
+
+
+class MemoryFederation(Federation):
+    """Every object goes through encode/decode, as between real parties."""
+
+    def __init__(self, hub: dict, local: Party, failed: list):
+        super().__init__("job", local)
+        self.hub, self.failed = hub, failed
+
+    @classmethod
+    def from_conf(cls, *args, **kwargs):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def remote(self, obj, name, tag, parties):
+        data = codec.encode(obj)
+        for p in parties:
+            self.hub[(name, tag, self.local, p)].put(data)
+
+    def get(self, name, tag, parties, timeout=None):
+        out = []
+        for p in parties:
+            for _ in range(600):
+                if self.failed:  # a peer failed: stop waiting, as PeerFailed would
+                    raise AssertionError(f"{self.local}: a peer failed while waiting for {name}")
+                try:
+                    out.append(codec.decode(self.hub[(name, tag, p, self.local)].get(timeout=0.1)))
+                    break
+                except queue.Empty:
+                    continue
+            else:
+                stacks = "\n".join("".join(traceback.format_stack(f)) for f in sys._current_frames().values())
+                raise AssertionError(f"{self.local} waited 60 s for {name}/{tag}; threads:\n{stacks}")
+        return out
+
+    def abort(self, reason, parties):
+        pass
+
+    def close(self):
+        pass
+
+    def cleanup(self):
+        pass
+
+
+class Tracker:
+    def __init__(self):
+        self.metrics = {}
+
+    def log_metric(self, namespace, name, value):
+        self.metrics[(namespace, name)] = value
+
+    def progress(self, done, total, message=""):
+        pass
+
+
+def run_parties(guest_x, host_x, y, params: dict, model: tuple | None = None, validate: tuple | None = None):
+    """Run every party's share in threads (``host_x``: one array or a list, one per host);
+    returns ({"guest" / "host" / "host1"...: Outputs}, guest tracker)."""
+    host_xs = host_x if isinstance(host_x, list) else [host_x]
+    hosts = [Party("host", str(10000 + k)) for k in range(len(host_xs))]
+    names = ["host"] if len(hosts) == 1 else [f"host{k}" for k in range(len(hosts))]
+    hub = defaultdict(queue.Queue)
+    sessions = {name: LocalSession(partitions=3, workers=1) for name in ["guest", *names]}
+    parties = {"guest": [GUEST], "host": hosts}
+    p = HeteroSecureBoostParams.model_validate(params)
+    results, errors, trackers = {}, [], {}
+
+    def dataset(name, x, labels):
+        ids = [f"id{i:04d}" for i in range(len(x))]
+        rows = [(k, Instance(x[i], None if labels is None else float(labels[i]))) for i, k in enumerate(ids)]
+        tag = name[0] + (name[4:] if name.startswith("host") else "")  # g, h, h0, h1
+        cols = ([] if labels is None else ["y"]) + [f"{tag}_{j}" for j in range(x.shape[1])]
+        meta = TableMeta(namespace="t", name=name, columns=cols, label_column=None if labels is None else "y")
+        return Dataset(sessions[name].parallelize(rows), meta)
+
+    def one(name, party, x, labels, own_model, valid):
+        try:
+            port = "test_data" if own_model is not None else "train_data"
+            session = sessions[name]
+            data = {port: dataset(name, x, labels)}
+            if valid is not None:
+                data["validate_data"] = dataset(name, *valid)
+            inputs = Inputs(data=data, model=[] if own_model is None else [own_model])
+            trackers[name] = Tracker()
+            ctx = Context("job", "sbt_0", party, parties, session, MemoryFederation(hub, party, errors), None,
+                          trackers[name], logging.getLogger("sbt-test"))
+            results[name] = HeteroSecureBoost().run(ctx, p, inputs)
+        except Exception as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+
+    models = model or [None] * (1 + len(hosts))
+    valid = [None] * (1 + len(hosts))
+    if validate is not None:
+        vx = validate[1] if isinstance(validate[1], list) else [validate[1]]
+        valid = [(validate[0], validate[2])] + [(v, None) for v in vx]
+    threads = [threading.Thread(target=one, args=("guest", GUEST, guest_x, y, models[0], valid[0]))]
+    threads += [threading.Thread(target=one, args=(name, h, x, None, m, v))
+                for name, h, x, m, v in zip(names, hosts, host_xs, models[1:], valid[1:])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for session in sessions.values():
+        session.stop()
+    if errors:
+        raise errors[0]
+    return results, trackers["guest"]
+
+
+def predictions(outputs) -> dict[str, np.ndarray]:
+    return {k: inst.features for k, inst in outputs.data[0].table.collect()}
+
+
+def central_boost(x: np.ndarray, y: np.ndarray, split_cols: int | list[int], p: dict) -> np.ndarray:
+    """The same boosting on the joined columns, computed in one place: each party's columns are
+    binned on their own; at every node the best (feature, bin) of all columns wins."""
+    params = HeteroSecureBoostParams.model_validate(p)
+    rule: SplitRule = params.split_rule()
+    classes = np.unique(y)
+    task = params.task if params.task != "classification" else ("binary" if len(classes) == 2 else "multiclass")
+    obj = make_objective(task, len(classes), "t")
+    yy = np.searchsorted(classes, y).astype(float) if obj.classifier else y
+    edges = [0, *([split_cols] if isinstance(split_cols, int) else split_cols), x.shape[1]]
+    bins = np.concatenate([Binning.fit(x[:, a:b], params.bins).bins for a, b in zip(edges, edges[1:])], axis=1)
+    n_bins = list(bins.max(axis=0) + 1)
+    scores = np.tile(obj.init_score(yy), (len(y), 1))
+    for _ in range(params.num_trees):
+        g_all, h_all = obj.gradients(yy, scores)
+        for k in range(obj.tree_dim):
+            g, h = g_all[:, k], h_all[:, k]
+            frontier, out = [np.arange(len(y))], np.zeros(len(y))
+            for depth in range(params.depth + 1):
+                nxt = []
+                for rows in frontier:
+                    total = np.array([g[rows].sum(), h[rows].sum(), len(rows)])
+                    out[rows] = rule.leaf_weight(total[0], total[1])
+                    if depth == params.depth or not rule.can_split(total):
+                        continue
+                    best, where = (-1, -np.inf), None
+                    for f, hf in enumerate(plain_histogram(bins, n_bins, rows, g, h)):
+                        keep, cum = candidates(hf)
+                        i, gain = rule.best(cum, total)
+                        if i >= 0 and gain > best[1]:
+                            best, where = (i, gain), (f, keep[i])
+                    if where is not None:
+                        go = bins[rows, where[0]] <= where[1]
+                        nxt += [rows[go], rows[~go]]
+                frontier = nxt
+            scores[:, k] += params.learning_rate * out
+    return obj.predict(scores)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(160, 7))
+    logit = 1.5 * x[:, 0] - 2.0 * x[:, 4] + x[:, 5] * x[:, 1]
+    return x, (logit + 0.3 * rng.normal(size=160) > 0).astype(float)
+
+
+BASE = {"num_trees": 3, "learning_rate": 0.3, "bin_num": 16, "encrypt_param": {"key_length": 512},
+        "tree_param": {"max_depth": 3, "criterion_param": [0.1]}}
+
+
+def test_binary_equals_central_and_predict_mode_reproduces(data):
+    x, y = data
+    out, tracker = run_parties(x[:, :3], x[:, 3:], y, BASE)
+    got = predictions(out["guest"])
+    ref = central_boost(x, y, 3, BASE)[:, 1]
+    score = np.array([got[f"id{i:04d}"][1] for i in range(len(y))])
+    np.testing.assert_allclose(score, ref, atol=1e-9)
+    guest_model, host_model = out["guest"].model, out["host"].model
+    owners = {n["party"] for t in guest_model["trees"] for n in t["nodes"]} - {None}
+    assert owners == {"guest", "10000"}  # both parties won splits
+    host_thr = {s["threshold"] for s in host_model["splits"]}
+    assert host_thr and not host_thr & {s["threshold"] for s in guest_model["splits"]}
+    assert all(s["feature"].startswith("h_") for s in host_model["splits"])
+    assert all(s["feature"].startswith("g_") for s in guest_model["splits"])
+    assert len(tracker.metrics[("train", "loss")]) == 3
+    # predict mode: the stored models, the walk across parties, the same scores
+    again, _ = run_parties(x[:, :3], x[:, 3:], y, BASE, model=(guest_model, host_model))
+    pred = predictions(again["guest"])
+    np.testing.assert_allclose([pred[k][1] for k in sorted(pred)], score, atol=1e-12)
+
+
+def test_multiclass_and_no_compress_equal_central_and_validate(data):
+    x, _ = data
+    y = np.digitize(x[:, 0] + x[:, 5], [-0.6, 0.6]).astype(float)
+    p = {**BASE, "num_trees": 2, "cipher_compress": False, "subsample_feature_rate": 1.0}
+    half = slice(0, 80)  # validate on the first half of the training rows: the same scores there
+    out, tracker = run_parties(x[:, :3], x[:, 3:], y, p, validate=(x[half, :3], x[half, 3:], y[half]))
+    got = predictions(out["guest"])
+    prob = np.array([got[f"id{i:04d}"][2:] for i in range(len(y))])
+    ref = central_boost(x, y, 3, p)
+    np.testing.assert_allclose(prob, ref, atol=1e-9)
+    assert tracker.metrics[("validate", "accuracy")] == pytest.approx(float((ref[half].argmax(1) == y[half]).mean()))
+    loss = -np.mean(np.log(ref[np.arange(80), y[half].astype(int)]))
+    assert tracker.metrics[("validate", "loss")] == pytest.approx(loss, abs=1e-9)
+    assert len(out["guest"].model["trees"]) == 6
+    assert out["guest"].data[0].meta.columns[-3:] == ["predict_detail_0", "predict_detail_1", "predict_detail_2"]
+
+
+def test_regression_equals_central(data):
+    x, _ = data
+    y = 3 * x[:, 4] + x[:, 1] ** 2
+    p = {**BASE, "task_type": "regression", "objective_param": {"objective": "lse"}}
+    out, _ = run_parties(x[:, :3], x[:, 3:], y, p)
+    got = predictions(out["guest"])
+    np.testing.assert_allclose([got[f"id{i:04d}"][0] for i in range(len(y))], central_boost(x, y, 3, p), atol=1e-9)
+
+
+def test_two_hosts_equal_central(data):
+    x, y = data
+    out, _ = run_parties(x[:, :2], [x[:, 2:4], x[:, 4:]], y, BASE)
+    got = predictions(out["guest"])
+    score = np.array([got[f"id{i:04d}"][1] for i in range(len(y))])
+    np.testing.assert_allclose(score, central_boost(x, y, [2, 4], BASE)[:, 1], atol=1e-9)
+    owners = {n["party"] for t in out["guest"].model["trees"] for n in t["nodes"]} - {None}
+    assert {"10000", "10001"} <= owners  # each host won splits of its own
+    for name, prefix in (("host0", "h0_"), ("host1", "h1_")):
+        assert out[name].model["splits"] and all(s["feature"].startswith(prefix) for s in out[name].model["splits"])
+    again, _ = run_parties(x[:, :2], [x[:, 2:4], x[:, 4:]], y, BASE,
+                           model=(out["guest"].model, out["host0"].model, out["host1"].model))
+    pred = predictions(again["guest"])
+    np.testing.assert_allclose([pred[k][1] for k in sorted(pred)], score, atol=1e-12)
+
+
+def test_host_with_other_samples_is_refused_clearly(data):
+    x, y = data
+    with pytest.raises(ComponentError, match="run Intersection before HeteroSecureBoost"):
+        run_parties(x[:, :3], x[:-1, 3:], y, BASE)
