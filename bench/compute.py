@@ -1,27 +1,64 @@
-"""Computing backends on the HeteroLR hot path: local process pool vs Spark, same data, same run.
+"""Computing backends on HeteroLR, and Hive storage, in one run: local process pool vs Spark.
 
-One epoch is what a HeteroLR party computes per full batch: encrypt (and re-randomise)
-one value per row with a Paillier key on the workers, join the ciphertexts with the
-feature rows, and run the encrypted ``X^T · [[d]]`` per partition
-(``encrypted_dot`` via ``apply_partitions``), summed in the driver. Also timed: a table
-round trip (parallelize the feature rows, collect them back). The results of both
-backends are decrypted and checked against the plaintext product.
+Part 1, HeteroLR seconds per epoch on a synthetic set of N rows x (20 guest + 80 host)
+features on the local backend and on Spark (``local[2]`` by default), same data, same
+run, one backend after the other on each batch. A whole epoch at 200,000 rows takes
+longer than a bench run should on a small machine, so by default the epoch is cut into
+mini-batches (HeteroLR's ``batch_size``, 10,000) and ``--batches`` of them are timed:
+seconds per epoch = mean seconds per batch x batches per epoch (``--batches 0`` times
+them all; ``--batch-rows 0`` is full batch). A batch is the work of every role in the
+HeteroLR component, done with the component's own worker functions
+(components/linear/hetero_lr.py) on one machine:
 
-    python bench/compute.py [--rows 200000] [--features 20] [--key-bits 1024]
-                            [--partitions 4] [--master local[2]] [--epochs 2]
+* host: ``wx_h = X_h w_h`` and its Paillier encryption (re-randomised), one per row;
+* guest: ``[[4d]] = [[wx_h]] + wx_g - 2y`` (re-randomised), then ``X_g^T [[4d]]`` plus
+  the intercept and loss columns (``encrypted_dot`` per partition);
+* host: ``X_h^T [[4d]]``;
+* arbiter: decrypt both gradients.
+
+Not included: the federation transfers between parties (two N-ciphertext tables a
+epoch; bench/federation.py measures those) and PSI. Both gradients are decrypted and
+checked against numpy on the same data.
+
+Part 2, a Hive -> Table -> Hive round trip of M rows (id + double, bigint, string) on
+the Spark Thrift Server of tests/hive_server.py (or ``--hive HOST:PORT``): a table is
+written once (timed as "write, setup"), read into a Table (HiveServer2 fetch, one
+query per partition), and that Table written back as a new Hive table. Write method:
+``--hive-write load`` (default: each partition as a local Parquet file, LOAD DATA LOCAL
+INPATH) or ``insert`` (INSERT ... SELECT from JSON batches over Thrift).
+
+    python bench/compute.py [--rows 200000] [--batch-rows 10000] [--batches 2] [--key-bits 1024] [--partitions 4]
+                            [--master local[2]] [--hive-rows 1000000] [--hive-write load|insert]
+                            [--hive HOST:PORT] [--skip-lr] [--skip-hive]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
+import shutil
+import sys
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
-import numpy as np
+# run as a script, this folder comes first on sys.path, and bench/federation.py would hide
+# the federation package: the repository root goes first instead
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT / "bench"]
 
-from backends.computing.local import LocalSession
-from backends.computing.spark import SparkComputing
-from components.crypto import encrypted_dot, generate_keypair
+import numpy as np  # noqa: E402
+
+from backends.computing.local import LocalSession  # noqa: E402
+from backends.computing.spark import SparkComputing  # noqa: E402
+from components.base import Instance, keys_in  # noqa: E402
+from components.crypto import generate_keypair  # noqa: E402
+from components.linear.hetero_lr import (_enc_dot, _encrypt, _fore4, _guest_columns, _guest_row, _linear,  # noqa: E402
+                                         _pair_features, _sum_vectors)
+
+STEPS = ("host_encrypt", "guest_fore", "guest_grad", "host_grad", "decrypt")
 
 
 def _timed(fn):
@@ -30,84 +67,180 @@ def _timed(fn):
     return time.perf_counter() - start, out
 
 
-def _dot(part):
-    """The partition's encrypted X^T d and the CPU seconds its arithmetic took (the rest of
-    the step is moving and unpickling the partition, or waiting for a core)."""
-    if not part:
-        return None
-    start = time.process_time()
-    out = encrypted_dot([c for _, (c, _) in part], np.stack([x for _, (_, x) in part]))
-    return out, time.process_time() - start
+# ---------------------------------------------------------------- part 1: HeteroLR epochs
 
 
-def _pair(c, x):
-    return c, x
+def synthetic(rows: int, guest_f: int, host_f: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, guest_f + host_f))
+    w = rng.normal(size=guest_f + host_f) / 10
+    y = (rng.uniform(size=rows) < 1 / (1 + np.exp(-(x @ w)))).astype(float)
+    return x[:, :guest_f], x[:, guest_f:], y
 
 
-def epoch(session, d_table, x_table, public) -> tuple[dict[str, float], list]:
-    """One HeteroLR-style epoch; seconds per step and the encrypted X^T d."""
-    times = {}
-    times["encrypt"], enc = _timed(lambda: d_table.map_values(lambda v: public.encrypt(v).obfuscate()))
-    times["join"], joined = _timed(lambda: enc.join(x_table, _pair))
-    times["dot"], parts = _timed(lambda: [p for p in joined.apply_partitions(_dot) if p is not None])
-    total = [sum(col[1:], col[0]) for col in zip(*[dot for dot, _ in parts])]
-    times["epoch"] = sum(times.values())
-    times["dot_math_cpu"] = sum(seconds for _, seconds in parts)
-    return times, total
+def epoch(guest, host, w_g: np.ndarray, b: float, w_h: np.ndarray, keys) -> tuple[dict[str, float], list, list]:
+    """One full-batch HeteroLR epoch's compute; seconds per step, decrypted gradients."""
+    public, private = keys
+    times: dict[str, float] = {}
+    times["host_encrypt"], enc_h = _timed(lambda: host.map_values(_linear(w_h, 0.0)).map_values(_encrypt(public)))
+
+    def fore():
+        rows = guest.map_values(_guest_row(w_g, b))
+        return rows, enc_h.join(rows, _fore4)
+
+    times["guest_fore"], (rows, fore4) = _timed(fore)
+    times["guest_grad"], enc_g = _timed(lambda: _sum_vectors(fore4.join(rows, _guest_columns).apply_partitions(_enc_dot)))
+    times["host_grad"], enc_hg = _timed(lambda: _sum_vectors(fore4.join(host, _pair_features).apply_partitions(_enc_dot)))
+    times["decrypt"], plain = _timed(lambda: (private.decrypt_many(enc_g), private.decrypt_many(enc_hg)))
+    times["epoch"] = sum(times[s] for s in STEPS)
+    return times, plain[0], plain[1]
 
 
-def setup(name: str, session, args, d_rows, x_rows) -> tuple:
-    warm, _ = _timed(lambda: session.parallelize(d_rows[:1000]).map_values(abs).count())
-    print(f"[{name}] first operation (starts the workers / the JVM) {warm:.2f}s")
-    trip, back = _timed(lambda: dict(session.parallelize(x_rows, args.partitions).collect()))
-    assert len(back) == len(x_rows)
-    print(f"[{name}] table round trip (parallelize + collect {len(x_rows)} rows x {args.features} floats): {trip:.2f}s")
-    return trip, session.parallelize(d_rows, args.partitions), session.parallelize(x_rows, args.partitions)
+def check(x_g, x_h, y, w_g, b, w_h, guest_plain, host_plain, name: str) -> float:
+    """Largest error of the decrypted gradients against numpy, per row (the gradient's scale)."""
+    wx_g = x_g @ w_g + b
+    d4 = x_h @ w_h + wx_g - 2 * (2 * y - 1)
+    coef = 0.25 * wx_g - 0.5 * (2 * y - 1)
+    want_g = np.concatenate([x_g.T @ d4, [d4.sum(), coef @ d4]])
+    want_h = x_h.T @ d4
+    error = max(float(np.max(np.abs(np.array(guest_plain) - want_g))), float(np.max(np.abs(np.array(host_plain) - want_h))))
+    per_row = error / len(y)
+    assert per_row < 1e-6, f"{name}: decrypted gradients off by {error} ({per_row} per row)"
+    return per_row
+
+
+def hetero_lr(args) -> None:
+    rows = args.rows
+    x_g, x_h, y = synthetic(rows, args.guest_features, args.host_features)
+    ids = [f"r{i}" for i in range(rows)]
+    rng = np.random.default_rng(5)
+    w_g, w_h, b = rng.normal(size=args.guest_features) / 10, rng.normal(size=args.host_features) / 10, 0.1
+    size = args.batch_rows if 0 < args.batch_rows < rows else rows
+    order = rng.permutation(rows)  # what HeteroLR's shuffled mini-batches are
+    batches = [np.sort(order[i:i + size]) for i in range(0, rows, size)]
+    timed = batches[:args.batches] if args.batches > 0 else batches
+    keys = generate_keypair(args.key_bits)
+    print(f"HeteroLR: {rows:,} rows x ({args.guest_features} guest + {args.host_features} host) features, "
+          f"batch_size {size:,} ({len(batches)} batches an epoch), {args.key_bits}-bit Paillier, {args.partitions} "
+          f"partitions, {len(os.sched_getaffinity(0))} cores usable, load {os.getloadavg()[0]:.1f}")
+    if len(timed) < len(batches):
+        print(f"  timing {len(timed)} of the {len(batches)} batches on each backend (a whole epoch would take too "
+              f"long here); seconds per epoch = mean seconds per batch x {len(batches)}")
+    sample = [(f"r{i}", keys[0].encrypt(float(v)).obfuscate()) for i, v in enumerate(rng.normal(size=2000))]
+    pickling, _ = _timed(lambda: pickle.loads(pickle.dumps(sample, protocol=pickle.HIGHEST_PROTOCOL)))
+    print(f"  pickle + unpickle of {size:,} ciphertexts (one batch's [[wx_h]]; how every backend moves them "
+          f"between processes): {pickling * size / len(sample):.2f}s")
+    sessions = {"local": LocalSession(partitions=args.partitions, workers=args.workers, inline_below=0),
+                f"spark {args.master}": SparkComputing(partitions=args.partitions, master=args.master,
+                                                       conf={"spark.driver.memory": args.driver_memory})}
+    results: dict[str, dict[str, list[float]]] = {name: {} for name in sessions}
+    try:
+        tables = {}
+        for name, session in sessions.items():
+            warm, _ = _timed(lambda: session.parallelize([(k, 1.0) for k in ids[:1000]]).map_values(abs).count())
+            load, (guest, host) = _timed(lambda: (
+                session.parallelize(((k, Instance(x_g[i], y[i])) for i, k in enumerate(ids)), args.partitions),
+                session.parallelize(((k, Instance(x_h[i])) for i, k in enumerate(ids)), args.partitions)))
+            cut, tables[name] = _timed(lambda: [
+                (guest.filter(keys_in(frozenset(ids[i] for i in batch))),
+                 host.filter(keys_in(frozenset(ids[i] for i in batch)))) for batch in timed])
+            print(f"[{name}] start {warm:.1f}s; guest + host tables into the backend {load:.1f}s, "
+                  f"cut into batches {cut:.1f}s (neither in the epoch)")
+        for j, batch in enumerate(timed):  # interleaved, so both backends see the same load from other processes
+            for name in sessions:
+                times, g_plain, h_plain = epoch(*tables[name][j], w_g, b, w_h, keys)
+                err = check(x_g[batch], x_h[batch], y[batch], w_g, b, w_h, g_plain, h_plain, name)
+                for step, seconds in times.items():
+                    results[name].setdefault(step, []).append(seconds)
+                print(f"[{name}] batch {j + 1}: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items())
+                      + f"; gradient error {err:.1e} per row")
+    finally:
+        for session in sessions.values():
+            session.stop()
+    local, spark = sessions
+    scale = len(batches)
+    print(f"\nHeteroLR seconds per epoch: {rows:,} rows, {len(batches)} batch(es) of {size:,}"
+          + (f", mean of {len(timed)} timed batch(es) x {scale}" if len(timed) < scale else "")
+          + "; federation transfers not included")
+    print(f"{'step':<14}{'local s':>10}{'spark s':>10}{'spark/local':>13}")
+    for step in (*STEPS, "epoch"):
+        lo, sp = (float(np.mean(results[name][step])) * scale for name in (local, spark))
+        print(f"{step:<14}{lo:>10.1f}{sp:>10.1f}{sp / lo:>13.2f}")
+
+
+# ---------------------------------------------------------------- part 2: Hive round trip
+
+
+def hive_round_trip(args) -> None:
+    from backends.storage.api import TableMeta
+    from backends.storage.hive import HiveEngine
+
+    n, server, staging = args.hive_rows, None, None
+    if args.hive:
+        host, _, port = args.hive.rpartition(":")
+    else:
+        from tests.hive_server import HiveServer
+
+        started, server = _timed(lambda: HiveServer(heap=args.hive_heap).start())
+        host, port = server.host, server.port
+        print(f"\nSpark Thrift Server (HiveServer2) started in {started:.0f}s, heap {args.hive_heap}")
+    method = {"load": "LOAD DATA LOCAL INPATH of one local Parquet file per partition",
+              "insert": "INSERT ... SELECT explode(from_json(..)) batches over Thrift"}[args.hive_write]
+    if args.hive_write == "load":
+        staging = tempfile.mkdtemp(prefix="fedweave-bench-staging-")
+    engine = HiveEngine(host, int(port), database=f"fwbench_{uuid.uuid4().hex[:10]}", staging_dir=staging)
+    try:
+        with LocalSession(partitions=args.partitions, workers=args.workers) as s:
+            columns = ["a", "b", "c"]
+            table = s.parallelize(((f"u{i}", (i * 0.25, i, f"n{i % 97}")) for i in range(n)), args.partitions)
+            start = time.perf_counter()
+            engine.write(table, TableMeta(namespace="bench", name="source", columns=columns))
+            setup = time.perf_counter() - start
+            del table  # only what is read back stays in memory
+            read, back = _timed(lambda: engine.read(engine.meta("bench", "source"), s))
+            assert back.count() == n
+            write, stored = _timed(lambda: engine.write(back, TableMeta(namespace="bench", name="copy", columns=columns)))
+            total, sums = engine._run(f"SELECT COUNT(*), SUM(b) FROM `{engine.database}`.`{stored.address['table']}`",
+                                      "check the copy")[0]
+            assert (total, int(sums)) == (n, n * (n - 1) // 2), (total, sums)
+        print(f"\nHive -> Table -> Hive round trip, {n:,} rows (id + double, bigint, string), "
+              f"{args.partitions} partitions; write method: {method}")
+        print(f"  write, setup (Table -> Hive)    {setup:8.1f} s  {n / setup:>10,.0f} rows/s")
+        print(f"  read  (Hive -> Table)           {read:8.1f} s  {n / read:>10,.0f} rows/s  (HiveServer2 fetch)")
+        print(f"  write (Table -> Hive)           {write:8.1f} s  {n / write:>10,.0f} rows/s")
+        print(f"  round trip (read + write)       {read + write:8.1f} s  (count and SUM(b) of the copy checked)")
+    finally:
+        engine._run(f"DROP DATABASE IF EXISTS `{engine.database}` CASCADE", "drop the bench database")
+        engine.close()
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        if server is not None:
+            server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=200_000, help="HeteroLR rows")
+    parser.add_argument("--guest-features", type=int, default=20)
+    parser.add_argument("--host-features", type=int, default=80)
+    parser.add_argument("--batch-rows", type=int, default=10_000, help="HeteroLR batch_size (0: full batch)")
+    parser.add_argument("--batches", type=int, default=2, help="batches timed on each backend (0: a whole epoch)")
     parser.add_argument("--key-bits", type=int, default=1024)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    parser.add_argument("--driver-memory", default="4g", help="Spark driver memory (local[N]: executors too)")
     parser.add_argument("--workers", type=int, default=2, help="local backend pool size")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--hive-rows", type=int, default=1_000_000)
+    parser.add_argument("--hive-write", choices=("load", "insert"), default="load")
+    parser.add_argument("--hive", default=None, help="HOST:PORT of a HiveServer2 (default: start one)")
+    parser.add_argument("--hive-heap", default="2g", help="heap of the Thrift server started here")
+    parser.add_argument("--skip-lr", action="store_true")
+    parser.add_argument("--skip-hive", action="store_true")
     args = parser.parse_args()
-
-    rng = np.random.default_rng(11)
-    d_rows = [(f"id{i}", float(v)) for i, v in enumerate(rng.normal(0, 0.5, args.rows))]
-    x = rng.normal(size=(args.rows, args.features))
-    x_rows = [(k, x[i]) for i, (k, _) in enumerate(d_rows)]
-    keys = generate_keypair(args.key_bits)
-    print(f"{args.rows} rows x {args.features} features, {args.key_bits}-bit Paillier, "
-          f"{args.partitions} partitions, {len(os.sched_getaffinity(0))} cores usable, load {os.getloadavg()[0]:.1f}")
-
-    public, private = keys
-    want = x.T @ np.array([v for _, v in d_rows])
-    sessions = {"local": LocalSession(partitions=args.partitions, workers=args.workers, inline_below=0),
-                "spark": SparkComputing(partitions=args.partitions, master=args.master)}
-    try:
-        tables = {name: setup(f"{name}", s, args, d_rows, x_rows) for name, s in sessions.items()}
-        results = {name: {"round_trip": [t[0]]} for name, t in tables.items()}
-        for e in range(args.epochs):  # interleaved, so both backends see the same load from other processes
-            for name, session in sessions.items():
-                times, total = epoch(session, tables[name][1], tables[name][2], public)
-                for step, seconds in times.items():
-                    results[name].setdefault(step, []).append(seconds)
-                print(f"[{name}] epoch {e + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in times.items()))
-                error = float(np.max(np.abs(private.decrypt_many(total) - want)))
-                assert error < 1e-5, f"{name}: decrypted X^T d is off by {error}"
-    finally:
-        for session in sessions.values():
-            session.stop()
-    print(f"\nmean of {args.epochs} epochs; decrypted X^T d checked against numpy on both backends; "
-          "dot_math_cpu: CPU seconds of the encrypted_dot arithmetic, summed over partitions")
-    print(f"{'step':<12}{'local s':>10}{'spark s':>10}{'spark/local':>13}")
-    for step in ("encrypt", "join", "dot", "dot_math_cpu", "epoch", "round_trip"):
-        lo, sp = (float(np.mean(results[name][step])) for name in ("local", "spark"))
-        print(f"{step:<12}{lo:>10.2f}{sp:>10.2f}{sp / lo:>13.2f}")
+    if not args.skip_lr:
+        hetero_lr(args)
+    if not args.skip_hive:
+        hive_round_trip(args)
 
 
 if __name__ == "__main__":

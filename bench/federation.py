@@ -1,18 +1,24 @@
 """Federation throughput: each transport beside its broker's raw client, measured in the same run.
 
     python bench/federation.py [--mb 200] [--ciphertexts 100000] [--key-length 1024]
-                               [--repeat 3] [--only rabbitmq] [--rabbitmq-url amqp://...]
+                               [--repeat 3] [--only rabbitmq,pulsar] [--rabbitmq-url amqp://...]
+                               [--pulsar-url pulsar://...]
 
 For every case (an object a job really sends) and transport it times ``remote`` on one
 endpoint (in a thread) while ``get`` waits on another, until ``get`` returns, and prints
 MB/s of the object's encoded size. "raw" moves the very same bytes, cut into the same
 messages, with the broker's plain client and the same guarantees (RabbitMQ: durable
 queue, persistent messages, publisher confirms, the same prefetch, acks; publisher in a
-thread beside the consumer) and no encoding, signing, checksums or reassembly;
-ratio = transport / raw. Transport and raw runs alternate, best of ``--repeat``.
+thread beside the consumer; Pulsar: a persistent topic, a durable Failover subscription
+made before the first message, the same batching, producer queue and consumer queue
+settings, asynchronous sends confirmed before the end, one acknowledgement each) and no
+encoding, signing, checksums or reassembly; ratio = transport / raw. Transport and raw
+runs alternate, best of ``--repeat``. Without ``--pulsar-url`` a pulsar-lite broker is
+started for the run (tests/pulsar_broker.py) in a temporary data directory.
 
-Adding a transport (e.g. Pulsar) is one entry in ``TRANSPORTS``: a function that opens a
-(sender, receiver) endpoint pair and, optionally, one that times the raw client.
+Adding a transport is one entry in ``TRANSPORTS``: a function that opens a (sender,
+receiver) endpoint pair and, optionally, one that times the raw client and a service the
+run needs (a broker to start).
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class TransportBench:
     open_pair: Callable[[Path, str, argparse.Namespace], ContextManager[Pair]]
     #: (messages, args) -> seconds the raw client takes to send and receive them; None: no raw client
     raw: Callable[[list[bytes], argparse.Namespace], float] | None = None
+    #: args -> context manager around the whole run (e.g. a broker to start); None: nothing
+    service: Callable[[argparse.Namespace], ContextManager[None]] | None = None
 
 
 @contextlib.contextmanager
@@ -156,11 +164,93 @@ def rabbitmq_raw(messages: list[bytes], args: argparse.Namespace) -> float:
         sub.close()
 
 
-#: transport name -> how to open its endpoints and (optionally) time its raw client.
-#: Pulsar goes here as "pulsar": TransportBench(pulsar_pair, pulsar_raw).
+def _pulsar_settings(args: argparse.Namespace) -> Any:
+    from federation.pulsar import PulsarSettings
+
+    # the C++ client logs to stdout: errors only, so that the table stays readable
+    return PulsarSettings.load({"service_url": args.pulsar_url, "client_log_level": "error"})
+
+
+def pulsar_pair(scratch: Path, job_id: str, args: argparse.Namespace) -> ContextManager[Pair]:
+    from federation.pulsar import PulsarFederation
+
+    table, settings = standalone_route_table(scratch, IDS), _pulsar_settings(args)
+
+    def make(p: Party) -> MessageFederation:
+        return PulsarFederation(job_id, p, KeyStore(scratch).load(p.party_id), table, settings=settings,
+                                default_timeout=600)  # fmt: skip
+
+    return _closing(make(SENDER), make(RECEIVER))
+
+
+def pulsar_raw(messages: list[bytes], args: argparse.Namespace) -> float:
+    """Plain pulsar-client with the transport's settings: a persistent topic, a durable
+    Failover subscription made before the first message, batching, ``send_async`` with a
+    blocking producer queue and a flush, the same consumer queue, one ack per message,
+    redeliveries skipped by message id (as the transport does by its own ids). The
+    producer runs in a thread beside the consumer, as the transport's sender does."""
+    import pulsar
+
+    s = _pulsar_settings(args)
+    topic = f"persistent://{s.tenant}/{s.namespace}/fedweave.bench.raw.{uuid.uuid4().hex}"
+    logger = pulsar.ConsoleLogger(pulsar.LoggerLevel.Error)
+    pub, sub = pulsar.Client(s.service_url, logger=logger), pulsar.Client(s.service_url, logger=logger)
+    try:
+        consumer = sub.subscribe(topic, "bench-raw", consumer_type=pulsar.ConsumerType.Failover,
+                                 receiver_queue_size=s.receiver_queue_size,
+                                 initial_position=pulsar.InitialPosition.Latest)  # fmt: skip
+        producer = pub.create_producer(topic, block_if_queue_full=True, batching_enabled=True,
+                                       batching_max_messages=1000,
+                                       batching_max_publish_delay_ms=s.batching_max_publish_delay_ms)  # fmt: skip
+        failed: list[Any] = []
+
+        def confirmed(result: Any, _id: Any) -> None:
+            if getattr(result, "name", str(result)) != "Ok":
+                failed.append(result)
+
+        def publish() -> None:
+            for m in messages:
+                producer.send_async(m, confirmed)
+            producer.flush()
+
+        received: dict[str, bytes] = {}  # by message id: pulsar-lite may deliver a message twice
+        start = time.perf_counter()
+        with _in_thread(publish):
+            while len(received) < len(messages):
+                msg = consumer.receive(timeout_millis=60_000)
+                received.setdefault(str(msg.message_id()), msg.data())
+                consumer.acknowledge(msg)
+        elapsed = time.perf_counter() - start
+        assert not failed, f"raw pulsar-client: sends failed: {failed}"
+        assert b"".join(received.values()) == b"".join(messages), "raw pulsar-client lost or reordered bytes"
+        consumer.unsubscribe()
+        return elapsed
+    finally:
+        pub.close()
+        sub.close()
+
+
+@contextlib.contextmanager
+def pulsar_broker(args: argparse.Namespace) -> Iterator[None]:
+    """A pulsar-lite broker for this run unless ``--pulsar-url`` names one."""
+    if args.pulsar_url:
+        yield
+        return
+    from tests.pulsar_broker import PulsarLiteBroker, missing
+
+    if missing():
+        sys.exit(f"bench/federation.py: the Pulsar case needs {missing()} (or --pulsar-url)")
+    with tempfile.TemporaryDirectory(prefix="fedweave-bench-pulsar-") as tmp, PulsarLiteBroker(Path(tmp)) as broker:
+        args.pulsar_url = broker.url
+        yield
+
+
+#: transport name -> how to open its endpoints and (optionally) time its raw client
+#: and what it needs running meanwhile
 TRANSPORTS: dict[str, TransportBench] = {
     "standalone": TransportBench(standalone_pair),
     "rabbitmq": TransportBench(rabbitmq_pair, rabbitmq_raw),
+    "pulsar": TransportBench(pulsar_pair, pulsar_raw, pulsar_broker),
 }
 
 
@@ -210,19 +300,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rabbitmq-url", default=os.environ.get("FEDWEAVE_RABBITMQ_URL",
                                                                    "amqp://guest:guest@127.0.0.1:5672/%2F"))
     parser.add_argument("--prefetch", type=int, default=32)
+    parser.add_argument("--pulsar-url", default=os.environ.get("FEDWEAVE_PULSAR_URL"),
+                        help="an Apache Pulsar or pulsar-lite broker (default: start pulsar-lite)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in TRANSPORTS]
     if unknown:
         parser.error(f"unknown transport(s) {unknown}; known: {sorted(TRANSPORTS)}")
 
+    with contextlib.ExitStack() as services:
+        for name in names:
+            if TRANSPORTS[name].service is not None:
+                services.enter_context(TRANSPORTS[name].service(args))
+        run(names, args)
+
+
+def run(names: list[str], args: argparse.Namespace) -> None:
     header = f"{'case':<22} {'MB':>7} {'transport':<11} {'MB/s':>8} {'raw MB/s':>9} {'ratio':>6}"
     print(f"best of {args.repeat}; messages of {DEFAULT_MAX_MESSAGE_SIZE >> 20} MiB; sender and receiver at once")
     print(header)
     print("-" * len(header))
     for label, build in CASES.items():
         obj = build(args)
-        messages = [bytes(p.payload) for p in plan_pieces(obj, DEFAULT_MAX_MESSAGE_SIZE - HEADER_RESERVE)]
+        messages = [p.payload for p in plan_pieces(obj, DEFAULT_MAX_MESSAGE_SIZE - HEADER_RESERVE)]
         mb = sum(map(len, messages)) / 1e6
         for name in names:
             bench, best, best_raw = TRANSPORTS[name], float("inf"), float("inf")

@@ -19,8 +19,11 @@ import time
 import uuid
 from abc import abstractmethod
 from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from federation import codec
 from federation._rows import decode_rows
@@ -46,6 +49,30 @@ log = logging.getLogger(__name__)
 _JOB_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _IDENT_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 ABORT_NAME = "__abort__"
+_Settings = TypeVar("_Settings", bound=BaseModel)
+
+
+# -- broker settings (service conf sections and route-table entries) ------------------
+
+
+def settings_error(exc: ValidationError, where: str) -> ConfigError:
+    """pydantic's first complaint as one line naming the key: ``<where>.<key>: <problem>``."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    return ConfigError(f"{where}{'.' + loc if loc else ''}: {err['msg'].removeprefix('Value error, ')}")
+
+
+def load_settings(model: type[_Settings], data: Any, where: str) -> _Settings:
+    """``data`` (a mapping, None for the defaults, or already a ``model``) validated as ``model``;
+    ConfigError naming ``where`` and the key otherwise."""
+    if isinstance(data, model):
+        return data
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        return model.model_validate(dict(data or {}))
+    except ValidationError as exc:
+        raise settings_error(exc, where) from None
 
 
 @dataclass
@@ -69,8 +96,8 @@ class _Assembly:
 
     def build(self, session: Any) -> Any:
         ordered = [self.chunks[i] for i in range(self.first.n)]
-        if self.first.kind == "obj":
-            return codec.decode(b"".join(p for _, p in ordered), session)
+        if self.first.kind == "obj":  # the payloads are copied once, into the object's buffer
+            return codec.decode_chunks([p for _, p in ordered], session)
         if session is None:
             raise FederationError(f"received Table '{self.first.name}' but this endpoint has no computing session")
         parts: list[list] = [[] for _ in range(self.first.partitions)]
@@ -80,12 +107,11 @@ class _Assembly:
             if not h.more:
                 if h.part >= len(parts):
                     raise CodecError(f"table chunk names partition {h.part} of {len(parts)}")
-                parts[h.part].extend(decode_rows(b"".join(segment)))
+                parts[h.part].extend(decode_rows(segment[0] if len(segment) == 1 else b"".join(segment)))
                 segment = []
         if segment:
             raise CodecError("table stream ends inside a segment")
         return session.from_partitions(parts, self.first.partitions)
-
 
 
 def _check_party(p: Party, what: str) -> None:
@@ -185,12 +211,12 @@ class MessageFederation(Federation):
         """The signed messages (channel, id, data) that send ``obj`` to ``dst``."""
         yield from self._frames(plan_pieces(obj, self.max_message_size - HEADER_RESERVE), name, tag, dst)
 
-    def _frames(self, pieces: list[Piece], name: str, tag: str, dst: Party) -> Iterator[tuple[str, str, bytes]]:
+    def _frames(self, pieces: Sequence[Piece], name: str, tag: str, dst: Party) -> Iterator[tuple[str, str, bytes]]:
         _check_party(dst, "destination")
         obj, seq, channel = uuid.uuid4().hex, next(self._seq[dst]), self.data_channel(self.local, dst)
         for i, piece in enumerate(pieces):
             h = self._header(piece, name, tag, dst, seq, obj, i, len(pieces))
-            yield channel, h.id, seal(h, piece.payload, self.keys)
+            yield channel, h.id, seal(h, piece.buffers, self.keys)
 
     def remote(self, obj: Any, name: str, tag: str, parties: Sequence[Party]) -> None:
         self._check_open()
@@ -206,13 +232,12 @@ class MessageFederation(Federation):
             self._flush()
 
     def abort(self, reason: str, parties: Sequence[Party]) -> None:
-        data = codec.encode({"reason": str(reason)[:2000]})  # always one message
-        piece = Piece(data, hashlib.sha256(data).hexdigest(), kind="abort")
+        piece = Piece.of([codec.encode({"reason": str(reason)[:2000]})], kind="abort")  # always one message
         with self._send_lock:
             for dst in parties:
                 _check_party(dst, "destination")
                 h = self._header(piece, ABORT_NAME, "", dst, 0, uuid.uuid4().hex, 0, 1)
-                self._publish(self.control_channel(dst), h.id, seal(h, piece.payload, self.keys))
+                self._publish(self.control_channel(dst), h.id, seal(h, piece.buffers, self.keys))
             self._flush()
 
     # -- receiving -------------------------------------------------------------------

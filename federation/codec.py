@@ -4,72 +4,36 @@ Whatever crosses a party line is decoded by this module only, so a peer can make
 build nothing but plain values, numeric numpy arrays, Paillier ciphertexts,
 Instances and Tables. Every value is one tag byte and its payload; a stream starts
 with a magic, a version and a table of the Paillier public keys it uses, so a
-vector of ciphertexts carries its modulus once. Tables are Arrow IPC streams of
-(key, value) cells, one stream per partition (see :mod:`federation._rows`).
+vector of ciphertexts carries its modulus once and goes columnar. Tables are Arrow
+IPC streams of (key, value) cells, one stream per partition. numpy values are in
+:mod:`federation._arrays`, Paillier values in :mod:`federation._cipher`, table rows in
+:mod:`federation._rows`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import struct
 import sys
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from flow.errors import CodecError, FedweaveError
+from federation import _arrays, _cipher
+from federation._cipher import PAILLIER
+from flow.errors import CodecError
 
 MAGIC = b"FWC"
 VERSION = 1
 _HEAD = MAGIC + bytes([VERSION])
 MAX_DEPTH = 200
-#: numpy kinds that are plain memory: bool, ints, floats, complex, fixed-width bytes/str
-_ARRAY_KINDS = frozenset("biufcSU")
-_PAILLIER = "components.crypto.paillier"
-_NO_KEY = 0xFFFFFFFF
+#: parts of at least this many bytes are not copied by encode_parts
+_LARGE_PART = 64 * 1024
 
-_U8, _U16, _U32, _U64 = struct.Struct("<B"), struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 _I64, _F64 = struct.Struct("<q"), struct.Struct("<d")
 
 Encoder = Callable[["_Writer", Any], None]
-
-
-def _type_name(t: type) -> str:
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-
-
-def _paillier():
-    try:
-        return importlib.import_module(_PAILLIER)
-    except ImportError as exc:
-        raise CodecError(f"cannot decode Paillier values: {_PAILLIER} is not importable ({exc})") from None
-
-
-_KEY_CACHE: dict[int, Any] = {}
-
-
-def _public_key(n: int) -> Any:
-    """One key object per modulus, so ciphertexts decoded together share their key."""
-    key = _KEY_CACHE.get(n)
-    if key is None or not isinstance(key, _paillier().PaillierPublicKey):
-        if len(_KEY_CACHE) > 64:
-            _KEY_CACHE.clear()
-        key = _KEY_CACHE[n] = _build("Paillier public key", _paillier().PaillierPublicKey, n)
-    return key
-
-
-def _build(what: str, make: Callable, *args: Any) -> Any:
-    """A peer's numbers may be rejected by the constructor (CryptoError...): say so as CodecError."""
-    try:
-        return make(*args)
-    except (FedweaveError, ValueError, TypeError, OverflowError) as exc:
-        raise CodecError(f"invalid {what}: {exc}") from None
-
-
-def _mpz(x: int) -> Any:
-    gmpy2 = sys.modules.get("gmpy2")
-    return gmpy2.mpz(x) if gmpy2 is not None else x
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -133,9 +97,9 @@ def _enc_int(w: _Writer, x: int) -> None:
 
 def _enc_seq(tag: bytes) -> Encoder:
     def enc(w: _Writer, seq: Any) -> None:
-        if tag == b"l" and seq and _is_cipher_vector(seq):
+        if tag == b"l" and _cipher.is_vector(seq):
             w.parts += [b"E"]
-            _enc_cipher_vector(w, seq)
+            _cipher.enc_vector(w, seq)
             return
         w.parts += [tag, _U32.pack(len(seq))]
         w.nested(seq)
@@ -148,74 +112,8 @@ def _enc_dict(w: _Writer, d: dict) -> None:
     w.nested(x for kv in d.items() for x in kv)
 
 
-def _dtype_str(dt: np.dtype) -> bytes:
-    if dt.kind not in _ARRAY_KINDS or dt.fields is not None or dt.subdtype is not None:
-        raise CodecError(f"numpy dtype {dt} is not allowed on the wire (numeric, bool, bytes or str only)")
-    return dt.str.encode()
-
-
 def _enc_ndarray(w: _Writer, arr: np.ndarray) -> None:
-    if arr.dtype.kind == "O":
-        _enc_object_array(w, arr)
-        return
-    dt = _dtype_str(arr.dtype)
-    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
-    w.parts += [b"a", _U8.pack(len(dt)), dt, _U8.pack(arr.ndim), struct.pack(f"<{arr.ndim}Q", *arr.shape)]
-    w.blob(memoryview(flat))
-
-
-def _enc_np_scalar(w: _Writer, x: np.generic) -> None:
-    dt = _dtype_str(x.dtype)
-    w.parts += [b"s", _U8.pack(len(dt)), dt]
-    w.blob(np.asarray(x).tobytes())
-
-
-def _enc_pubkey(w: _Writer, key: Any) -> None:
-    w.parts.append(b"k")
-    w.big(key.n)
-
-
-def _enc_encrypted(w: _Writer, x: Any) -> None:
-    w.parts += [b"e", _U32.pack(w.key_index(x.public_key))]
-    w.big(x.ciphertext)
-    try:
-        w.parts.append(_I64.pack(int(x.exponent)))
-    except struct.error:
-        raise CodecError(f"ciphertext exponent {x.exponent} does not fit 64 bits") from None
-
-
-def _is_cipher_vector(seq: Any) -> bool:
-    first = seq[0]
-    if _lookup(type(first)) is not _enc_encrypted:
-        return False
-    t, key = type(first), first.public_key
-    n = key.n
-    return all(type(x) is t and (x.public_key is key or x.public_key.n == n) for x in seq)
-
-
-def _enc_cipher_vector(w: _Writer, seq: Any) -> None:
-    """Fixed-width big-endian ciphertexts (each < n^2) followed by int64 exponents."""
-    n = int(seq[0].public_key.n)
-    width = (2 * n.bit_length() + 7) // 8
-    try:
-        cts = b"".join(int(x.ciphertext).to_bytes(width, "big") for x in seq)
-        exps = np.fromiter((int(x.exponent) for x in seq), dtype="<i8", count=len(seq))
-    except (OverflowError, ValueError) as exc:
-        raise CodecError(f"ciphertext vector does not fit its key: {exc}") from None
-    w.parts += [_U32.pack(w.key_index(seq[0].public_key)), _U32.pack(len(seq)), _U32.pack(width), cts]
-    w.parts.append(exps.tobytes())
-
-
-def _enc_object_array(w: _Writer, arr: np.ndarray) -> None:
-    flat = arr.reshape(-1)
-    if flat.size and not _is_cipher_vector(flat):
-        kinds = sorted({_type_name(type(x)) for x in flat[:100]})
-        raise CodecError(f"numpy arrays of dtype object are refused (only Paillier ciphertexts); found {kinds}")
-    w.parts += [b"O", _U8.pack(arr.ndim), struct.pack(f"<{arr.ndim}Q", *arr.shape)]
-    if flat.size:
-        _enc_cipher_vector(w, flat)
-    else:
-        w.parts += [_U32.pack(_NO_KEY), _U32.pack(0), _U32.pack(0)]
+    (_cipher.enc_object_array if arr.dtype.kind == "O" else _arrays.enc_ndarray)(w, arr)
 
 
 def _enc_instance(w: _Writer, inst: Any) -> None:
@@ -246,13 +144,13 @@ _ENCODERS: dict[type, Encoder] = {
     tuple: _enc_seq(b"t"),
     dict: _enc_dict,
     np.ndarray: _enc_ndarray,
-    np.generic: _enc_np_scalar,
+    np.generic: _arrays.enc_scalar,
 }
 
 #: types whose modules are imported only by the code that uses them
 _LAZY: dict[str, Encoder] = {
-    f"{_PAILLIER}:EncryptedNumber": _enc_encrypted,
-    f"{_PAILLIER}:PaillierPublicKey": _enc_pubkey,
+    f"{PAILLIER}:EncryptedNumber": _cipher.enc_one,
+    f"{PAILLIER}:PaillierPublicKey": _cipher.enc_public_key,
     "components.base:Instance": _enc_instance,
     "backends.computing.api:Table": _enc_table,
     "gmpy2:mpz": _enc_int,
@@ -279,31 +177,48 @@ def _encoder_for(t: type) -> Encoder:
     fn = _lookup(t)
     if fn is None:
         raise CodecError(
-            f"cannot send a value of type {_type_name(t)}: the wire format carries None, bool, int, float, "
+            f"cannot send a value of type {_arrays.type_name(t)}: the wire format carries None, bool, int, float, "
             "str, bytes, list, tuple, dict, numeric numpy arrays/scalars, Paillier ciphertexts, "
             "Instance and Table"
         )
     return fn
 
 
-def encode(obj: Any) -> bytes:
-    """``obj`` as a self-contained byte string; CodecError names any type it cannot carry."""
+def encode_parts(obj: Any) -> list[bytes | memoryview]:
+    """:func:`encode` as the buffers to join, so a sender copies each byte once (into its
+    messages): a large part (a numpy array's memory, valid while the array is unchanged)
+    is passed on as it is, runs of small ones are joined."""
     w = _Writer()
     try:
         w.value(obj)
     except RecursionError:
         raise CodecError(f"value nested deeper than {MAX_DEPTH} levels") from None
-    return b"".join([_HEAD, w.key_table(), *w.parts])
+    out: list[bytes | memoryview] = []
+    small: list[Any] = [_HEAD, w.key_table()]
+    for part in w.parts:
+        if len(part) < _LARGE_PART:
+            small.append(part)
+            continue
+        out += [b"".join(small), part]
+        small = []
+    return [*out, b"".join(small)] if small else out
+
+
+def encode(obj: Any) -> bytes:
+    """``obj`` as a self-contained byte string; CodecError names any type it cannot carry."""
+    return b"".join(encode_parts(obj))
 
 
 # ----------------------------------------------------------------------------- decoding
 
 
 class _Reader:
-    def __init__(self, data: Any, session: Any = None, keys: list[int] | None = None):
+    def __init__(self, data: Any, session: Any = None, keys: list[int] | None = None, views: bool = False):
         self.mv = memoryview(data).cast("B")
         self.pos = 0
         self.session = session
+        #: the buffer is this decode's own: a large array may stay a view into it (_arrays)
+        self.views = views and not self.mv.readonly
         self.keys: list[int] = keys or []
         self.depth = 0
 
@@ -350,84 +265,10 @@ class _Reader:
         self.depth -= 1
         return out
 
-    def key(self, index: int) -> tuple[Any, int]:
+    def key(self, index: int) -> Any:
         if index >= len(self.keys):
             raise CodecError(f"ciphertext names public key #{index}, stream has {len(self.keys)}")
-        n = self.keys[index]
-        return _public_key(n), n * n
-
-
-def _dtype(r: _Reader) -> np.dtype:
-    raw = bytes(r.take(r.unpack(_U8)))
-    try:
-        dt = np.dtype(raw.decode("ascii"))
-    except (TypeError, ValueError, UnicodeDecodeError):
-        raise CodecError(f"invalid numpy dtype {raw!r}") from None
-    _dtype_str(dt)
-    return dt
-
-
-def _shape(r: _Reader) -> tuple[int, ...]:
-    ndim = r.unpack(_U8)
-    return struct.unpack(f"<{ndim}Q", r.take(8 * ndim))
-
-
-def _dec_ndarray(r: _Reader) -> np.ndarray:
-    dt, shape = _dtype(r), _shape(r)
-    raw = r.blob()
-    size = int(np.prod(shape, dtype=object)) if shape else 1
-    if len(raw) != size * dt.itemsize:
-        raise CodecError(f"array of shape {shape} and dtype {dt} needs {size * dt.itemsize} bytes, got {len(raw)}")
-    try:
-        return np.frombuffer(raw, dtype=dt).reshape(shape).copy() if len(raw) else np.zeros(shape, dtype=dt)
-    except (ValueError, OverflowError, MemoryError) as exc:
-        raise CodecError(f"invalid array of shape {shape}: {exc}") from None
-
-
-def _dec_np_scalar(r: _Reader) -> np.generic:
-    dt = _dtype(r)
-    raw = r.blob()
-    if len(raw) != dt.itemsize:
-        raise CodecError(f"numpy scalar of dtype {dt} needs {dt.itemsize} bytes, got {len(raw)}")
-    return np.frombuffer(raw, dtype=dt)[0]
-
-
-def _cipher(key: Any, nsq: int, ct: int, exp: int, what: str = "ciphertext") -> Any:
-    """A received ciphertext, checked here (range of c and of the exponent) and then built
-    without the constructor's generic argument checks: this is the hot path of every
-    encrypted table, and the checks below are the ones that matter for a peer's numbers."""
-    if not 0 < ct < nsq:
-        raise CodecError(f"{what} out of range for its public key")
-    if not 0 <= exp <= key.n.bit_length():
-        raise CodecError(f"{what}: exponent {exp} out of range for a {key.n.bit_length()}-bit key")
-    return _paillier()._new(key, _mpz(ct), int(exp), True)
-
-
-def _dec_encrypted(r: _Reader) -> Any:
-    key, nsq = r.key(r.unpack(_U32))
-    ct, exp = r.big(), r.unpack(_I64)
-    return _cipher(key, nsq, ct, exp)
-
-
-def _dec_cipher_vector(r: _Reader) -> list:
-    index, count, width = r.unpack(_U32), r.count(8), r.unpack(_U32)
-    if index == _NO_KEY and count == 0:
-        return []
-    key, nsq = r.key(index)
-    cts, exps = r.take(count * width), np.frombuffer(r.take(count * 8), dtype="<i8")
-    return [_cipher(key, nsq, int.from_bytes(cts[j * width : (j + 1) * width], "big"), int(e), f"ciphertext #{j}")
-            for j, e in enumerate(exps.tolist())]
-
-
-def _dec_object_array(r: _Reader) -> np.ndarray:
-    shape = _shape(r)
-    items = _dec_cipher_vector(r)
-    size = int(np.prod(shape, dtype=object)) if shape else 1
-    if size != len(items):
-        raise CodecError(f"ciphertext array of shape {shape} holds {len(items)} values")
-    arr = np.empty(len(items), dtype=object)
-    arr[:] = items
-    return arr.reshape(shape)
+        return _cipher.public_key(self.keys[index])
 
 
 def _dec_dict(r: _Reader) -> dict:
@@ -474,12 +315,12 @@ _DECODERS: dict[int, Callable[[_Reader], Any]] = {
     ord("l"): lambda r: r.nested(r.count()),
     ord("t"): _dec_tuple,
     ord("d"): _dec_dict,
-    ord("a"): _dec_ndarray,
-    ord("s"): _dec_np_scalar,
-    ord("k"): lambda r: _public_key(r.big()),
-    ord("e"): _dec_encrypted,
-    ord("E"): _dec_cipher_vector,
-    ord("O"): _dec_object_array,
+    ord("a"): _arrays.dec_ndarray,
+    ord("s"): _arrays.dec_scalar,
+    ord("k"): lambda r: _cipher.public_key(r.big()),
+    ord("e"): _cipher.dec_one,
+    ord("E"): _cipher.dec_vector,
+    ord("O"): _cipher.dec_object_array,
     ord("X"): _dec_instance,
     ord("Q"): _dec_table,
 }
@@ -504,11 +345,12 @@ def _read_keys(r: _Reader) -> list[int]:
     return [int.from_bytes(r.take(r.unpack(_U32)), "big") for _ in range(r.count(4))]
 
 
-def decode(data: bytes | bytearray | memoryview, session: Any = None) -> Any:
-    """The value :func:`encode` made; ``session`` rebuilds Tables. CodecError on anything else."""
+def decode(data: bytes | bytearray | memoryview, session: Any = None, *, _views: bool = False) -> Any:
+    """The value :func:`encode` made; ``session`` rebuilds Tables. CodecError on anything else.
+    Arrays are writable copies: ``data`` stays the caller's."""
     mv = memoryview(data).cast("B")
     _check_head(mv)
-    r = _Reader(mv[4:], session)
+    r = _Reader(mv[4:], session, views=_views)
     try:
         r.keys = _read_keys(r)
         obj = r.value()
@@ -517,3 +359,11 @@ def decode(data: bytes | bytearray | memoryview, session: Any = None) -> Any:
     if r.pos != len(r.mv):
         raise CodecError(f"{len(r.mv) - r.pos} unexpected bytes after the value")
     return obj
+
+
+def decode_chunks(parts: Sequence[bytes | memoryview], session: Any = None) -> Any:
+    """``decode(b"".join(parts))`` with a single copy: the joined buffer belongs to this call,
+    placed so that a top-level array's data is 64-byte aligned, and a large array is
+    returned as a (writable) view into it instead of a second copy."""
+    offset = _arrays.array_offset(memoryview(parts[0])[:4096], _HEAD) if parts else 0
+    return decode(_arrays.aligned_join(parts, offset), session, _views=True)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -83,10 +84,15 @@ class Frame:
     payload: memoryview
 
 
-def seal(header: Header, payload: bytes | memoryview, keys: PartyKeys) -> bytes:
-    """The bytes of one message, signed by ``keys``."""
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+def seal(header: Header, payload: Buffer | Sequence[Buffer], keys: PartyKeys) -> bytes:
+    """The bytes of one message, signed by ``keys``; ``payload`` may be several buffers
+    (a piece of an encoded object), copied once, here."""
     hb = header.canonical()
-    return b"".join([FRAME_MAGIC, struct.pack(">I", len(hb)), hb, keys.sign(hb), payload])
+    body = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else list(payload)
+    return b"".join([FRAME_MAGIC, struct.pack(">I", len(hb)), hb, keys.sign(hb), *body])
 
 
 def open_frame(data: bytes | memoryview) -> Frame:
@@ -109,28 +115,79 @@ def open_frame(data: bytes | memoryview) -> Frame:
 
 @dataclass(frozen=True)
 class Piece:
-    """The payload of one message of an object, before it is addressed and signed."""
+    """The payload of one message of an object, before it is addressed and signed:
+    ``buffers`` joined (views of the encoded object, not copies of it)."""
 
-    payload: bytes | memoryview
+    buffers: tuple[Buffer, ...]
     sha256: str
     kind: Literal["obj", "table", "abort"] = "obj"
     part: int = 0
     partitions: int = 0
     more: bool = False
 
+    @classmethod
+    def of(cls, buffers: Sequence[Buffer], **extra: Any) -> "Piece":
+        digest = hashlib.sha256()
+        for b in buffers:
+            digest.update(b)
+        return cls(tuple(buffers), digest.hexdigest(), **extra)
+
+    @property
+    def payload(self) -> bytes:
+        return b"".join(self.buffers)
+
+
+class Pieces(Sequence[Piece]):
+    """The pieces of one object, cut and hashed as they are first iterated (so the first
+    message leaves before the last is hashed) and kept for the next receiver."""
+
+    def __init__(self, count: int, make: Iterator[Piece]):
+        self._count, self._make, self._made = count, make, list[Piece]()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: Any) -> Any:
+        return list(self)[i]
+
+    def __iter__(self) -> Iterator[Piece]:
+        yield from self._made
+        for piece in self._make:
+            self._made.append(piece)
+            yield piece
+
+
+def _cut(parts: Sequence[Buffer], size: int) -> Iterator[tuple[memoryview, ...]]:
+    """The bytes of ``parts`` (in order) in runs of ``size``, each a tuple of views."""
+    run: list[memoryview] = []
+    room = size
+    for part in parts:
+        mv = memoryview(part).cast("B")
+        while len(mv):
+            run.append(mv[:room])
+            room -= len(run[-1])
+            mv = mv[len(run[-1]) :]
+            if not room:
+                yield tuple(run)
+                run, room = [], size
+    if run:
+        yield tuple(run)
+
 
 def _fragments(data: bytes, size: int, **extra: Any) -> list[Piece]:
     mv = memoryview(data)
     count = max(1, -(-len(mv) // size))
     chunks = [mv[j * size : (j + 1) * size] for j in range(count)]
-    return [Piece(c, hashlib.sha256(c).hexdigest(), more=j < count - 1, **extra) for j, c in enumerate(chunks)]
+    return [Piece.of([c], more=j < count - 1, **extra) for j, c in enumerate(chunks)]
 
 
-def plan_pieces(obj: Any, max_payload: int) -> list[Piece]:
+def plan_pieces(obj: Any, max_payload: int) -> Sequence[Piece]:
     """``obj`` cut into payloads of at most ``max_payload`` bytes. A Table becomes Arrow
     segments partition by partition (every partition at least one, so the count survives)."""
     if not isinstance(obj, Table):
-        return _fragments(codec.encode(obj), max_payload)
+        parts = codec.encode_parts(obj)
+        count = max(1, -(-sum(memoryview(p).nbytes for p in parts) // max_payload))
+        return Pieces(count, (Piece.of(run) for run in _cut(parts, max_payload)))
     if not 0 < obj.partitions <= MAX_PARTITIONS:
         raise FederationError(f"cannot send a Table of {obj.partitions} partitions (max {MAX_PARTITIONS})")
     pieces: list[Piece] = []

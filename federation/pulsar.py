@@ -13,7 +13,8 @@ de-duplication, reassembly, timeouts and abort are :mod:`federation._mq`'s; here
   copies of consumed ones are dropped by ``_mq`` (it remembers message ids);
 - ``cleanup`` unsubscribes; pulsar-client has no admin API to delete topics.
 
-Settings: ``federation.pulsar`` in service_conf.yaml (:class:`PulsarSettings`, conf/pulsar.md).
+Settings: ``federation.pulsar`` in service_conf.yaml (:class:`PulsarSettings` in
+:mod:`federation._pulsar_conf`, conf/pulsar.md).
 """
 
 from __future__ import annotations
@@ -21,30 +22,27 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import re
 import threading
 import time
 import uuid
 import weakref
 from collections import defaultdict, deque
 from functools import partial
-from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Literal, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ValidationError
 
-from federation._mq import MessageFederation
+from federation._mq import MessageFederation, settings_error
+from federation._pulsar_conf import PULSAR_OVERHEAD, PeerRoute, PulsarSettings, import_pulsar
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable, route_table_for
-from federation.envelope import DEFAULT_MAX_MESSAGE_SIZE, HEADER_RESERVE
-from flow.errors import ConfigError, FederationError
+from federation.envelope import DEFAULT_MAX_MESSAGE_SIZE
+from flow.errors import FederationError
 
+__all__ = ["PULSAR_OVERHEAD", "PeerRoute", "PulsarFederation", "PulsarSettings"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: bytes of a broker's max message size kept for Pulsar's own message and batch metadata
-PULSAR_OVERHEAD = 10 * 1024
-_NAME_RE = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}")
 #: errors a retry cannot fix; everything else (time-outs, lost connections) is retried
 _FATAL = frozenset(
     "AuthenticationError AuthorizationError ErrorGettingAuthenticationData InvalidTopicName InvalidUrl "
@@ -57,113 +55,6 @@ _HINTS = {
     "AuthenticationError": " (check federation.pulsar.token / token_file)",
     "AuthorizationError": " (grant this party's role produce and consume on the namespace)",
 }
-
-
-def _check_url(v: str) -> str:
-    scheme, sep, rest = v.partition("://")
-    if scheme not in ("pulsar", "pulsar+ssl") or not sep or not rest.strip("/"):
-        raise ValueError(f"'{v}' is not a Pulsar service URL: use pulsar://host:6650 or pulsar+ssl://host:6651")
-    return v
-
-
-def _check_name(v: str) -> str:
-    if not _NAME_RE.fullmatch(v):
-        raise ValueError(f"'{v}' is not a valid Pulsar name: use letters, digits, '_', '-', '=', '.'")
-    return v
-
-
-ServiceUrl = Annotated[str, AfterValidator(_check_url)]
-Name = Annotated[str, AfterValidator(_check_name)]
-
-
-def _first_error(exc: ValidationError, where: str) -> ConfigError:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"])
-    return ConfigError(f"{where}{'.' + loc if loc else ''}: {err['msg'].removeprefix('Value error, ')}")
-
-
-class PulsarSettings(BaseModel):
-    """``federation.pulsar`` in service_conf.yaml: this party's cluster, where its inbox
-    topics live, how to authenticate, and client limits (see conf/pulsar.md)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    service_url: ServiceUrl = "pulsar://127.0.0.1:6650"
-    tenant: Name = "public"
-    namespace: Name = "default"
-    topic_prefix: Name = "fedweave"
-    #: JWT for Pulsar token authentication; or token_file, a file holding it
-    token: SecretStr | None = None
-    token_file: str | None = None
-    #: pulsar+ssl: CA bundle (default: certifi's), hostname check, client cert for mTLS
-    tls_trust_certs_file_path: str | None = None
-    tls_validate_hostname: bool = True
-    tls_allow_insecure_connection: bool = False
-    tls_certificate_file_path: str | None = None
-    tls_private_key_file_path: str | None = None
-    operation_timeout_s: int = Field(30, ge=1)
-    connection_timeout_s: float = Field(10, gt=0)
-    send_timeout_s: float = Field(30, gt=0)
-    #: how long publishing and subscribing keep retrying through a broker outage
-    reconnect_timeout_s: float = Field(300, gt=0)
-    #: the broker's maxMessageSize; messages are cut below it
-    max_message_size: int = Field(5 * 1024 * 1024, ge=2 * HEADER_RESERVE + PULSAR_OVERHEAD)
-    #: 0 turns batching of small messages off
-    batching_max_publish_delay_ms: int = Field(5, ge=0)
-    #: messages a consumer prefetches. Small by default: pulsar-lite dispatches at most 20
-    #: entries per round and starts the next round only on a flow request, which the
-    #: client sends after receiver_queue_size/2 messages; raise it for Apache Pulsar
-    receiver_queue_size: int = Field(2, ge=1)
-    #: the C++ client logs to stderr (a Python logger can abort the process when the
-    #: client closes: apache/pulsar-client-python#256)
-    client_log_level: Literal["debug", "info", "warn", "error"] = "warn"
-
-    @model_validator(mode="after")
-    def _pairs(self) -> "PulsarSettings":
-        if self.token is not None and self.token_file is not None:
-            raise ValueError("set token or token_file, not both")
-        if (self.tls_certificate_file_path is None) != (self.tls_private_key_file_path is None):
-            raise ValueError("tls_certificate_file_path and tls_private_key_file_path go together")
-        return self
-
-    @classmethod
-    def load(cls, data: Mapping[str, Any] | PulsarSettings | None, where: str = "federation.pulsar") -> PulsarSettings:
-        """Validated settings; ConfigError names the bad key."""
-        if isinstance(data, cls):
-            return data
-        try:
-            return cls.model_validate(dict(data or {}))
-        except ValidationError as exc:
-            raise _first_error(exc, where) from None
-
-    def auth_token(self) -> str | None:
-        if self.token is not None or self.token_file is None:
-            return self.token and self.token.get_secret_value()
-        try:
-            token = Path(self.token_file).expanduser().read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"federation.pulsar.token_file: cannot read {self.token_file}: {exc.strerror}") from None
-        if not token:
-            raise ConfigError(f"federation.pulsar.token_file: {self.token_file} is empty")
-        return token
-
-
-class PeerRoute(BaseModel):
-    """A party's ``pulsar`` entry in the route table: where its inbox topics live when it
-    uses another cluster, tenant or namespace than this party (other fields are ignored)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    url: ServiceUrl | None = None
-    tenant: Name | None = None
-    namespace: Name | None = None
-
-
-def _import_pulsar() -> Any:
-    try:
-        import pulsar
-    except ImportError:
-        raise ConfigError("the Pulsar transport needs the pulsar-client package (pip install pulsar-client)") from None
-    return pulsar
 
 
 def _close_clients(clients: dict[str, Any]) -> None:
@@ -191,7 +82,7 @@ class PulsarFederation(MessageFederation):
         limit = self.settings.max_message_size - PULSAR_OVERHEAD
         super().__init__(job_id, local, keys, route_table, session, max_message_size=min(max_message_size, limit),
                          **options)  # fmt: skip
-        self._pulsar = _import_pulsar()
+        self._pulsar = import_pulsar()
         self._token = self.settings.auth_token()
         self._clients: dict[str, Any] = {}  # service URL -> client
         self._finalizer = weakref.finalize(self, _close_clients, self._clients)
@@ -254,7 +145,7 @@ class PulsarFederation(MessageFederation):
             try:
                 peer = PeerRoute.model_validate(raw or {})
             except ValidationError as exc:
-                raise _first_error(exc, f"route table: parties.{owner.party_id}.pulsar") from None
+                raise settings_error(exc, f"route table: parties.{owner.party_id}.pulsar") from None
             space = f"{peer.tenant or s.tenant}/{peer.namespace or s.namespace}"
             self._routes[owner] = (peer.url or s.service_url, space)
         url, space = self._routes[owner]

@@ -12,36 +12,46 @@ below testable without waiting:
 - ``overlap="skip"`` drops a slot while the schedule's previous job still runs (recorded as
   skipped); ``overlap="queue"`` keeps one pending firing and starts it when that job ends.
 - A paused schedule fires nothing; resuming does not replay the slots it slept through.
+- ``promote_if``: once a fired job succeeds, its evaluation metrics (``job_metrics``; by
+  default the guest's Evaluation metrics in the store) are compared with those of the
+  schedule's deployed job, and the new job becomes the deployed one only if it is at least
+  as good. The decision is kept on the firing (``promotion``).
+
+Schedules live in the job store (``cron_schedules``, ``cron_firings``); :func:`serve` is the
+loop a foreground ``flow schedule serve`` or a flow server runs.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any, Callable
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from flow.errors import JobNotFound
+from flow.errors import FedweaveError, JobNotFound
 from flow.registry import did_you_mean
 from flow.schedules import (
     UTC,
     Firing,
-    FiringRow,
     PromoteRule,
     Schedule,
     ScheduleError,
     ScheduleNotFound,
-    ScheduleRow,
     aware,
+    judge_promotion,
     latest_slot,
-    make_engine,
     should_promote,
 )
+from flow.store import Store
 from flow.store.models import FINAL_STATES
+from flow.store.models import CronFiring as FiringRow
+from flow.store.models import CronSchedule as ScheduleRow
 
-__all__ = ["Firing", "PromoteRule", "Schedule", "ScheduleError", "ScheduleNotFound", "Scheduler", "should_promote"]
+__all__ = ["Firing", "PromoteRule", "Schedule", "ScheduleError", "ScheduleNotFound", "Scheduler",
+           "evaluation_metrics", "serve", "should_promote"]
 
 log = logging.getLogger(__name__)
 _LIVE = ("submitted", "waiting", "running")  # firing states whose job may still be running
@@ -50,21 +60,48 @@ _LIVE = ("submitted", "waiting", "running")  # firing states whose job may still
 # -- the scheduler ----------------------------------------------------------------------------
 
 
-class Scheduler:
-    """Keeps schedules in ``store_url`` and fires them through ``submit(schedule) -> job id``;
-    ``job_status(job id) -> state`` tells whether a schedule's previous job still runs."""
+def evaluation_metrics(store: Store, job_id: str) -> dict[str, Any]:
+    """The metrics ``promote_if`` compares: the numbers the job's first Evaluation component
+    at the guest recorded, by name (``auc``), and every Evaluation component's by
+    ``component.name`` (``evaluation_1.auc``)."""
+    tasks = [t for t in store.tasks(job_id, "guest") if t["module"] == "Evaluation" and t["status"] == "success"]
+    flat: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
+    for task in tasks:
+        rows = store.metrics(job_id, "guest", task["party_id"], task["component"])
+        values = {m["name"]: m["value"]["value"] for m in rows if m["namespace"] == "evaluation"
+                  and isinstance(m["value"]["value"], (int, float)) and not isinstance(m["value"]["value"], bool)}
+        nested.setdefault(task["component"], values)
+        if not flat:
+            flat = dict(values)
+    return {**nested, **flat}
 
-    def __init__(self, store_url: str, submit: Callable[[Schedule], str], job_status: Callable[[str], str],
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.engine = make_engine(store_url)
-        self._session = sessionmaker(self.engine, expire_on_commit=False)
-        self.submit, self.job_status, self._clock = submit, job_status, clock
+
+class Scheduler:
+    """Keeps schedules in a job store and fires them through ``submit(schedule) -> job id``;
+    ``job_status(job id) -> state`` tells whether a schedule's previous job still runs
+    (default: the job's state in the store) and ``job_metrics(job id)`` what ``promote_if``
+    compares (default: :func:`evaluation_metrics`)."""
+
+    def __init__(self, store: Store | str, submit: Callable[[Schedule], str],
+                 job_status: Callable[[str], str] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
+                 job_metrics: Callable[[str], dict[str, Any]] | None = None):
+        self._own_store = isinstance(store, str)
+        self.store = Store(store) if isinstance(store, str) else store
+        self.submit, self._clock = submit, clock
+        self.job_status = job_status or (lambda job_id: self.store.job(job_id)["status"])
+        self.job_metrics = job_metrics or (lambda job_id: evaluation_metrics(self.store, job_id))
+
+    def close(self) -> None:
+        if self._own_store:
+            self.store.close()
 
     def now(self) -> datetime:
-        return aware(self._clock())
+        return aware(self._clock())  # type: ignore[return-value]
 
-    def _tx(self) -> Session:
-        return self._session.begin()  # type: ignore[return-value]
+    def _tx(self):
+        return self.store.session()
 
     # -- managing schedules -------------------------------------------------------------
     def add(self, name: str, cron: str, conf_path: str, dsl_path: str, *, timezone: str = "UTC",
@@ -142,6 +179,19 @@ class Scheduler:
             raise ScheduleError(f"schedule '{name}': submitting its job failed: {firing.reason}")
         return firing.job_id
 
+    def refresh(self, name: str | None = None) -> None:
+        """Bring firings' states up to their jobs' (and apply promote_if to jobs that
+        succeeded) without firing anything: what a listing does before it shows them."""
+        with self._tx() as s:
+            names = [name] if name else list(s.scalars(select(ScheduleRow.name)))
+        for one in names:
+            self._row_exists(one)
+            self._running_job(one)
+
+    def _row_exists(self, name: str) -> None:
+        with self._tx() as s:
+            self._row(s, name)
+
     # -- firing --------------------------------------------------------------------------
     def tick(self) -> list[Firing]:
         """Handle every active schedule's due slot; returns the firings recorded."""
@@ -194,7 +244,8 @@ class Scheduler:
                 row = self._queued(s, sched.name)
                 if row is not None:
                     row.job_id, row.status, row.reason = job_id, status, reason
-                    return Firing(fire_time=fire_time, job_id=job_id, status=status, reason=reason, manual=row.manual)
+                    return Firing(schedule=sched.name, fire_time=fire_time, job_id=job_id, status=status,
+                                  reason=reason, manual=row.manual)
         return self._record(sched.name, fire_time, status, job_id=job_id, reason=reason, manual=manual)
 
     def _record(self, name: str, fire_time: datetime, status: str, *, job_id: str | None = None,
@@ -202,7 +253,8 @@ class Scheduler:
         with self._tx() as s:
             s.add(FiringRow(schedule=name, fire_time=fire_time, job_id=job_id, status=status, reason=reason,
                             manual=manual, recorded=self.now()))
-        return Firing(fire_time=fire_time, job_id=job_id, status=status, reason=reason, manual=manual)
+        return Firing(schedule=name, fire_time=fire_time, job_id=job_id, status=status, reason=reason,
+                      manual=manual)
 
     def _claim(self, name: str, version: int, **values: Any) -> bool:
         """Take the schedule's current version (compare-and-set), so a slot is handled once
@@ -231,9 +283,39 @@ class Scheduler:
             if not ended:
                 running = firing.job_id
             if state != firing.status and (ended or state in _LIVE):
-                with self._tx() as s:
-                    s.execute(update(FiringRow).where(FiringRow.id == firing.id).values(status=state))
+                with self._tx() as s:  # compare-and-set: one ticker sees each change
+                    changed = s.execute(update(FiringRow).where(FiringRow.id == firing.id,
+                                                                FiringRow.status == firing.status)
+                                        .values(status=state)).rowcount == 1
+                if changed and state == "success":
+                    self._promote(name, firing.id, firing.job_id)  # type: ignore[arg-type]
         return running
+
+    def _promote(self, name: str, firing_id: int, job_id: str) -> None:
+        """Apply the schedule's promote_if to a job that just succeeded."""
+        for _ in range(5):  # retried only when another promotion changed the deployed job meanwhile
+            with self._tx() as s:
+                row = s.get(ScheduleRow, name)
+                if row is None or not row.promote_if:
+                    return
+                rule, deployed, current = row.promote_if, row.deployed_job, row.deployed_metrics
+            try:
+                new = self.job_metrics(job_id)
+                better, why = judge_promotion(rule, new, current)
+            except FedweaveError as exc:
+                better, why = False, str(exc)
+            note = f"deployed ({why})" if better else f"kept {deployed or 'no model'} ({why})"
+            with self._tx() as s:
+                if better:
+                    col = ScheduleRow.deployed_job
+                    same = col.is_(None) if deployed is None else col == deployed
+                    res = s.execute(update(ScheduleRow).where(ScheduleRow.name == name, same).values(
+                        deployed_job=job_id, deployed_metrics=new, deployed_at=self.now()))
+                    if res.rowcount != 1:
+                        continue
+                s.execute(update(FiringRow).where(FiringRow.id == firing_id).values(promotion=note))
+            log.info("schedule %s: job %s %s", name, job_id, note)
+            return
 
     # -- rows -----------------------------------------------------------------------------
     @staticmethod
@@ -253,7 +335,7 @@ class Scheduler:
         """The schedule, the time its next slot follows, and its version for a claim."""
         with self._tx() as s:
             row = self._row(s, name)
-            return self._load(s, row, 0), aware(row.anchor), row.version  # type: ignore[return-value]
+            return self._load(s, row, 0), row.anchor, row.version
 
     @staticmethod
     def _load(s: Session, row: ScheduleRow, history: int) -> Schedule:
@@ -263,8 +345,33 @@ class Scheduler:
                                      .order_by(FiringRow.id.desc()).limit(history)))[::-1]
         return Schedule(
             name=row.name, cron=row.cron, timezone=row.timezone, conf_path=row.conf_path, dsl_path=row.dsl_path,
-            overlap=row.overlap, paused=row.paused, promote_if=row.promote_if or None, created=aware(row.created),
-            last_fire=aware(row.last_fire), queued_fire=aware(row.queued_fire),
-            history=[Firing(fire_time=aware(f.fire_time), job_id=f.job_id, status=f.status, reason=f.reason,
-                            manual=f.manual) for f in firings],
+            overlap=row.overlap, paused=row.paused, promote_if=row.promote_if or None, created=row.created,
+            last_fire=row.last_fire, queued_fire=row.queued_fire, deployed_job=row.deployed_job,
+            deployed_metrics=row.deployed_metrics, deployed_at=row.deployed_at,
+            history=[Firing(schedule=row.name, fire_time=f.fire_time, job_id=f.job_id, status=f.status, reason=f.reason,
+                            manual=f.manual, promotion=f.promotion) for f in firings],
         )  # fmt: skip
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def serve(scheduler: Scheduler, *, interval: float = 10.0, should_stop: Callable[[], bool] = lambda: False,
+          sleep: Callable[[float], None] = time.sleep,
+          on_firing: Callable[[Firing], None] | None = None) -> int:
+    """Tick until ``should_stop()``; returns the number of ticks. A tick that fails (the
+    database is briefly away) is logged and retried at the next one, so the loop outlives it.
+    A server runs this in a thread; ``flow schedule serve`` in the foreground."""
+    ticks = 0
+    while not should_stop():
+        try:
+            for firing in scheduler.tick():
+                if on_firing is not None:
+                    on_firing(firing)
+        except Exception:  # noqa: BLE001 - the loop must survive one bad tick
+            log.exception("schedule tick failed; retrying in %ss", interval)
+        ticks += 1
+        if should_stop():
+            break
+        sleep(interval)
+    return ticks

@@ -1,9 +1,8 @@
-"""What a schedule is: its validated model, cron slot arithmetic, promotion rules, and the
-SQLAlchemy tables that keep schedules and their firings.
+"""What a schedule is: its validated model, cron slot arithmetic and promotion rules.
 
-The tables have their own declarative base and ``cron_`` names, apart from the job store's,
-so the scheduler can share the job store's database or use one of its own. Everything
-here is pure (no clock, no I/O besides the engine factory); :mod:`flow.cron` drives it.
+Everything here is pure (no clock, no I/O); :mod:`flow.cron` drives it, and the rows that
+keep schedules and their firings are the job store's (``cron_schedules``, ``cron_firings``
+in :mod:`flow.store.models`, created by its Alembic migrations).
 """
 
 from __future__ import annotations
@@ -17,10 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import Boolean, DateTime, Engine, Integer, String, Text, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.pool import StaticPool
-
 from flow.errors import FedweaveError
 from flow.registry import did_you_mean
 
@@ -90,10 +85,10 @@ def _metric(metrics: dict[str, Any], name: str, whose: str) -> float | None:
     return float(value)
 
 
-def should_promote(rule: PromoteRule | str, new_metrics: dict[str, Any],
-                   current_metrics: dict[str, Any] | None) -> bool:
-    """Whether the newly trained model replaces the current one. With a ``current``
-    baseline and no current model (or one without that metric) the new model wins."""
+def judge_promotion(rule: PromoteRule | str, new_metrics: dict[str, Any],
+                    current_metrics: dict[str, Any] | None) -> tuple[bool, str]:
+    """Whether the newly trained model replaces the current one, and why, in words. With a
+    ``current`` baseline and no current model (or one without that metric) the new one wins."""
     if isinstance(rule, str):
         try:
             rule = PromoteRule.parse(rule)
@@ -106,20 +101,32 @@ def should_promote(rule: PromoteRule | str, new_metrics: dict[str, Any],
     if rule.baseline == "current":
         current = _metric(current_metrics or {}, rule.metric, "current model")
         if current is None:
-            return True
-        return _OPS[rule.op](new, current + rule.margin)
-    return _OPS[rule.op](new, float(rule.baseline))
+            return True, f"{rule.metric} {new:g}: no deployed model to beat"
+        target, what = current + rule.margin, f"current {current:g}" + (f"{rule.margin:+g}" if rule.margin else "")
+    else:
+        target, what = float(rule.baseline), f"{float(rule.baseline):g}"
+    ok = _OPS[rule.op](new, target)
+    return ok, f"{rule.metric} {new:g} {rule.op if ok else 'not ' + rule.op} {what}"
+
+
+def should_promote(rule: PromoteRule | str, new_metrics: dict[str, Any],
+                   current_metrics: dict[str, Any] | None) -> bool:
+    """Whether the newly trained model replaces the current one (see :func:`judge_promotion`)."""
+    return judge_promotion(rule, new_metrics, current_metrics)[0]
 
 
 # -- schedules ---------------------------------------------------------------------------------
 
 
 class Firing(BaseModel):
+    schedule: str = ""
     fire_time: datetime
     job_id: str | None = None
     status: str
     reason: str = ""
     manual: bool = False
+    #: what promote_if decided once the job succeeded
+    promotion: str = ""
 
 
 def _cron_fields(expr: str) -> list[str]:
@@ -163,6 +170,10 @@ class Schedule(BaseModel):
     created: datetime | None = None
     last_fire: datetime | None = None
     queued_fire: datetime | None = None
+    #: the job whose model is deployed (chosen by promote_if) and the metrics it won on
+    deployed_job: str | None = None
+    deployed_metrics: dict[str, Any] | None = None
+    deployed_at: datetime | None = None
     history: list[Firing] = Field(default_factory=list)
 
     @field_validator("cron")
@@ -230,11 +241,7 @@ def latest_slot(expr: str, tz: ZoneInfo, now: datetime) -> datetime:
             return t.astimezone(UTC)
 
 
-# -- tables ---------------------------------------------------------------------------------
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+# -- time -----------------------------------------------------------------------------------
 
 
 def aware(t: datetime | None) -> datetime | None:
@@ -242,65 +249,3 @@ def aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
-
-class CronBase(DeclarativeBase):
-    pass
-
-
-class ScheduleRow(CronBase):
-    __tablename__ = "cron_schedules"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    cron: Mapped[str] = mapped_column(String(128))
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    conf_path: Mapped[str] = mapped_column(Text)
-    dsl_path: Mapped[str] = mapped_column(Text)
-    overlap: Mapped[str] = mapped_column(String(8), default="skip")
-    paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    promote_if: Mapped[str] = mapped_column(Text, default="")
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    #: the next slot is the first one strictly after this (creation, resume, last handled slot)
-    anchor: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    #: the last slot the schedule handled, whatever came of it (submitted, skipped, queued)
-    last_fire: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    #: a firing held back (overlap=queue) until the previous job ends
-    queued_fire: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    #: bumped by every claim, so two tickers never handle the same slot twice
-    version: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class FiringRow(CronBase):
-    """One firing of a schedule and what came of it."""
-
-    __tablename__ = "cron_firings"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    schedule: Mapped[str] = mapped_column(String(64), index=True)
-    fire_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    #: submitted | queued | skipped | failed, then the job's own state once seen
-    status: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    manual: Mapped[bool] = mapped_column(Boolean, default=False)
-    recorded: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=60000")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    """An engine with the cron tables created; SQLite in WAL mode like the job store."""
-    if url in ("sqlite://", "sqlite:///:memory:"):
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    elif url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url)
-    CronBase.metadata.create_all(engine)
-    return engine

@@ -49,6 +49,24 @@ class FederationConf(_Section):
     pulsar: dict[str, Any] = Field(default_factory=dict)
 
 
+class ServerConf(_Section):
+    """This party's flow server (``flow server start``): address, API token, job detector."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9380, ge=0, le=65535)
+    #: the API token clients send as ``Authorization: Bearer``; empty = read (or create) ``token_file``
+    token: str = ""
+    #: relative to home; created with a random token on first start when ``token`` is empty
+    token_file: str = "server_token"
+    #: seconds between two sweeps of the job detector (jobs whose processes are gone or timed out)
+    detect_interval: float = Field(10, gt=0)
+    #: seconds between two checks for due cron schedules (``flow schedule``)
+    schedule_interval: float = Field(10, gt=0)
+    #: this party's id; when ``mode`` is not standalone the server runs the control plane
+    #: (job proposals, accept/reject, status, stop, rerun) for it over the federation transport
+    party_id: str = ""
+
+
 class ServiceConf(_Section):
     mode: str = "standalone"
     home: str = "~/.fedweave"
@@ -59,6 +77,7 @@ class ServiceConf(_Section):
     #: per storage engine, its settings (e.g. {"hive": {"host": ..., "port": ...}, "hdfs": {"url": ...}})
     storage: dict[str, dict[str, Any]] = Field(default_factory=dict)
     route_table: str = "route_table.yaml"
+    server: ServerConf = ServerConf()
     #: the file this was read from ("" for built-in defaults)
     source: str = ""
 

@@ -17,7 +17,9 @@ Why this shape:
   cache is dropped when the Table is garbage-collected or its session stops.
 * One JVM. Spark allows one SparkContext per process: sessions with the same settings
   share it, and the last ``stop()`` ends it and its JVM. It starts on first use,
-  bounded by ``startup_timeout`` (an unreachable master is a ComputingError, not a hang).
+  bounded by ``startup_timeout`` (an unreachable master is a ComputingError, not a hang);
+  see :mod:`backends.computing._spark_context`. The executor side of every operation is
+  in :mod:`backends.computing._spark_tasks`.
 
 Executors need fedweave (and whatever the functions import) importable; with a
 ``local`` master the workers get this interpreter and its ``sys.path``.
@@ -25,326 +27,24 @@ Executors need fedweave (and whatever the functions import) importable; with a
 
 from __future__ import annotations
 
-import base64
 import functools
-import importlib.util
-import json
-import os
 import random
-import re
-import socket
-import sys
 import threading
 import weakref
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from backends.computing._local_ops import _execute, _unique
+from backends.computing._local_ops import _execute
+from backends.computing._spark_context import (LOG_LEVELS, STARTUP_TIMEOUT_S, _Spark, acquire, local_cores,
+                                               release, settings)
+from backends.computing._spark_tasks import (_flat_buckets, _gather, _head, _narrow, _one, _paired, _scatter,
+                                             _stats, _target, _whole, translate)
 from backends.computing.api import Session, Table, partition_of
-from backends.computing.local import LocalSession, _cores, _positive
+from backends.computing.local import LocalSession, _positive
 from flow.errors import ComputingError
-from flow.registry import did_you_mean
 
 #: tables up to this many rows keep their pairs in the driver once fetched: repeated
 #: collect/iter_partitions/first of small results (the common case) cost no Spark job
 DRIVER_CACHE_ROWS = 10_000
-STARTUP_TIMEOUT_S = 120.0
-CONNECT_TIMEOUT_S = 5.0
-LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
-#: settings every session starts from: a small driver, no UI, quiet console
-DEFAULTS = {
-    "spark.master": "local[*]",
-    "spark.app.name": "fedweave",
-    "spark.driver.memory": "1g",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "4",
-}
-#: added for local masters only (executors on a cluster must reach the driver)
-LOCAL_DEFAULTS = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
-#: ``spark_run`` (a job parameter, FATE's names) -> Spark setting
-SPARK_RUN = {
-    "master": "spark.master",
-    "app-name": "spark.app.name",
-    "num-executors": "spark.executor.instances",
-    "executor-cores": "spark.executor.cores",
-    "executor-memory": "spark.executor.memory",
-    "driver-memory": "spark.driver.memory",
-    "driver-cores": "spark.driver.cores",
-    "total-executor-cores": "spark.cores.max",
-}
-#: their failures come back as ComputingError; Spark would also print each one in full
-_NOISY_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager")
-_LOCAL_MASTER = re.compile(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?")
-_FAILURE = re.compile(r"<fedweave-failure:([A-Za-z0-9+/=]+):end>")
-
-# ---------------------------------------------------------------- worker side (runs on executors)
-
-
-def _run(op: str, blob: bytes | None, arg: Any, i: int, payload: Any) -> Any:
-    ok, value = _execute(op, blob, i, arg, payload)
-    if not ok:  # type, message, traceback: carried in the message through Spark's wrapping
-        packed = base64.b64encode(json.dumps([i, *value]).encode()).decode()
-        raise RuntimeError(f"<fedweave-failure:{packed}:end>")
-    return value
-
-
-def _narrow(op: str, blob, arg, i: int, it: Iterator) -> list:
-    return _run(op, blob, arg, i, list(it))
-
-
-def _one(op: str, blob, arg, i: int, it: Iterator) -> list:
-    return [_run(op, blob, arg, i, list(it))]
-
-
-def _paired(op: str, blob, arg, i: int, it: Iterator) -> list:
-    return [kv for left_right in it for kv in _run(op, blob, arg, i, left_right)]  # one (left, right)
-
-
-def _scatter(op: str, blob, arg, i: int, it: Iterator) -> Iterator:
-    """Buckets of pairs keyed by their target partition, tagged with the source partition."""
-    yield from ((j, (i, bucket)) for j, bucket in _run(op, blob, arg, i, list(it)).items())
-
-
-def _flat_buckets(op: str, blob, arg, i: int, it: Iterator) -> Iterator:
-    yield from (kv for bucket in _run(op, blob, arg, i, list(it)).values() for kv in bucket)
-
-
-def _gather(it: Iterator) -> list:
-    """The buckets a partition received, in source order, one pair per key (later wins):
-    the local backend's merge, so even key collisions resolve alike."""
-    groups = sorted((v for _, v in it), key=lambda src_bucket: src_bucket[0])
-    return groups[0][1] if len(groups) == 1 else _unique([kv for _, b in groups for kv in b])
-
-
-def _target(j: int) -> int:
-    return j
-
-
-def _stats(n: int, i: int, it: Iterator) -> Iterator[tuple[int, bool]]:
-    """Rows of partition i and, when n > 0, whether a key sits outside it."""
-    rows = misplaced = 0
-    for k, _ in it:
-        rows += 1
-        misplaced += n > 0 and partition_of(k, n) != i
-    yield rows, misplaced > 0
-
-
-def _head(it: Iterator) -> list:
-    return [next(iter(it))]
-
-
-def _whole(it: Iterator) -> Iterator:
-    return it
-
-
-# ---------------------------------------------------------------- the process's one Spark
-
-
-class _Spark:
-    """The running SparkSession and the sessions using it."""
-
-    def __init__(self, spark: Any, conf: dict[str, str], owned: bool):
-        self.spark, self.sc, self.conf, self.owned, self.users = spark, spark.sparkContext, conf, owned, 0
-
-
-_LOCK = threading.Lock()
-_ACTIVE: _Spark | None = None
-
-
-def _local_cores(master: str) -> int | None:
-    m = _LOCAL_MASTER.fullmatch(master)
-    if not m:
-        return None
-    return _cores() if m.group(1) == "*" else int(m.group(1) or 1)
-
-
-def _probe_master(master: str) -> None:
-    """A standalone master nobody listens on fails at once instead of after Spark's retries."""
-    if not master.startswith("spark://"):
-        return
-    errors = []
-    for address in master[len("spark://"):].split(","):
-        host, _, port = address.rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), CONNECT_TIMEOUT_S).close()
-            return
-        except (OSError, ValueError) as exc:
-            errors.append(f"{address}: {exc}")
-    raise ComputingError(f"Spark master {master} is unreachable ({'; '.join(errors)})")
-
-
-def _boot(conf: dict[str, str], log_level: str, box: dict) -> None:
-    try:
-        from pyspark import SparkContext
-        from pyspark.sql import SparkSession
-
-        box["owned"] = owned = SparkContext._active_spark_context is None
-        builder = SparkSession.builder
-        for k, v in conf.items():
-            builder = builder.config(k, v)
-        box["spark"] = spark = builder.getOrCreate()
-        sc = spark.sparkContext
-        if _local_cores(conf["spark.master"]) is not None:
-            sc.pythonExec = sys.executable
-            paths = [os.getcwd() if p == "" else p for p in sys.path if p == "" or os.path.exists(p)]
-            sc.environment["PYTHONPATH"] = os.pathsep.join(paths)
-        elif "spark.pyspark.python" in conf:
-            sc.pythonExec = conf["spark.pyspark.python"]
-        sc.setLogLevel(log_level)
-        log4j = sc._jvm.org.apache.logging.log4j
-        for name in _NOISY_LOGGERS:
-            log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
-        # one tiny task: executors exist, run this Python and import fedweave
-        sc.parallelize([[("probe", 1)]], 1).flatMap(_whole).mapPartitionsWithIndex(
-            functools.partial(_narrow, "sample", None, (1.0, 0))).collect()
-        box["ready"] = _Spark(spark, conf, owned)
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-        box["error"] = exc
-
-
-def _end_jvm() -> None:
-    """Stop the JVM pyspark launched (it otherwise lives as long as this process)."""
-    from pyspark import SparkContext
-
-    gateway = SparkContext._gateway
-    proc = getattr(gateway, "proc", None)
-    if proc is None:  # a JVM we did not launch (spark-submit): not ours to end
-        return
-    for close in (gateway.shutdown, proc.stdin.close):
-        try:
-            close()
-        except Exception:  # noqa: BLE001 - best effort on the way down
-            pass
-    try:
-        proc.wait(timeout=20)
-    except Exception:  # noqa: BLE001
-        proc.kill()
-        proc.wait()
-    from pyspark.sql import SparkSession, SQLContext
-
-    SparkContext._gateway = SparkContext._jvm = SparkContext._active_spark_context = None
-    SparkSession._instantiatedSession = SparkSession._activeSession = SQLContext._instantiatedContext = None
-
-
-def _start(conf: dict[str, str], log_level: str, timeout: float) -> _Spark:
-    master = conf["spark.master"]
-    if importlib.util.find_spec("pyspark") is None:
-        raise ComputingError("the spark computing engine needs pyspark (pip install pyspark) and a Java runtime")
-    _probe_master(master)
-    from pyspark import SparkConf, SparkContext
-
-    try:  # the JVM first, here: a local process, so a timeout below can always end it
-        SparkContext._ensure_initialized(conf=SparkConf().setAll(list(conf.items())))
-    except Exception as exc:  # noqa: BLE001 - no Java, or it died at once
-        raise ComputingError(f"cannot start the Spark JVM (is Java installed?): {_summary(str(exc))}") from exc
-    box: dict = {}
-    thread = threading.Thread(target=_boot, args=(conf, log_level, box), name="fedweave-spark-start", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        if "spark" in box:
-            box["spark"].sparkContext.cancelAllJobs()
-        if box.get("owned", True):
-            _end_jvm()  # the start thread's calls now fail and it ends
-        thread.join(CONNECT_TIMEOUT_S)
-        raise ComputingError(f"Spark master {master} did not run a task within {timeout:g}s "
-                             "(no reachable master, or no worker with free cores and memory)")
-    if "error" in box:
-        exc = box["error"]
-        if box.get("owned", True):
-            try:
-                box["spark"].stop() if "spark" in box else None
-            finally:
-                _end_jvm()
-        raise ComputingError(f"cannot start Spark on master {master}: {_summary(str(exc)) or type(exc).__name__}") \
-            from exc
-    return box["ready"]
-
-
-def _acquire(conf: dict[str, str], log_level: str, timeout: float) -> _Spark:
-    global _ACTIVE
-    with _LOCK:
-        if _ACTIVE is None:
-            _ACTIVE = _start(conf, log_level, timeout)
-        elif _ACTIVE.conf != conf:
-            differ = sorted(k for k in conf.keys() | _ACTIVE.conf.keys()
-                            if k != "spark.app.name" and conf.get(k) != _ACTIVE.conf.get(k))
-            if differ:
-                raise ComputingError(
-                    "Spark runs one context per process and the running one has other settings: "
-                    + ", ".join(f"{k}={_ACTIVE.conf.get(k)!r} (asked {conf.get(k)!r})" for k in differ))
-        _ACTIVE.users += 1
-        return _ACTIVE
-
-
-def _release(spark: _Spark) -> None:
-    global _ACTIVE
-    with _LOCK:
-        spark.users -= 1
-        if spark.users > 0 or _ACTIVE is not spark:
-            return
-        _ACTIVE = None
-        if spark.owned:
-            try:
-                spark.spark.stop()
-            finally:
-                _end_jvm()
-
-
-def _summary(text: str) -> str:
-    """The last ``Type: message`` line of a Python traceback, else the first line."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if "Traceback" in text:
-        tail = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", ln)]
-        if tail:
-            return tail[-1][:500]
-    return (lines[0] if lines else "")[:500]
-
-
-def _translate(op: str, exc: BaseException) -> ComputingError:
-    text = str(exc)
-    found = _FAILURE.search(text)
-    if found:
-        i, type_name, message, worker_tb = json.loads(base64.b64decode(found.group(1)))
-        try:
-            LocalSession._unwrap(op, i, (False, (type_name, message, worker_tb)))
-        except ComputingError as err:
-            return err
-    if "Python worker exited unexpectedly" in text:
-        return ComputingError(f"{op}: a Spark Python worker died (crash, os._exit or out of memory)")
-    return ComputingError(f"{op} failed on Spark: {_summary(text) or type(exc).__name__}")
-
-
-def _settings(master: str | None, app_name: str, conf: Mapping | None, spark_run: Mapping | None) -> dict[str, str]:
-    """Defaults < master/app_name < conf (service) < spark_run (job)."""
-    out = dict(DEFAULTS, **{"spark.app.name": app_name})
-    if master is not None:
-        out["spark.master"] = master
-    if conf is not None and not isinstance(conf, Mapping):
-        raise ComputingError(f"Spark conf must be a mapping of spark.* settings, got {type(conf).__name__}")
-    if spark_run is not None and not isinstance(spark_run, Mapping):
-        raise ComputingError(f"spark_run must be a mapping, got {type(spark_run).__name__}")
-    run = dict(spark_run or {})
-    extra = run.pop("conf", None) or {}
-    if not isinstance(extra, Mapping):
-        raise ComputingError(f"spark_run conf must be a mapping of spark.* settings, got {type(extra).__name__}")
-    for key, value in [*(conf or {}).items(), *extra.items(), *run.items()]:
-        name = key.replace("_", "-").lower() if isinstance(key, str) else key
-        if isinstance(key, str) and key.startswith("spark."):
-            name = key
-        elif name in SPARK_RUN:
-            name = SPARK_RUN[name]
-        else:
-            raise ComputingError(f"unknown Spark setting {key!r}{did_you_mean(str(key), [*SPARK_RUN, 'conf'])}; "
-                                 "use spark.* names or one of: " + ", ".join([*SPARK_RUN, "conf"]))
-        if value is None or isinstance(value, (dict, list, tuple, set)):
-            raise ComputingError(f"Spark setting {key!r} must be a string, number or boolean, got {value!r}")
-        out[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    if not out["spark.master"].strip():
-        raise ComputingError("Spark master must not be empty")
-    if _local_cores(out["spark.master"]) is not None:
-        out = {**LOCAL_DEFAULTS, **out}
-    return out
 
 
 # ---------------------------------------------------------------- Session and Table
@@ -368,7 +68,7 @@ class SparkComputing(Session):
         if isinstance(startup_timeout, bool) or not isinstance(startup_timeout, (int, float)) or startup_timeout <= 0:
             raise ComputingError(f"startup_timeout must be a positive number of seconds, got {startup_timeout!r}")
         self._partitions = None if partitions is None else _positive("partitions", partitions)
-        self._conf = _settings(master, app_name, conf, spark_run)
+        self._conf = settings(master, app_name, conf, spark_run)
         self._timeout, self._log_level = float(startup_timeout), log_level
         self._spark: _Spark | None = None
         self._stopped = False
@@ -399,7 +99,7 @@ class SparkComputing(Session):
     @property
     def default_partitions(self) -> int:
         if self._partitions is None:
-            self._partitions = _local_cores(self.master) or max(1, self._context().sc.defaultParallelism)
+            self._partitions = local_cores(self.master) or max(1, self._context().sc.defaultParallelism)
         return self._partitions
 
     def _check_open(self) -> None:
@@ -410,7 +110,7 @@ class SparkComputing(Session):
         with self._lock:
             self._check_open()
             if self._spark is None:
-                self._spark = _acquire(self._conf, self._log_level, self._timeout)
+                self._spark = acquire(self._conf, self._log_level, self._timeout)
             return self._spark
 
     def _job(self, op: str, action: Callable[[], Any]) -> Any:
@@ -423,7 +123,7 @@ class SparkComputing(Session):
         except Exception as exc:  # noqa: BLE001 - Py4J / PySpark wrappers of the real failure
             if self._stopped:
                 raise ComputingError(f"{op}: the spark computing session is stopped") from exc
-            err = _translate(op, exc)
+            err = translate(op, exc)
             if hasattr(err, "worker_traceback"):
                 raise err from None
             raise err from exc
@@ -464,7 +164,7 @@ class SparkComputing(Session):
         for table in list(self._tables):
             table._drop()
         if spark is not None:
-            _release(spark)
+            release(spark)
 
 
 def _unpersist(rdd: Any) -> None:

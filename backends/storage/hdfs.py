@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import posixpath
 import uuid
-import weakref
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
+from backends.storage._bound_reads import BoundReads
 from backends.storage._hdfs_bind import bound_meta, bound_rows
 from backends.storage._arrow import check_columns, explicit_types, parquet_rows, rows_to_arrow, unify_types
 from backends.storage.localfs import META_FILE, PART_FILE, check_name, is_name
@@ -83,19 +83,12 @@ class HdfsEngine(StorageEngine):
         self.user = user
         self.bind_partitions = int(bind_partitions)
         self.client = InsecureClient(self.url, user=user, timeout=timeout)
-        #: Tables this engine read from bound paths, to their meta (see _unchanged_read)
-        self._reads: weakref.WeakKeyDictionary[Table, TableMeta] = weakref.WeakKeyDictionary()
+        self._reads = BoundReads()  # Tables read from bound data: writing one back binds again
         with self._errors("create the base folder", self.base):
             self.client.makedirs(self.base)
 
     def __repr__(self) -> str:
         return f"HdfsEngine({self.url!r}, base={self.base!r}, user={self.user!r})"
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_reads": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _reads=weakref.WeakKeyDictionary())
 
     def path(self, namespace: str, name: str) -> str:
         """HDFS folder of a table (whether or not it exists)."""
@@ -125,7 +118,7 @@ class HdfsEngine(StorageEngine):
     # -- writing
 
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
-        source = self._unchanged_read(table, meta)
+        source = self._reads.source(table, meta)
         if source is not None:  # a bound table's rows, unchanged: bind the same files again
             return self._put_meta(source.model_copy(update={
                 "namespace": meta.namespace, "name": meta.name, "label_column": meta.label_column,
@@ -229,9 +222,7 @@ class HdfsEngine(StorageEngine):
     def read(self, meta: TableMeta, session: Session) -> Table:
         stored = self.meta(meta.namespace, meta.name)
         if stored.address.get("bound"):
-            table = session.parallelize(bound_rows(self, stored), stored.partitions)
-            self._reads[table] = stored
-            return table
+            return self._reads.remember(session.parallelize(bound_rows(self, stored), stored.partitions), stored)
         target = self.path(meta.namespace, meta.name)
         files = [posixpath.join(target, PART_FILE.format(i)) for i in range(stored.partitions)]
         present = set(self._list(target))
@@ -305,15 +296,3 @@ class HdfsEngine(StorageEngine):
                 self.client.delete(tmp, recursive=True)
             raise
         return meta
-
-    def _unchanged_read(self, table: Table, meta: TableMeta) -> TableMeta | None:
-        """The bound table ``table`` was read from, if nothing changed it and ``meta`` keeps
-        its rows' shape."""
-        try:
-            source = self._reads.get(table)
-        except TypeError:  # an unhashable Table: never one of ours
-            return None
-        if source is None or meta.id_column != source.id_column or list(meta.columns) != source.columns \
-                or (meta.dtypes and list(meta.dtypes) != source.dtypes):
-            return None
-        return source

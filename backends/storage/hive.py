@@ -39,7 +39,6 @@ import hashlib
 import shutil
 import threading
 import uuid
-import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -49,6 +48,7 @@ import pyarrow.parquet as pq
 
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
+from backends.storage._bound_reads import BoundReads
 from backends.storage._arrow import arrow_type, check_columns, explicit_types, rows_to_arrow, unify_types
 from backends.storage._hive_bind import bound_meta, check_source, source_of
 from backends.storage._hive_sql import (HIVE_TYPES, PART_COLUMN, InsertTarget, error_text, hive_columns, hive_name,
@@ -80,18 +80,17 @@ class HiveEngine(StorageEngine):
         self.dialect = dialect
         self._lock = threading.RLock()
         self._conn = None
-        #: Tables this engine read from bound tables, to their meta (see _unchanged_read)
-        self._reads: weakref.WeakKeyDictionary[Table, TableMeta] = weakref.WeakKeyDictionary()
+        self._reads = BoundReads()  # Tables read from bound data: writing one back binds again
         self._run(f"CREATE DATABASE IF NOT EXISTS `{self.database}`", "create the database")
 
     def __repr__(self) -> str:
         return f"HiveEngine({self.host}:{self.port}, database={self.database!r})"
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_conn": None, "_lock": None, "_reads": None}
+        return {**self.__dict__, "_conn": None, "_lock": None}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _lock=threading.RLock(), _reads=weakref.WeakKeyDictionary())
+        self.__dict__.update(state, _lock=threading.RLock())
 
     def close(self) -> None:
         """Close the shared HiveServer2 session (a later call opens a new one)."""
@@ -188,7 +187,7 @@ class HiveEngine(StorageEngine):
     # -- writing
 
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
-        source = self._unchanged_read(table, meta)
+        source = self._reads.source(table, meta)
         if source is not None:
             return self._register_view(source.model_copy(update={
                 "namespace": meta.namespace, "name": meta.name, "label_column": meta.label_column,
@@ -323,13 +322,10 @@ class HiveEngine(StorageEngine):
 
     def read(self, meta: TableMeta, session: Session) -> Table:
         stored = self.meta(meta.namespace, meta.name)
-        bound = bool(stored.address.get("view"))
-        if bound:
-            check_source(self, stored)
-        table = session.from_partitions(self._stream(stored), stored.partitions)
-        if bound:
-            self._reads[table] = stored
-        return table
+        if not stored.address.get("view"):
+            return session.from_partitions(self._stream(stored), stored.partitions)
+        check_source(self, stored)
+        return self._reads.remember(session.from_partitions(self._stream(stored), stored.partitions), stored)
 
     def _stream(self, stored: TableMeta) -> Iterator[list[tuple[str, tuple]]]:
         """One query per partition, fetched in batches: written tables prune to their
@@ -397,15 +393,3 @@ class HiveEngine(StorageEngine):
             self._drop(tmp, "VIEW")
             raise
         return meta
-
-    def _unchanged_read(self, table: Table, meta: TableMeta) -> TableMeta | None:
-        """The bound table ``table`` was read from, if nothing changed it and ``meta`` keeps
-        its rows' shape: writing it then binds the same source instead of copying it."""
-        try:
-            source = self._reads.get(table)
-        except TypeError:  # an unhashable Table: never one of ours
-            return None
-        if source is None or meta.id_column != source.id_column or list(meta.columns) != source.columns \
-                or (meta.dtypes and list(meta.dtypes) != source.dtypes):
-            return None
-        return source

@@ -43,11 +43,14 @@ class FeatureScale(Component):
     module = "FeatureScale"
     params_model = FeatureScaleParams
     roles = ("guest", "host")
+    accepts_model = True
     output_model = True
 
     def _scale(self, ctx: Context, params: FeatureScaleParams, inputs: Inputs) -> Outputs:
         source = inputs.require(ctx.component)
         header = source.meta.feature_columns
+        if inputs.model:  # a predict job: the stored shift and scale
+            return self._with_model(ctx, inputs.model[0], source)
         cols = self._columns(ctx, params, header)
         stats = [s for s in source.table.apply_partitions(_moments) if s is not None]
         if not stats:
@@ -74,7 +77,20 @@ class FeatureScale(Component):
         table = source.table.map_values(_apply(shift, scale, cols, lower, upper))
         ctx.logger.info("%s on %d of %d columns over %d rows", params.method, len(cols), len(header), n)
         model = {"method": params.method, "header": header, "columns": [header[i] for i in cols],
-                 "shift": shift, "scale": scale}
+                 "shift": shift, "scale": scale, "lower": lower, "upper": upper}
+        return Outputs(data=[Dataset(table, source.meta)], model=model)
+
+    @staticmethod
+    def _with_model(ctx: Context, model: dict, source: Dataset) -> Outputs:
+        header = list(source.meta.feature_columns)
+        if header != list(model["header"]):
+            raise ComponentError(f"{ctx.component}: input columns {header} differ from the model's "
+                                 f"{list(model['header'])}")
+        cols = np.asarray([header.index(c) for c in model["columns"]], dtype=int)
+        lower, upper = model.get("lower"), model.get("upper")
+        table = source.table.map_values(_apply(np.asarray(model["shift"], dtype=float),
+                                               np.asarray(model["scale"], dtype=float), cols, lower, upper))
+        ctx.logger.info("%s with the stored model on %d of %d columns", model["method"], len(cols), len(header))
         return Outputs(data=[Dataset(table, source.meta)], model=model)
 
     @staticmethod

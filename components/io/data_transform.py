@@ -88,39 +88,67 @@ class DataTransform(Component):
     module = "DataTransform"
     params_model = DataTransformParams
     roles = ("guest", "host")
+    accepts_model = True
     output_model = True
+
+    @staticmethod
+    def _columns(ctx: Context, params: DataTransformParams, names: list[str], table: str
+                 ) -> tuple[int | None, list[int]]:
+        """(label index, feature indexes) as the params say (training)."""
+        label_idx = None
+        if params.with_label:
+            if params.label_name not in names:
+                raise ComponentError(f"{ctx.component}: label column '{params.label_name}' not in table "
+                                     f"{table} (columns: {', '.join(names)})")
+            label_idx = names.index(params.label_name)
+        return label_idx, [i for i in range(len(names)) if i != label_idx]
+
+    @staticmethod
+    def _model_columns(ctx: Context, model: dict, names: list[str], table: str) -> tuple[int | None, list[int]]:
+        """(label index, feature indexes) as a stored model says (predict): the model's features
+        in its order; the label when the table has it (new rows may come without)."""
+        missing = [c for c in model["header"] if c not in names]
+        if missing:
+            raise ComponentError(f"{ctx.component}: table {table} lacks the model's feature columns "
+                                 f"{missing} (columns: {', '.join(names)})")
+        label = model.get("label_name") if model.get("with_label") else None
+        return (names.index(label) if label in names else None), [names.index(c) for c in model["header"]]
 
     def _transform(self, ctx: Context, params: DataTransformParams, inputs: Inputs) -> Outputs:
         source = inputs.require(ctx.component)
         meta = source.meta
         names = list(meta.columns)
-        label_idx = None
-        if params.with_label:
-            if params.label_name not in names:
-                raise ComponentError(f"{ctx.component}: label column '{params.label_name}' not in table "
-                                     f"{meta.namespace}/{meta.name} (columns: {', '.join(names)})")
-            label_idx = names.index(params.label_name)
-        feat_idx = [i for i in range(len(names)) if i != label_idx]
+        model = inputs.model[0] if inputs.model else None
+        table_name = f"{meta.namespace}/{meta.name}"
+        if model is None:
+            label_idx, feat_idx = self._columns(ctx, params, names, table_name)
+            fill, label_name = params.missing_fill, params.label_name
+        else:
+            label_idx, feat_idx = self._model_columns(ctx, model, names, table_name)
+            fill, label_name = model.get("fill_values") is not None, model.get("label_name")
         features = [names[i] for i in feat_idx]
-        fill = params.missing_fill
         problems = [p for p in source.table.apply_partitions(_first_problem(label_idx, feat_idx, names, fill)) if p]
         if problems:
             key, col, value, what = problems[0]
             raise ComponentError(f"{ctx.component}: table {meta.namespace}/{meta.name} row id={key} "
                                  f"column '{col}': value {value!r} {what}")
         fill_values = np.full(len(feat_idx), params.default_value)
-        if fill and params.missing_fill_method == "mean":
+        if model is not None and fill:
+            fill_values = np.asarray(model["fill_values"], dtype=float)
+        elif fill and params.missing_fill_method == "mean":
             parts = source.table.apply_partitions(_column_sums(feat_idx))
             total = sum(p[0] for p in parts)
             count = sum(p[1] for p in parts)
             fill_values = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
         table = source.table.map_values(_to_instance(label_idx, feat_idx, fill_values))
-        out_meta = instances_meta(meta, features, params.label_name if params.with_label else None)
-        ctx.logger.info("%d rows, %d features%s", meta.count, len(features),
-                        f", label '{params.label_name}'" if params.with_label else "")
-        model = {"header": features, "with_label": params.with_label,
-                 "label_name": params.label_name if params.with_label else None,
-                 "fill_values": fill_values if fill else None}
+        label = label_name if label_idx is not None else None
+        out_meta = instances_meta(meta, features, label)
+        ctx.logger.info("%d rows, %d features%s%s", meta.count, len(features), f", label '{label}'" if label else "",
+                        " (stored model)" if model else "")
+        if model is None:
+            model = {"header": features, "with_label": params.with_label,
+                     "label_name": params.label_name if params.with_label else None,
+                     "fill_values": fill_values if fill else None}
         return Outputs(data=[Dataset(table, out_meta)], model=model)
 
     guest = host = _transform

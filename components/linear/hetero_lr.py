@@ -164,7 +164,7 @@ class HeteroLR(Component):
     module = "HeteroLR"
     params_model = HeteroLRParams
     roles = ("guest", "host", "arbiter")
-    input_data = ("train_data", "validate_data", "data")
+    input_data = ("train_data", "validate_data", "data", "test_data")
     accepts_model = True
     output_model = True
 
@@ -193,6 +193,8 @@ class HeteroLR(Component):
 
     # ---------------------------------------------------------------- guest
     def guest(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        if self._predicting(ctx, inputs):
+            return self._predict_job(ctx, p, inputs)
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
@@ -252,14 +254,15 @@ class HeteroLR(Component):
             np.random.default_rng(seed).shuffle(order)
         return [order[i:i + p.batch_size] for i in range(0, len(order), p.batch_size)]
 
-    def _predict_guest(self, ctx: Context, p: HeteroLRParams, data: Dataset, w: np.ndarray, hosts) -> Dataset:
+    def _predict_guest(self, ctx: Context, p: HeteroLRParams, data: Dataset, w: np.ndarray, hosts,
+                       kind: str = "train") -> Dataset:
         host_wx = ctx.federation.get("host_predict_wx", ctx.tag("predict"), hosts)
         total = host_wx[0]
         for other in host_wx[1:]:
             total = total.join(other, _add)
         gy = data.table.map_values(lambda inst, w=w: (float(inst.features @ w[:-1]) + w[-1], inst.label))
         table = gy.join(total, lambda a, b: (a, b)).map_values(_prediction(p.predict_param.threshold))
-        meta = instances_meta(data.meta, ["predict_result", "predict_score"], "label", type="train")
+        meta = instances_meta(data.meta, ["predict_result", "predict_score"], "label", type=kind)
         return Dataset(table, meta)
 
     def _log_training(self, ctx: Context, iters: int, converged: bool, losses: list[float]) -> None:
@@ -279,8 +282,34 @@ class HeteroLR(Component):
         ctx.tracker.progress(it + 1, p.max_iter)
         return bool(ctx.federation.get("converge_flag", tag, arbiter)[0])
 
+    # ---------------------------------------------------------------- predict job
+    @staticmethod
+    def _predicting(ctx: Context, inputs: Inputs) -> bool:
+        if inputs.model and "train_data" in inputs.data:
+            raise ComponentError(f"{ctx.component}: warm start from input.model is not supported; "
+                                 "connect a model only in a predict job (input data 'test_data')")
+        return bool(inputs.model)
+
+    def _predict_job(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        """Each party scores its rows with its stored weights; hosts send their wx to the guest
+        in the clear, as at the end of training (the guest alone holds the scores)."""
+        model = inputs.model[0]
+        data = inputs.require(ctx.component, "test_data", "data")
+        if list(data.meta.feature_columns) != list(model["header"]):
+            raise ComponentError(f"{ctx.component}: input columns {list(data.meta.feature_columns)} differ from "
+                                 f"the model's {list(model['header'])}")
+        weights = np.asarray(model["weights"], dtype=float)
+        if ctx.role == "host":
+            ctx.federation.remote(data.table.map_values(_linear(weights, 0.0)), "host_predict_wx",
+                                  ctx.tag("predict"), ctx.role_parties("guest"))
+            return Outputs()
+        w = np.r_[weights, float(model["intercept"])]
+        return Outputs(data=[self._predict_guest(ctx, p, data, w, ctx.role_parties("host"), "predict")])
+
     # ---------------------------------------------------------------- host
     def host(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        if self._predicting(ctx, inputs):
+            return self._predict_job(ctx, p, inputs)
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
         guest, arbiter = ctx.role_parties("guest"), ctx.role_parties("arbiter")
@@ -315,6 +344,8 @@ class HeteroLR(Component):
 
     # ---------------------------------------------------------------- arbiter
     def arbiter(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        if inputs.model:  # a predict job: guest and hosts score with their own weights, no key needed
+            return Outputs()
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         pub, priv = generate_keypair(p.encrypt_param.key_length)
         ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), guest + hosts)

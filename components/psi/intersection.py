@@ -1,13 +1,11 @@
-"""Intersection: ECDH private set intersection over Curve25519.
+"""Intersection: private set intersection of the guest's ids with every host's.
 
-guest                                   host
-  a·H(x) for its ids          ───────▶
-                              ◀───────   b·a·H(x) (same order), b·H(y) for its ids
-  a·b·H(y); match against b·a·H(x)
-  positions of the shared ids  ───────▶  (only with sync_intersect_ids)
-
-Each side learns only the shared ids (the host learns nothing unless ids are synced).
-With several hosts the guest intersects with each and keeps ids shared by all.
+The method is chosen by ``intersect_method`` from :data:`PROTOCOLS` ("ecdh", the default,
+over Curve25519; "rsa", blind signatures; "raw", ids in the clear). Each method runs
+between the guest and each host and tells the guest which of its ids each host shares;
+the guest keeps the ids that every host shares. With ``sync_intersect_ids`` the guest
+then sends each host the positions of that final set among the host's own ids, so all
+parties output the same rows; without it a host learns nothing and outputs its data as is.
 """
 
 from __future__ import annotations
@@ -17,32 +15,28 @@ from typing import Any, Literal
 import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params, keys_in
-from components.crypto.ecdh import EcdhCipher
+from components.psi._ecdh import EcdhParams, EcdhProtocol
+from components.psi._protocol import PsiProtocol
+from components.psi._raw import RawParams, RawProtocol
+from components.psi._rsa import RsaParams, RsaProtocol
 from flow.errors import ComponentError
 
-POINT = 32
+#: intersect_method -> the protocol that runs it
+PROTOCOLS: dict[str, type[PsiProtocol]] = {"ecdh": EcdhProtocol, "rsa": RsaProtocol, "raw": RawProtocol}
 
 
 class IntersectionParams(Params):
     intersect_method: Literal["ecdh", "rsa", "raw"] = "ecdh"
     sync_intersect_ids: bool = True
     only_output_key: bool = False
-    join_role: str = "guest"
-    ecdh_params: dict[str, Any] | None = None
-    rsa_params: dict[str, Any] | None = None
+    join_role: Literal["guest", "host"] = "guest"
+    ecdh_params: EcdhParams | None = None
+    rsa_params: RsaParams | None = None
+    raw_params: RawParams | None = None
     intersect_cache_param: dict[str, Any] | None = None
     run_cache: bool = False
     sync_cardinality: bool = False
     run_preprocess: bool = False
-
-
-def _to_array(points: list[bytes]) -> np.ndarray:
-    return np.frombuffer(b"".join(points), dtype=np.uint8).reshape(len(points), POINT)
-
-
-def _from_array(arr: np.ndarray) -> list[bytes]:
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    return [row.tobytes() for row in arr]
 
 
 def _keys(part):
@@ -54,11 +48,15 @@ class Intersection(Component):
     params_model = IntersectionParams
     roles = ("guest", "host")
 
-    def _source(self, ctx: Context, params: IntersectionParams, inputs: Inputs) -> Dataset:
-        if params.intersect_method != "ecdh":
-            raise ComponentError(f"{ctx.component}: intersect_method '{params.intersect_method}' is not "
-                                 "available yet; use 'ecdh'")
-        return inputs.require(ctx.component)
+    @staticmethod
+    def _protocol(params: IntersectionParams) -> PsiProtocol:
+        cls = PROTOCOLS[params.intersect_method]
+        return cls(getattr(params, cls.params_field), params.join_role)
+
+    @staticmethod
+    def _ids(ctx: Context, inputs: Inputs) -> tuple[Dataset, list]:
+        source = inputs.require(ctx.component)
+        return source, [k for part in source.table.apply_partitions(_keys) for k in part]
 
     def _output(self, ctx: Context, source: Dataset, shared: set, total: int) -> Outputs:
         table = source.table.filter(keys_in(frozenset(shared)))
@@ -69,42 +67,27 @@ class Intersection(Component):
         return Outputs(data=[Dataset(table, meta)])
 
     def guest(self, ctx: Context, params: IntersectionParams, inputs: Inputs) -> Outputs:
-        source = self._source(ctx, params, inputs)
-        ids = [k for part in source.table.apply_partitions(_keys) for k in part]
-        cipher = EcdhCipher()
+        source, ids = self._ids(ctx, inputs)
         hosts = ctx.role_parties("host")
-        ctx.federation.remote(_to_array(cipher.encrypt_ids(ids)), "guest_ids", ctx.tag(), hosts)
-        doubled = ctx.federation.get("guest_ids_doubled", ctx.tag(), hosts)
-        host_points = ctx.federation.get("host_ids", ctx.tag(), hosts)
-        shared = set(ids)
-        host_positions = []
-        for mine, theirs in zip(doubled, host_points):
-            if len(mine) != len(ids):
-                raise ComponentError(f"{ctx.component}: a host returned {len(mine)} points for {len(ids)} ids")
-            theirs_doubled = cipher.reencrypt(_from_array(theirs))
-            index = {p: j for j, p in enumerate(theirs_doubled)}
-            matched = {i: index[p] for i, p in enumerate(_from_array(mine)) if p in index}
-            shared &= {ids[i] for i in matched}
-            host_positions.append(matched)
+        if not hosts:
+            raise ComponentError(f"{ctx.component}: Intersection needs at least one host in the job's roles")
+        matches = self._protocol(params).guest(ctx, ids, hosts)
+        keep = set(range(len(ids)))
+        for matched in matches:
+            keep.intersection_update(matched)
         if params.sync_intersect_ids:
-            keep = {i for i, k in enumerate(ids) if k in shared}
-            for host, matched in zip(hosts, host_positions):
-                positions = np.asarray(sorted(j for i, j in matched.items() if i in keep), dtype=np.int64)
+            for host, matched in zip(hosts, matches):
+                positions = np.asarray(sorted(matched[i] for i in keep), dtype=np.int64)
                 ctx.federation.remote(positions, "intersect_positions", ctx.tag(), [host])
-        return self._output(ctx, source, shared, len(ids))
+        return self._output(ctx, source, {ids[i] for i in keep}, len(ids))
 
     def host(self, ctx: Context, params: IntersectionParams, inputs: Inputs) -> Outputs:
-        source = self._source(ctx, params, inputs)
-        ids = [k for part in source.table.apply_partitions(_keys) for k in part]
-        cipher = EcdhCipher()
-        guest = ctx.role_parties("guest")
-        (guest_points,) = ctx.federation.get("guest_ids", ctx.tag(), guest)
-        ctx.federation.remote(_to_array(cipher.reencrypt(_from_array(guest_points))),
-                              "guest_ids_doubled", ctx.tag(), guest)
-        ctx.federation.remote(_to_array(cipher.encrypt_ids(ids)), "host_ids", ctx.tag(), guest)
+        source, ids = self._ids(ctx, inputs)
+        self._protocol(params).host(ctx, ids, ctx.role_parties("guest"))
         if not params.sync_intersect_ids:
             return Outputs(data=[Dataset(source.table, source.meta)])
-        (positions,) = ctx.federation.get("intersect_positions", ctx.tag(), guest)
-        if len(positions) and (positions.min() < 0 or positions.max() >= len(ids)):
+        (positions,) = ctx.federation.get("intersect_positions", ctx.tag(), ctx.role_parties("guest"))
+        positions = np.asarray(positions)
+        if positions.ndim != 1 or (len(positions) and (positions.min() < 0 or positions.max() >= len(ids))):
             raise ComponentError(f"{ctx.component}: guest sent intersection positions out of range")
         return self._output(ctx, source, {ids[int(j)] for j in positions}, len(ids))

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from backends.computing import Session, create_session
-from backends.storage import StorageEngine, engine_from_conf
-from backends.storage.csv_import import import_csv
 from flow.cli.main import Env, cli, envelope
 from flow.errors import ConfigError
-
-
-def party_storage(env: Env, engine: str | None = None) -> StorageEngine:
-    return engine_from_conf(env.conf, engine)
-
-
-def party_session(env: Env, partitions: int) -> Session:
-    """A computing session of this party's engine for moving a table in or out (one worker)."""
-    return create_session(env.conf.default_engines.computing, partitions=partitions, workers=1)
-
-
-def _meta_view(meta) -> dict[str, Any]:
-    return json.loads(meta.model_dump_json())
 
 
 def _upload_conf(path: Path) -> dict[str, Any]:
@@ -73,27 +56,8 @@ def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, 
     for key, flag in (("file", "-f"), ("namespace", "--namespace"), ("name", "--name")):
         if not opts[key]:
             raise ConfigError(f"flow data upload: {flag} is required (or give -c upload_conf.json)")
-    storage = party_storage(env, engine)
-    parts = opts["partitions"] or env.conf.computing.partitions
-    with party_session(env, parts) as session:
-        meta = import_csv(opts["file"], storage, session, opts["namespace"], opts["name"],
-                          id_column=opts["id_column"], label_column=opts["label_column"], partitions=parts)
-    return {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
-            "partitions": meta.partitions, "engine": meta.engine, "columns": meta.columns}
-
-
-def write_csv(env: Env, storage: StorageEngine, meta, out: Path) -> int:
-    """Stream a stored table to CSV; returns the row count."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with party_session(env, meta.partitions) as session, out.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([meta.id_column] + meta.columns)
-        for part in storage.read(meta, session).iter_partitions():
-            for key, row in part:
-                writer.writerow([key, *row])
-                n += 1
-    return n
+    return env.ops.data_upload(opts["file"], opts["namespace"], opts["name"], id_column=opts["id_column"],
+                               label_column=opts["label_column"], partitions=opts["partitions"], engine=engine)
 
 
 @data.command()
@@ -105,9 +69,7 @@ def write_csv(env: Env, storage: StorageEngine, meta, out: Path) -> int:
 @envelope
 def download(env: Env, namespace: str, name: str, output: Path, engine: str | None):
     """Write table NAMESPACE/NAME to a CSV file."""
-    storage = party_storage(env, engine)
-    meta = storage.meta(namespace, name)
-    return {"file": str(output), "count": write_csv(env, storage, meta, output)}
+    return env.ops.data_download(namespace, name, output, engine)
 
 
 @cli.group()
@@ -123,7 +85,7 @@ def table() -> None:
 @envelope
 def info(env: Env, namespace: str, name: str, engine: str | None):
     """Engine, address, schema, count and checksum of a table."""
-    return _meta_view(party_storage(env, engine).meta(namespace, name))
+    return env.ops.table_info(namespace, name, engine)
 
 
 @table.command()
@@ -144,8 +106,7 @@ def bind(env: Env, namespace: str, name: str, engine: str, address: str, id_colu
         raise ConfigError(f"--address: invalid JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(where, dict):
         raise ConfigError("--address: expected a JSON object")
-    meta = party_storage(env, engine).bind(namespace, name, where, id_column=id_column, label_column=label_column)
-    return _meta_view(meta)
+    return env.ops.table_bind(namespace, name, engine, where, id_column=id_column, label_column=label_column)
 
 
 @table.command("list")
@@ -154,8 +115,7 @@ def bind(env: Env, namespace: str, name: str, engine: str, address: str, id_colu
 @envelope
 def list_tables(env: Env, namespace: str | None):
     """Tables in this party's storage."""
-    return [{"namespace": m.namespace, "name": m.name, "count": m.count, "engine": m.engine}
-            for m in party_storage(env).list(namespace)]
+    return env.ops.table_list(namespace)
 
 
 @table.command()
@@ -165,7 +125,4 @@ def list_tables(env: Env, namespace: str | None):
 @envelope
 def delete(env: Env, namespace: str, name: str):
     """Remove a table."""
-    storage = party_storage(env)
-    storage.meta(namespace, name)
-    storage.delete(namespace, name)
-    return {"namespace": namespace, "name": name, "deleted": True}
+    return env.ops.table_delete(namespace, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from rich.table import Table as RichTable
 from federation.api import Party
 from flow.cli.main import Env, cli, envelope
 from flow.dsl import load_job
+from flow.errors import FedweaveError
 from flow.scheduler import job as jobs
-from flow.scheduler.logs import follow_logs, read_logs
 from flow.store import FINAL_STATES
 
 _COLORS = {"success": "green", "failed": "red", "running": "yellow", "timeout": "red",
@@ -50,7 +51,7 @@ def validate(conf_path: Path, dsl_path: Path):
 @envelope
 def submit(env: Env, conf_path: Path, dsl_path: Path, wait: bool):
     """Validate and start a job; prints its id at once (or waits with --wait)."""
-    info = jobs.submit_job(env.conf, env.store, conf_path, dsl_path)
+    info = env.ops.job_submit(load_job(conf_path, dsl_path), str(conf_path), str(dsl_path))
     if not wait:
         return info
     detail = wait_for(env, info["job_id"])
@@ -82,11 +83,11 @@ def _progress_table(detail: dict) -> RichTable:
 
 def wait_for(env: Env, job_id: str, poll: float = 0.5) -> dict:
     console = Console(stderr=True)
-    detail = jobs.job_detail(env.store, job_id)
+    detail = env.ops.job_query(job_id)
     with Live(_progress_table(detail), console=console, refresh_per_second=4, transient=False) as live:
         while detail["status"] not in FINAL_STATES:
             time.sleep(poll)
-            detail = jobs.job_detail(env.store, job_id)
+            detail = env.ops.job_query(job_id)
             live.update(_progress_table(detail))
     if detail["status"] != "success":
         console.print(f"[red]job {job_id} {detail['status']}: {detail['reason']}[/]")
@@ -114,7 +115,7 @@ def run_one_party(env: Env, conf_path: Path, dsl_path: Path, job_id: str, role: 
 @envelope
 def query(env: Env, job_id: str):
     """State of a job and of every party's tasks, with failure reasons."""
-    return jobs.job_detail(env.store, job_id)
+    return env.ops.job_query(job_id)
 
 
 @job.command("list")
@@ -123,9 +124,7 @@ def query(env: Env, job_id: str):
 @envelope
 def list_jobs(env: Env, limit: int):
     """Recent jobs, newest first."""
-    return [{"job_id": j["job_id"], "status": j["status"], "created": j["created"],
-             "initiator": f"{j['initiator_role']}:{j['initiator_party']}", "reason": j["reason"]}
-            for j in env.store.jobs(limit)]
+    return env.ops.job_list(limit)
 
 
 @job.command()
@@ -134,7 +133,7 @@ def list_jobs(env: Env, limit: int):
 @envelope
 def stop(env: Env, job_id: str):
     """Cancel every party's processes of a job."""
-    return jobs.stop_job(env.store, job_id)
+    return env.ops.job_stop(job_id)
 
 
 @job.command()
@@ -146,7 +145,7 @@ def stop(env: Env, job_id: str):
 @envelope
 def rerun(env: Env, job_id: str, component: str | None, wait: bool):
     """Rerun a finished job from a component, reusing the outputs before it."""
-    info = jobs.rerun_job(env.conf, env.store, job_id, component)
+    info = env.ops.job_rerun(job_id, component)
     if not wait:
         return info
     detail = wait_for(env, job_id)
@@ -161,12 +160,11 @@ def rerun(env: Env, job_id: str, component: str | None, wait: bool):
 @click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the job ends")
 @click.pass_obj
 def logs(env: Env, job_id: str, role: str | None, party_id: str | None, component: str | None, follow: bool):
-    """Print component logs, each line prefixed [role party component]."""
-    env.store.job(job_id)
-    home = env.conf.home_path
-    if follow:
-        follow_logs(home, job_id, role, party_id, component,
-                    done=lambda: env.store.job(job_id)["status"] in FINAL_STATES, echo=click.echo)
-    else:
-        for line in read_logs(home, job_id, role, party_id, component):
+    """Print component logs, each line prefixed [role party component] (with -f, streamed
+    from the flow server when the CLI points at one)."""
+    try:
+        for line in env.ops.job_logs(job_id, role, party_id, component, follow=follow):
             click.echo(line)
+    except FedweaveError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -25,6 +25,7 @@ class Env:
         self._conf_path = conf_path
         self._conf: ServiceConf | None = None
         self._store: Store | None = None
+        self._ops = None
 
     @property
     def conf(self) -> ServiceConf:
@@ -38,6 +39,18 @@ class Env:
             self.conf.home_path.mkdir(parents=True, exist_ok=True)
             self._store = Store(self.conf.database_url)
         return self._store
+
+    @property
+    def ops(self):
+        """Where commands run: the flow server ``flow init`` pointed this home at, else here."""
+        if self._ops is None:
+            from flow.cli.client import RemoteOps, load_client_conf
+            from flow.server.ops import LocalOps
+
+            remote = load_client_conf(self.conf.home_path)
+            self._ops = (RemoteOps(remote["ip"], remote["port"], remote["token"]) if remote
+                         else LocalOps(self.conf, lambda: self.store))
+        return self._ops
 
 
 def emit(data: Any = None, retcode: int = 0, retmsg: str = "success") -> None:
@@ -79,7 +92,9 @@ def cli(ctx: click.Context, service_conf: str | None) -> None:
 
 
 def main() -> None:
-    from flow.cli import data, job, tracking  # noqa: F401 - registers the command groups
+    from flow.cli import data, job, server, tracking  # noqa: F401 - registers the command groups
+    from flow.cli import audit, privilege, schedule  # noqa: F401,I001 - cron, privileges, audit
+    from flow.cli import model  # noqa: F401,I001 - flow model (deploy, list, export, import)
 
     cli()
 

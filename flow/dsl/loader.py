@@ -15,7 +15,7 @@ from flow.dsl.models import Conf, Dsl
 from flow.dsl.params import resolve_component_params, resolve_job_params
 from flow.dsl.plan import JobPlan
 from flow.dsl.problems import Path, Problems
-from flow.dsl.validate import check_conf, check_dsl, parties_of
+from flow.dsl.validate import check_conf, check_dsl, check_predict, parties_of
 from flow.errors import ValidationError
 
 _MISSING = object()
@@ -104,6 +104,8 @@ def _plan(raw_conf: Any, raw_dsl: Any, conf_file: str, dsl_file: str, problems: 
         if dsl and conf.component_parameters is not None:
             params = resolve_component_params(conf.component_parameters, parties, dsl.components,
                                               dsl.modules, conf_file, problems)
+        if dsl and dsl.dag is not None and job_params:
+            check_predict(dsl.dag, job_params, conf_file, problems)
     problems.raise_if_any()
     if dsl is None or conf is None or parties is None or conf.initiator is None or dsl.dag is None:
         # every way to get here adds a problem first; this guards the invariant

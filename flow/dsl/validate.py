@@ -244,3 +244,20 @@ def _check_param_components(cp: ComponentParametersConf, names: list[str], file:
 def parties_of(roles: Mapping[str, list[str]]) -> dict[str, list[Party]]:
     """Role -> Party list in FATE's role order; roles without parties are left out."""
     return {r: [Party(r, pid) for pid in roles[r]] for r in ROLES if roles.get(r)}
+
+
+def check_predict(dag: JobDAG, job_params: Mapping[Party, Mapping[str, Any]], file: str, problems: Problems) -> None:
+    """A predict job names its model (model_id, model_version) and takes deployed models
+    (``pipeline.<component>.model``); a training DSL with ``job_type`` predict is a mistake."""
+    external = [f"pipeline.{m}" for c in dag.components for m in dag.inputs(c).external_model]
+    for params in job_params.values():
+        missing = [k for k in ("model_id", "model_version") if not params.get(k)]
+        if external and missing:
+            problems.add(file, ("job_parameters", "common", missing[0]),
+                         f"the DSL takes deployed models ({', '.join(external)}): set model_id and model_version "
+                         "('flow model deploy' prints them)")
+        if params.get("job_type") == "predict" and not external:
+            problems.add(file, ("job_parameters", "common", "job_type"),
+                         "job_type 'predict' needs a predict DSL, whose components take deployed models "
+                         "(input.model \"pipeline.<component>.model\"); 'flow model deploy' makes one")
+

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from federation.api import Party
-from flow.dsl import load_job
+from flow.dsl import JobPlan, load_job
 from flow.errors import FedweaveError, StoreError
+from flow.model_store import check_predict_model, model_info
 from flow.scheduler.party import job_dir
 from flow.settings import ServiceConf
 from flow.store import FINAL_STATES, Store, derive_status
@@ -48,7 +49,12 @@ def _start_supervisor(conf: ServiceConf, job_id: str) -> int:
 
 
 def submit_job(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path) -> dict[str, Any]:
-    plan = load_job(conf_path, dsl_path)
+    return submit_plan(conf, store, load_job(conf_path, dsl_path), str(conf_path), str(dsl_path))
+
+
+def submit_plan(conf: ServiceConf, store: Store, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
+    """Record and start a validated job (the files were read here, or by a client of the server)."""
+    check_predict_model(conf.home_path, plan)  # a predict job's model must be here before anything starts
     job_id = new_job_id()
     jdir = job_dir(conf.home_path, job_id)
     jdir.mkdir(parents=True)
@@ -69,7 +75,8 @@ def submit_job(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path)
     pid = _start_supervisor(conf, job_id)
     store.update_job(job_id, supervisor_pid=pid)
     return {"job_id": job_id, "dsl_path": str(jdir / "dsl.json"), "conf_path": str(jdir / "conf.json"),
-            "parties": {r: [p.party_id for p in ps] for r, ps in plan.parties.items()}}
+            "parties": {r: [p.party_id for p in ps] for r, ps in plan.parties.items()},
+            "model_info": model_info(plan, job_id)}
 
 
 def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, job_id: str,
@@ -168,7 +175,9 @@ def rerun_job(conf: ServiceConf, store: Store, job_id: str, component: str | Non
 def job_detail(store: Store, job_id: str) -> dict[str, Any]:
     job = store.job(job_id)
     if job["status"] not in FINAL_STATES and job["supervisor_pid"] and not _alive(job["supervisor_pid"]):
-        store.update_job(job_id, status="failed", reason=job["reason"] or "job supervisor is gone")
+        reason = job["reason"] or "job supervisor is gone"
+        store.update_job(job_id, status="failed", reason=reason)
+        store.update_tasks(job_id, ("running", "waiting"), status="failed", reason=reason)
         job = store.job(job_id)
     tasks = store.tasks(job_id)
 

@@ -28,6 +28,14 @@ def read_logs(home: Path, job_id: str, role=None, party=None, cpn=None) -> Itera
 def follow_logs(home: Path, job_id: str, role, party, cpn, done: Callable[[], bool],
                 echo: Callable[[str], None], poll: float = 0.5) -> None:
     """Print lines as they are written, from every matching file, until ``done()``."""
+    for line in iter_follow(home, job_id, role, party, cpn, done, poll):
+        echo(line)
+
+
+def iter_follow(home: Path, job_id: str, role, party, cpn, done: Callable[[], bool],
+                poll: float = 0.5) -> Iterator[str]:
+    """Lines as they are written, from every matching file, until ``done()`` (a flow
+    server streams these to ``flow job logs -f``)."""
     offsets: dict[Path, int] = {}
     while True:
         finished = done()
@@ -35,7 +43,7 @@ def follow_logs(home: Path, job_id: str, role, party, cpn, done: Callable[[], bo
             with path.open() as fh:
                 fh.seek(offsets.get(path, 0))
                 for line in fh:
-                    echo(f"{_prefix(path)} {line.rstrip()}")
+                    yield f"{_prefix(path)} {line.rstrip()}"
                 offsets[path] = fh.tell()
         if finished:
             return

@@ -21,6 +21,7 @@ from components.base import Context, Inputs, Outputs
 from federation.api import Federation, Party
 from flow.dsl import load_job
 from flow.errors import FedweaveError, PeerFailed
+from flow.model_store import deployed_model, save_job_models
 from flow.scheduler.tracking import LOG_FORMAT, OutputKeeper, TaskTracker, component_logger
 from flow.scheduler.transport import make_federation
 from flow.settings import ServiceConf, load_service_conf
@@ -99,6 +100,10 @@ class PartyRuntime:
         finally:
             self.federation.close()
             self.session.stop()
+        try:  # a training job's models go to this party's model store (flow model ...)
+            save_job_models(self.home, self.store, self.plan, self.job_id, self.party)
+        except Exception as exc:  # noqa: BLE001 - the job's outputs are there; say why the model is not
+            return self._fail(f"keeping the model failed: {type(exc).__name__}: {exc}", EXIT_FAILED, notify=False)
         self.store.update_party_run(self.job_id, self.party.role, self.party.party_id, status="success")
         return EXIT_OK
 
@@ -171,6 +176,9 @@ class PartyRuntime:
                 outputs = self.results.get(up)
                 if outputs is not None and outputs.model is not None:
                     target.append(outputs.model)
+        module = self.plan.module(cpn).module
+        for ref in refs.external_model:  # predict jobs: pipeline.<cpn>.model, from this party's model store
+            inputs.model.append(deployed_model(self.home, self.params, self.party, ref, module))
         return inputs
 
 

@@ -160,7 +160,8 @@ class Supervisor:
             status = "failed"
             self.root_reason = self.root_reason or "party runtimes ended before every task ran"
         self.store.update_job(self.job_id, status=status, reason=self.root_reason if status != "success" else "")
-        self._cleanup_transport(parties)
+        if self.conf.mode == "standalone":  # elsewhere other organisations may still be reading
+            self._cleanup_transport(parties)
         return 0 if status == "success" else 1
 
     def _party_failed(self, party: Party, code: int) -> None:

@@ -1,4 +1,5 @@
-"""SQLAlchemy tables of the job store: jobs, tasks, party runs, metrics, outputs.
+"""SQLAlchemy tables of the job store: jobs, tasks, party runs, metrics, outputs, the
+privileges other parties hold on this party's tables, and cron schedules with their firings.
 
 The schema itself is created and changed only by the Alembic revisions in
 ``flow/store/migrations/versions``; a change here needs a new revision there.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -142,3 +143,64 @@ class Output(Base):
     kind: Mapped[str] = mapped_column(String(8))  # "data" | "model"
     index: Mapped[int] = mapped_column(Integer, default=0)
     ref: Mapped[dict] = mapped_column(JSON)
+
+
+class Privilege(Base):
+    """A table of this party that another party's jobs may read. An empty ``role`` grants
+    the party in whatever role it initiates; ``name`` ``*`` grants the whole namespace."""
+
+    __tablename__ = "privileges"
+    __table_args__ = (UniqueConstraint("party_id", "role", "namespace", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    party_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="")
+    namespace: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    granted: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CronSchedule(Base):
+    """A job submitted again and again on a cron expression (driven by :mod:`flow.cron`)."""
+
+    __tablename__ = "cron_schedules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cron: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    conf_path: Mapped[str] = mapped_column(Text)
+    dsl_path: Mapped[str] = mapped_column(Text)
+    overlap: Mapped[str] = mapped_column(String(8), default="skip")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    promote_if: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: the next slot is the first one strictly after this (creation, resume, last handled slot)
+    anchor: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the last slot the schedule handled, whatever came of it (submitted, skipped, queued)
+    last_fire: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: a firing held back (overlap=queue) until the previous job ends
+    queued_fire: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: bumped by every claim, so two tickers never handle the same slot twice
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    #: the job whose model is deployed (promote_if), with the metrics it was chosen on
+    deployed_job: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    deployed_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    deployed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CronFiring(Base):
+    """One firing of a schedule and what came of it."""
+
+    __tablename__ = "cron_firings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(64), index=True)
+    fire_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: submitted | queued | skipped | failed, then the job's own state once seen
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: what promote_if decided once the job succeeded ("" when it has no rule or has not ended)
+    promotion: Mapped[str] = mapped_column(Text, default="")
+    recorded: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

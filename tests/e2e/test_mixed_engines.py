@@ -1,7 +1,14 @@
-"""The guest on Spark + Hive, the host on local + localfs: the same model as all-local."""
+"""The guest on Spark + Hive, the host on local + localfs: the same model as all-local.
+
+The guest's data is a Hive table the party already has (made here over HiveServer2, not
+by fedweave), registered with `flow table bind`: the job's Reader reads it in place and
+the job keeps the Reader's output as a view over it, never as a copy.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import uuid
 from pathlib import Path
 
@@ -14,11 +21,29 @@ from .conftest import EXAMPLES, FlowCLI, load_example, with_lr_params, write_job
 pytestmark = pytest.mark.e2e
 
 
-def test_guest_on_spark_and_hive_matches_all_local(breast, tmp_path: Path):
+def make_hive_table(engine, table: str, path: Path) -> None:
+    """The CSV as a Hive table of the party's own (id STRING, y INT, features DOUBLE)."""
+    with path.open() as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    columns = ", ".join(["`id` STRING", "`y` INT", *(f"`{c}` DOUBLE" for c in header[2:])])
+    engine._run(f"CREATE TABLE {table} ({columns}) STORED AS PARQUET", "create the source table")
+    values = ", ".join(f"('{r[0]}', {int(r[1])}, {', '.join(r[2:])})" for r in body)
+    engine._run(f"INSERT INTO {table} VALUES {values}", "fill the source table")
+
+
+def hive_type(engine, table: str) -> str:
+    described = engine._run(f"DESCRIBE FORMATTED {table}", "describe")
+    return dict((k.strip(), (v or "").strip()) for k, v, *_ in described if k)["Type"]
+
+
+def test_guest_on_spark_and_a_bound_hive_table_matches_all_local(breast, tmp_path: Path):
+    from backends.storage.hive import HiveEngine, hive_name
     from tests.contract.backend_hive import hive_address
 
     host_addr, port = hive_address()
-    database = f"fwe2e_{uuid.uuid4().hex[:10]}"
+    token = uuid.uuid4().hex[:10]
+    database, bank = f"fwe2e_{token}", f"bank_{token}"
     conf, dsl = load_example("hetero_lr")
     conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512})
     c, d = write_job(tmp_path, conf, dsl, tag="local")
@@ -32,26 +57,35 @@ def test_guest_on_spark_and_hive_matches_all_local(breast, tmp_path: Path):
         "computing": {"engines": {"spark": {"master": "local[2]"}}},
     }))
     mixed = FlowCLI(home)
-    up = mixed.ok("data", "upload", "-f", EXAMPLES / "data" / "breast_hetero_guest.csv", "--namespace", "experiment",
-                  "--name", "breast_hetero_guest", "--label-column", "y", "--engine", "hive")
-    assert up["engine"] == "hive" and up["count"] == 569
-    mixed.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
-    info = mixed.ok("table", "info", "--namespace", "experiment", "--name", "breast_hetero_guest", "--engine", "hive")
-    assert info["address"]["database"] == database
-    conf["job_parameters"]["role"] = {"guest": {"0": {"computing_engine": "spark", "storage_engine": "hive"}}}
-    c, d = write_job(tmp_path, conf, dsl, tag="mixed")
-    job = mixed.ok("job", "submit", "-c", c, "-d", d, "--wait", timeout=900)
-    assert job["status"] == "success", job["reason"]
+    admin = HiveEngine(host_addr, port, database=bank)
     try:
+        make_hive_table(admin, f"{bank}.breast_guest", EXAMPLES / "data" / "breast_hetero_guest.csv")
+        bound = mixed.ok("table", "bind", "--namespace", "experiment", "--name", "breast_hetero_guest",
+                         "--engine", "hive", "--address", json.dumps({"database": bank, "table": "breast_guest"}),
+                         "--label-column", "y")
+        assert bound["engine"] == "hive" and bound["count"] == 569 and bound["columns"] == ["y"] + [f"x{i}" for i in range(10)]
+        info = mixed.ok("table", "info", "--namespace", "experiment", "--name", "breast_hetero_guest", "--engine", "hive")
+        assert info == bound and (info["address"]["database"], info["address"]["table"]) == (bank, "breast_guest")
+        assert hive_type(admin, f"{database}.{hive_name('experiment', 'breast_hetero_guest')}") == "VIEW"
+        mixed.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
+        conf["job_parameters"]["role"] = {"guest": {"0": {"computing_engine": "spark", "storage_engine": "hive"}}}
+        c, d = write_job(tmp_path, conf, dsl, tag="mixed")
+        job = mixed.ok("job", "submit", "-c", c, "-d", d, "--wait", timeout=900)
+        assert job["status"] == "success", job["reason"]
         for role, pid in (("guest", "9999"), ("host", "10000")):
             got = mixed.ok("tracking", "output-model", "-j", job["job_id"], "-r", role, "-p", pid,
                            "-cpn", "hetero_lr_0")["model"]
             ref = breast.ok("tracking", "output-model", "-j", reference["job_id"], "-r", role, "-p", pid,
                             "-cpn", "hetero_lr_0")["model"]
             np.testing.assert_allclose(got["weights"], ref["weights"], atol=1e-6)
+        # the Reader's output, kept by the job, is the same source table under a view: no copy
+        out_ns = f"output_{job['job_id']}"
+        kept = mixed.ok("table", "info", "--namespace", out_ns, "--name", "reader_0.guest.9999.0", "--engine", "hive")
+        assert (kept["address"]["database"], kept["address"]["table"]) == (bank, "breast_guest")
+        assert kept["sha256"] == bound["sha256"] and kept["count"] == 569
+        assert hive_type(admin, f"{database}.{hive_name(out_ns, 'reader_0.guest.9999.0')}") == "VIEW"
+        assert admin._run(f"SELECT COUNT(*) FROM {bank}.breast_guest", "count") == [(569,)]
     finally:
-        from backends.storage.hive import HiveEngine
-
-        engine = HiveEngine(host_addr, port, database=database)
-        engine._run(f"DROP DATABASE IF EXISTS `{database}` CASCADE", "drop the test database")
-        engine.close()
+        for db in (database, bank):
+            admin._run(f"DROP DATABASE IF EXISTS `{db}` CASCADE", "drop the test database")
+        admin.close()

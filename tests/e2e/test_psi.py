@@ -1,4 +1,4 @@
-"""Intersection end to end: exact sizes and exactly the shared ids, on both sides."""
+"""Intersection end to end: exact sizes and exactly the shared ids, on every side."""
 
 from __future__ import annotations
 
@@ -19,19 +19,24 @@ DSL = {"components": {
     "intersection_0": {"module": "Intersection", "input": {"data": {"data": ["data_transform_0.data"]}},
                        "output": {"data": ["data"]}},
 }}
+HOSTS = (10000, 10001)
 
 
-def psi_conf(guest_table: str, host_table: str) -> dict:
+def psi_conf(guest_table: str, *host_tables: str, method: str = "ecdh", **method_params) -> dict:
+    """One guest and one host per table; ``method_params`` go to ``intersection_0``."""
     return {
         "dsl_version": 2,
         "initiator": {"role": "guest", "party_id": 9999},
-        "role": {"guest": [9999], "host": [10000]},
+        "role": {"guest": [9999], "host": list(HOSTS[:len(host_tables)])},
         "job_parameters": {"common": {"computing_partitions": 4, "timeout": 600}},
-        "component_parameters": {"common": {"intersection_0": {"intersect_method": "ecdh"}}, "role": {
-            "guest": {"0": {"reader_0": {"table": {"namespace": "psi", "name": guest_table}},
-                            "data_transform_0": {"with_label": True, "label_name": "y"}}},
-            "host": {"0": {"reader_0": {"table": {"namespace": "psi", "name": host_table}}}},
-        }},
+        "component_parameters": {
+            "common": {"intersection_0": {"intersect_method": method, **method_params}},
+            "role": {
+                "guest": {"0": {"reader_0": {"table": {"namespace": "psi", "name": guest_table}},
+                                "data_transform_0": {"with_label": True, "label_name": "y"}}},
+                "host": {str(i): {"reader_0": {"table": {"namespace": "psi", "name": t}}}
+                         for i, t in enumerate(host_tables)},
+            }},
     }
 
 
@@ -48,28 +53,77 @@ def read_ids(path: str) -> set[str]:
         return {row["id"] for row in csv.DictReader(fh)}
 
 
-def test_psi_10000_by_10000_with_6000_shared(flow, tmp_path: Path):
+def distinct_ids(seed: int, count: int) -> list[str]:
+    return [f"u{n:07d}" for n in random.Random(seed).sample(range(10_000_000), count)]
+
+
+def run_psi(flow, tmp_path: Path, tables: dict[str, list[str]], conf: dict) -> dict:
+    """Upload ``tables`` (the first is the guest's, with labels) and run ``conf`` to success."""
+    for i, (name, ids) in enumerate(tables.items()):
+        write_ids(tmp_path / f"{name}.csv", ids, label=i == 0)
+        flow.upload(tmp_path / f"{name}.csv", name, label="y" if i == 0 else None, namespace="psi")
+    c, d = write_job(tmp_path, conf, DSL)
+    job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert job["status"] == "success", job["reason"]
+    return job
+
+
+def assert_outputs(flow, tmp_path: Path, job: dict, parties: list[tuple[str, int]], expected: set[str],
+                   metrics: bool = True) -> None:
+    for role, pid in parties:
+        if metrics:
+            logged = flow.ok("tracking", "metrics", "-j", job["job_id"], "-r", role, "-p", pid,
+                             "-cpn", "intersection_0")["intersection"]
+            assert logged["intersect_count"] == len(expected)
+        out = flow.ok("tracking", "output-data", "-j", job["job_id"], "-r", role, "-p", pid,
+                      "-cpn", "intersection_0", "-o", tmp_path / f"{role}{pid}")[0]
+        assert out["count"] == len(expected)
+        assert read_ids(out["file"]) == expected
+
+
+def ten_thousand_each() -> tuple[list[str], list[str], list[str]]:
+    """10,000 guest ids and 10,000 host ids, 6,000 of them shared, in shuffled orders."""
     rng = random.Random(11)
-    universe = [f"u{n:07d}" for n in rng.sample(range(10_000_000), 14_000)]
+    universe = distinct_ids(11, 14_000)
     shared, only_g, only_h = universe[:6000], universe[6000:10000], universe[10000:14000]
     guest_ids, host_ids = shared + only_g, shared + only_h
     rng.shuffle(guest_ids)
     rng.shuffle(host_ids)
-    write_ids(tmp_path / "g.csv", guest_ids, label=True)
-    write_ids(tmp_path / "h.csv", host_ids, label=False)
-    flow.upload(tmp_path / "g.csv", "g10k", label="y", namespace="psi")
-    flow.upload(tmp_path / "h.csv", "h10k", namespace="psi")
-    c, d = write_job(tmp_path, psi_conf("g10k", "h10k"), DSL)
-    job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
-    assert job["status"] == "success", job["reason"]
-    for role, pid in (("guest", "9999"), ("host", "10000")):
-        metrics = flow.ok("tracking", "metrics", "-j", job["job_id"], "-r", role, "-p", pid,
-                          "-cpn", "intersection_0")["intersection"]
-        assert metrics["intersect_count"] == 6000
-        out = flow.ok("tracking", "output-data", "-j", job["job_id"], "-r", role, "-p", pid,
-                      "-cpn", "intersection_0", "-o", tmp_path / role)[0]
-        assert out["count"] == 6000
-        assert read_ids(out["file"]) == set(shared)
+    return shared, guest_ids, host_ids
+
+
+def test_psi_10000_by_10000_with_6000_shared(flow, tmp_path: Path):
+    shared, guest_ids, host_ids = ten_thousand_each()
+    job = run_psi(flow, tmp_path, {"g10k": guest_ids, "h10k": host_ids}, psi_conf("g10k", "h10k"))
+    assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000)], set(shared))
+
+
+def test_rsa_psi_10000_by_10000_with_6000_shared(flow, tmp_path: Path):
+    """The RSA blind-signature method (1024-bit key) finds exactly the same set."""
+    shared, guest_ids, host_ids = ten_thousand_each()
+    conf = psi_conf("g10k", "h10k", method="rsa",
+                    rsa_params={"key_length": 1024, "hash_method": "sha256", "final_hash_method": "sha256",
+                                "salt": "fedweave"})
+    job = run_psi(flow, tmp_path, {"g10k": guest_ids, "h10k": host_ids}, conf)
+    assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000)], set(shared))
+
+
+def test_rsa_psi_with_two_hosts_keeps_the_ids_all_three_hold(flow, tmp_path: Path):
+    """Guest ∩ host1 ∩ host2, not either pairwise set; every host outputs the final set.
+    (Every method is run with two hosts in tests/unit/test_intersection.py; ECDH with two
+    hosts also runs in tests/e2e/test_hetero_lr_multi_host.py.)"""
+    u = distinct_ids(5, 900)
+    all3, g_h1, g_h2, h1_h2 = u[:300], u[300:400], u[400:500], u[500:600]
+    guest = all3 + g_h1 + g_h2 + u[600:700]
+    host1 = all3 + g_h1 + h1_h2 + u[700:800]
+    host2 = all3 + g_h2 + h1_h2 + u[800:900]
+    for ids in (guest, host1, host2):
+        random.Random(len(ids)).shuffle(ids)
+    conf = psi_conf("g3", "h3a", "h3b", method="rsa", rsa_params={"final_hash_method": "sha1"})
+    job = run_psi(flow, tmp_path, {"g3": guest, "h3a": host1, "h3b": host2}, conf)
+    assert set(guest) & set(host1) & set(host2) == set(all3)
+    assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000), ("host", 10001)], set(all3),
+                   metrics=False)
 
 
 def test_psi_with_no_shared_ids(flow, tmp_path: Path):

@@ -162,6 +162,101 @@ def test_second_name_node_takes_over(service, session):
         engine.client.delete(engine.base, recursive=True)
 
 
+# ---------------------------------------------------------------- bind: files already on HDFS
+
+
+SOURCE = {f"c{i}": (20 + i, i * 1.5, f"city{i % 3}", i % 2 == 0) for i in range(30)}
+
+
+@pytest.fixture
+def source(engine):
+    """Data someone else keeps on HDFS, outside the engine's base: one Parquet file (ids
+    are ints there) and a folder of two CSV files with a _SUCCESS marker."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = f"/tmp/fedweave-src/{uuid.uuid4().hex}"
+    keys = sorted(SOURCE, key=lambda k: int(k[1:]))
+    cols = list(zip(*(SOURCE[k] for k in keys)))
+    arrow = pa.table({"age": cols[0], "uid": [int(k[1:]) for k in keys], "income": cols[1], "city": cols[2],
+                      "churn": cols[3]})
+    sink = pa.BufferOutputStream()
+    pq.write_table(arrow, sink)
+    engine.client.write(f"{folder}/customers.parquet", data=sink.getvalue().to_pybytes())
+    for part, chunk in (("part-0.csv", keys[:12]), ("part-1.csv", keys[12:])):
+        lines = ["uid,age,income,city,churn"] + [f"{k},{SOURCE[k][0]},{SOURCE[k][1]},{SOURCE[k][2]},"
+                                                  f"{str(SOURCE[k][3]).lower()}" for k in chunk]
+        engine.client.write(f"{folder}/csv/{part}", data="\n".join(lines).encode())
+    engine.client.write(f"{folder}/csv/_SUCCESS", data=b"")
+    yield folder
+    engine.client.delete(folder, recursive=True)
+
+
+def test_bind_parquet_file_and_csv_folder_without_copying(engine, session, source):
+    as_parquet = {f"{int(k[1:])}": v for k, v in SOURCE.items()}  # int ids in the file are read as text
+    meta = engine.bind(NS, "p", f"{source}/customers.parquet", id_column="uid", label_column="churn", partitions=3)
+    assert (meta.columns, meta.dtypes) == (["age", "income", "city", "churn"], ["int64", "double", "string", "bool"])
+    assert meta.count == 30 and meta.partitions == 3 and meta.address["files"] == [f"{source}/customers.parquet"]
+    assert engine.meta(NS, "p") == meta and [m.name for m in engine.list(NS)] == ["p"]
+    assert rows_of(engine.read(meta, session)) == as_parquet
+    assert engine.client.list(engine.path(NS, "p")) == ["meta.json"]  # no copy: the folder holds the meta only
+    csv = engine.bind(NS, "c", {"path": f"{source}/csv", "format": "csv"}, id_column="uid")
+    assert csv.address["files"] == [f"{source}/csv/part-0.csv", f"{source}/csv/part-1.csv"]
+    assert rows_of(engine.read(csv, session)) == SOURCE
+    engine.delete(NS, "c")
+    assert not engine.exists(NS, "c") and sorted(engine.client.list(f"{source}/csv")) == ["_SUCCESS", "part-0.csv",
+                                                                                          "part-1.csv"]
+
+
+def test_writing_an_unchanged_read_of_a_bound_path_binds_it_again(engine, session, source):
+    meta = engine.bind(NS, "b", f"{source}/csv", id_column="uid", label_column="churn")
+    read = engine.read(meta, session)
+    out = engine.write(read, meta.model_copy(update={"namespace": "out", "name": "reader_0"}))
+    assert out.address == meta.address and out.sha256 == meta.sha256
+    assert engine.client.list(engine.path("out", "reader_0")) == ["meta.json"]
+    assert rows_of(engine.read(out, session)) == SOURCE
+    changed = engine.write(read.map_values(lambda row: row), meta.model_copy(update={"namespace": "out", "name": "m"}))
+    assert changed.address == {"url": engine.url, "path": engine.path("out", "m")}
+
+
+@pytest.mark.parametrize("address, kwargs, message", [
+    ("{src}/nothing.parquet", {}, "hdfs path {src}/nothing.parquet does not exist"),
+    ("{src}/csv", {"id_column": "customer"}, "{src}/csv/part-0.csv has no id column 'customer'"),
+    ("{src}/csv", {"label_column": "y"}, "has no label column 'y'"),
+    ("{src}/csv/_SUCCESS", {}, "neither .parquet nor .csv"),
+    ("relative/path", {}, "absolute"),
+])
+def test_bind_refuses_missing_paths_and_columns_by_name(engine, source, address, kwargs, message):
+    with pytest.raises(StorageError, match=message.format(src=source)):
+        engine.bind(NS, "x", address.format(src=source), **{"id_column": "uid", **kwargs})
+    assert not engine.exists(NS, "x")
+
+
+def test_bind_refuses_repeated_ids_mixed_formats_and_paths_inside_base(engine, source):
+    engine.client.write(f"{source}/dupes.csv", data=b"uid,v\na,1\na,2\n")
+    with pytest.raises(StorageError, match=r"'uid' .* 0 NULL and 1 repeated"):
+        engine.bind(NS, "d", f"{source}/dupes.csv", id_column="uid")
+    with pytest.raises(StorageError, match=f"hdfs path {source} mixes csv and parquet files"):
+        engine.bind(NS, "d", source, id_column="uid")
+    with pytest.raises(StorageError, match="inside"):
+        engine.bind(NS, "d", engine.base + "/elsewhere.csv", id_column="uid")
+
+
+def test_bound_data_changed_or_locked_after_bind_is_named(engine, session, source):
+    meta = engine.bind(NS, "b", f"{source}/csv", id_column="uid")
+    engine.client.write(f"{source}/csv/part-1.csv", data=b"uid,age,income,city,churn\nz,1,1.0,x,true\n",
+                        overwrite=True)
+    with pytest.raises(StorageError, match=f"hdfs path {source}/csv changed since it was bound"):
+        rows_of(engine.read(meta, session))
+    engine.client.set_permission(f"{source}/csv", "000")
+    try:
+        skip_if_superuser(engine, f"{source}/csv")
+        with pytest.raises(StorageError, match=f"hdfs path {source}/csv/part-0.csv .*permission denied"):
+            engine.read(meta, session)
+    finally:
+        engine.client.set_permission(f"{source}/csv", "755")
+
+
 # ---------------------------------------------------------------- layout and recovery
 
 

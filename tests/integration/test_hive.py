@@ -133,6 +133,41 @@ def test_bind_refuses_ids_that_are_not_keys(engine, source):
         engine.bind(NS, "dupes", f"{source}.dupes", id_column="k")
 
 
+def test_writing_an_unchanged_read_of_a_bound_table_binds_it_again(engine, source, session):
+    """What a job does with a Reader's output: stored under a new name, never copied."""
+    bound = engine.bind(NS, "kept", f"{source}.customers", id_column="uid", label_column="churn", partitions=3)
+    read = engine.read(bound, session)
+    out = engine.write(read, bound.model_copy(update={"namespace": "out", "name": "reader_0", "extra": {"k": 1}}))
+    assert (out.address["database"], out.address["table"]) == (source, "customers")
+    assert out.sha256 == bound.sha256 and out.count == 12 and out.extra == {"k": 1}
+    view = hive_name("out", "reader_0")
+    described = hive_rows(engine, f"DESCRIBE FORMATTED {engine.database}.{view}")
+    assert dict((k.strip(), (v or "").strip()) for k, v, *_ in described if k)["Type"] == "VIEW"
+    assert engine.meta("out", "reader_0") == out
+    assert rows_of(engine.read(out, session)) == rows_of(read)
+    # anything that changed the rows (or their columns) is written as a table of its own
+    changed = engine.write(read.map_values(lambda row: row), bound.model_copy(update={"namespace": "out", "name": "m"}))
+    assert changed.address["table"] == hive_name("out", "m") and changed.address["partition_column"]
+    renamed = bound.model_copy(update={"namespace": "out", "name": "n", "label_column": None,
+                                       "columns": [f"c{j}" for j in range(6)]})
+    assert engine.write(read, renamed).address["table"] == hive_name("out", "n")
+    assert rows_of(engine.read(engine.meta("out", "n"), session)) == rows_of(read)
+    engine.delete("out", "reader_0")
+    assert hive_rows(engine, f"SELECT COUNT(*) FROM {source}.customers") == [(12,)]
+
+
+def test_reading_a_bound_table_whose_source_changed_names_table_and_column(engine, source, session):
+    engine._run(f"CREATE TABLE {source}.shrinking AS SELECT uid, age, city FROM {source}.customers", "copy")
+    bound = engine.bind(NS, "shrinking", f"{source}.shrinking", id_column="uid")
+    engine._run(f"DROP TABLE {source}.shrinking", "drop")
+    engine._run(f"CREATE TABLE {source}.shrinking AS SELECT uid, age FROM {source}.customers", "copy")
+    with pytest.raises(StorageError, match=rf"{NS}/shrinking: Hive table {source}\.shrinking has no column 'city'"):
+        engine.read(bound, session)
+    engine._run(f"DROP TABLE {source}.shrinking", "drop")
+    with pytest.raises(StorageError, match=rf"bound to Hive table {source}\.shrinking, which does not exist"):
+        engine.read(bound, session)
+
+
 def test_bind_refuses_unreadable_types_and_bad_identifiers(engine, source):
     engine._run(f"CREATE TABLE {source}.nested (k STRING, tags ARRAY<STRING>) STORED AS PARQUET", "create")
     with pytest.raises(StorageError, match="'tags'.*array<string>"):

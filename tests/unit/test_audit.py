@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,7 +20,18 @@ from flow.audit import (
     entry_hash,
     rejection_hook,
 )
+from flow.audit_trail import (
+    LOCAL_PARTY,
+    audit_event,
+    audit_message,
+    flush_audit,
+    home_logs,
+    object_digest,
+    party_log,
+    record,
+)
 from flow.errors import FedweaveError
+from flow.settings import ServiceConf
 
 
 class Clock:
@@ -255,3 +267,123 @@ def test_concurrent_appends_from_several_processes(tmp_path: Path):
     assert [e["seq"] for e in entries] == list(range(1, workers * n + 1))
     written = sorted((e["actor"], e["details"]["i"]) for e in entries)
     assert written == sorted((f"w{w}", i) for w in range(workers) for i in range(n))
+
+
+# -- a home's logs, and what the runtime and the transports call ---------------------------------
+
+
+def test_party_log_follows_flow_home_and_is_off_without_one(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("FLOW_HOME", raising=False)
+    monkeypatch.delenv("FEDWEAVE_PARTY_ID", raising=False)
+    assert party_log("9999") is None
+    audit_message("sent", "j1", "w", "iter.0", "host:10000", 10, "a" * 64, party="9999")  # no home: a no-op
+    monkeypatch.setenv("FLOW_HOME", str(tmp_path))
+    assert party_log("9999") is party_log("9999")  # one instance per (home, party)
+    assert party_log().party_id == LOCAL_PARTY
+    monkeypatch.setenv("FEDWEAVE_PARTY_ID", "10000")
+    assert party_log().path == tmp_path / "audit" / "10000.log"
+
+
+def test_audit_message_records_size_and_digest_once_per_object(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("FLOW_HOME", str(tmp_path))
+    chunks = [b"first chunk", b"second", b"third"]
+    digests = [hashlib.sha256(c).hexdigest() for c in chunks]
+    digest = object_digest(digests)
+    assert digest == hashlib.sha256("".join(digests).encode()).hexdigest()
+    assert object_digest(digests[::-1]) != digest  # the order of the chunks counts
+    size = sum(map(len, chunks))
+    audit_message("sent", "j1", "gradient", "iter.3", "arbiter:10000", size, digest, party="9999")
+    audit_message("received", "j1", "gradient", "iter.3", "guest:9999", size, digest, party="10000")
+    flush_audit()  # entries are written by a background writer; exit and flush_audit write them at once
+    (sent,) = AuditLog(tmp_path, "9999").entries()
+    (received,) = AuditLog(tmp_path, "10000").entries()
+    assert (sent["kind"], sent["job"], sent["actor"]) == ("federation.sent", "j1", "9999")
+    assert (received["kind"], received["actor"]) == ("federation.received", "guest:9999")
+    assert sent["details"] == {"name": "gradient", "tag": "iter.3", "peer": "arbiter:10000", "bytes": size,
+                               "sha256": digest}
+    assert [log.party_id for log in home_logs(tmp_path)] == ["10000", "9999"]
+    assert all(log.verify().ok for log in home_logs(tmp_path))
+
+
+def test_audit_message_never_raises_into_a_transfer(tmp_path: Path, monkeypatch, caplog):
+    (tmp_path / "audit").write_text("a file where the folder should be")
+    monkeypatch.setenv("FLOW_HOME", str(tmp_path))
+    audit_message("sent", "j1", "w", "t", "host:1", 1, "a" * 64, party="77")
+    audit_message("upward", "j1", "w", "t", "host:1", 1, "a" * 64, party="77")
+    flush_audit()
+    audit_event("data.read", party="77", job="j1", name="t")
+    assert "could not record 1 entries" in caplog.text and "could not record data.read" in caplog.text
+    assert "direction 'upward'" in caplog.text
+
+
+def test_batched_entries_keep_their_order_and_chain(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("FLOW_HOME", str(tmp_path))
+    threads = [threading.Thread(target=lambda k=k: [
+        audit_message("sent", "j1", f"w{k}", f"iter.{i}", "host:1", i, "b" * 64, party="5") for i in range(50)])
+        for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flush_audit()
+    log = AuditLog(tmp_path, "5")
+    entries = log.entries()
+    assert log.verify().ok and len(entries) == 200
+    for k in range(4):  # each sender's entries in the order it sent them
+        assert [e["details"]["tag"] for e in entries if e["details"]["name"] == f"w{k}"] == [
+            f"iter.{i}" for i in range(50)]
+
+
+def test_record_and_audit_event(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("FLOW_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("FEDWEAVE_PARTY_ID", raising=False)
+    standalone = ServiceConf(home=str(tmp_path))
+    monkeypatch.delenv("FLOW_HOME")  # the conf's home, not $FLOW_HOME, decides
+    entry = record(standalone, "job.submit", job="j9", conf="c.json")
+    assert entry["actor"].startswith("user:") and entry["party"] == LOCAL_PARTY
+    assert AuditLog(tmp_path, LOCAL_PARTY).entries(job="j9")[0]["details"] == {"conf": "c.json"}
+    server = ServiceConf(home=str(tmp_path), server={"party_id": "10000"})
+    assert record(server, "data.upload", actor="user:ops", name="t")["party"] == "10000"
+    monkeypatch.setenv("FLOW_HOME", str(tmp_path / "elsewhere"))
+    audit_event("data.read", party="9999", job="j9", namespace="ns", name="t", count=3)
+    (read,) = AuditLog(tmp_path / "elsewhere", "9999").entries()
+    assert read["actor"] == "9999" and read["details"]["count"] == 3
+
+
+def test_objects_crossing_a_transport_are_audited_once_each_on_both_sides(tmp_path: Path, monkeypatch):
+    import numpy as np
+
+    from federation.api import Party
+    from federation.envelope import plan_pieces
+    from federation.standalone import StandaloneFederation
+
+    guest, host, arbiter = Party("guest", "9999"), Party("host", "10000"), Party("arbiter", "10000")
+    ids = ["9999", "10000"]
+
+    def endpoint(p: Party) -> StandaloneFederation:
+        return StandaloneFederation("j1", p, tmp_path / "fed", parties=ids, default_timeout=30,
+                                    max_message_size=64 * 1024)
+
+    sender, receivers = endpoint(guest), [endpoint(host), endpoint(arbiter)]
+    big = np.arange(40_000, dtype=np.float64)  # several chunks
+    monkeypatch.delenv("FLOW_HOME", raising=False)
+    sender.remote({"n": 1}, "off", "0", [host])  # no home: nothing is recorded
+    assert receivers[0].get("off", "0", [guest]) == [{"n": 1}]
+    monkeypatch.setenv("FLOW_HOME", str(tmp_path / "home"))
+    sender.remote(big, "w", "iter.0", [host, arbiter])
+    got = [r.get("w", "iter.0", [guest])[0] for r in receivers]
+    assert all(np.array_equal(g, big) for g in got)
+    flush_audit()
+    sent = AuditLog(tmp_path / "home", "9999").entries()
+    received = AuditLog(tmp_path / "home", "10000").entries()
+    assert [(e["kind"], e["details"]["peer"]) for e in sent] == [("federation.sent", "host:10000"),
+                                                               ("federation.sent", "arbiter:10000")]
+    assert sorted(e["kind"] for e in received) == ["federation.received"] * 2  # host and arbiter share the id
+    pieces = list(plan_pieces(big, 64 * 1024 - 2048))
+    assert len(pieces) > 1
+    for e in sent + received:  # once per object, not per chunk; the same size and digest on both sides
+        assert e["details"]["bytes"] == sent[0]["details"]["bytes"] >= big.nbytes
+        assert e["details"]["sha256"] == sent[0]["details"]["sha256"]
+        assert set(e["details"]) == {"name", "tag", "peer", "bytes", "sha256"} and e["job"] == "j1"
+    for fed in (sender, *receivers):
+        fed.close()

@@ -5,14 +5,33 @@ The clock is injected; nothing sleeps.
 
 from __future__ import annotations
 
+import copy
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine
 
-from flow.cron import PromoteRule, Schedule, ScheduleError, ScheduleNotFound, Scheduler, should_promote
-from flow.errors import FedweaveError, JobNotFound
+from flow.cron import (
+    PromoteRule,
+    Schedule,
+    ScheduleError,
+    ScheduleNotFound,
+    Scheduler,
+    evaluation_metrics,
+    serve,
+    should_promote,
+)
+from backends.storage.api import TableMeta
+from flow.audit import AuditLog
+from flow.errors import FedweaveError, JobNotFound, ValidationError
+from flow.governance import StandaloneGovernance
+from flow.retrain import FiringSubmitter, resolve_latest
+from flow.settings import ServiceConf
+from flow.store import Store
+from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -386,3 +405,266 @@ def test_should_promote_errors():
         should_promote("auc>=current", {"auc": "high"}, None)
     with pytest.raises(ScheduleError, match="promote_if"):
         should_promote("auc ~ current", {"auc": 0.8}, None)
+
+
+# -- promotion of a successful run, on metrics recorded in the store --------------------------
+
+
+class StoreJobs:
+    """Jobs recorded in a real job store, with the guest's Evaluation metrics, never run."""
+
+    def __init__(self, store: Store):
+        self.store, self.n = store, 0
+
+    def submit(self, sched: Schedule) -> str:
+        self.n += 1
+        job_id = f"{sched.name}-{self.n}"
+        self.store.create_job(job_id, conf={}, dsl={}, initiator=("guest", "9999"),
+                              parties=[("guest", "9999"), ("host", "10000")],
+                              components={("guest", "9999"): [("hetero_lr_0", "HeteroLR"),
+                                                              ("evaluation_0", "Evaluation")],
+                                          ("host", "10000"): [("hetero_lr_0", "HeteroLR")]})
+        self.store.update_job(job_id, status="running")
+        return job_id
+
+    def finish(self, job_id: str, status: str = "success", **metrics: float) -> None:
+        for name, value in metrics.items():
+            self.store.add_metric(job_id, "guest", "9999", "evaluation_0", "evaluation", name, value)
+        self.store.add_metric(job_id, "guest", "9999", "evaluation_0", "evaluation", "roc_curve", {"fpr": [0, 1]})
+        for t in self.store.tasks(job_id):
+            self.store.update_task(job_id, t["component"], t["role"], t["party_id"], status=status)
+        self.store.update_job(job_id, status=status)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path: Path) -> str:
+    """An empty migrated job store of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'flow.sqlite'}"
+    url = request.getfixturevalue("postgres_url")
+    Store(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE jobs, party_runs, tasks, metrics, outputs, cron_schedules, cron_firings "
+                             "RESTART IDENTITY")
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def store_env(store_url: str):
+    store = Store(store_url)
+    clock = Clock(T0)
+    jobs = StoreJobs(store)
+    yield Scheduler(store, jobs.submit, clock=clock), clock, jobs
+    store.close()
+
+
+def test_promote_if_deploys_only_a_model_at_least_as_good(store_env):
+    sched, clock, jobs = store_env
+    add(sched, "retrain", promote_if="auc>=current")
+    deployed = []
+    for minute, (auc, ks) in enumerate([(0.80, 0.5), (0.78, 0.6), (0.80, 0.4), (0.85, 0.7)], start=1):
+        clock.set(at(12, minute))
+        (firing,) = sched.tick()
+        jobs.finish(firing.job_id, auc=auc, ks=ks)
+        sched.refresh("retrain")
+        deployed.append(sched.get("retrain").deployed_job)
+    # the first has nothing to beat; 0.78 < 0.80 is kept out; 0.80 >= 0.80 goes in; 0.85 goes in
+    assert deployed == ["retrain-1", "retrain-1", "retrain-3", "retrain-4"]
+    got = sched.get("retrain")
+    assert got.deployed_metrics["auc"] == 0.85 and got.deployed_metrics["evaluation_0"]["ks"] == 0.7
+    notes = [f.promotion for f in sched.history("retrain")]
+    assert notes[0].startswith("deployed") and "no deployed model" in notes[0]
+    assert notes[1] == "kept retrain-1 (auc 0.78 not >= current 0.8)"
+    assert notes[2].startswith("deployed (auc 0.8 >= current 0.8)")
+    sched.refresh()  # seeing the same success again decides nothing twice
+    assert [f.promotion for f in sched.history("retrain")] == notes
+
+
+def test_promote_if_lower_is_better_and_failed_runs_are_never_deployed(store_env):
+    sched, clock, jobs = store_env
+    add(sched, "loss", promote_if="logloss<=current")
+    clock.set(at(12, 1))
+    (first,) = sched.tick()
+    jobs.finish(first.job_id, logloss=0.4)
+    clock.set(at(12, 2))
+    (second,) = sched.tick()  # the tick sees the first job's success and promotes it
+    jobs.finish(second.job_id, "failed", logloss=0.1)
+    clock.set(at(12, 3))
+    (third,) = sched.tick()
+    jobs.finish(third.job_id, logloss=0.3)
+    sched.refresh()
+    assert sched.get("loss").deployed_job == third.job_id
+    assert [(f.status, bool(f.promotion)) for f in sched.history("loss")] == [
+        ("success", True), ("failed", False), ("success", True)]
+
+
+def test_promote_if_without_the_metric_keeps_the_deployed_model(store_env):
+    sched, clock, jobs = store_env
+    add(sched, "m", promote_if="auc>=current")
+    clock.set(at(12, 1))
+    (firing,) = sched.tick()
+    jobs.finish(firing.job_id, ks=0.4)  # no auc recorded
+    sched.refresh()
+    assert sched.get("m").deployed_job is None
+    assert "no metric 'auc'" in sched.history("m")[0].promotion
+
+
+def test_evaluation_metrics_reads_the_guests_evaluation(store_env):
+    _, _, jobs = store_env
+    job_id = jobs.submit(Schedule.build(name="x", cron="* * * * *", conf_path="c", dsl_path="d"))
+    jobs.finish(job_id, auc=0.9, ks=0.3)
+    metrics = evaluation_metrics(jobs.store, job_id)
+    assert metrics["auc"] == 0.9 and metrics["evaluation_0"]["ks"] == 0.3
+    assert "roc_curve" not in metrics and "roc_curve" not in metrics["evaluation_0"]  # numbers only
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+def test_serve_fires_due_schedules_on_the_injected_clock(env):
+    sched, clock, jobs = env
+    add(sched)
+    seen = []
+
+    def sleep(seconds: float) -> None:  # time passes only when the loop sleeps
+        jobs.finish()
+        clock.set(clock.now + timedelta(seconds=seconds))
+
+    ticks = serve(sched, interval=30, sleep=sleep, should_stop=lambda: clock.now > at(12, 5), on_firing=seen.append)
+    assert ticks == 10  # 12:00:30 .. 12:05:00 in 30 s steps
+    assert [f.fire_time for f in seen] == [at(12, m) for m in range(1, 6)]
+    assert all(f.schedule == "nightly" and f.status == "submitted" for f in seen)
+
+
+def test_serve_survives_a_failing_tick(env):
+    sched, clock, jobs = env
+    add(sched)
+    calls = {"n": 0}
+    real_tick = sched.tick
+
+    def flaky_tick():
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database briefly away")
+        return real_tick()
+
+    sched.tick = flaky_tick  # type: ignore[method-assign]
+    clock.set(at(12, 1))
+    assert serve(sched, interval=1, sleep=lambda s: None, should_stop=lambda: calls["n"] >= 2) == 2
+    assert len(jobs.submitted) == 1
+
+
+# -- retraining on the newest table, submitting like `flow job submit` --------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hetero_lr"
+
+
+class Tables:
+    """A storage that only lists tables (all resolve_latest asks of one)."""
+
+    def __init__(self, *tables: tuple[str, str, int]):
+        self.metas = [TableMeta(namespace=ns, name=n, created=T0 + timedelta(minutes=m)) for ns, n, m in tables]
+
+    def list(self, namespace: str | None = None) -> list[TableMeta]:
+        return [m for m in self.metas if namespace is None or m.namespace == namespace]
+
+
+def example_job(guest: str, host: str) -> tuple[dict, dict]:
+    conf = json.loads((EXAMPLE / "conf.json").read_text())
+    dsl = json.loads((EXAMPLE / "dsl.json").read_text())
+    roles = conf["component_parameters"]["role"]
+    roles["guest"]["0"]["reader_0"]["table"]["name"] = guest
+    roles["host"]["0"]["reader_0"]["table"]["name"] = host
+    return conf, dsl
+
+
+def test_latest_placeholder_picks_the_newest_matching_table():
+    storage = Tables(("experiment", "loans_v1", 1), ("experiment", "loans_v3", 3), ("experiment", "loans_v2", 2),
+                     ("experiment", "loans_", 9),  # the placeholder stands for one or more characters
+                     ("experiment", "old_loans_v9", 9), ("other", "loans_v9", 9),
+                     ("experiment", "hostdata_2024", 5), ("experiment", "hostdata_2023", 5))
+    conf, dsl = example_job("loans_{latest}", "hostdata_{latest}")
+    resolved, chosen = resolve_latest(conf, dsl, storage)
+    roles = resolved["component_parameters"]["role"]
+    assert roles["guest"]["0"]["reader_0"]["table"]["name"] == "loans_v3"
+    assert roles["host"]["0"]["reader_0"]["table"]["name"] == "hostdata_2024"  # same time: the name sorting last
+    assert chosen == {"component_parameters.role.guest.0.reader_0.table.name": "loans_v3",
+                      "component_parameters.role.host.0.reader_0.table.name": "hostdata_2024"}
+    assert conf["component_parameters"]["role"]["guest"]["0"]["reader_0"]["table"]["name"] == "loans_{latest}"
+    only_guest, _ = resolve_latest(conf, dsl, storage, roles=["guest"])
+    assert only_guest["component_parameters"]["role"]["host"]["0"]["reader_0"]["table"]["name"] == "hostdata_{latest}"
+
+
+def test_latest_placeholder_without_a_match_names_the_field():
+    conf, dsl = example_job("loans_{latest}", "h_{latest}_{latest}")
+    with pytest.raises(ValidationError) as err:
+        resolve_latest(conf, dsl, Tables(("experiment", "loans_", 1)), label="my_conf.json")
+    problems = err.value.problems
+    assert any(p.startswith("my_conf.json: component_parameters.role.guest.0.reader_0.table.name: no table in "
+                            "namespace 'experiment' matches 'loans_{latest}'") for p in problems)
+    assert any("role.host.0.reader_0.table.name" in p and "more than once" in p for p in problems)
+
+
+def test_a_firing_submits_the_resolved_validated_job_and_audits_it(tmp_path: Path, monkeypatch):
+    conf, dsl = example_job("g_{latest}", "breast_hetero_host")
+    (tmp_path / "conf.json").write_text(json.dumps(conf))
+    (tmp_path / "dsl.json").write_text(json.dumps(dsl))
+    service = ServiceConf(home=str(tmp_path / "home"))
+    monkeypatch.delenv("FLOW_HOME", raising=False)
+    service.home_path.mkdir()
+    store = Store(service.database_url)
+    started = []
+
+    def start(conf_, store_, plan, conf_path, dsl_path):
+        assert (conf_path, dsl_path) == (str(tmp_path / "conf.json"), str(tmp_path / "dsl.json"))
+        started.append(plan.raw_conf)
+        return {"job_id": f"job{len(started)}"}
+
+    storage = Tables(("experiment", "g_20240501", 1), ("experiment", "g_20240502", 2))
+    monkeypatch.setattr("flow.retrain.engine_from_conf", lambda conf_: storage)
+    audit = AuditLog(tmp_path / "home", "local", fsync=False)
+    submit = FiringSubmitter(service, store, audit=audit, start=start)
+    sched = Schedule.build(name="nightly", cron="0 2 * * *", conf_path=str(tmp_path / "conf.json"),
+                           dsl_path=str(tmp_path / "dsl.json"))
+    assert submit(sched) == "job1"
+    assert started[0]["component_parameters"]["role"]["guest"]["0"]["reader_0"]["table"]["name"] == "g_20240502"
+    (entry,) = audit.entries(kind="schedule.fire")
+    assert entry["job"] == "job1" and entry["details"]["tables"] == {
+        "component_parameters.role.guest.0.reader_0.table.name": "g_20240502"}
+    conf["component_parameters"]["common"]["hetero_lr_0"]["max_iter"] = "many"  # refused like `flow job submit`
+    (tmp_path / "conf.json").write_text(json.dumps(conf))
+    with pytest.raises(ValidationError, match="hetero_lr_0.max_iter"):
+        submit(sched)
+    assert len(started) == 1  # nothing else was started
+    store.close()
+
+
+def test_governance_keeps_a_copy_of_the_job_and_refuses_a_duplicate(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("FLOW_HOME", raising=False)
+    service = ServiceConf(home=str(tmp_path / "home"))
+    service.home_path.mkdir()
+    store = Store(service.database_url)
+    ops = StandaloneGovernance(service, store)
+    conf, dsl = example_job("g_{latest}", "h")
+    added = ops.schedule_add("0 2 * * *", conf, dsl, name="nightly", promote_if="auc>=current")
+    folder = service.home_path / "schedules" / "nightly"
+    assert added["conf_path"] == str(folder / "conf.json") and json.loads((folder / "dsl.json").read_text()) == dsl
+    assert added["next_fire"] is not None and added["deployed_job"] is None
+    other = copy.deepcopy(conf)
+    other["component_parameters"]["common"]["hetero_lr_0"]["max_iter"] = 3
+    with pytest.raises(ScheduleError, match="already exists"):
+        ops.schedule_add("* * * * *", other, dsl, name="nightly")
+    assert json.loads((folder / "conf.json").read_text()) == conf  # the first one's copy is untouched
+    with pytest.raises(ScheduleError, match="timezone"):  # refused before anything is written
+        ops.schedule_add("* * * * *", conf, dsl, name="berlin", timezone="Europe/Berln")
+    with pytest.raises(ValidationError, match="my.json: component_parameters.common.hetero_lr_0.max_iter"):
+        other["component_parameters"]["common"]["hetero_lr_0"]["max_iter"] = "many"
+        ops.schedule_add("* * * * *", other, dsl, name="bad", conf_file="my.json")
+    assert not (service.home_path / "schedules" / "berlin").exists()
+    assert not (service.home_path / "schedules" / "bad").exists()
+    assert [s["name"] for s in ops.schedule_list()] == ["nightly"]
+    ops.schedule_remove("nightly")
+    assert not folder.exists() and ops.schedule_list() == []
+    store.close()

@@ -3,8 +3,8 @@
 :mod:`flow.store.migrate` hands in an open connection that already holds the migration
 lock (``config.attributes["connection"]``); run any other way (the ``alembic`` command
 with ``sqlalchemy.url`` set) it opens and locks one itself. Only the job store's own
-tables are compared, so tables of other parts sharing the database (the cron tables)
-are never proposed for removal.
+tables are compared, so tables of other applications sharing the database are never
+proposed for removal.
 """
 
 from __future__ import annotations

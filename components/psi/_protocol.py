@@ -1,0 +1,64 @@
+"""What every PSI method implements, so Intersection picks one from a registry by name.
+
+A method runs between the guest and each host separately. On the guest it returns, per
+host, which of the guest's ids matched which of that host's ids (guest index -> host
+position); Intersection then keeps the ids every host shares and tells each host its
+positions of that final set. Nothing else about the method leaks into Intersection.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from components.base import Context
+from federation.api import Party
+from flow.errors import ComponentError
+
+class MethodParams(BaseModel):
+    """Base of the per-method parameter blocks (``rsa_params`` ...): unknown names are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PsiProtocol(ABC):
+    """One PSI method; ``params`` is its block from the Intersection params (defaults if absent)."""
+
+    #: the Intersection parameter that holds this method's settings
+    params_field: ClassVar[str]
+    params_model: ClassVar[type[MethodParams]]
+
+    def __init__(self, params: MethodParams | None, join_role: str = "guest"):
+        self.params = params if params is not None else self.params_model()
+        self.join_role = join_role
+
+    @abstractmethod
+    def guest(self, ctx: Context, ids: Sequence[Any], hosts: list[Party]) -> list[dict[int, int]]:
+        """Run with every host; per host (in order), guest index -> host position of shared ids."""
+
+    @abstractmethod
+    def host(self, ctx: Context, ids: Sequence[Any], guest: list[Party]) -> None:
+        """This host's share of the method (the guest learns the matches, not the host)."""
+
+
+def rows_to_array(rows: Sequence[bytes], width: int) -> np.ndarray:
+    """Fixed-width byte strings as a (n, width) uint8 array: the codec's wire form for them."""
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), width)
+
+
+def array_to_rows(arr: Any, width: int, component: str, what: str) -> list[bytes]:
+    """Inverse of :func:`rows_to_array`, refusing anything but an (n, width) uint8 array."""
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != width:
+        shape = getattr(arr, "shape", type(arr).__name__)
+        raise ComponentError(f"{component}: malformed {what}: expected an (n, {width}) byte array, got {shape}")
+    arr = np.ascontiguousarray(arr)
+    return [row.tobytes() for row in arr]
+
+
+def match(mine: Sequence[bytes], theirs: Sequence[bytes]) -> dict[int, int]:
+    """Positions of equal values: my index -> their position."""
+    index = {v: j for j, v in enumerate(theirs)}
+    return {i: index[v] for i, v in enumerate(mine) if v in index}

@@ -1,0 +1,55 @@
+"""``flow audit``: read and verify the hash-chained audit logs of this party's home."""
+
+from __future__ import annotations
+
+import click
+
+from flow.cli.main import Env, cli, envelope
+from flow.errors import FedweaveError
+from flow.governance import GovernanceOps
+
+
+def governance(env: Env) -> GovernanceOps:
+    """Where schedule, privilege and audit commands run: this home, or the flow server
+    ``flow init`` pointed it at."""
+    ops = env.ops
+    if not isinstance(ops, GovernanceOps) and not hasattr(ops, "schedule_add"):
+        raise FedweaveError("this flow server client cannot run schedule, privilege or audit commands; "
+                            "run them on the server's machine")
+    return ops  # type: ignore[return-value]
+
+
+@cli.group()
+def audit() -> None:
+    """Who read which data, who changed what, what crossed party lines."""
+
+
+_party_opt = click.option("--party", default=None, help="only this party's log (default: every log in the home)")
+
+
+@audit.command("list")
+@click.option("-j", "--job", "job", default=None, help="only entries of this job")
+@click.option("--since", default=None, help="only entries at or after this ISO time (e.g. 2026-11-26T02:00Z)")
+@click.option("--kind", default=None, help="only this kind or kind prefix (data, federation.sent, ...)")
+@_party_opt
+@click.option("-l", "--limit", default=None, type=int, help="only the newest N entries")
+@click.pass_obj
+@envelope
+def list_entries(env: Env, job: str | None, since: str | None, kind: str | None, party: str | None,
+                 limit: int | None):
+    """Entries, oldest first, merged across the home's logs by time."""
+    return governance(env).audit_list(job=job, since=since, kind=kind, party=party, limit=limit)
+
+
+@audit.command()
+@_party_opt
+@click.pass_obj
+@envelope
+def verify(env: Env, party: str | None):
+    """Check every chain; exit 1 naming the first bad entry of each broken log."""
+    results = governance(env).audit_verify(party=party)
+    for r in results:
+        if not r["ok"]:
+            click.echo(f"audit log of party {r['party']} is broken at seq {r['first_bad_seq']}: {r['reason']}",
+                       err=True)
+    return results, 0 if all(r["ok"] for r in results) else 1

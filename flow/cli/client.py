@@ -1,0 +1,207 @@
+"""The CLI's client mode: after ``flow init --ip --port``, commands go to a flow server.
+
+``RemoteOps`` has the methods of :class:`flow.server.ops.LocalOps` and the same answers;
+the server's errors come back as the same FedweaveError (message and exit code), so a
+command prints and exits exactly as it would in standalone mode.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from flow.dsl import JobPlan
+from flow.errors import ConfigError, FedweaveError, ValidationError
+
+#: the CLI's config under the home: {ip, port, token}; absent = standalone
+CLIENT_FILE = "cli.yaml"
+API = "/v1"
+
+
+class ServerError(FedweaveError):
+    """The flow server refused a request or could not be reached."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def client_file(home: Path) -> Path:
+    return home / CLIENT_FILE
+
+
+def load_client_conf(home: Path) -> dict[str, Any] | None:
+    """The server this home's CLI talks to, or None (standalone)."""
+    path = client_file(home)
+    if not path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    missing = [k for k in ("ip", "port", "token") if not raw.get(k)]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)} (run flow init --ip --port --token again)")
+    return raw
+
+
+def save_client_conf(home: Path, ip: str, port: int, token: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = client_file(home)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the API token
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump({"ip": ip, "port": int(port), "token": token}, fh)
+    return path
+
+
+def _raise_for(resp) -> None:
+    """Turn the server's envelope of a failed request into the error the CLI would raise."""
+    if resp.status_code < 400:
+        return
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if resp.status_code == 401:
+        raise ServerError(f"flow server refused the request: {body.get('retmsg') or 'unauthorized'} "
+                          f"(check the token given to flow init)", exit_code=2)
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict) and data.get("problems"):
+        raise ValidationError(data["problems"])
+    message = body.get("retmsg") if isinstance(body, dict) else None
+    code = body.get("retcode") if isinstance(body, dict) and isinstance(body.get("retcode"), int) else 1
+    raise ServerError(message or f"flow server answered HTTP {resp.status_code}", exit_code=code or 1)
+
+
+class RemoteOps:
+    """The CLI's operations sent to a flow server over HTTP."""
+
+    remote = True
+
+    def __init__(self, ip: str, port: int, token: str, timeout: float = 600):
+        import httpx  # only client mode needs it
+
+        self.base = f"http://{ip}:{port}"
+        self._httpx = httpx
+        self.http = httpx.Client(base_url=self.base + API, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def _call(self, method: str, path: str, **kwargs) -> Any:
+        try:
+            resp = self.http.request(method, path, **kwargs)
+        except self._httpx.TransportError as exc:
+            raise ServerError(f"cannot reach the flow server at {self.base}: {exc}") from exc
+        _raise_for(resp)
+        return resp.json()["data"]
+
+    def _stream(self, path: str, params: dict[str, Any], lines: bool = True) -> Iterator[Any]:
+        """A streamed response as it arrives: text lines, or raw byte chunks."""
+        try:
+            with self.http.stream("GET", path, params=_clean(params), timeout=None) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    _raise_for(resp)
+                yield from (resp.iter_lines() if lines else resp.iter_bytes())
+        except self._httpx.TransportError as exc:
+            raise ServerError(f"cannot reach the flow server at {self.base}: {exc}") from exc
+
+    # jobs ---------------------------------------------------------------
+    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
+        return self._call("POST", "/jobs", json={"conf": plan.raw_conf, "dsl": plan.raw_dsl,
+                                                 "conf_file": conf_path, "dsl_file": dsl_path})
+
+    def job_query(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/jobs/{job_id}")
+
+    def job_list(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._call("GET", "/jobs", params={"limit": limit})
+
+    def job_stop(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/jobs/{job_id}/stop")
+
+    def job_rerun(self, job_id: str, component: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/jobs/{job_id}/rerun", json={"component": component})
+
+    def job_logs(self, job_id: str, role: str | None = None, party_id: str | None = None,
+                 component: str | None = None, follow: bool = False) -> Iterator[str]:
+        self.job_query(job_id)  # JobNotFound before anything is printed
+        return self._stream(f"/jobs/{job_id}/logs", {"role": role, "party_id": party_id,
+                                                     "component": component, "follow": follow})
+
+    # data and tables ----------------------------------------------------
+    def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
+                    label_column: str | None = None, partitions: int | None = None,
+                    engine: str | None = None) -> dict[str, Any]:
+        file = Path(file)
+        if not file.is_file():
+            raise ServerError(f"CSV file {file} does not exist", exit_code=1)
+        params = {"namespace": namespace, "name": name, "id_column": id_column, "label_column": label_column,
+                  "partitions": partitions, "engine": engine, "filename": file.name}
+        with file.open("rb") as fh:
+            return self._call("POST", "/data/upload", params=_clean(params), content=_chunks(fh),
+                              headers={"Content-Type": "text/csv"})
+
+    def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:
+        output = Path(output)
+        self.table_info(namespace, name, engine)  # a missing table fails before the file is created
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("wb") as fh:
+            for chunk in self._stream("/data/download", {"namespace": namespace, "name": name, "engine": engine},
+                                      lines=False):
+                fh.write(chunk)
+        with output.open(newline="") as fh:
+            count = max(0, sum(1 for _ in csv.reader(fh)) - 1)
+        return {"file": str(output), "count": count}
+
+    def table_info(self, namespace: str, name: str, engine: str | None = None) -> dict[str, Any]:
+        return self._call("GET", f"/tables/{namespace}/{name}", params=_clean({"engine": engine}))
+
+    def table_bind(self, namespace: str, name: str, engine: str, address: dict[str, Any],
+                   id_column: str = "id", label_column: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "/tables/bind", json={
+            "namespace": namespace, "name": name, "engine": engine, "address": address,
+            "id_column": id_column, "label_column": label_column})
+
+    def table_list(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/tables", params=_clean({"namespace": namespace}))
+
+    def table_delete(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/tables/{namespace}/{name}")
+
+    # tracking -----------------------------------------------------------
+    def _task(self, job_id: str, role: str, party_id: str, component: str) -> str:
+        return f"/tracking/{job_id}/{role}/{party_id}/{component}"
+
+    def tracking_metrics(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, dict]:
+        return self._call("GET", self._task(job_id, role, party_id, component) + "/metrics")
+
+    def tracking_output_data(self, job_id: str, role: str, party_id: str, component: str,
+                             output_path: Path | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        items = self._call("GET", self._task(job_id, role, party_id, component) + "/output-data",
+                           params={"limit": limit})
+        if output_path is not None:  # the tables come over as CSV, written here
+            for item in items:
+                target = Path(output_path) / f"{component}_{item['index']}.csv"
+                self.data_download(item["namespace"], item["name"], target)
+                item["file"] = str(target)
+        return items
+
+    def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
+        return self._call("GET", self._task(job_id, role, party_id, component) + "/output-model")
+
+    # server -------------------------------------------------------------
+    def server_status(self) -> dict[str, Any]:
+        return {**self._call("GET", "/server/status"), "client": {"server": self.base}}
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _chunks(fh, size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := fh.read(size):
+        yield chunk

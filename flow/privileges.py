@@ -1,0 +1,133 @@
+"""Which of this party's tables other parties' jobs may read.
+
+A party accepts a job proposed by another only if every table the job asks it to read has
+been granted to the initiator (``flow privilege grant``). Grants are rows of the job store
+(``privileges``): a party id, optionally a role (empty: the party in any role it initiates
+in), a namespace and a table name, where ``*`` stands for every table of the namespace.
+Nothing is granted by default. Every grant and revoke is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from flow.audit import AuditLog
+from flow.errors import FedweaveError
+from flow.store import Store
+from flow.store.models import Privilege
+
+ANY_TABLE = "*"
+_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ROLES = ("guest", "host", "arbiter")
+
+
+class PrivilegeError(FedweaveError):
+    """A grant or revoke names a party or table that cannot be one."""
+
+    exit_code = 2
+
+
+def parse_party(text: str) -> tuple[str, str]:
+    """``"host:10000"`` -> ("host", "10000"); ``"10000"`` -> ("", "10000") (any role)."""
+    role, _, pid = str(text).strip().rpartition(":")
+    if role and role not in _ROLES:
+        raise PrivilegeError(f"--party '{text}': role '{role}' is not one of {', '.join(_ROLES)}")
+    if not _ID_RE.match(pid):
+        raise PrivilegeError(f"--party '{text}': party id must be 1-64 letters, digits, '_', '-' or '.'")
+    return role, pid
+
+
+def _check_table(namespace: str, name: str) -> None:
+    for flag, value, limit in (("--namespace", namespace, 128), ("--name", name, 128)):
+        if not value or len(value) > limit or "/" in value:
+            raise PrivilegeError(f"{flag} '{value}' must be 1-{limit} characters without '/'")
+    if namespace == ANY_TABLE:
+        raise PrivilegeError("--namespace cannot be '*': grant namespaces one by one")
+
+
+def _view(row: Privilege) -> dict[str, Any]:
+    return {"party": f"{row.role}:{row.party_id}" if row.role else row.party_id, "party_id": row.party_id,
+            "role": row.role or None, "namespace": row.namespace, "name": row.name, "granted": row.granted}
+
+
+def grant(store: Store, party: str, namespace: str, name: str, *, audit: AuditLog | None = None,
+          actor: str | None = None) -> dict[str, Any]:
+    """Let ``party`` (``ROLE:ID`` or ``ID``) read NAMESPACE/NAME; granting twice is a no-op."""
+    role, pid = parse_party(party)
+    _check_table(namespace, name)
+    try:
+        with store.session() as s:
+            s.add(Privilege(party_id=pid, role=role, namespace=namespace, name=name))
+        created = True
+    except IntegrityError:
+        created = False
+    with store.session() as s:
+        row = s.scalars(select(Privilege).filter_by(party_id=pid, role=role, namespace=namespace, name=name)).one()
+        out = {**_view(row), "created": created}
+    if audit is not None and created:
+        audit.append("privilege.grant", actor=actor, details={"party": out["party"], "namespace": namespace,
+                                                              "name": name})
+    return out
+
+
+def revoke(store: Store, party: str, namespace: str, name: str, *, audit: AuditLog | None = None,
+           actor: str | None = None) -> dict[str, Any]:
+    """Take back exactly that grant; a grant that does not exist is an error naming the ones that do."""
+    role, pid = parse_party(party)
+    _check_table(namespace, name)
+    with store.session() as s:
+        gone = s.execute(delete(Privilege).where(Privilege.party_id == pid, Privilege.role == role,
+                                                 Privilege.namespace == namespace, Privilege.name == name)).rowcount
+    if not gone:
+        held = [f"{p['namespace']}/{p['name']}" + (f" as {p['role']}" if p["role"] else "")
+                for p in list_privileges(store, party_id=pid)]
+        raise PrivilegeError(f"party {party} holds no grant on {namespace}/{name}"
+                             + (f"; it holds: {', '.join(held)}" if held else "; it holds none"))
+    if audit is not None:
+        audit.append("privilege.revoke", actor=actor, details={"party": party, "namespace": namespace, "name": name})
+    return {"party": party, "namespace": namespace, "name": name, "revoked": True}
+
+
+def list_privileges(store: Store, *, party_id: str | None = None, namespace: str | None = None,
+                    name: str | None = None) -> list[dict[str, Any]]:
+    q = select(Privilege)
+    for column, value in ((Privilege.party_id, party_id), (Privilege.namespace, namespace), (Privilege.name, name)):
+        if value is not None:
+            q = q.where(column == str(value))
+    with store.session() as s:
+        rows = s.scalars(q.order_by(Privilege.party_id, Privilege.namespace, Privilege.name, Privilege.role))
+        return [_view(r) for r in rows]
+
+
+def _table(item: Any) -> tuple[str, str]:
+    if isinstance(item, dict):
+        return str(item["namespace"]), str(item["name"])
+    namespace, name = item
+    return str(namespace), str(name)
+
+
+def check_job_access(store: Store, initiator_party_id: str, tables: Iterable[Any], *,
+                     initiator_role: str | None = None, local_party_id: str | None = None) -> list[str]:
+    """Why a job of ``initiator_party_id`` may not read ``tables`` (``(namespace, name)``
+    pairs or ``{"namespace", "name"}`` dicts) of this party: one reason per table not
+    granted; an empty list means the job may go ahead. A role-bound grant counts only when
+    the initiator's role is given and is that role. Jobs this party initiates itself
+    (``local_party_id``) need no grant."""
+    pid = str(initiator_party_id)
+    if local_party_id is not None and pid == str(local_party_id):
+        return []
+    with store.session() as s:
+        grants = {(r.role, r.namespace, r.name) for r in s.scalars(select(Privilege).where(Privilege.party_id == pid))}
+    roles = {""} | ({initiator_role} if initiator_role else set())
+    reasons = []
+    for namespace, name in dict.fromkeys(_table(t) for t in tables):
+        if any((role, namespace, n) in grants for role in roles for n in (name, ANY_TABLE)):
+            continue
+        who = f"{initiator_role}:{pid}" if initiator_role else pid
+        reasons.append(f"table {namespace}/{name} is not granted to party {who} "
+                       f"(flow privilege grant --party {pid} --namespace {namespace} --name {name})")
+    return reasons

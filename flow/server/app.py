@@ -1,0 +1,197 @@
+"""A party's flow server: the FastAPI app behind the CLI's client mode.
+
+Every route, the OpenAPI spec included, needs ``Authorization: Bearer <token>`` (the
+party's token, :mod:`flow.server.auth`); anything else gets 401. Errors come back in
+FATE's envelope with the exit code the CLI would have used, so a client prints them
+exactly as standalone mode does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from flow.errors import ConfigError, FedweaveError, JobNotFound, StorageError, StoreError, ValidationError
+from flow.server.auth import token_matches
+from flow.server.ops import LocalOps
+from flow.server.routes import ROUTERS
+from flow.settings import ServiceConf
+from flow.store import Store
+
+API_PREFIX = "/v1"
+log = logging.getLogger("fedweave.server")
+
+#: HTTP status of each error family (most specific class first); anything else is 500
+HTTP_STATUS: list[tuple[type[FedweaveError], int]] = [
+    (JobNotFound, 404),
+    (ValidationError, 400),
+    (ConfigError, 400),
+    (StoreError, 404),
+    (StorageError, 404),
+    (FedweaveError, 409),
+]
+
+_bearer = HTTPBearer(auto_error=False, description="the party's API token (service_conf server.token)")
+
+
+class Unauthorized(Exception):
+    """No token, or not this party's."""
+
+
+def require_token(request: Request,
+                  creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise Unauthorized("missing 'Authorization: Bearer <token>'")
+    if not token_matches(request.app.state.token, creds.credentials):
+        raise Unauthorized("wrong token")
+
+
+def audit_party(conf: ServiceConf) -> str:
+    """Whose audit log the server writes: its party's, or ``local`` for a standalone home."""
+    return conf.server.party_id or "local"
+
+
+def _audit_refusal(request: Request, reason: str) -> None:
+    """A refused login goes to the party's audit log (who tried, on which route); a failure
+    to write it is logged and never changes the answer."""
+    try:
+        from flow.audit import AuditLog
+
+        conf = request.app.state.ops.conf
+        client = request.client.host if request.client else "unknown"
+        AuditLog(conf.home_path, audit_party(conf)).append(
+            "server.login.refused", actor=f"client:{client}", details={"path": request.url.path, "reason": reason})
+    except Exception:  # noqa: BLE001
+        log.exception("could not audit a refused request")
+
+
+def _envelope(status: int, retcode: int, retmsg: str, data: Any = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"retcode": retcode, "retmsg": retmsg, "data": data}, status_code=status, headers=headers)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized):
+        _audit_refusal(request, str(exc))
+        return _envelope(401, 401, f"unauthorized: {exc}", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(FedweaveError)
+    async def _fedweave(_request: Request, exc: FedweaveError):
+        status = next(code for cls, code in HTTP_STATUS if isinstance(exc, cls))
+        data = {"problems": exc.problems} if isinstance(exc, ValidationError) else None
+        retmsg = "; ".join(exc.problems) if isinstance(exc, ValidationError) else str(exc)
+        return _envelope(status, exc.exit_code, retmsg, data)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError):
+        problems = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _envelope(422, 2, "; ".join(problems), {"problems": problems})
+
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, exc: Exception):  # still logged by the server
+        return _envelope(500, 1, f"flow server internal error: {type(exc).__name__}: {exc}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        return _envelope(exc.status_code, 1, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+class ScheduleLoop:
+    """Fires this party's cron schedules (``flow schedule``) while the server runs; a firing
+    submits the job as ``flow job submit`` to this server would (proposed to the others
+    between servers)."""
+
+    def __init__(self, conf: ServiceConf, store: Store, control: Any = None):
+        from flow.cron import Scheduler
+        from flow.retrain import FiringSubmitter, job_state
+
+        start = (lambda _conf, _store, plan, c, d: control.submit(plan, c, d)) if control is not None else None
+        self.scheduler = Scheduler(store, FiringSubmitter(conf, store, start=start), job_state(store))
+        self.interval = conf.server.schedule_interval
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="schedules", daemon=True)
+
+    def _run(self) -> None:
+        from flow.cron import serve
+
+        def sleep(seconds: float) -> None:
+            self.ticks += 1
+            self._stop.wait(seconds)
+
+        serve(self.scheduler, interval=self.interval, should_stop=self._stop.is_set, sleep=sleep)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def view(self) -> dict[str, Any]:
+        return {"interval_s": self.interval, "ticks": self.ticks, "alive": self._thread.is_alive()}
+
+
+def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, detect: bool = True,
+               runtime: dict[str, Any] | None = None) -> FastAPI:
+    """The app for one party. ``detect`` runs the job detector while the app serves."""
+    if not token:
+        raise ConfigError("the flow server needs an API token (service_conf server.token or its token file)")
+    conf.home_path.mkdir(parents=True, exist_ok=True)
+    store = store or Store(conf.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from flow.server.detector import JobDetector
+
+        if conf.mode != "standalone":
+            from flow.server.control import ControlPlane
+
+            app.state.control = ControlPlane(conf, store)
+            app.state.control.start()
+        if detect:
+            app.state.detector = JobDetector(conf, store, conf.server.detect_interval)
+            app.state.detector.start()
+            app.state.schedules = ScheduleLoop(conf, store, app.state.control)
+            app.state.schedules.start()
+        try:
+            yield
+        finally:
+            if app.state.schedules:
+                app.state.schedules.stop()
+            if app.state.detector:
+                app.state.detector.stop()
+            if app.state.control:
+                app.state.control.stop()
+
+    app = FastAPI(title="fedweave flow server", version="1", lifespan=lifespan,
+                  description="One party's flow server: the operations behind every `flow` command.",
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.token = token
+    app.state.ops = LocalOps(conf, store)
+    app.state.detector = None
+    app.state.control = None
+    app.state.schedules = None
+    app.state.runtime = {"pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         **(runtime or {})}
+    _install_handlers(app)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    for router in ROUTERS:
+        api.include_router(router)
+    app.include_router(api)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    return app

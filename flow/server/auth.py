@@ -1,0 +1,54 @@
+"""The API token of a party's flow server.
+
+One bearer token per party: ``server.token`` in service_conf, else the file
+``<home>/<server.token_file>`` (created with a random token, mode 0600, on first start,
+so a fresh party never serves without one). ``flow init`` on the same machine reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flow.errors import ConfigError
+from flow.settings import ServiceConf
+
+
+def token_path(conf: ServiceConf) -> Path:
+    path = Path(conf.server.token_file).expanduser()
+    return path if path.is_absolute() else conf.home_path / path
+
+
+def read_token(conf: ServiceConf) -> str | None:
+    """The configured token, or None when neither the conf nor the token file has one."""
+    if conf.server.token:
+        return conf.server.token
+    path = token_path(conf)
+    if not path.is_file():
+        return None
+    token = path.read_text().strip()
+    if not token:
+        raise ConfigError(f"{path}: the server token file is empty")
+    return token
+
+
+def ensure_token(conf: ServiceConf) -> str:
+    """The server's token, creating the token file with a random one when there is none."""
+    token = read_token(conf)
+    if token:
+        return token
+    path = token_path(conf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return read_token(conf) or ""
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    return read_token(conf) or ""
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison, so the answer time says nothing about the token."""
+    return given is not None and secrets.compare_digest(expected.encode(), given.encode())

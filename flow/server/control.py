@@ -1,0 +1,391 @@
+"""The control plane between flow servers: job proposals, accept/reject, status reports,
+stop and rerun, sent over the party's own federation transport (RabbitMQ or Pulsar).
+
+Each server opens one endpoint of its federation engine as party ``server:<party_id>``
+in the pseudo-job :data:`CONTROL_JOB`. Messages are JSON values, so the transport signs
+each with the party's Ed25519 key and the receiver checks it against its route table:
+one signed by a key not in the table is dropped and audited (``federation.rejected``).
+Nobody needs an inbound port from another organisation, only the broker.
+
+Messages from a peer carry consecutive tags (0, 1, ...); both counters live in
+``<home>/control/state.json``, so a restarted server resumes where it stopped, and the
+broker keeps what arrived meanwhile. Every handler is idempotent.
+
+A job submitted to the initiator's server: it records the job with its own parties only
+and proposes it to every other party id of the job. A party accepts when the initiator
+is in its route table and ``flow.privileges.check_job_access`` finds no table the
+initiator was not granted; it then records the job with its own parties and starts its
+supervisor. When every party accepted, the initiator starts its own; one rejection
+fails the job at the initiator with that party's reason. Each party reports its tasks'
+states to the initiator (``jobs/<id>/remote/<party>.json``), which ``flow job query``
+shows next to its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from federation.api import Party
+from flow.dsl import JobPlan
+from flow.dsl.loader import plan_from_dicts
+from flow.errors import ConfigError, FedweaveError, FederationTimeout
+from flow.scheduler import job as jobs
+from flow.scheduler.party import job_dir
+from flow.scheduler.transport import make_federation
+from flow.server.shares import (
+    audit_log,
+    cleanup_transport,
+    default_access_check,
+    end_share,
+    record_job,
+    remote_reports,
+    tables_read,
+    write_json,
+)
+from flow.settings import ServiceConf
+from flow.store import FINAL_STATES, Store
+
+__all__ = ["CONTROL_JOB", "ControlPlane", "remote_reports"]
+
+log = logging.getLogger("fedweave.server.control")
+
+CONTROL_JOB = "flow_control"
+ROLE = "server"
+NAME = "control"
+POLL_S = 0.2
+SCAN_S = 1.0
+_JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+#: how long a rerun waits for the party's previous run to end (a stop sent just before)
+RERUN_WAIT_S = 60.0
+
+
+class ControlPlane:
+    """One server's control endpoint: an outbox drained and peers polled by one thread."""
+
+    def __init__(self, conf: ServiceConf, store: Store, *, federation: Any = None,
+                 audit: Any = None, access_check: Callable[..., list[str]] | None = None):
+        self.conf, self.store = conf, store
+        self.party_id = str(conf.server.party_id or "")
+        if not self.party_id:
+            raise ConfigError(f"{conf.source or 'service_conf'}: server.party_id is required when mode is "
+                              f"'{conf.mode}' (the control plane speaks for this party)")
+        self.home = conf.home_path
+        self.audit = audit if audit is not None else audit_log(self.home, self.party_id)
+        self.access_check = access_check or default_access_check()
+        self.fed = federation or self._endpoint()
+        self.peers = sorted(p for p in self.fed.route_table.parties if p != self.party_id)
+        self.state_path = self.home / "control" / "state.json"
+        self.state = self._load_state()
+        self.outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self._reported: dict[str, str] = {}
+        self._final_reported: set[tuple[str, int]] = set()
+        self._reruns: dict[str, tuple[str | None, float]] = {}
+        self._next_scan = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.handlers: dict[str, Callable[[str, dict[str, Any]], None]] = {
+            "propose": self._on_propose, "accept": self._on_accept, "reject": self._on_reject,
+            "status": self._on_status, "stop": self._on_stop, "rerun": self._on_rerun,
+            "start": self._on_start, "cleanup": self._on_cleanup,
+        }
+
+    def _endpoint(self) -> Any:
+        from flow.audit import rejection_hook
+
+        from federation.auth import RouteTable
+
+        table = RouteTable.load(self.conf.route_table_path)
+        me = Party(ROLE, self.party_id)
+        fed = make_federation(self.conf.default_engines.federation, self.conf, CONTROL_JOB, me, None,
+                              {ROLE: [Party(ROLE, p) for p in table.parties]}, timeout=POLL_S)
+        if self.audit is not None:
+            fed.on_reject = rejection_hook(self.audit)
+        return fed
+
+    # state ---------------------------------------------------------------
+    def _load_state(self) -> dict[str, dict[str, int]]:
+        try:
+            raw = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            raw = {}
+        return {"sent": dict(raw.get("sent", {})), "recv": dict(raw.get("recv", {}))}
+
+    def _save_state(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.state_path, self.state)
+
+    # sending -------------------------------------------------------------
+    def send(self, peer: str, message: dict[str, Any]) -> None:
+        """Queue ``message`` for ``peer``; the control thread sends it in order."""
+        self.outbox.put((str(peer), message))
+
+    def _flush_outbox(self) -> None:
+        while True:
+            try:
+                peer, message = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            n = int(self.state["sent"].get(peer, 0))
+            self.state["sent"][peer] = n + 1
+            self._save_state()  # before sending: a restart never reuses a tag
+            self.fed.remote(message, NAME, str(n), [Party(ROLE, peer)])
+
+    # receiving -----------------------------------------------------------
+    def poll_once(self) -> int:
+        """Send what is queued, then take every waiting message of every peer; returns how many."""
+        self._flush_outbox()
+        got = 0
+        for peer in self.peers:
+            while True:
+                n = int(self.state["recv"].get(peer, 0))
+                try:
+                    message = self.fed.get(NAME, str(n), [Party(ROLE, peer)], timeout=0.01)[0]
+                except FederationTimeout:
+                    break
+                self._handle(peer, message)
+                self.state["recv"][peer] = n + 1
+                self._save_state()
+                got += 1
+        if time.monotonic() >= self._next_scan:  # the store is read at most once a second
+            self._next_scan = time.monotonic() + SCAN_S
+            self._run_pending_reruns()
+            self._report_statuses()
+            self._cleanup_finished()
+        self._flush_outbox()
+        return got
+
+    def _handle(self, peer: str, message: Any) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        handler = self.handlers.get(kind)
+        if handler is None:
+            log.warning("control message of unknown type %r from %s ignored", kind, peer)
+            return
+        job_id = message.get("job_id")
+        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id) or ".." in job_id:
+            log.warning("control message %s from %s names no valid job id (%r): ignored", kind, peer, job_id)
+            return
+        try:
+            handler(peer, message)
+        except FedweaveError as exc:
+            log.warning("control message %s from %s for job %s: %s", kind, peer, message.get("job_id"), exc)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the control plane
+            log.exception("control message %s from %s failed", kind, peer)
+
+    # the initiator -------------------------------------------------------
+    def submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
+        """Record a job this party initiates and propose it to every other party."""
+        if plan.initiator.party_id != self.party_id:
+            raise ConfigError(f"{conf_path}: initiator {plan.initiator.role}:{plan.initiator.party_id} is not "
+                              f"this server's party {self.party_id}; submit it to the initiator's server")
+        others = sorted({p.party_id for p in plan.all_parties()} - {self.party_id})
+        unknown = [p for p in others if p not in self.fed.route_table.parties]
+        if unknown:
+            raise ConfigError(f"{conf_path}: part{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} "
+                              f"not in this party's route table")
+        job_id = jobs.new_job_id()
+        record_job(self.conf, self.store, plan, job_id, self.party_id)
+        self._write_peers(job_id, {p: "proposed" for p in others})
+        for peer in others:
+            self.send(peer, {"type": "propose", "job_id": job_id, "conf": plan.raw_conf, "dsl": plan.raw_dsl})
+        if not others:
+            self._start(job_id)
+        return {"job_id": job_id, "proposed_to": others,
+                "parties": {r: [p.party_id for p in ps] for r, ps in plan.parties.items()}}
+
+    def _peers_path(self, job_id: str) -> Path:
+        return job_dir(self.home, job_id) / "peers.json"
+
+    def _write_peers(self, job_id: str, peers: dict[str, str]) -> None:
+        write_json(self._peers_path(job_id), peers)
+
+    def _on_accept(self, peer: str, msg: dict[str, Any]) -> None:
+        job_id = msg["job_id"]
+        peers = json.loads(self._peers_path(job_id).read_text())
+        if peers.get(peer) != "proposed":
+            return
+        peers[peer] = "accepted"
+        self._write_peers(job_id, peers)
+        job = self.store.job(job_id)
+        if job["status"] in FINAL_STATES:  # another party refused meanwhile: this one never starts
+            self.send(peer, {"type": "stop", "job_id": job_id, "reason": job["reason"]})
+        elif all(v == "accepted" for v in peers.values()) and job["status"] == "waiting":
+            self._start(job_id)  # every party agreed: all start now
+            self.broadcast(job_id, {"type": "start"})
+
+    def _on_start(self, peer: str, msg: dict[str, Any]) -> None:
+        job = self.store.job(msg["job_id"])
+        if job["initiator_party"] == peer and job["status"] == "waiting" and not job["supervisor_pid"]:
+            self._start(msg["job_id"])
+
+    def _on_reject(self, peer: str, msg: dict[str, Any]) -> None:
+        job_id = msg["job_id"]
+        reason = f"rejected by party {peer}: {msg.get('reason') or 'no reason given'}"
+        peers = json.loads(self._peers_path(job_id).read_text())
+        peers[peer] = "rejected"
+        self._write_peers(job_id, peers)
+        self.store.update_tasks(job_id, ("waiting", "running"), status="failed", reason=reason)
+        self.store.update_job(job_id, status="failed", reason=reason)
+        for other, state in peers.items():
+            if state == "accepted":
+                self.send(other, {"type": "stop", "job_id": job_id, "reason": reason})
+
+    def _start(self, job_id: str) -> None:
+        self.store.update_job(job_id, supervisor_pid=jobs._start_supervisor(self.conf, job_id))
+
+    def _on_status(self, peer: str, msg: dict[str, Any]) -> None:
+        folder = job_dir(self.home, msg["job_id"]) / "remote"
+        peers = self._peers_path(msg["job_id"])
+        if not peers.is_file() or peer not in json.loads(peers.read_text()):
+            return  # not a job this party proposed to that peer
+        folder.mkdir(exist_ok=True)
+        report = {k: msg.get(k) for k in ("job_id", "attempt", "status", "reason", "tasks")}
+        write_json(folder / f"{peer}.json", {**report, "party_id": peer})
+        current = msg.get("attempt") == self.store.job(msg["job_id"])["attempt"]  # not a report of an old run
+        if current and msg.get("status") in ("failed", "timeout", "canceled"):
+            self._peer_ended(msg["job_id"], peer, f"party {peer} {msg['status']}: {msg.get('reason') or 'no reason'}")
+
+    def _peer_ended(self, job_id: str, peer: str, reason: str) -> None:
+        """A party's share ended badly (e.g. its server restarted and failed it): end ours with
+        its reason now instead of waiting for its messages until the timeout."""
+        if end_share(self.store, job_id, reason):
+            self.broadcast(job_id, {"type": "stop", "reason": reason})  # the others stop waiting for it too
+
+    def broadcast(self, job_id: str, message: dict[str, Any]) -> None:
+        """Send a stop or rerun of a job this party initiated to every other party of it."""
+        path = self._peers_path(job_id)
+        if path.is_file():
+            for peer in json.loads(path.read_text()):
+                self.send(peer, {**message, "job_id": job_id})
+
+    # the other parties ---------------------------------------------------
+    def _on_propose(self, peer: str, msg: dict[str, Any]) -> None:
+        job_id = msg["job_id"]
+        try:
+            known = self.store.job(job_id)
+        except FedweaveError:
+            known = None
+        if known is not None:  # a repeated proposal gets the same answer; a reused job id is refused
+            same = known["initiator_party"] == peer
+            self.send(peer, {"type": "accept", "job_id": job_id} if same else
+                      {"type": "reject", "job_id": job_id, "reason": f"job id {job_id} is taken here"})
+            return
+        reasons = self._refusals(peer, msg)
+        if reasons:
+            self._audit("job.proposal.rejected", job_id, peer, reasons=reasons)
+            self.send(peer, {"type": "reject", "job_id": job_id, "reason": "; ".join(reasons)})
+            return
+        plan = plan_from_dicts(msg["conf"], msg["dsl"])
+        record_job(self.conf, self.store, plan, job_id, self.party_id)
+        self._audit("job.proposal.accepted", job_id, peer, tables=tables_read(plan, self.party_id))
+        self.send(peer, {"type": "accept", "job_id": job_id})  # it starts when the initiator says so
+
+    def _refusals(self, peer: str, msg: dict[str, Any]) -> list[str]:
+        try:
+            plan = plan_from_dicts(msg.get("conf"), msg.get("dsl"))
+        except FedweaveError as exc:
+            return [f"the job does not validate: {exc}"]
+        if plan.initiator.party_id != peer:
+            return [f"party {peer} proposed a job whose initiator is {plan.initiator.party_id}"]
+        if peer not in self.fed.route_table.parties:
+            return [f"initiator {peer} is not in this party's route table"]
+        if self.party_id not in {p.party_id for p in plan.all_parties()}:
+            return [f"party {self.party_id} has no role in this job"]
+        return self.access_check(self.store, peer, tables_read(plan, self.party_id),
+                                 initiator_role=plan.initiator.role, local_party_id=self.party_id)
+
+    def _on_stop(self, peer: str, msg: dict[str, Any]) -> None:
+        job_id = msg["job_id"]
+        job = self.store.job(job_id)
+        if job["initiator_party"] != peer or job["status"] in FINAL_STATES:
+            return
+        if job["supervisor_pid"]:
+            jobs.stop_job(self.store, job_id)
+        else:  # accepted but never started
+            reason = msg.get("reason") or f"stopped by the initiator {peer}"
+            self.store.update_tasks(job_id, ("waiting", "running"), status="canceled", reason=reason)
+            self.store.update_job(job_id, status="canceled", reason=reason)
+
+    def _on_rerun(self, peer: str, msg: dict[str, Any]) -> None:
+        job = self.store.job(msg["job_id"])
+        if job["initiator_party"] == peer:  # runs once the job has ended here (a stop may still be under way)
+            self._reruns[msg["job_id"]] = (msg.get("component"), time.monotonic() + RERUN_WAIT_S)
+
+    def _run_pending_reruns(self) -> None:
+        for job_id, (component, deadline) in list(self._reruns.items()):
+            if self.store.job(job_id)["status"] in FINAL_STATES:
+                del self._reruns[job_id]
+                jobs.rerun_job(self.conf, self.store, job_id, component)
+            elif time.monotonic() > deadline:
+                del self._reruns[job_id]
+                log.warning("rerun of job %s dropped: it did not end in %ss", job_id, RERUN_WAIT_S)
+
+    def _report_statuses(self) -> None:
+        """Tell each initiator what changed in the jobs this party runs for it."""
+        for job in self.store.jobs(50):
+            final = (job["job_id"], job["attempt"]) if job["status"] in FINAL_STATES else None
+            if job["initiator_party"] == self.party_id or final in self._final_reported:
+                continue
+            tasks = [{k: t[k] for k in ("component", "role", "party_id", "status", "progress", "reason")}
+                     for t in self.store.tasks(job["job_id"])]
+            digest = json.dumps([job["status"], job["reason"], job["attempt"], tasks], sort_keys=True)
+            if final:
+                self._final_reported.add(final)
+            if self._reported.get(job["job_id"]) != digest:
+                self._reported[job["job_id"]] = digest
+                self.send(job["initiator_party"], {"type": "status", "job_id": job["job_id"], "attempt": job["attempt"],
+                                                   "status": job["status"], "reason": job["reason"], "tasks": tasks})
+
+    def _cleanup_finished(self) -> None:
+        """Once a job this party initiated has ended at every party, each removes its share
+        of the job's queues (they would otherwise stay on the broker)."""
+        for job in self.store.jobs(50):
+            job_id, attempt = job["job_id"], job["attempt"]
+            marker = job_dir(self.home, job_id) / f"cleaned.{attempt}"
+            if (job["initiator_party"] != self.party_id or job["status"] not in FINAL_STATES
+                    or marker.exists() or not self._peers_path(job_id).is_file()):
+                continue
+            peers = json.loads(self._peers_path(job_id).read_text())
+            reports = {r["party_id"]: r for r in remote_reports(self.home, job_id)}
+            if any(state != "rejected" and not (reports.get(p, {}).get("status") in FINAL_STATES
+                                                and reports[p].get("attempt") == attempt)
+                   for p, state in peers.items()):
+                continue  # someone still runs (or never answered)
+            marker.touch()
+            self.broadcast(job_id, {"type": "cleanup"})
+            cleanup_transport(self.conf, self.store, job_id)
+
+    def _on_cleanup(self, peer: str, msg: dict[str, Any]) -> None:
+        job = self.store.job(msg["job_id"])
+        if job["initiator_party"] == peer and job["status"] in FINAL_STATES:
+            cleanup_transport(self.conf, self.store, msg["job_id"])
+
+    def _audit(self, kind: str, job_id: str, peer: str, **details: Any) -> None:
+        if self.audit is not None:
+            self.audit.append(kind, actor=f"party:{peer}", job=job_id, details=details)
+
+    # the thread ----------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.poll_once():
+                    self._stop.wait(POLL_S)
+            except Exception:  # noqa: BLE001 - keep serving; the transport retries on its own
+                log.exception("control plane poll failed")
+                self._stop.wait(1.0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="control-plane", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.fed.close()

@@ -1,0 +1,251 @@
+"""The operations behind the CLI's commands, run in this process.
+
+The CLI calls these in standalone mode and the flow server calls the same ones for its
+HTTP routes, so a command gives the same answer either way. ``flow.cli.client.RemoteOps``
+has the same methods and sends them to a server. Nothing here imports FastAPI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from backends.computing import Session, create_session
+from backends.storage import StorageEngine, engine_from_conf
+from backends.storage.csv_import import import_csv
+from flow.audit_trail import record as audit_record
+from flow.dsl import JobPlan
+from flow.errors import StoreError
+from flow.governance import GovernanceOps
+from flow.scheduler import job as jobs
+from flow.scheduler.logs import iter_follow, read_logs
+from flow.scheduler.tracking import model_view
+from flow.settings import ServiceConf
+from flow.store import FINAL_STATES, Store
+
+#: what ``flow server start`` writes under the home while it serves: {pid, host, port, url, started}
+SERVER_FILE = "server.json"
+
+
+def table_view(meta) -> dict[str, Any]:
+    return json.loads(meta.model_dump_json())
+
+
+def read_server_file(home: Path) -> dict[str, Any] | None:
+    """The running server of this home, or None (no file, or its process is gone)."""
+    try:
+        info = json.loads((home / SERVER_FILE).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
+class LocalOps(GovernanceOps):
+    """Every CLI operation against this party's own conf, store and storage."""
+
+    remote = False
+
+    def __init__(self, conf: ServiceConf, store: Callable[[], Store] | Store):
+        self.conf = conf
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        if not isinstance(self._store, Store):
+            self._store = self._store()
+        return self._store
+
+    # engines ------------------------------------------------------------
+    def storage(self, engine: str | None = None) -> StorageEngine:
+        return engine_from_conf(self.conf, engine)
+
+    def session(self, partitions: int) -> Session:
+        """A computing session of this party's engine for moving a table in or out (one worker)."""
+        return create_session(self.conf.default_engines.computing, partitions=partitions, workers=1)
+
+    # jobs ---------------------------------------------------------------
+    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
+        info = jobs.submit_plan(self.conf, self.store, plan, conf_path, dsl_path)
+        audit_record(self.conf, "job.submit", job=info["job_id"], conf=conf_path, dsl=dsl_path)
+        return info
+
+    def job_query(self, job_id: str) -> dict[str, Any]:
+        """The job and its tasks; for a job proposed to other servers, their reported tasks too."""
+        from flow.server.control import remote_reports
+
+        detail = jobs.job_detail(self.store, job_id)
+        reports = remote_reports(self.conf.home_path, job_id)
+        if reports:
+            detail["tasks"] += [t for r in reports for t in r.get("tasks") or []]
+            detail["parties"] = {r["party_id"]: {"status": r["status"], "reason": r["reason"]} for r in reports}
+        return detail
+
+    def job_list(self, limit: int = 20) -> list[dict[str, Any]]:
+        return [{"job_id": j["job_id"], "status": j["status"], "created": j["created"],
+                 "initiator": f"{j['initiator_role']}:{j['initiator_party']}", "reason": j["reason"]}
+                for j in self.store.jobs(limit)]
+
+    def job_stop(self, job_id: str) -> dict[str, Any]:
+        return jobs.stop_job(self.store, job_id)
+
+    def job_rerun(self, job_id: str, component: str | None = None) -> dict[str, Any]:
+        return jobs.rerun_job(self.conf, self.store, job_id, component)
+
+    def job_logs(self, job_id: str, role: str | None = None, party_id: str | None = None,
+                 component: str | None = None, follow: bool = False, poll: float = 0.5) -> Iterator[str]:
+        """Log lines, each prefixed [role party component]; with ``follow`` until the job ends."""
+        self.store.job(job_id)  # JobNotFound before anything is printed
+        home = self.conf.home_path
+        if not follow:
+            return read_logs(home, job_id, role, party_id, component)
+        return iter_follow(home, job_id, role, party_id, component,
+                           done=lambda: self.store.job(job_id)["status"] in FINAL_STATES, poll=poll)
+
+    # data and tables ----------------------------------------------------
+    def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
+                    label_column: str | None = None, partitions: int | None = None,
+                    engine: str | None = None) -> dict[str, Any]:
+        storage = self.storage(engine)
+        parts = partitions or self.conf.computing.partitions
+        with self.session(parts) as session:
+            meta = import_csv(file, storage, session, namespace, name,
+                              id_column=id_column, label_column=label_column, partitions=parts)
+        audit_record(self.conf, "data.upload", namespace=namespace, name=name, count=meta.count,
+                     sha256=meta.sha256, file=str(file))
+        return {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
+                "partitions": meta.partitions, "engine": meta.engine, "columns": meta.columns}
+
+    def iter_csv(self, namespace: str, name: str, engine: str | None = None) -> Iterator[str]:
+        """A stored table as CSV text, header first, a partition at a time (a missing
+        table raises here, before anything is written)."""
+        storage = self.storage(engine)
+        meta = storage.meta(namespace, name)
+        audit_record(self.conf, "data.download", namespace=namespace, name=name, count=meta.count)
+        return self._csv_chunks(storage, meta)
+
+    def _csv_chunks(self, storage: StorageEngine, meta) -> Iterator[str]:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+
+        def flush() -> str:
+            text = buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            return text
+
+        writer.writerow([meta.id_column] + meta.columns)
+        yield flush()
+        with self.session(meta.partitions) as session:
+            for part in storage.read(meta, session).iter_partitions():
+                for key, row in part:
+                    writer.writerow([key, *row])
+                yield flush()
+
+    def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:
+        return {"file": str(output), "count": write_csv(self.iter_csv(namespace, name, engine), output)}
+
+    def table_info(self, namespace: str, name: str, engine: str | None = None) -> dict[str, Any]:
+        return table_view(self.storage(engine).meta(namespace, name))
+
+    def table_bind(self, namespace: str, name: str, engine: str, address: dict[str, Any],
+                   id_column: str = "id", label_column: str | None = None) -> dict[str, Any]:
+        meta = self.storage(engine).bind(namespace, name, address, id_column=id_column, label_column=label_column)
+        return table_view(meta)
+
+    def table_list(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [{"namespace": m.namespace, "name": m.name, "count": m.count, "engine": m.engine}
+                for m in self.storage().list(namespace)]
+
+    def table_delete(self, namespace: str, name: str) -> dict[str, Any]:
+        storage = self.storage()
+        storage.meta(namespace, name)
+        storage.delete(namespace, name)
+        return {"namespace": namespace, "name": name, "deleted": True}
+
+    # tracking -----------------------------------------------------------
+    def _check_task(self, job_id: str, role: str, party_id: str, component: str) -> None:
+        if not any(t["component"] == component for t in self.store.tasks(job_id, role, party_id)):
+            raise StoreError(f"job {job_id} has no task {component} on {role}:{party_id}")
+
+    def tracking_metrics(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, dict]:
+        self._check_task(job_id, role, party_id, component)
+        out: dict[str, dict] = {}
+        for m in self.store.metrics(job_id, role, party_id, component):
+            out.setdefault(m["namespace"], {})[m["name"]] = m["value"]["value"]
+        return out
+
+    def tracking_output_data(self, job_id: str, role: str, party_id: str, component: str,
+                             output_path: Path | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        """A task's output tables: header and first ``limit`` rows; with ``output_path``
+        each table is also written there as ``<component>_<index>.csv``."""
+        self._check_task(job_id, role, party_id, component)
+        storage = self.storage()
+        result = []
+        for ref in self.store.outputs(job_id, role, party_id, component, "data"):
+            meta = storage.meta(ref["ref"]["namespace"], ref["ref"]["name"])
+            item = {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
+                    "header": [meta.id_column] + meta.columns, "index": ref["index"]}
+            if output_path is not None:
+                target = Path(output_path) / f"{component}_{ref['index']}.csv"
+                write_csv(self.iter_csv(meta.namespace, meta.name), target)
+                item["file"] = str(target)
+            with self.session(meta.partitions) as session:
+                rows: list[list] = []
+                for part in storage.read(meta, session).iter_partitions():
+                    rows.extend([k, *v] for k, v in part[: limit - len(rows)])
+                    if len(rows) >= limit:
+                        break
+            item["rows"] = rows
+            result.append(item)
+        return result
+
+    def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
+        self._check_task(job_id, role, party_id, component)
+        refs = self.store.outputs(job_id, role, party_id, component, "model")
+        if not refs:
+            raise StoreError(f"{component} on {role}:{party_id} of job {job_id} has no model")
+        model = model_view(Path(refs[0]["ref"]["path"]).read_text())
+        return {"path": refs[0]["ref"]["path"], "model": model}
+
+    # server -------------------------------------------------------------
+    def server_status(self) -> dict[str, Any]:
+        """This party: its server (if one runs for this home), transport, store and engines."""
+        import backends.computing
+        import backends.storage
+        import federation
+
+        conf = self.conf
+        fed = conf.default_engines.federation
+        transport = {k: v for k, v in (getattr(conf.federation, fed, None) or {}).items()
+                     if "password" not in k and "token" not in k and "secret" not in k}
+        return {
+            "server": read_server_file(conf.home_path),
+            "mode": conf.mode,
+            "home": str(conf.home_path),
+            "service_conf": conf.source or None,
+            "transport": {"engine": fed, **transport},
+            "store": {"url": self.store.engine.url.render_as_string(hide_password=True),
+                      "jobs": dict(Counter(j["status"] for j in self.store.jobs(1000)))},
+            "engines": {
+                "default": conf.default_engines.model_dump(),
+                "computing": backends.computing.ENGINES.names(),
+                "storage": backends.storage.ENGINES.names(),
+                "federation": federation.ENGINES.names(),
+            },
+        }
+
+
+def write_csv(chunks: Iterator[str], out: Path) -> int:
+    """Write CSV text chunks (header first) to ``out``; returns the number of data rows."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+    with out.open(newline="") as fh:
+        return max(0, sum(1 for _ in csv.reader(fh)) - 1)

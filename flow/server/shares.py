@@ -1,0 +1,116 @@
+"""A party's share of a job that runs between flow servers: what it records, which
+tables it reads, what the initiator was told by the others, how it ends and cleans up.
+Used by :mod:`flow.server.control`; no messaging here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any, Callable
+
+from federation.api import Party
+from flow.dsl import JobPlan, load_job
+from flow.scheduler import job as jobs
+from flow.scheduler.party import job_dir
+from flow.scheduler.transport import make_federation
+from flow.settings import ServiceConf
+from flow.store import FINAL_STATES, Store
+
+log = logging.getLogger("fedweave.server.control")
+
+
+def tables_read(plan: JobPlan, party_id: str) -> list[dict[str, str]]:
+    """The tables ``party_id``'s components read in ``plan`` (params with a ``table``)."""
+    out = []
+    for p in plan.all_parties():
+        if p.party_id != party_id:
+            continue
+        for cpn in plan.party_components(p):
+            table = getattr(plan.component_params(cpn, p), "table", None)
+            if table is not None:
+                out.append({"namespace": table.namespace, "name": table.name})
+    return out
+
+
+def record_job(conf: ServiceConf, store: Store, plan: JobPlan, job_id: str, party_id: str) -> None:
+    """Record ``job_id`` with this party's parties only (its supervisor runs just those)."""
+    jdir = job_dir(conf.home_path, job_id)
+    jdir.mkdir(parents=True, exist_ok=True)
+    (jdir / "conf.json").write_text(json.dumps(plan.raw_conf, indent=2))
+    (jdir / "dsl.json").write_text(json.dumps(plan.raw_dsl, indent=2))
+    mine = [p for p in plan.all_parties() if p.party_id == party_id]
+    store.create_job(job_id, conf=plan.raw_conf, dsl=plan.raw_dsl,
+                     initiator=(plan.initiator.role, plan.initiator.party_id),
+                     parties=[(p.role, p.party_id) for p in mine],
+                     components={(p.role, p.party_id): [(c, plan.module(c).module) for c in plan.party_components(p)]
+                                 for p in mine})
+
+
+def remote_reports(home: Path, job_id: str) -> list[dict[str, Any]]:
+    """The latest status report of each other party of a job this server initiated."""
+    folder = job_dir(home, job_id) / "remote"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace ``path`` at once: a reader (``flow job query``) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def end_share(store: Store, job_id: str, reason: str) -> bool:
+    """Fail this party's unfinished share of a job at once (its processes are killed);
+    False when it had already ended."""
+    job = store.job(job_id)
+    if job["status"] in FINAL_STATES:
+        return False
+    if job["supervisor_pid"] and jobs._alive(job["supervisor_pid"]):
+        os.kill(job["supervisor_pid"], signal.SIGKILL)
+    for run in store.party_runs(job_id):
+        if run["status"] == "running" and jobs._alive(run["pid"]):
+            os.kill(run["pid"], signal.SIGKILL)
+        if run["status"] in ("running", "waiting"):
+            store.update_party_run(job_id, run["role"], run["party_id"], status="failed", reason=reason)
+    store.update_tasks(job_id, ("running", "waiting"), status="failed", reason=reason)
+    store.update_job(job_id, status="failed", reason=reason)
+    return True
+
+
+def cleanup_transport(conf: ServiceConf, store: Store, job_id: str) -> None:
+    """Remove what this party's share of a finished job left in the transport (queues,
+    topics): only once every party has ended, as nobody reads them any more."""
+    jdir = job_dir(conf.home_path, job_id)
+    plan = load_job(jdir / "conf.json", jdir / "dsl.json")
+    for run in store.party_runs(job_id):
+        party = Party(run["role"], run["party_id"])
+        engine = plan.job_parameters(party).get("federation_engine") or conf.default_engines.federation
+        fed = make_federation(engine, conf, job_id, party, None, plan.parties, timeout=1.0)
+        try:
+            for peer in plan.all_parties():  # a fresh endpoint names the party's inbound channels first
+                if peer != party and hasattr(fed, "data_channel"):
+                    fed.data_channel(peer, party)
+            fed.cleanup()
+        except Exception:  # noqa: BLE001 - left-over queues are untidy, not wrong
+            log.exception("job %s: could not clean up the transport of %s", job_id, party)
+        finally:
+            fed.close()
+
+
+def audit_log(home: Path, party_id: str) -> Any:
+    """The party's audit log (None where this build has none)."""
+    try:
+        from flow.audit import AuditLog
+    except ImportError:
+        return None
+    return AuditLog(home, party_id)
+
+
+def default_access_check() -> Callable[..., list[str]]:
+    """Why an initiator may not read this party's tables (``flow privilege``)."""
+    from flow.privileges import check_job_access
+
+    return check_job_access

@@ -1,0 +1,198 @@
+"""A real `flow server start` on 127.0.0.1 and the CLI pointed at it with `flow init`:
+the same job gives the same model as standalone, logs stream while a job runs, and the
+server's job detector fails a job whose processes were killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from .conftest import EXAMPLES, ROOT, FlowCLI, FlowResult, load_example, with_lr_params, write_job
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "e2e-server-token"
+FINAL = ("success", "failed", "canceled", "timeout")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A flow server of its own home on a free port; yields (home, port)."""
+    home = tmp_path_factory.mktemp("server_home")
+    (home / "service_conf.yaml").write_text(yaml.safe_dump({"server": {"token": TOKEN, "detect_interval": 0.5}}))
+    env = dict(os.environ, FLOW_HOME=str(home))
+    env.pop("FEDWEAVE_SERVICE_CONF", None)
+    log = open(home / "server.err", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "flow.cli.main", "server", "start", "--port", "0"],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    info = home / "server.json"
+    end = time.monotonic() + 60
+    while not info.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.1)
+    assert info.exists(), f"the server did not start: {(home / 'server.err').read_text()}"
+    yield home, json.loads(info.read_text())["port"]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    log.close()
+    assert proc.returncode == 0 and json.loads(out)["data"]["stopped"] is True
+    assert not info.exists()  # a stopped server leaves no address behind
+
+
+class InProcessCLI(FlowCLI):
+    """The real `flow` command run in this process (click's runner): a client of the
+    server pays no interpreter start per command."""
+
+    def __call__(self, *args: str, timeout: float = 600) -> FlowResult:
+        from click.testing import CliRunner
+
+        import importlib
+        import pkgutil
+
+        import flow.cli
+        from flow.cli.main import cli
+
+        for mod in pkgutil.iter_modules(flow.cli.__path__):  # every command group, as main() registers them
+            importlib.import_module(f"flow.cli.{mod.name}")
+
+        env = {"FLOW_HOME": str(self.home), "FEDWEAVE_SERVICE_CONF": None}
+        res = CliRunner(env=env).invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        try:
+            out = json.loads(res.stdout) if res.stdout.strip() else {}
+        except json.JSONDecodeError:
+            out = {"raw": res.stdout}
+        return FlowResult(res.exit_code, out, res.stderr)
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory) -> InProcessCLI:
+    """A CLI home that holds nothing but `flow init`'s pointer to the server, which holds
+    the breast tables (uploaded through it)."""
+    home = tmp_path_factory.mktemp("client_home")
+    cli = InProcessCLI(home)
+    res = cli.ok("init", "--ip", "127.0.0.1", "--port", server[1], "--token", TOKEN)
+    assert res["reachable"] is True
+    cli.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
+    cli.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
+    return cli
+
+
+def _store(home: Path):
+    from flow.store import Store
+
+    return Store.for_home(home)
+
+
+def test_a_job_submitted_through_the_server_trains_the_standalone_model(breast, client, server, tmp_path):
+    conf, dsl = load_example("hetero_lr")
+    c, d = write_job(tmp_path, with_lr_params(conf, max_iter=4, encrypt_param={"key_length": 512}), dsl)
+    reference = breast.ok("job", "submit", "-c", c, "-d", d)  # standalone (no flow init there), alongside
+    detail = client.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    job_id = detail["job_id"]
+    assert detail["status"] == "success" and {t["status"] for t in detail["tasks"]} == {"success"}
+    assert breast.wait(reference["job_id"])["status"] == "success"
+
+    for role, pid in (("guest", "9999"), ("host", "10000")):
+        mine = client.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid, "-cpn", "hetero_lr_0")
+        ref = breast.ok("tracking", "output-model", "-j", reference["job_id"], "-r", role, "-p", pid,
+                        "-cpn", "hetero_lr_0")
+        np.testing.assert_allclose(mine["model"]["weights"], ref["model"]["weights"], atol=1e-8)
+    mine = client.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "evaluation_0")
+    ref = breast.ok("tracking", "metrics", "-j", reference["job_id"], "-r", "guest", "-p", "9999",
+                    "-cpn", "evaluation_0")
+    assert mine["evaluation"].keys() == ref["evaluation"].keys()
+    for name in ("auc", "ks", "accuracy"):
+        assert mine["evaluation"][name] == pytest.approx(ref["evaluation"][name], abs=1e-9)
+
+    # output tables come over as CSV into the client's folder
+    out = client.ok("tracking", "output-data", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "hetero_lr_0",
+                    "-o", tmp_path / "out", "--limit", "3")
+    written = Path(out[0]["file"]).read_text().splitlines()
+    assert len(out[0]["rows"]) == 3 and len(written) == out[0]["count"] + 1
+    # the server holds the data and the job; the client's home only its pointer
+    server_home = server[0]
+    assert (server_home / "data" / "experiment" / "breast_hetero_guest").exists()
+    assert sorted(p.name for p in client.home.iterdir()) == ["cli.yaml"]
+    assert not (breast.home / "cli.yaml").exists()
+    assert job_id in [j["job_id"] for j in client.ok("job", "list")]
+    logs = client("job", "logs", "-j", job_id, "-cpn", "hetero_lr_0", "-r", "guest")
+    from flow.scheduler.logs import read_logs
+
+    assert logs.code == 0 and logs.out["raw"].splitlines() == list(read_logs(server_home, job_id, "guest", None,
+                                                                             "hetero_lr_0"))
+    assert "[guest 9999 hetero_lr_0]" in logs.out["raw"] and "success" in logs.out["raw"]
+    status = client.ok("server", "status")
+    assert status["server"]["port"] == server[1] and status["transport"]["engine"] == "standalone"
+    assert status["store"]["url"].startswith("sqlite") and status["engines"]["default"]["computing"] == "local"
+    assert status["server"]["detector"]["sweeps"] >= 1 and status["server"]["schedules"]["alive"] is True
+
+
+def _follow(job_id: str, port: int, lines: queue.Queue) -> None:
+    """What `flow job logs -f` does in client mode, line by line into ``lines``."""
+    from flow.cli.client import RemoteOps
+
+    try:
+        for line in RemoteOps("127.0.0.1", port, TOKEN).job_logs(job_id, follow=True):
+            lines.put(line)
+    finally:
+        lines.put(None)
+
+
+def test_logs_stream_while_running_and_the_detector_fails_a_job_whose_processes_were_killed(client, server, tmp_path):
+    conf, dsl = load_example("hetero_lr")
+    conf = with_lr_params(conf, max_iter=500, tol=1e-12, encrypt_param={"key_length": 512})
+    c, d = write_job(tmp_path, conf, dsl)
+    job_id = client.ok("job", "submit", "-c", c, "-d", d)["job_id"]
+
+    lines: queue.Queue = queue.Queue()
+    follow = threading.Thread(target=_follow, args=(job_id, server[1], lines), daemon=True)
+    follow.start()
+    seen: list[str] = []
+    while not any("[arbiter 10000 hetero_lr_0]" in s and "iteration" in s for s in seen[-1:]):
+        line = lines.get(timeout=300)
+        assert line is not None, f"logs -f ended before training: {seen[-5:]}"
+        seen.append(line)
+    store = _store(server[0])
+    assert store.job(job_id)["status"] == "running"  # lines arrived while the job runs: streamed
+
+    job = store.job(job_id)
+    victims = [job["supervisor_pid"]] + [r["pid"] for r in store.party_runs(job_id) if r["pid"]]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + 120
+    while store.job(job_id)["status"] not in FINAL and time.monotonic() < end:
+        time.sleep(0.2)
+    job = store.job(job_id)
+    assert job["status"] == "failed" and "found by the job detector" in job["reason"], job["reason"]
+    assert f"pid {victims[0]}" in job["reason"]
+    assert not [t for t in store.tasks(job_id) if t["status"] in ("running", "waiting")]
+
+    follow.join(timeout=60)
+    assert not follow.is_alive()  # logs -f ends with the job
+    while (line := lines.get(timeout=5)) is not None:
+        seen.append(line)
+    assert any("[guest 9999 reader_0]" in line for line in seen)
+    detail = client.ok("job", "query", "-j", job_id)
+    assert detail["status"] == "failed" and detail["reason"] == job["reason"]
+    store.close()
+
+
+def test_a_wrong_token_is_refused_and_reset_returns_to_standalone(server, tmp_path):
+    cli = InProcessCLI(tmp_path / "other")
+    cli.home.mkdir()
+    res = cli.ok("init", "--ip", "127.0.0.1", "--port", server[1], "--token", "not-the-token")
+    assert res["reachable"] is False and "unauthorized" in res["problem"]
+    res = cli("job", "list")
+    assert res.code == 2 and "unauthorized" in res.err
+    cli.ok("init", "--reset")
+    assert cli.ok("job", "list") == []  # standalone again: this home's own empty store
