@@ -7,9 +7,13 @@ host (holds d)                                       guest (knows n, e)
   F(H(y)^d) for its own ids          ───────▶         F(s) for its ids; equal values = shared id
 
 The host sees only uniformly blinded values (r is unknown to it), so it learns nothing of
-the guest's ids; the guest cannot compute ``F(H(y)^d)`` for an id it does not hold
-without ``d``. ``H`` is ``hash_method`` over ``salt + id`` read as an integer, ``F`` is
+the guest's ids; the guest sees ``F(H(y)^d)`` of the host's ids but cannot test a guess
+``y`` without ``d`` (it gets one signature per value it sends). ``H`` is ``hash_method`` over ``salt + id`` read as an integer, ``F`` is
 ``final_hash_method`` over the signature's fixed-width big-endian bytes.
+
+Parties are assumed semi-honest, as in FATE: the guest checks every signature, so a host
+that signs with another key is caught, but it cannot check that ``e`` is a valid RSA
+exponent for ``n`` before it sends the blinded values.
 
 Speed: signing uses the CRT (two half-size exponentiations, ~0.2 ms per id at 1024 bits
 with gmpy2); blinding and the signature check use the small public exponent (~10 µs).
@@ -118,23 +122,22 @@ class RsaSigner:
 class RsaBlinder:
     """The guest's side for one host's public key: blinds its ids, unblinds the signatures.
 
-    ``random_bit`` is the size of the blinding factor ``r`` (FATE's ``random_bit``); ``r``
-    is drawn until it is invertible modulo ``n``.
+    The blinding factor ``r`` is uniform in 2..n-1 (and invertible): a short ``r`` would let
+    the host, who holds ``d``, test a guessed id ``x`` by checking whether ``(b/H(x))^d = r``
+    is small.
     """
 
-    __slots__ = ("n", "e", "width", "_hash", "_random_bit", "_ids", "_r_inv")
+    __slots__ = ("n", "e", "width", "_hash", "_ids", "_r_inv")
 
-    def __init__(self, public_key: tuple[int, int], hashing: RsaHash, random_bit: int = 128):
+    def __init__(self, public_key: tuple[int, int], hashing: RsaHash):
         n, e = (int(v) for v in public_key)
         if n.bit_length() < MIN_KEY_BITS or n % 2 == 0:
             raise CryptoError(f"malformed RSA PSI public key: modulus must be odd and at least {MIN_KEY_BITS} bits")
-        if not 2 < e < n or e % 2 == 0:
-            raise CryptoError("malformed RSA PSI public key: exponent must be odd and in 3..n-1")
-        if random_bit < 64:
-            raise CryptoError(f"RSA PSI random_bit must be at least 64, got {random_bit}")
+        if not 2 < e < min(n, 2**256) or e % 2 == 0:  # a huge e would only make blinding slow
+            raise CryptoError("malformed RSA PSI public key: exponent must be odd, above 2 and below 2^256")
         self.n, self.e = gmpy2.mpz(n), gmpy2.mpz(e)
         self.width = (n.bit_length() + 7) // 8
-        self._hash, self._random_bit = hashing, random_bit
+        self._hash = hashing
         self._ids: list[gmpy2.mpz] = []
         self._r_inv: list[gmpy2.mpz] = []
 
@@ -143,8 +146,8 @@ class RsaBlinder:
 
     def _factor(self) -> tuple[gmpy2.mpz, gmpy2.mpz]:
         while True:
-            r = gmpy2.mpz(secrets.randbits(self._random_bit) | 1)
-            if r > 1 and gmpy2.gcd(r, self.n) == 1:
+            r = gmpy2.mpz(2 + secrets.randbelow(int(self.n) - 2))
+            if gmpy2.gcd(r, self.n) == 1:
                 return r, gmpy2.invert(r, self.n)
 
     def blind(self, ids: Sequence[str | bytes]) -> list[int]:

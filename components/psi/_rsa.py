@@ -31,15 +31,16 @@ class RsaParams(MethodParams):
     """FATE 1.x ``rsa_params``.
 
     ``split_calculation`` and ``random_base_fraction`` are FATE's speed-ups of the same
-    protocol; they are accepted so existing confs run, and the intersection is the same
-    without them.
+    protocol, and ``random_bit`` the size of its blinding factor; they are accepted so
+    existing confs run. The intersection is the same without them, and the blinding
+    factor is always drawn below the modulus (see :class:`RsaBlinder`).
     """
 
     salt: str = ""
     hash_method: Hash = "sha256"
     final_hash_method: Hash = "sha256"
     key_length: int = Field(1024, ge=MIN_KEY_BITS)
-    random_bit: int = Field(128, ge=64)
+    random_bit: int = 128
     split_calculation: bool = False
     random_base_fraction: float | None = None
 
@@ -87,11 +88,10 @@ class RsaProtocol(PsiProtocol):
         blinders = []
         for host, key in zip(hosts, keys):
             try:
-                blinder = RsaBlinder(tuple(key), hashing, self.params.random_bit)
-                blinded = blinder.blind(ids)
+                blinder = RsaBlinder(tuple(key), hashing)
             except (CryptoError, TypeError, ValueError) as exc:
                 raise ComponentError(f"{ctx.component}: {host}: bad RSA public key: {exc}") from None
-            ctx.federation.remote(_to_array(blinded, blinder.width), "guest_blinded", ctx.tag(), [host])
+            ctx.federation.remote(_to_array(blinder.blind(ids), blinder.width), "guest_blinded", ctx.tag(), [host])
             blinders.append(blinder)
         signed = ctx.federation.get("guest_signed", ctx.tag(), hosts)
         host_values = ctx.federation.get("host_signed_ids", ctx.tag(), hosts)

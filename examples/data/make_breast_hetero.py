@@ -24,17 +24,26 @@ def write(path: Path, header: list[str], rows) -> None:
         out.writerows(rows)
 
 
-def main() -> None:
+def fmt(v: float) -> str:
+    return f"{v:.6f}"  # six decimals keep the files small and exact enough
+
+
+def breast() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, z-scored features, labels)."""
     data = load_breast_cancer()
     x = (data.data - data.data.mean(axis=0)) / data.data.std(axis=0)
-    y = data.target
-    ids = np.arange(len(y))
-    fmt = lambda v: f"{v:.6f}"  # noqa: E731 - six decimals keep the files small and exact enough
-    write(
-        HERE / "breast_hetero_guest.csv",
-        ["id", "y"] + [f"x{i}" for i in range(10)],
-        ([str(i), int(y[i])] + [fmt(v) for v in x[i, :10]] for i in ids),
-    )
+    return np.arange(len(data.target)), x, data.target
+
+
+def write_guest(path: Path, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """The label and the first 10 features of every id."""
+    write(path, ["id", "y"] + [f"x{i}" for i in range(10)],
+          ([str(i), int(y[i])] + [fmt(v) for v in x[i, :10]] for i in ids))
+
+
+def main() -> None:
+    ids, x, y = breast()
+    write_guest(HERE / "breast_hetero_guest.csv", ids, x, y)
     order = np.random.default_rng(7).permutation(ids)
     write(
         HERE / "breast_hetero_host.csv",

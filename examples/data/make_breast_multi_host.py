@@ -10,33 +10,14 @@ Run: python examples/data/make_breast_multi_host.py
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
-from sklearn.datasets import load_breast_cancer
 
-HERE = Path(__file__).resolve().parent
-
-
-def write(path: Path, header: list[str], rows) -> None:
-    with path.open("w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(header)
-        out.writerows(rows)
+from make_breast_hetero import HERE, breast, fmt, write, write_guest
 
 
 def main() -> None:
-    data = load_breast_cancer()
-    x = (data.data - data.data.mean(axis=0)) / data.data.std(axis=0)
-    y = data.target
-    ids = np.arange(len(y))
-    fmt = lambda v: f"{v:.6f}"  # noqa: E731 - six decimals keep the files small and exact enough
-    write(
-        HERE / "breast_multi_host_guest.csv",
-        ["id", "y"] + [f"x{i}" for i in range(10)],
-        ([str(i), int(y[i])] + [fmt(v) for v in x[i, :10]] for i in ids),
-    )
+    ids, x, y = breast()
+    write_guest(HERE / "breast_multi_host_guest.csv", ids, x, y)
     for name, lo, missing, seed in [("host1", 10, 0, 17), ("host2", 20, 25, 23)]:
         rows = np.random.default_rng(seed).permutation(ids[ids % 50 != missing])
         write(

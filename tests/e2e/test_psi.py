@@ -68,62 +68,48 @@ def run_psi(flow, tmp_path: Path, tables: dict[str, list[str]], conf: dict) -> d
     return job
 
 
-def assert_outputs(flow, tmp_path: Path, job: dict, parties: list[tuple[str, int]], expected: set[str],
-                   metrics: bool = True) -> None:
+def assert_outputs(flow, tmp_path: Path, job: dict, parties: list[tuple[str, int]], expected: set[str]) -> None:
     for role, pid in parties:
-        if metrics:
-            logged = flow.ok("tracking", "metrics", "-j", job["job_id"], "-r", role, "-p", pid,
-                             "-cpn", "intersection_0")["intersection"]
-            assert logged["intersect_count"] == len(expected)
+        metrics = flow.ok("tracking", "metrics", "-j", job["job_id"], "-r", role, "-p", pid,
+                          "-cpn", "intersection_0")["intersection"]
+        assert metrics["intersect_count"] == len(expected)
         out = flow.ok("tracking", "output-data", "-j", job["job_id"], "-r", role, "-p", pid,
                       "-cpn", "intersection_0", "-o", tmp_path / f"{role}{pid}")[0]
         assert out["count"] == len(expected)
         assert read_ids(out["file"]) == expected
 
 
-def ten_thousand_each() -> tuple[list[str], list[str], list[str]]:
-    """10,000 guest ids and 10,000 host ids, 6,000 of them shared, in shuffled orders."""
+def ten_thousand_each() -> tuple[list[str], list[str], list[str], list[str]]:
+    """10,000 guest ids and 10,000 host ids, 6,000 of them shared, in shuffled orders; and a
+    second host's 8,000 ids: the 6,000, 1,000 more of the guest's and 1,000 of its own."""
     rng = random.Random(11)
-    universe = distinct_ids(11, 14_000)
+    universe = distinct_ids(11, 15_000)
     shared, only_g, only_h = universe[:6000], universe[6000:10000], universe[10000:14000]
     guest_ids, host_ids = shared + only_g, shared + only_h
-    rng.shuffle(guest_ids)
-    rng.shuffle(host_ids)
-    return shared, guest_ids, host_ids
+    second_host = shared + only_g[:1000] + universe[14000:]
+    for ids in (guest_ids, host_ids, second_host):
+        rng.shuffle(ids)
+    return shared, guest_ids, host_ids, second_host
 
 
 def test_psi_10000_by_10000_with_6000_shared(flow, tmp_path: Path):
-    shared, guest_ids, host_ids = ten_thousand_each()
+    shared, guest_ids, host_ids, _ = ten_thousand_each()
     job = run_psi(flow, tmp_path, {"g10k": guest_ids, "h10k": host_ids}, psi_conf("g10k", "h10k"))
     assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000)], set(shared))
 
 
-def test_rsa_psi_10000_by_10000_with_6000_shared(flow, tmp_path: Path):
-    """The RSA blind-signature method (1024-bit key) finds exactly the same set."""
-    shared, guest_ids, host_ids = ten_thousand_each()
-    conf = psi_conf("g10k", "h10k", method="rsa",
+def test_rsa_psi_10000_by_10000_with_6000_shared_and_a_second_host(flow, tmp_path: Path):
+    """The RSA blind-signature method (1024-bit keys, one per host) finds exactly the same set.
+    The second host shares 7,000 ids with the guest; the result is what all three hold, and
+    every party outputs it. (Every method runs with two hosts in tests/unit/test_intersection.py,
+    ECDH with two hosts also in tests/e2e/test_hetero_lr_multi_host.py.)"""
+    shared, guest_ids, host_ids, second_host = ten_thousand_each()
+    assert len(set(guest_ids) & set(second_host)) == 7000
+    conf = psi_conf("g10k", "h10k", "h8k", method="rsa",
                     rsa_params={"key_length": 1024, "hash_method": "sha256", "final_hash_method": "sha256",
                                 "salt": "fedweave"})
-    job = run_psi(flow, tmp_path, {"g10k": guest_ids, "h10k": host_ids}, conf)
-    assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000)], set(shared))
-
-
-def test_rsa_psi_with_two_hosts_keeps_the_ids_all_three_hold(flow, tmp_path: Path):
-    """Guest ∩ host1 ∩ host2, not either pairwise set; every host outputs the final set.
-    (Every method is run with two hosts in tests/unit/test_intersection.py; ECDH with two
-    hosts also runs in tests/e2e/test_hetero_lr_multi_host.py.)"""
-    u = distinct_ids(5, 900)
-    all3, g_h1, g_h2, h1_h2 = u[:300], u[300:400], u[400:500], u[500:600]
-    guest = all3 + g_h1 + g_h2 + u[600:700]
-    host1 = all3 + g_h1 + h1_h2 + u[700:800]
-    host2 = all3 + g_h2 + h1_h2 + u[800:900]
-    for ids in (guest, host1, host2):
-        random.Random(len(ids)).shuffle(ids)
-    conf = psi_conf("g3", "h3a", "h3b", method="rsa", rsa_params={"final_hash_method": "sha1"})
-    job = run_psi(flow, tmp_path, {"g3": guest, "h3a": host1, "h3b": host2}, conf)
-    assert set(guest) & set(host1) & set(host2) == set(all3)
-    assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000), ("host", 10001)], set(all3),
-                   metrics=False)
+    job = run_psi(flow, tmp_path, {"g10k": guest_ids, "h10k": host_ids, "h8k": second_host}, conf)
+    assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000), ("host", 10001)], set(shared))
 
 
 def test_psi_with_no_shared_ids(flow, tmp_path: Path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from pydantic import ValidationError
 
 from backends.computing.local import LocalSession
 from components.base import Inputs
-from components.psi._protocol import PsiProtocol
+from components.crypto.rsa_psi import HASHES
+from components.psi._protocol import PsiProtocol, array_to_rows, rows_to_array
+from components.psi._rsa import Hash
 from components.psi.intersection import PROTOCOLS, Intersection, IntersectionParams
 from federation.api import Party
 from flow.errors import ComponentError
@@ -79,6 +82,7 @@ def test_without_sync_the_host_learns_nothing(tmp_path: Path):
 def test_registry_names_follow_fate():
     assert set(PROTOCOLS) == {"ecdh", "rsa", "raw"}
     assert all(issubclass(p, PsiProtocol) for p in PROTOCOLS.values())
+    assert get_args(Hash) == HASHES  # what the conf accepts is what the primitives hash with
 
 
 @pytest.mark.parametrize("params, field", [
@@ -104,3 +108,12 @@ def test_a_host_sending_a_weak_key_is_refused(tmp_path: Path, monkeypatch):
     guest, host1, _ = three_parties()
     with pytest.raises(ComponentError, match="cpn_0: host:10000: bad RSA public key.*at least 1024"):
         run(tmp_path, {GUEST: guest, HOST: host1}, intersect_method="rsa", sync_intersect_ids=False)
+
+
+@pytest.mark.parametrize("value", [
+    np.zeros((3, 31), dtype=np.uint8), np.zeros((3, 32)), [b"x" * 32], np.zeros(32, np.uint8),
+])
+def test_malformed_wire_arrays_are_refused(value):
+    with pytest.raises(ComponentError, match=r"cpn_0: malformed encrypted host ids: expected an \(n, 32\)"):
+        array_to_rows(value, 32, "cpn_0", "encrypted host ids")
+    assert array_to_rows(rows_to_array([b"a" * 32, b"b" * 32], 32), 32, "c", "x") == [b"a" * 32, b"b" * 32]

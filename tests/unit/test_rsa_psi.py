@@ -48,6 +48,20 @@ def test_blinding_is_fresh_each_time(signer):
     assert len(set(blinder.blind(["same"] * 20))) == 20
 
 
+def test_a_host_holding_d_cannot_test_a_guess_by_the_blinding_factor(signer):
+    """(b / H(x))^d is r itself: with a short r (FATE's 128-bit random_bit) the host could
+    confirm a guessed id by its size. Here r is drawn below n, so it is as long as n."""
+    hashing = RsaHash()
+    blinder = RsaBlinder(signer.public_key, hashing)
+    blinded = blinder.blind(["alice"] * 200)
+    n = int(signer.n)
+    h_inv = int(gmpy2.invert(int(hashing.id_value("alice")), n))
+    factors = [textbook_signature(signer, b * h_inv % n) for b in blinded]
+    assert factors == [int(gmpy2.invert(r_inv, n)) for r_inv in blinder._r_inv]  # the premise: it is r
+    sizes = [r.bit_length() for r in factors]
+    assert min(sizes) > n.bit_length() - 16 and max(sizes) <= n.bit_length()
+
+
 def test_intersection_sizes_are_exact(signer):
     hashing = RsaHash("sha512", "sha1", salt="s4lt")
     guest_ids = [f"u{i}" for i in range(0, 300)]
@@ -91,6 +105,7 @@ def test_out_of_range_values_are_refused(signer, values):
     ((2**1100, 65537), "odd"),
     ((2**1100 + 1, 2), "exponent"),
     ((2**1100 + 1, 1), "exponent"),
+    ((2**1100 + 1, 2**300 + 1), "exponent"),
 ])
 def test_bad_public_keys_are_refused(key, reason):
     with pytest.raises(CryptoError, match=reason):
