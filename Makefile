@@ -38,6 +38,8 @@ services:
 bench: install-test
 	$(PY) bench/paillier.py
 	$(PY) bench/hetero_lr.py
+	$(PY) bench/secureboost.py
+	$(PY) bench/homo_lr.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
