@@ -4,7 +4,8 @@ Part 1, HeteroLR seconds per epoch on a synthetic set of N rows x (20 guest + 80
 features on the local backend and on Spark (``local[2]`` by default), same data, same
 run, one backend after the other on each batch. A whole epoch at 200,000 rows takes
 longer than a bench run should on a small machine, so by default the epoch is cut into
-mini-batches (HeteroLR's ``batch_size``, 10,000) and ``--batches`` of them are timed:
+mini-batches (HeteroLR's ``batch_size``, 50,000: 4 an epoch) and ``--batches`` of them
+(2) are timed:
 seconds per epoch = mean seconds per batch x batches per epoch (``--batches 0`` times
 them all; ``--batch-rows 0`` is full batch). A batch is the work of every role in the
 HeteroLR component, done with the component's own worker functions
@@ -27,7 +28,7 @@ query per partition), and that Table written back as a new Hive table. Write met
 ``--hive-write load`` (default: each partition as a local Parquet file, LOAD DATA LOCAL
 INPATH) or ``insert`` (INSERT ... SELECT from JSON batches over Thrift).
 
-    python bench/compute.py [--rows 200000] [--batch-rows 10000] [--batches 2] [--key-bits 1024] [--partitions 4]
+    python bench/compute.py [--rows 200000] [--batch-rows 50000] [--batches 2] [--key-bits 1024] [--partitions 4]
                             [--master local[2]] [--hive-rows 1000000] [--hive-write load|insert]
                             [--hive HOST:PORT] [--skip-lr] [--skip-hive]
 """
@@ -137,15 +138,16 @@ def hetero_lr(args) -> None:
     try:
         tables = {}
         for name, session in sessions.items():
-            warm, _ = _timed(lambda: session.parallelize([(k, 1.0) for k in ids[:1000]]).map_values(abs).count())
+            warm, small = _timed(lambda: session.parallelize([(k, 1.0) for k in ids[:1000]]).map_values(abs))
+            op = float(np.median([_timed(lambda: small.map_values(abs))[0] for _ in range(5)]))
             load, (guest, host) = _timed(lambda: (
                 session.parallelize(((k, Instance(x_g[i], y[i])) for i, k in enumerate(ids)), args.partitions),
                 session.parallelize(((k, Instance(x_h[i])) for i, k in enumerate(ids)), args.partitions)))
             cut, tables[name] = _timed(lambda: [
                 (guest.filter(keys_in(frozenset(ids[i] for i in batch))),
                  host.filter(keys_in(frozenset(ids[i] for i in batch)))) for batch in timed])
-            print(f"[{name}] start {warm:.1f}s; guest + host tables into the backend {load:.1f}s, "
-                  f"cut into batches {cut:.1f}s (neither in the epoch)")
+            print(f"[{name}] start {warm:.1f}s; one operation on a 1,000-row table (its fixed cost) {op:.3f}s; "
+                  f"guest + host tables into the backend {load:.1f}s, cut into batches {cut:.1f}s (not in the epoch)")
         for j, batch in enumerate(timed):  # interleaved, so both backends see the same load from other processes
             for name in sessions:
                 times, g_plain, h_plain = epoch(*tables[name][j], w_g, b, w_h, keys)
@@ -161,7 +163,7 @@ def hetero_lr(args) -> None:
     scale = len(batches)
     print(f"\nHeteroLR seconds per epoch: {rows:,} rows, {len(batches)} batch(es) of {size:,}"
           + (f", mean of {len(timed)} timed batch(es) x {scale}" if len(timed) < scale else "")
-          + "; federation transfers not included")
+          + f"; federation transfers not included; load now {os.getloadavg()[0]:.1f}")
     print(f"{'step':<14}{'local s':>10}{'spark s':>10}{'spark/local':>13}")
     for step in (*STEPS, "epoch"):
         lo, sp = (float(np.mean(results[name][step])) * scale for name in (local, spark))
@@ -223,7 +225,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000, help="HeteroLR rows")
     parser.add_argument("--guest-features", type=int, default=20)
     parser.add_argument("--host-features", type=int, default=80)
-    parser.add_argument("--batch-rows", type=int, default=10_000, help="HeteroLR batch_size (0: full batch)")
+    parser.add_argument("--batch-rows", type=int, default=50_000, help="HeteroLR batch_size (0: full batch)")
     parser.add_argument("--batches", type=int, default=2, help="batches timed on each backend (0: a whole epoch)")
     parser.add_argument("--key-bits", type=int, default=1024)
     parser.add_argument("--partitions", type=int, default=4)

@@ -19,44 +19,24 @@ import csv
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from _jobs import ROOT, flow, guest_auc, submit, task_time
 
-ROOT = Path(__file__).resolve().parents[1]
 FATE_REPORTED_S = 158.0
 
 
-def flow(home: Path, *args: str) -> dict:
-    env = dict(os.environ, FLOW_HOME=str(home))
-    proc = subprocess.run([sys.executable, "-m", "flow.cli.main", *map(str, args)], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
-    out = json.loads(proc.stdout)
-    if out["retcode"] != 0:
-        sys.exit(f"flow {' '.join(map(str, args))}: {out['retmsg']}\n{proc.stderr[-2000:]}")
-    return out["data"]
-
 
 def run_job(home: Path, conf: dict, dsl: dict) -> dict:
-    cpath, dpath = home / "bench_conf.json", home / "bench_dsl.json"
-    cpath.write_text(json.dumps(conf))
-    dpath.write_text(json.dumps(dsl))
-    t0 = time.perf_counter()
-    job = flow(home, "job", "submit", "-c", cpath, "-d", dpath, "--wait")
-    wall = time.perf_counter() - t0
-    if job["status"] != "success":
-        sys.exit(f"job {job['job_id']} {job['status']}: {job['reason']}")
-    lr = next(t for t in job["tasks"] if t["component"] == "hetero_lr_0" and t["role"] == "guest")
-    lr_s = (datetime.fromisoformat(lr["ended"]) - datetime.fromisoformat(lr["started"])).total_seconds()
+    job, wall = submit(home, conf, dsl)
+    _, lr_s = task_time(job, "hetero_lr_0", "guest")
     model = flow(home, "tracking", "output-model", "-j", job["job_id"], "-r", "guest", "-p", "9999",
                  "-cpn", "hetero_lr_0")["model"]
-    auc = flow(home, "tracking", "metrics", "-j", job["job_id"], "-r", "guest", "-p", "9999",
-               "-cpn", "evaluation_0").get("evaluation", {}).get("auc")
+    auc = guest_auc(home, job)
     return {"wall_s": wall, "lr_s": lr_s, "iters": model["iters"], "auc": auc}
 
 

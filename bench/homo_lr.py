@@ -22,7 +22,6 @@ import csv
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,46 +29,26 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from _jobs import ROOT, flow, guest_auc, submit, task_time
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CPN = "homo_lr_0"
 SHARES = (("guest", "9999"), ("host", "10000"), ("host", "10001"))
 _AGG = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*aggregation (\d+) \(epoch")
 
 
-def flow(home: Path, *args: str, raw: bool = False):
-    env = dict(os.environ, FLOW_HOME=str(home))
-    proc = subprocess.run([sys.executable, "-m", "flow.cli.main", *map(str, args)], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
-    if raw:
-        return proc.stdout
-    out = json.loads(proc.stdout)
-    if out["retcode"] != 0:
-        sys.exit(f"flow {' '.join(map(str, args))}: {out['retmsg']}\n{proc.stderr[-2000:]}")
-    return out["data"]
-
 
 def run_job(home: Path, conf: dict, dsl: dict, masks: bool) -> dict:
     conf = copy.deepcopy(conf)
     conf["component_parameters"]["common"][CPN]["secure_aggregate"] = masks
-    cpath, dpath = home / "bench_conf.json", home / "bench_dsl.json"
-    cpath.write_text(json.dumps(conf))
-    dpath.write_text(json.dumps(dsl))
-    t0 = time.perf_counter()
-    job = flow(home, "job", "submit", "-c", cpath, "-d", dpath, "--wait")
-    wall = time.perf_counter() - t0
-    if job["status"] != "success":
-        sys.exit(f"job {job['job_id']} {job['status']}: {job['reason']}")
-    task = next(t for t in job["tasks"] if t["component"] == CPN and t["role"] == "arbiter")
-    task_s = (datetime.fromisoformat(task["ended"]) - datetime.fromisoformat(task["started"])).total_seconds()
+    job, wall = submit(home, conf, dsl)
+    _, task_s = task_time(job, CPN, "arbiter")
     logs = flow(home, "job", "logs", "-j", job["job_id"], "-r", "arbiter", "-p", "10000", "-cpn", CPN, raw=True)
     stamps = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(_AGG.search, logs.splitlines())
               if m]
     if len(stamps) < 2:
         sys.exit(f"job {job['job_id']}: fewer than two 'aggregation' lines in the arbiter's {CPN} log")
-    auc = flow(home, "tracking", "metrics", "-j", job["job_id"], "-r", "guest", "-p", "9999",
-               "-cpn", "evaluation_0").get("evaluation", {}).get("auc")
+    auc = guest_auc(home, job)
     return {"wall_s": wall, "task_s": task_s, "rounds": len(stamps),
             "per_round_s": float(np.median([(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])])),
             "auc": auc}

@@ -30,7 +30,6 @@ import logging
 import multiprocessing as mp
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +37,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from _jobs import ROOT, flow, guest_auc, submit, task_time
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 FATE_REPORTED_S = 134.0
 CPN = "hetero_secureboost_0"
@@ -48,17 +47,6 @@ GUEST_FEATURES, HOST_FEATURES = 10, 50
 
 # ------------------------------------------------------------------ case 1: real jobs through the CLI
 
-def flow(home: Path, *args: str, raw: bool = False):
-    env = dict(os.environ, FLOW_HOME=str(home))
-    proc = subprocess.run([sys.executable, "-m", "flow.cli.main", *map(str, args)], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
-    if raw:
-        return proc.stdout
-    out = json.loads(proc.stdout)
-    if out["retcode"] != 0:
-        sys.exit(f"flow {' '.join(map(str, args))}: {out['retmsg']}\n{proc.stderr[-2000:]}")
-    return out["data"]
-
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*round (\d+): loss")
 
@@ -66,17 +54,8 @@ _STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*round (\d+): loss
 def run_breast_job(home: Path, conf: dict, dsl: dict, compress: bool) -> dict:
     conf = copy.deepcopy(conf)
     conf["component_parameters"]["common"][CPN]["cipher_compress"] = compress
-    cpath, dpath = home / "bench_conf.json", home / "bench_dsl.json"
-    cpath.write_text(json.dumps(conf))
-    dpath.write_text(json.dumps(dsl))
-    t0 = time.perf_counter()
-    job = flow(home, "job", "submit", "-c", cpath, "-d", dpath, "--wait")
-    wall = time.perf_counter() - t0
-    if job["status"] != "success":
-        sys.exit(f"job {job['job_id']} {job['status']}: {job['reason']}")
-    task = next(t for t in job["tasks"] if t["component"] == CPN and t["role"] == "guest")
-    started = datetime.fromisoformat(task["started"])
-    task_s = (datetime.fromisoformat(task["ended"]) - started).total_seconds()
+    job, wall = submit(home, conf, dsl)
+    started, task_s = task_time(job, CPN, "guest")
     logs = flow(home, "job", "logs", "-j", job["job_id"], "-r", "guest", "-p", "9999", "-cpn", CPN, raw=True)
     rounds = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(_STAMP.search, logs.splitlines())
               if m]
@@ -84,8 +63,7 @@ def run_breast_job(home: Path, conf: dict, dsl: dict, compress: bool) -> dict:
         sys.exit(f"job {job['job_id']}: no 'round N: loss' lines in the guest's {CPN} log")
     if started.tzinfo is not None:  # log stamps are local time without a zone
         started = started.astimezone().replace(tzinfo=None)
-    auc = flow(home, "tracking", "metrics", "-j", job["job_id"], "-r", "guest", "-p", "9999",
-               "-cpn", "evaluation_0").get("evaluation", {}).get("auc")
+    auc = guest_auc(home, job)
     return {"wall_s": wall, "task_s": task_s, "trees": len(rounds),
             "per_tree_s": (rounds[-1] - started).total_seconds() / len(rounds), "auc": auc}
 

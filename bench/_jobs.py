@@ -1,0 +1,53 @@
+"""What the job benchmarks share: the real `flow` CLI in a subprocess, one job submitted
+and waited for, and a task's time from the job detail."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flow(home: Path, *args: Any, raw: bool = False) -> Any:
+    """Run `flow ARGS` against ``home``; its data (or raw stdout); exit on an error."""
+    env = dict(os.environ, FLOW_HOME=str(home))
+    proc = subprocess.run([sys.executable, "-m", "flow.cli.main", *map(str, args)], env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+    if raw:
+        return proc.stdout
+    out = json.loads(proc.stdout)
+    if out["retcode"] != 0:
+        sys.exit(f"flow {' '.join(map(str, args))}: {out['retmsg']}\n{proc.stderr[-2000:]}")
+    return out["data"]
+
+
+def submit(home: Path, conf: dict, dsl: dict) -> tuple[dict, float]:
+    """Submit with --wait; (job detail, wall seconds); exit unless it succeeded."""
+    cpath, dpath = home / "bench_conf.json", home / "bench_dsl.json"
+    cpath.write_text(json.dumps(conf))
+    dpath.write_text(json.dumps(dsl))
+    t0 = time.perf_counter()
+    job = flow(home, "job", "submit", "-c", cpath, "-d", dpath, "--wait")
+    wall = time.perf_counter() - t0
+    if job["status"] != "success":
+        sys.exit(f"job {job['job_id']} {job['status']}: {job['reason']}")
+    return job, wall
+
+
+def task_time(job: dict, component: str, role: str) -> tuple[datetime, float]:
+    """(start, seconds) of one party's task of the job."""
+    task = next(t for t in job["tasks"] if t["component"] == component and t["role"] == role)
+    started = datetime.fromisoformat(task["started"])
+    return started, (datetime.fromisoformat(task["ended"]) - started).total_seconds()
+
+
+def guest_auc(home: Path, job: dict, evaluation: str = "evaluation_0") -> float | None:
+    return flow(home, "tracking", "metrics", "-j", job["job_id"], "-r", "guest", "-p", "9999",
+                "-cpn", evaluation).get("evaluation", {}).get("auc")
