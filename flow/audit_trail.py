@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow.audit import AuditError, AuditLog, federation_details
+from flow.audit import AuditError, AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,12 @@ def party_log(party_id: str | None = None, home: str | os.PathLike[str] | None =
     if not home:
         return None
     party = str(party_id or os.environ.get("FEDWEAVE_PARTY_ID") or LOCAL_PARTY)
-    key = (str(Path(home).expanduser()), party)
-    with _LOGS_LOCK:
-        found = _LOGS.get(key)
-        if found is None:
-            found = _LOGS[key] = AuditLog(key[0], party)
-        return found
+    key = (str(home), party)
+    found = _LOGS.get(key)  # the per-object path: one dict lookup
+    if found is None:
+        with _LOGS_LOCK:
+            found = _LOGS.get(key) or _LOGS.setdefault(key, AuditLog(Path(home).expanduser(), party))
+    return found
 
 
 def home_logs(home: str | os.PathLike[str]) -> list[AuditLog]:
@@ -112,7 +112,7 @@ class _BatchWriter:
 
 
 BATCH_DELAY = 0.2
-_WRITERS: dict[tuple[str, str], _BatchWriter] = {}
+_WRITERS: dict[AuditLog, _BatchWriter] = {}
 
 
 def flush_audit() -> None:
@@ -137,11 +137,13 @@ def audit_message(direction: str, job_id: str, name: str, tag: str, peer: str, n
     try:
         if direction not in ("sent", "received"):
             raise AuditError(f"audit log: direction '{direction}' must be 'sent' or 'received'")
+        details = {"name": str(name), "tag": str(tag), "peer": str(peer), "bytes": int(nbytes), "sha256": str(sha256)}
         event = audit.event(f"federation.{direction}", actor=peer if direction == "received" else None, job=job_id,
-                            details=federation_details(name=name, tag=tag, peer=peer, size=int(nbytes), sha256=sha256))
-        key = (str(audit.dir), audit.party_id)
-        with _LOGS_LOCK:
-            writer = _WRITERS.get(key) or _WRITERS.setdefault(key, _BatchWriter(audit))
+                            details=details, check=False)  # plain strings and an int: JSON by construction
+        writer = _WRITERS.get(audit)
+        if writer is None:
+            with _LOGS_LOCK:
+                writer = _WRITERS.get(audit) or _WRITERS.setdefault(audit, _BatchWriter(audit))
         writer.put(event)
     except Exception:  # noqa: BLE001 - the audit trail must not break training
         log.exception("audit log of party %s: could not record a %s object", party, direction)

@@ -25,6 +25,7 @@ import backends.computing
 import backends.storage
 import federation
 from federation.api import Party
+from flow.audit_trail import flush_audit
 from flow.dsl import load_job
 from flow.scheduler import party as party_runtime
 from flow.scheduler.party import EXIT_PEER_FAILED, job_dir
@@ -64,6 +65,7 @@ class ForkedParty:
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
+                flush_audit()  # os._exit skips atexit: write the party's queued audit entries first
                 os._exit(code)
         os.close(fd)
         self.pid, self.returncode = pid, None

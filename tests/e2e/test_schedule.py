@@ -90,6 +90,13 @@ def test_per_minute_schedule_runs_real_jobs_on_the_newest_table(flow, tmp_path: 
         "component_parameters.role.guest.0.reader_0.table.name": "guest_v2"}
     reads = sorted((e["party"], e["details"]["name"]) for e in audited if e["kind"] == "data.read")
     assert reads == [("10000", "breast_hetero_host"), ("9999", "guest_v2")]
+    # every object that crossed party lines: once when sent, once when received, same size and checksum
+    def crossing(kind: str) -> list[tuple]:
+        return sorted((e["details"]["name"], e["details"]["tag"], e["details"]["bytes"], e["details"]["sha256"])
+                      for e in audited if e["kind"] == kind)
+    sent = crossing("federation.sent")
+    assert sent and sent == crossing("federation.received")
+    assert {e["party"] for e in audited if e["kind"].startswith("federation.")} == {"9999", "10000"}
 
     sched.pause("retrain")
     clock.now += timedelta(minutes=5)
