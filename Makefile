@@ -40,6 +40,10 @@ bench: install-test
 	$(PY) bench/hetero_lr.py
 	$(PY) bench/secureboost.py
 	$(PY) bench/homo_lr.py
+	$(PY) bench/federation.py
+	$(PY) bench/compute_local.py
+	$(PY) bench/compute.py
+	$(PY) bench/audit.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
