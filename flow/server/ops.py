@@ -185,15 +185,16 @@ class LocalOps(GovernanceOps):
         """A task's output tables: header and first ``limit`` rows; with ``output_path``
         each table is also written there as ``<component>_<index>.csv``."""
         self._check_task(job_id, role, party_id, component)
-        storage = self.storage()
         result = []
         for ref in self.store.outputs(job_id, role, party_id, component, "data"):
+            engine = ref["ref"].get("engine")  # the job's storage engine, not necessarily the default
+            storage = self.storage(engine)
             meta = storage.meta(ref["ref"]["namespace"], ref["ref"]["name"])
             item = {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
                     "header": [meta.id_column] + meta.columns, "index": ref["index"]}
             if output_path is not None:
                 target = Path(output_path) / f"{component}_{ref['index']}.csv"
-                write_csv(self.iter_csv(meta.namespace, meta.name), target)
+                write_csv(self.iter_csv(meta.namespace, meta.name, engine), target)
                 item["file"] = str(target)
             with self.session(meta.partitions) as session:
                 rows: list[list] = []

@@ -85,6 +85,15 @@ def test_guest_on_spark_and_a_bound_hive_table_matches_all_local(breast, tmp_pat
         assert kept["sha256"] == bound["sha256"] and kept["count"] == 569
         assert hive_type(admin, f"{database}.{hive_name(out_ns, 'reader_0.guest.9999.0')}") == "VIEW"
         assert admin._run(f"SELECT COUNT(*) FROM {bank}.breast_guest", "count") == [(569,)]
+        # the guest's predictions live in Hive; tracking reads them from there, same as all-local
+        mine = mixed.ok("tracking", "output-data", "-j", job["job_id"], "-r", "guest", "-p", "9999",
+                        "-cpn", "hetero_lr_0", "-o", tmp_path / "mixed_out")[0]
+        theirs = breast.ok("tracking", "output-data", "-j", reference["job_id"], "-r", "guest", "-p", "9999",
+                           "-cpn", "hetero_lr_0", "-o", tmp_path / "local_out")[0]
+        assert mine["count"] == theirs["count"] == 569 and mine["header"] == theirs["header"]
+        scores = [{r[0]: float(r[-1]) for r in csv.reader(open(o["file"])) if r[0] != "id"} for o in (mine, theirs)]
+        assert scores[0].keys() == scores[1].keys()
+        np.testing.assert_allclose([scores[0][k] for k in scores[1]], list(scores[1].values()), atol=1e-6)
     finally:
         for db in (database, bank):
             admin._run(f"DROP DATABASE IF EXISTS `{db}` CASCADE", "drop the test database")
