@@ -13,7 +13,7 @@ import json
 import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from flow import privileges
 from flow.audit import AuditLog
@@ -42,10 +42,12 @@ class GovernanceOps:
 
     conf: ServiceConf
     store: Store
+    #: how this home's scheduler is built; a flow server sets it so firings go through its control plane
+    make_scheduler: Callable[[], Scheduler] | None = None
 
     # schedules -----------------------------------------------------------
     def scheduler(self) -> Scheduler:
-        return party_scheduler(self.conf, self.store)
+        return self.make_scheduler() if self.make_scheduler is not None else party_scheduler(self.conf, self.store)
 
     def schedule_folder(self, name: str) -> Path:
         return self.conf.home_path / "schedules" / name

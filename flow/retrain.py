@@ -33,6 +33,8 @@ from flow.settings import ServiceConf
 from flow.store import Store
 
 LATEST = "{latest}"
+#: which roles' tables a firing resolves: all (None), these, or a function of the job's conf
+Roles = Iterable[str] | Callable[[dict[str, Any]], Iterable[str]] | None
 
 
 def _readers(raw_dsl: dict[str, Any]) -> set[str]:
@@ -108,7 +110,7 @@ class FiringSubmitter:
     schedule's files, resolves ``{latest}`` tables, then validates and starts the job as
     ``flow job submit`` does."""
 
-    def __init__(self, conf: ServiceConf, store: Store, *, roles: Iterable[str] | None = None,
+    def __init__(self, conf: ServiceConf, store: Store, *, roles: Roles = None,
                  audit: AuditLog | None = None,
                  start: Callable[[ServiceConf, Store, JobPlan, str, str], dict[str, Any]] | None = None):
         from flow.scheduler import job as jobs  # the runtime is only needed when a schedule fires
@@ -122,7 +124,8 @@ class FiringSubmitter:
         chosen: dict[str, str] = {}
         if LATEST in json.dumps(raw_conf):
             storage = engine_from_conf(self.conf)
-            raw_conf, chosen = resolve_latest(raw_conf, raw_dsl, storage, roles=self.roles, label=sched.conf_path)
+            roles = self.roles(raw_conf) if callable(self.roles) else self.roles
+            raw_conf, chosen = resolve_latest(raw_conf, raw_dsl, storage, roles=roles, label=sched.conf_path)
         plan = plan_from_dicts(raw_conf, raw_dsl, conf_file=sched.conf_path, dsl_file=sched.dsl_path)
         info = self.start(self.conf, self.store, plan, sched.conf_path, sched.dsl_path)
         if self.audit is not None:
@@ -138,11 +141,24 @@ def job_state(store: Store) -> Callable[[str], str]:
     return lambda job_id: str(jobs.job_detail(store, job_id)["status"])
 
 
+def roles_of(party_id: str) -> Callable[[dict[str, Any]], list[str]]:
+    """``roles`` for a party's server: the roles ``party_id`` plays in a job's conf (only
+    its own tables are in its storage)."""
+    def roles(raw_conf: dict[str, Any]) -> list[str]:
+        table = raw_conf.get("role") if isinstance(raw_conf, dict) else None
+        return [r for r, ids in (table or {}).items()
+                if isinstance(ids, list) and str(party_id) in {str(i) for i in ids}]
+    return roles
+
+
 def party_scheduler(conf: ServiceConf, store: Store, *, clock: Callable[[], datetime] | None = None,
-                    roles: Iterable[str] | None = None) -> Scheduler:
-    """The scheduler of a party's home, as ``flow schedule`` and the flow server use it."""
+                    roles: Roles = None,
+                    start: Callable[[ServiceConf, Store, JobPlan, str, str], dict[str, Any]] | None = None
+                    ) -> Scheduler:
+    """The scheduler of a party's home, as ``flow schedule`` and the flow server use it
+    (``start``: how a firing starts its job; by default as ``flow job submit`` here)."""
     extra = {"clock": clock} if clock is not None else {}
-    return Scheduler(store, FiringSubmitter(conf, store, roles=roles), job_state(store), **extra)
+    return Scheduler(store, FiringSubmitter(conf, store, roles=roles, start=start), job_state(store), **extra)
 
 
-__all__ = ["LATEST", "FiringSubmitter", "job_state", "newest_table", "party_scheduler", "resolve_latest"]
+__all__ = ["LATEST", "FiringSubmitter", "job_state", "newest_table", "party_scheduler", "resolve_latest", "roles_of"]

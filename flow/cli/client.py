@@ -11,6 +11,7 @@ import csv
 import os
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import quote
 
 import yaml
 
@@ -192,6 +193,51 @@ class RemoteOps:
 
     def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
         return self._call("GET", self._task(job_id, role, party_id, component) + "/output-model")
+
+    # schedules, privileges, audit -----------------------------------------
+    def schedule_add(self, cron: str, conf: Any, dsl: Any, *, name: str, timezone: str = "UTC",
+                     overlap: str = "skip", promote_if: str | None = None, paused: bool = False,
+                     conf_file: str = "conf.json", dsl_file: str = "dsl.json") -> dict[str, Any]:
+        """The job's files go as JSON: the server keeps its own copy and fires that."""
+        return self._call("POST", "/schedules", json={
+            "name": name, "cron": cron, "conf": conf, "dsl": dsl, "timezone": timezone, "overlap": overlap,
+            "promote_if": promote_if, "paused": paused, "conf_file": conf_file, "dsl_file": dsl_file})
+
+    def schedule_list(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/schedules")
+
+    def schedule_pause(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/schedules/{quote(name, safe='')}/pause")
+
+    def schedule_resume(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/schedules/{quote(name, safe='')}/resume")
+
+    def schedule_remove(self, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/schedules/{quote(name, safe='')}")
+
+    def schedule_run_now(self, name: str, force: bool = False) -> dict[str, Any]:
+        return self._call("POST", f"/schedules/{quote(name, safe='')}/run-now", params={"force": force})
+
+    def schedule_history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self._call("GET", f"/schedules/{quote(name, safe='')}/history", params={"limit": limit})
+
+    def privilege_grant(self, party: str, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("POST", "/privileges/grant", json={"party": party, "namespace": namespace, "name": name})
+
+    def privilege_revoke(self, party: str, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("POST", "/privileges/revoke", json={"party": party, "namespace": namespace, "name": name})
+
+    def privilege_list(self, party: str | None = None, namespace: str | None = None,
+                       name: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/privileges", params=_clean({"party": party, "namespace": namespace, "name": name}))
+
+    def audit_list(self, job: str | None = None, since: str | None = None, kind: str | None = None,
+                   party: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        params = {"job": job, "since": since, "kind": kind, "party": party, "limit": limit}
+        return self._call("GET", "/audit", params=_clean(params))
+
+    def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/audit/verify", params=_clean({"party": party}))
 
     # server -------------------------------------------------------------
     def server_status(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,10 +23,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flow.errors import ConfigError, FedweaveError, JobNotFound, StorageError, StoreError, ValidationError
 from flow.server.auth import token_matches
+from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
 from flow.server.ops import LocalOps
 from flow.server.routes import ROUTERS
 from flow.settings import ServiceConf
 from flow.store import Store
+
+if TYPE_CHECKING:
+    from flow.cron import Scheduler
 
 API_PREFIX = "/v1"
 log = logging.getLogger("fedweave.server")
@@ -106,17 +110,25 @@ def _install_handlers(app: FastAPI) -> None:
         return _envelope(exc.status_code, 1, str(exc.detail), headers=getattr(exc, "headers", None))
 
 
+def server_scheduler(conf: ServiceConf, store: Store, control: Any = None) -> Scheduler:
+    """The party's scheduler as its server runs it: between servers a firing resolves
+    ``{latest}`` only in the tables of the roles this party plays (the others resolve
+    theirs when the job is proposed to them) and is proposed like ``flow job submit``."""
+    from flow.retrain import party_scheduler, roles_of
+
+    if control is None:
+        return party_scheduler(conf, store)
+    return party_scheduler(conf, store, roles=roles_of(control.party_id),
+                           start=lambda _conf, _store, plan, c, d: control.submit(plan, c, d))
+
+
 class ScheduleLoop:
     """Fires this party's cron schedules (``flow schedule``) while the server runs; a firing
     submits the job as ``flow job submit`` to this server would (proposed to the others
     between servers)."""
 
     def __init__(self, conf: ServiceConf, store: Store, control: Any = None):
-        from flow.cron import Scheduler
-        from flow.retrain import FiringSubmitter, job_state
-
-        start = (lambda _conf, _store, plan, c, d: control.submit(plan, c, d)) if control is not None else None
-        self.scheduler = Scheduler(store, FiringSubmitter(conf, store, start=start), job_state(store))
+        self.scheduler = server_scheduler(conf, store, control)
         self.interval = conf.server.schedule_interval
         self.ticks = 0
         self._stop = threading.Event()
@@ -159,6 +171,8 @@ def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, det
 
             app.state.control = ControlPlane(conf, store)
             app.state.control.start()
+        control = app.state.control
+        app.state.ops.make_scheduler = lambda: server_scheduler(conf, store, control)  # run-now as the loop fires
         if detect:
             app.state.detector = JobDetector(conf, store, conf.server.detect_interval)
             app.state.detector.start()
@@ -186,7 +200,7 @@ def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, det
                          **(runtime or {})}
     _install_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for router in ROUTERS:
+    for router in ROUTERS + GOVERNANCE_ROUTERS:
         api.include_router(router)
     app.include_router(api)
 

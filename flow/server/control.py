@@ -276,7 +276,11 @@ class ControlPlane:
             self.send(peer, {"type": "accept", "job_id": job_id} if same else
                       {"type": "reject", "job_id": job_id, "reason": f"job id {job_id} is taken here"})
             return
-        reasons = self._refusals(peer, msg)
+        try:
+            msg = {**msg, "conf": self._resolve_latest(msg.get("conf"), msg.get("dsl"))}
+            reasons = self._refusals(peer, msg)
+        except FedweaveError as exc:
+            reasons = [f"the job's tables cannot be resolved here: {exc}"]
         if reasons:
             self._audit("job.proposal.rejected", job_id, peer, reasons=reasons)
             self.send(peer, {"type": "reject", "job_id": job_id, "reason": "; ".join(reasons)})
@@ -285,6 +289,19 @@ class ControlPlane:
         record_job(self.conf, self.store, plan, job_id, self.party_id)
         self._audit("job.proposal.accepted", job_id, peer, tables=tables_read(plan, self.party_id))
         self.send(peer, {"type": "accept", "job_id": job_id})  # it starts when the initiator says so
+
+    def _resolve_latest(self, raw_conf: Any, raw_dsl: Any) -> Any:
+        """The proposed conf with ``{latest}`` in this party's own tables replaced by the
+        newest matching table of its storage, so the grants checked (and the job run) are
+        those of the real table."""
+        from flow.retrain import LATEST, resolve_latest, roles_of
+
+        if not isinstance(raw_conf, dict) or not isinstance(raw_dsl, dict) or LATEST not in json.dumps(raw_conf):
+            return raw_conf
+        from backends.storage import engine_from_conf
+
+        roles = roles_of(self.party_id)(raw_conf)
+        return resolve_latest(raw_conf, raw_dsl, engine_from_conf(self.conf), roles=roles, label="proposed conf")[0]
 
     def _refusals(self, peer: str, msg: dict[str, Any]) -> list[str]:
         try:

@@ -1,6 +1,7 @@
 """A real `flow server start` on 127.0.0.1 and the CLI pointed at it with `flow init`:
-the same job gives the same model as standalone, logs stream while a job runs, and the
-server's job detector fails a job whose processes were killed."""
+the same job gives the same model as standalone, logs stream while a job runs, the
+server's job detector fails a job whose processes were killed, and schedules,
+privileges and the audit log are run by the server."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ FINAL = ("success", "failed", "canceled", "timeout")
 def server(tmp_path_factory):
     """A flow server of its own home on a free port; yields (home, port)."""
     home = tmp_path_factory.mktemp("server_home")
-    (home / "service_conf.yaml").write_text(yaml.safe_dump({"server": {"token": TOKEN, "detect_interval": 0.5}}))
+    (home / "service_conf.yaml").write_text(yaml.safe_dump({"server": {"token": TOKEN, "detect_interval": 0.5,
+                                                                             "schedule_interval": 0.5}}))
     env = dict(os.environ, FLOW_HOME=str(home))
     env.pop("FEDWEAVE_SERVICE_CONF", None)
     log = open(home / "server.err", "w")
@@ -196,3 +198,73 @@ def test_a_wrong_token_is_refused_and_reset_returns_to_standalone(server, tmp_pa
     assert res.code == 2 and "unauthorized" in res.err
     cli.ok("init", "--reset")
     assert cli.ok("job", "list") == []  # standalone again: this home's own empty store
+
+
+def test_privileges_and_the_audit_log_are_the_servers(client, server):
+    grant = client.ok("privilege", "grant", "--party", "guest:10001", "--namespace", "experiment",
+                      "--name", "breast_hetero_host")
+    assert grant["party"] == "guest:10001"
+    listed = client.ok("privilege", "list", "--party", "10001")
+    assert [(g["party_id"], g["namespace"], g["name"]) for g in listed] == [("10001", "experiment", "breast_hetero_host")]
+    from flow.privileges import list_privileges
+
+    store = _store(server[0])
+    assert [g["granted"].isoformat() for g in list_privileges(store, party_id="10001")] == [
+        listed[0]["granted"]]  # kept in the server's store
+    store.close()
+    res = client("privilege", "revoke", "--party", "guest:10001", "--namespace", "experiment", "--name", "nope")
+    assert res.code != 0 and "holds no grant on experiment/nope" in res.err
+    client.ok("privilege", "revoke", "--party", "guest:10001", "--namespace", "experiment",
+              "--name", "breast_hetero_host")
+    assert client.ok("privilege", "list", "--party", "10001") == []
+
+    entries = client.ok("audit", "list", "--kind", "privilege")
+    assert [e["kind"] for e in entries] == ["privilege.grant", "privilege.revoke"]
+    assert {e["actor"] for e in entries} == {"client:127.0.0.1"}  # who asked the server, not its process
+    assert client.ok("audit", "list", "--kind", "data.upload", "-l", "1")[0]["details"]["name"] in (
+        "breast_hetero_guest", "breast_hetero_host")
+    verified = client.ok("audit", "verify")
+    assert verified and all(r["ok"] and r["entries"] >= 1 for r in verified)
+    assert sorted(p.name for p in client.home.iterdir()) == ["cli.yaml"]  # nothing of it on the client
+
+
+def test_a_schedule_added_through_the_server_fires_from_its_loop(client, server, tmp_path):
+    """run-now while the first job runs queues a firing (overlap=queue); only the server's
+    schedule loop can start it, once the first job has ended."""
+    conf, dsl = load_example("hetero_lr")
+    dsl["components"] = {k: v for k, v in dsl["components"].items() if k in ("reader_0", "data_transform_0")}
+    conf["component_parameters"]["common"] = {}
+    conf["component_parameters"]["role"]["host"]["0"].pop("evaluation_0")
+    (tmp_path / "sched_job").mkdir()
+    c, d = write_job(tmp_path / "sched_job", conf, dsl)
+    added = client.ok("schedule", "add", "--cron", "0 3 1 1 *", "-c", c, "-d", d, "--name", "nightly",
+                      "--overlap", "queue")  # its slot is far away: only run-now fires it here
+    assert added["name"] == "nightly" and added["paused"] is False and added["next_fire"].endswith("03:00:00+00:00")
+    c.unlink(), d.unlink()  # the server fires its own copy
+    assert json.loads((server[0] / "schedules" / "nightly" / "dsl.json").read_text()) == dsl
+    res = client("schedule", "add", "--cron", "61 * * * *", "-c", EXAMPLES / "hetero_lr" / "conf.json",
+                 "-d", EXAMPLES / "hetero_lr" / "dsl.json", "--name", "bad")
+    assert res.code != 0 and "61" in res.err
+
+    first = client.ok("schedule", "run-now", "nightly")["job_id"]
+    queued = client.ok("schedule", "run-now", "nightly")  # the first job has just started: queued
+    assert queued["job_id"] is None and queued["queued"] is True
+    end = time.monotonic() + 120
+    while not (history := client.ok("schedule", "history", "nightly"))[-1]["job_id"]:
+        assert time.monotonic() < end, history
+        time.sleep(0.5)
+    second = history[-1]["job_id"]
+    history = client.ok("schedule", "history", "nightly")
+    assert [f["job_id"] for f in history] == [first, second] and first != second
+    for job_id in (first, second):
+        detail = client.wait(job_id)
+        assert detail["status"] == "success", detail
+        assert {(t["role"], t["component"]) for t in detail["tasks"]} >= {("guest", "data_transform_0"),
+                                                                          ("host", "data_transform_0")}
+    [listed] = client.ok("schedule", "list")
+    assert listed["name"] == "nightly" and listed["last_job"]["job_id"] == second
+    client.ok("schedule", "pause", "nightly")
+    assert client.ok("schedule", "list")[0]["next_fire"] is None
+    assert client.ok("schedule", "resume", "nightly")["next_fire"] == added["next_fire"]
+    assert client.ok("schedule", "remove", "nightly")["removed"] is True
+    assert client.ok("schedule", "list") == [] and not (server[0] / "schedules" / "nightly").exists()

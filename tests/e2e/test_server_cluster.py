@@ -1,5 +1,5 @@
 """Three flow servers (guest, host, arbiter), each with its own home, store and keys,
-connected only through RabbitMQ: a job submitted to the guest's server is proposed to
+connected only through RabbitMQ (and once through Pulsar): a job submitted to the guest's server is proposed to
 the others, accepted where the initiator was granted the tables, and trains the
 standalone model; a job reading a table not granted is rejected with the reason shown
 at the initiator; a control message signed by an unknown key is dropped and audited."""
@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -48,20 +49,17 @@ def _start(home: Path) -> subprocess.Popen:
                                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """{party_id: home} of three running servers (and "procs": their processes), the host
-    having granted the guest its table."""
-    if not _rabbit_up():
-        service_unavailable("RabbitMQ on 127.0.0.1:5672")
+@contextmanager
+def three_servers(root: Path, engine: str, settings: dict):
+    """{party_id: home} of three running servers talking over ``engine`` (and "procs": their
+    processes), the host having granted the guest its table."""
     from federation.auth import KeyStore, RouteTable
 
-    root = tmp_path_factory.mktemp("cluster")
     homes = {pid: root / f"org_{pid}" for pid in PARTIES.values()}
     for pid, home in homes.items():
-        home.mkdir()
+        home.mkdir(parents=True)
         (home / "service_conf.yaml").write_text(yaml.safe_dump({
-            "mode": "cluster", "default_engines": {"federation": "rabbitmq"}, "federation": {"rabbitmq": RABBIT},
+            "mode": "cluster", "default_engines": {"federation": engine}, "federation": {engine: settings},
             "route_table": "route_table.yaml",
             "server": {"token": TOKEN, "party_id": pid, "detect_interval": 1}}))
     table = RouteTable.from_dict({"parties": {
@@ -73,24 +71,41 @@ def cluster(tmp_path_factory):
     host.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
     host.ok("privilege", "grant", "--party", "9999", "--namespace", "experiment", "--name", "breast_hetero_host")
     procs = {pid: _start(home) for pid, home in homes.items()}
-    end = time.monotonic() + 90
-    while not all((h / "server.json").exists() for h in homes.values()) and time.monotonic() < end:
-        assert all(p.poll() is None for p in procs.values()), [(h / "server.err").read_text() for h in homes.values()]
-        time.sleep(0.1)
-    homes["procs"] = procs  # type: ignore[assignment] - the servers, for a test that kills one
-    yield homes
-    for p in procs.values():
-        p.send_signal(signal.SIGTERM)
-    for p in procs.values():
-        p.wait(timeout=30)
+    try:
+        end = time.monotonic() + 90
+        while not all((h / "server.json").exists() for h in homes.values()) and time.monotonic() < end:
+            assert all(p.poll() is None for p in procs.values()), [(h / "server.err").read_text()
+                                                                   for h in homes.values()]
+            time.sleep(0.1)
+        homes["procs"] = procs  # type: ignore[assignment] - the servers, for a test that kills one
+        yield homes
+    finally:
+        for p in procs.values():
+            p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            p.wait(timeout=30)
+
+
+def _client(homes: dict, root: Path) -> InProcessCLI:
+    """A CLI pointed at the guest's server with `flow init`."""
+    cli = InProcessCLI(root)
+    port = json.loads((homes["9999"] / "server.json").read_text())["port"]
+    assert cli.ok("init", "--ip", "127.0.0.1", "--port", port, "--token", TOKEN)["reachable"] is True
+    return cli
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Three servers over RabbitMQ (see :func:`three_servers`)."""
+    if not _rabbit_up():
+        service_unavailable("RabbitMQ on 127.0.0.1:5672")
+    with three_servers(tmp_path_factory.mktemp("cluster"), "rabbitmq", RABBIT) as homes:
+        yield homes
 
 
 @pytest.fixture(scope="module")
 def client(cluster, tmp_path_factory) -> InProcessCLI:
-    cli = InProcessCLI(tmp_path_factory.mktemp("cluster_client"))
-    port = json.loads((cluster["9999"] / "server.json").read_text())["port"]
-    assert cli.ok("init", "--ip", "127.0.0.1", "--port", port, "--token", TOKEN)["reachable"] is True
-    return cli
+    return _client(cluster, tmp_path_factory.mktemp("cluster_client"))
 
 
 def _job(tmp_path: Path, tag: str, **lr) -> tuple[Path, Path]:
@@ -107,6 +122,45 @@ def _store(home: Path):
 
 
 def test_a_job_submitted_to_the_guests_server_runs_on_all_three(cluster, client, breast, tmp_path):
+    job_id = _runs_on_all_three(cluster, client, breast, tmp_path)
+    entries = [e for e in _audit(cluster["10000"], "10000") if e.get("job") == job_id]
+    assert any(e["kind"] == "job.proposal.accepted" for e in entries)
+
+    # once every party has ended, each removes the job's queues it received on
+    from federation.api import Party
+    from federation.rabbitmq import queue_name
+
+    inbound = [queue_name(job_id, Party("host", "10000"), "9999", "guest"),
+               queue_name(job_id, Party("guest", "9999"), "10000", "host"),
+               queue_name(job_id, Party("arbiter", "10001"), "10000", "host")]
+    end = time.monotonic() + 60
+    while (left := _existing_queues(inbound)) and time.monotonic() < end:
+        time.sleep(0.5)
+    assert not left
+
+
+def test_three_servers_over_pulsar_train_the_standalone_model(breast, tmp_path):
+    """The same between Pulsar's topics (a pulsar-lite broker, started here in the main thread)."""
+    from tests.pulsar_broker import PulsarLiteBroker, require_broker
+
+    require_broker()
+    with PulsarLiteBroker(tmp_path / "pulsar-lite") as broker:
+        with three_servers(tmp_path / "orgs", "pulsar", {"service_url": broker.url}) as homes:
+            (tmp_path / "client").mkdir()
+            job_id = _runs_on_all_three(homes, _client(homes, tmp_path / "client"), breast, tmp_path)
+            accepted = [e for e in _audit(homes["10001"], "10001") if e.get("job") == job_id]
+            assert [e["kind"] for e in accepted if e["kind"].startswith("job.")] == ["job.proposal.accepted"]
+            end = time.monotonic() + 60  # every party's share of the topics is cleaned up, without error
+            while not list((homes["9999"] / "jobs" / job_id).glob("cleaned.*")) and time.monotonic() < end:
+                time.sleep(0.3)
+            assert list((homes["9999"] / "jobs" / job_id).glob("cleaned.*"))
+        for pid in PARTIES.values():
+            assert "could not clean up" not in (homes[pid] / "server.err").read_text()
+
+
+def _runs_on_all_three(cluster, client, breast, tmp_path) -> str:
+    """hetero_lr submitted to the guest's server succeeds at all three parties with the
+    standalone weights; returns its job id."""
     c, d = _job(tmp_path, "ok")
     reference = breast.ok("job", "submit", "-c", c, "-d", d)  # the same job standalone, alongside
     detail = client.ok("job", "submit", "-c", c, "-d", d, "--wait", timeout=300)
@@ -139,20 +193,7 @@ def test_a_job_submitted_to_the_guests_server_runs_on_all_three(cluster, client,
     assert not (cluster["10000"] / "data" / "experiment" / "breast_hetero_guest").exists()
     assert not (cluster["9999"] / "models" / job_id / "host").exists()
     assert not (cluster["10000"] / "models" / job_id / "guest").exists()
-    entries = [e for e in _audit(cluster["10000"], "10000") if e.get("job") == job_id]
-    assert any(e["kind"] == "job.proposal.accepted" for e in entries)
-
-    # once every party has ended, each removes the job's queues it received on
-    from federation.api import Party
-    from federation.rabbitmq import queue_name
-
-    inbound = [queue_name(job_id, Party("host", "10000"), "9999", "guest"),
-               queue_name(job_id, Party("guest", "9999"), "10000", "host"),
-               queue_name(job_id, Party("arbiter", "10001"), "10000", "host")]
-    end = time.monotonic() + 60
-    while (left := _existing_queues(inbound)) and time.monotonic() < end:
-        time.sleep(0.5)
-    assert not left
+    return job_id
 
 
 def _existing_queues(names: list[str]) -> list[str]:

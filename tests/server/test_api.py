@@ -35,6 +35,11 @@ CLI_ROUTES = {
     ("get", "/v1/tracking/{job_id}/{role}/{party_id}/{component}/output-data"),
     ("get", "/v1/tracking/{job_id}/{role}/{party_id}/{component}/output-model"),
     ("get", "/v1/server/status"),
+    ("post", "/v1/schedules"), ("get", "/v1/schedules"), ("post", "/v1/schedules/{name}/pause"),
+    ("post", "/v1/schedules/{name}/resume"), ("delete", "/v1/schedules/{name}"),
+    ("post", "/v1/schedules/{name}/run-now"), ("get", "/v1/schedules/{name}/history"),
+    ("post", "/v1/privileges/grant"), ("post", "/v1/privileges/revoke"), ("get", "/v1/privileges"),
+    ("get", "/v1/audit"), ("get", "/v1/audit/verify"),
 }
 
 

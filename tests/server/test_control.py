@@ -164,3 +164,80 @@ def test_one_refusal_means_nobody_starts_even_a_party_that_accepted(plane):
     assert guest.store.job(job_id)["status"] == "failed"
     job = arbiter.store.job(job_id)  # it had accepted; the initiator called it off
     assert job["status"] == "canceled" and "not granted" in job["reason"] and not job["supervisor_pid"]
+
+
+def _latest_plan():
+    plan = _plan()
+    conf = json.loads(json.dumps(plan.raw_conf))
+    conf["component_parameters"]["role"]["host"]["0"]["reader_0"]["table"]["name"] = "breast_{latest}"
+    return _plan(**conf)
+
+
+def _upload(host: control.ControlPlane, names: list[str], tmp_path: Path) -> None:
+    """Tables of the host's own storage, stored in this order (the last is the newest)."""
+    from flow.server.ops import LocalOps
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,x0,x1\n1,0.5,1.5\n2,2.5,3.5\n")
+    for name in names:
+        LocalOps(host.conf, host.store).data_upload(csv, "experiment", name)
+
+
+def test_a_proposal_with_latest_is_checked_and_recorded_on_the_newest_table_of_the_party(plane, tmp_path):
+    from flow.privileges import check_job_access, grant
+
+    guest, host = plane("9999"), plane("10000")
+    _upload(host, ["breast_v1", "breast_v2", "other_v3"], tmp_path)
+    host.access_check = check_job_access
+    grant(host.store, "9999", "experiment", "breast_v1")  # an older version only: refused
+    first = guest.submit(_latest_plan(), "conf.json", "dsl.json")["job_id"]
+    _exchange(guest, host)
+    job = guest.store.job(first)
+    assert job["status"] == "failed" and "table experiment/breast_v2 is not granted" in job["reason"], job["reason"]
+
+    grant(host.store, "9999", "experiment", "breast_v2")
+    second = guest.submit(_latest_plan(), "conf.json", "dsl.json")["job_id"]
+    _exchange(guest, host)
+    assert sorted(plane.started) == [("10000", second), ("9999", second)]
+    recorded = json.loads((host.home / "jobs" / second / "conf.json").read_text())
+    assert recorded["component_parameters"]["role"]["host"]["0"]["reader_0"]["table"]["name"] == "breast_v2"
+    # the initiator's copy keeps the placeholder: only the host resolves its own tables
+    mine = guest.store.job(second)["conf"]["component_parameters"]["role"]["host"]["0"]["reader_0"]["table"]
+    assert mine["name"] == "breast_{latest}"
+
+
+def test_a_proposal_whose_latest_table_is_missing_is_refused_naming_the_pattern(plane):
+    guest, host = plane("9999"), plane("10000")
+    job_id = guest.submit(_latest_plan(), "conf.json", "dsl.json")["job_id"]
+    _exchange(guest, host)
+    job = guest.store.job(job_id)
+    assert job["status"] == "failed" and "matches 'breast_{latest}'" in job["reason"], job["reason"]
+    assert host.checks == [] and host.store.jobs() == []
+
+
+def test_a_schedule_fired_by_the_guests_server_resolves_latest_at_each_party_in_its_own_storage(plane, tmp_path):
+    """The guest's firing resolves only the guest's tables; the host resolves its own when
+    the job is proposed to it."""
+    from flow.server.app import server_scheduler
+
+    guest, host = plane("9999"), plane("10000")
+    _upload(guest, ["guest_v1", "guest_v2"], tmp_path)
+    _upload(host, ["breast_v1", "breast_v2"], tmp_path)
+    plan = _latest_plan()
+    conf = json.loads(json.dumps(plan.raw_conf))
+    conf["component_parameters"]["role"]["guest"]["0"]["reader_0"]["table"]["name"] = "guest_{latest}"
+    (tmp_path / "conf.json").write_text(json.dumps(conf))
+    (tmp_path / "dsl.json").write_text(json.dumps(plan.raw_dsl))
+    sched = server_scheduler(guest.conf, guest.store, guest)
+    sched.add("nightly", "0 3 1 1 *", str(tmp_path / "conf.json"), str(tmp_path / "dsl.json"))
+    job_id = sched.run_now("nightly")
+    _exchange(guest, host)
+    assert sorted(plane.started) == [("10000", job_id), ("9999", job_id)]
+
+    def reader(home: Path, role: str) -> str:
+        recorded = json.loads((home / "jobs" / job_id / "conf.json").read_text())
+        return recorded["component_parameters"]["role"][role]["0"]["reader_0"]["table"]["name"]
+
+    assert (reader(guest.home, "guest"), reader(guest.home, "host")) == ("guest_v2", "breast_{latest}")
+    assert reader(host.home, "host") == "breast_v2"
+    assert host.checks[0][1] == [{"namespace": "experiment", "name": "breast_v2"}]
