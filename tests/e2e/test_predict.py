@@ -194,6 +194,33 @@ def test_unknown_models_are_named(trained, tmp_path: Path):
         store.load_component(MODEL_ID, job_id, Party("guest", "9999"), "hetero_lr_0", "HomoLR")
 
 
+def test_secureboost_predict_job_from_the_deployed_dsl_and_conf(breast, tmp_path: Path):
+    """HeteroSecureBoost (no arbiter) through deploy's own predict DSL and predict conf:
+    the trees walked across parties again give every row its training score."""
+    conf, dsl = load_example("hetero_secureboost")
+    params = conf["component_parameters"]["common"]["hetero_secureboost_0"]
+    params.update(num_trees=2, encrypt_param={"method": "Paillier", "key_length": 512})
+    params["tree_param"]["max_depth"] = 2
+    c, d = write_job(tmp_path, conf, dsl, "train")
+    job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert job["status"] == "success", job
+    deployed = breast.ok("model", "deploy", "-j", job["job_id"])
+    assert deployed["model_id"] == "guest-9999#host-10000#model" and "evaluation_0" not in deployed["cpn_list"]
+    c, d = write_job(tmp_path, deployed["predict_conf"], deployed["predict_dsl"], "predict")
+    predicted = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert predicted["status"] == "success", predicted
+
+    def sbt_scores(job_id: str, out: str) -> dict[str, float]:
+        item = breast.ok("tracking", "output-data", "-j", job_id, "-r", "guest", "-p", "9999",
+                         "-cpn", "hetero_secureboost_0", "-o", tmp_path / out)[0]
+        with open(item["file"]) as fh:
+            return {r["id"]: float(r["predict_score"]) for r in csv.DictReader(fh)}
+
+    train, again = sbt_scores(job["job_id"], "train"), sbt_scores(predicted["job_id"], "predict")
+    assert again.keys() == train.keys() and len(train) == 569
+    assert max(abs(again[k] - train[k]) for k in train) < 1e-9
+
+
 def test_deploy_rewires_around_training_only_components() -> None:
     """A data split left out of the predict DSL: its consumer reads the split's input instead."""
     from flow.model_deploy import derive_predict_dsl
