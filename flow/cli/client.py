@@ -8,6 +8,8 @@ command prints and exits exactly as it would in standalone mode.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,7 +18,7 @@ from urllib.parse import quote
 import yaml
 
 from flow.dsl import JobPlan
-from flow.errors import ConfigError, FedweaveError, ValidationError
+from flow.errors import ConfigError, FedweaveError, StoreError, ValidationError
 
 #: the CLI's config under the home: {ip, port, token}; absent = standalone
 CLIENT_FILE = "cli.yaml"
@@ -238,6 +240,47 @@ class RemoteOps:
 
     def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:
         return self._call("GET", "/audit/verify", params=_clean({"party": party}))
+
+    # models -------------------------------------------------------------
+    def model_list(self, model_id: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/models", params=_clean({"model_id": model_id}))
+
+    def model_deploy(self, job_id: str | None = None, model_id: str | None = None,
+                     model_version: str | None = None, cpn_list: list[str] | None = None) -> dict[str, Any]:
+        return self._call("POST", "/models/deploy", json={"job_id": job_id, "model_id": model_id,
+                                                          "model_version": model_version, "cpn_list": cpn_list})
+
+    def model_export(self, output_path: Path, job_id: str | None = None, model_id: str | None = None,
+                     model_version: str | None = None, role: str | None = None,
+                     party_id: str | None = None) -> dict[str, Any]:
+        """The server's archive comes back in the body and is written to ``output_path`` here;
+        its sha256 is checked against the one the server computed."""
+        out = Path(output_path)
+        params = {"job_id": job_id, "model_id": model_id, "model_version": model_version, "role": role,
+                  "party_id": party_id, "filename": out.name}
+        try:
+            resp = self.http.get("/models/export", params=_clean(params))
+        except self._httpx.TransportError as exc:
+            raise ServerError(f"cannot reach the flow server at {self.base}: {exc}") from exc
+        _raise_for(resp)
+        meta = json.loads(resp.headers.get("x-fedweave-export") or "{}")
+        if meta.get("sha256") != hashlib.sha256(resp.content).hexdigest():
+            raise ServerError(f"the model archive from {self.base} does not match its sha256; export it again")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_bytes(resp.content)
+        tmp.replace(out)
+        return {**meta, "file": str(out)}
+
+    def model_import(self, file: Path, force: bool = False) -> dict[str, Any]:
+        """The archive goes in the request body; the server checks and adds it to its home."""
+        file = Path(file)
+        if not file.is_file():
+            raise StoreError(f"model archive {file}: no such file")
+        with file.open("rb") as fh:
+            result = self._call("POST", "/models/import", params={"force": force, "filename": file.name},
+                                content=_chunks(fh), headers={"Content-Type": "application/zip"})
+        return {**result, "file": str(file)}
 
     # server -------------------------------------------------------------
     def server_status(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``flow model``: the models training jobs left in this home — deploy, list, export, import.
 
-These commands work on this home's model store (``$FLOW_HOME/model_store``): each
-organisation deploys, exports and imports its own parts.
+These commands work on this home's model store (``$FLOW_HOME/model_store``), or on the
+flow server's after ``flow init``: each organisation deploys, exports and imports its own
+parts. The output files (``-o``) are written here either way.
 """
 
 from __future__ import annotations
@@ -11,12 +12,7 @@ from pathlib import Path
 
 import click
 
-from federation.api import Party
-from flow.audit_trail import record as audit_record
 from flow.cli.main import Env, cli, envelope
-from flow.errors import FedweaveError
-from flow.model_archive import export_model, import_model
-from flow.model_store import ModelStore
 
 
 @cli.group()
@@ -34,10 +30,6 @@ def _which(fn):
     return fn
 
 
-def _store(env: Env) -> ModelStore:
-    return ModelStore(env.conf.home_path)
-
-
 @model.command()
 @_which
 @click.option("--cpn-list", default=None,
@@ -49,16 +41,14 @@ def _store(env: Env) -> ModelStore:
 @envelope
 def deploy(env: Env, job_id, model_id, model_version, cpn_list, output_path):
     """Make the predict DSL of a trained model (and a predict conf to start from)."""
-    store = _store(env)
-    mid, version = store.find(job_id, model_id, model_version)
-    result = store.deploy(mid, version, None if cpn_list is None else cpn_list.split(","))
+    result = env.ops.model_deploy(job_id, model_id, model_version,
+                                  None if cpn_list is None else cpn_list.split(","))
     if output_path is not None:
         output_path.mkdir(parents=True, exist_ok=True)
         for name in ("predict_dsl", "predict_conf"):
             path = output_path / f"{name}.json"
             path.write_text(json.dumps(result[name], indent=2) + "\n")
             result[f"{name}_path"] = str(path)
-    audit_record(env.conf, "model.deploy", job=version, model_id=mid, cpn_list=result["cpn_list"])
     return result
 
 
@@ -68,7 +58,7 @@ def deploy(env: Env, job_id, model_id, model_version, cpn_list, output_path):
 @envelope
 def list_models(env: Env, model_id):
     """Every model version kept in this home, with its parties, components and deployment."""
-    return _store(env).list(model_id)
+    return env.ops.model_list(model_id)
 
 
 @model.command()
@@ -81,14 +71,7 @@ def list_models(env: Env, model_id):
 @envelope
 def export(env: Env, job_id, model_id, model_version, output_path, role, party_id):
     """Write a model version's parts held here to one archive file."""
-    if (role is None) != (party_id is None):
-        raise FedweaveError("give --role and --party-id together, or neither")
-    store = _store(env)
-    mid, version = store.find(job_id, model_id, model_version)
-    result = export_model(store, mid, version, output_path, Party(role, party_id) if role else None)
-    audit_record(env.conf, "model.export", job=version, model_id=mid, parties=result["parties"],
-                 file=result["file"], sha256=result["sha256"])
-    return result
+    return env.ops.model_export(output_path, job_id, model_id, model_version, role, party_id)
 
 
 @model.command("import")
@@ -99,7 +82,4 @@ def export(env: Env, job_id, model_id, model_version, output_path, role, party_i
 @envelope
 def import_(env: Env, file, force):
     """Add an exported model to this home after checking every file's sha256."""
-    result = import_model(_store(env), file, force)
-    audit_record(env.conf, "model.import", job=result["model_version"], model_id=result["model_id"],
-                 parties=result["parties"], file=result["file"])
-    return result
+    return env.ops.model_import(file, force)

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from flow.errors import ConfigError, FedweaveError, JobNotFound, StorageError, StoreError, ValidationError
 from flow.server.auth import token_matches
 from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
+from flow.server.model_routes import ROUTERS as MODEL_ROUTERS
 from flow.server.ops import LocalOps
 from flow.server.routes import ROUTERS
 from flow.settings import ServiceConf
@@ -200,7 +201,7 @@ def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, det
                          **(runtime or {})}
     _install_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for router in ROUTERS + GOVERNANCE_ROUTERS:
+    for router in ROUTERS + GOVERNANCE_ROUTERS + MODEL_ROUTERS:
         api.include_router(router)
     app.include_router(api)
 

@@ -22,6 +22,7 @@ from flow.audit_trail import record as audit_record
 from flow.dsl import JobPlan
 from flow.errors import StoreError
 from flow.governance import GovernanceOps
+from flow.model_ops import ModelOps
 from flow.scheduler import job as jobs
 from flow.scheduler.logs import iter_follow, read_logs
 from flow.scheduler.tracking import model_view
@@ -46,7 +47,7 @@ def read_server_file(home: Path) -> dict[str, Any] | None:
     return info
 
 
-class LocalOps(GovernanceOps):
+class LocalOps(GovernanceOps, ModelOps):
     """Every CLI operation against this party's own conf, store and storage."""
 
     remote = False

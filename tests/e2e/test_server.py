@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +97,20 @@ def _store(home: Path):
     return Store.for_home(home)
 
 
-def test_a_job_submitted_through_the_server_trains_the_standalone_model(breast, client, server, tmp_path):
+@pytest.fixture(scope="module")
+def server_job(client, tmp_path_factory) -> tuple[dict, Path, Path]:
+    """The hetero LR example trained through the server (4 iterations, 512-bit key): its
+    detail as `job submit --wait` printed it, and its conf and dsl files."""
     conf, dsl = load_example("hetero_lr")
-    c, d = write_job(tmp_path, with_lr_params(conf, max_iter=4, encrypt_param={"key_length": 512}), dsl)
-    reference = breast.ok("job", "submit", "-c", c, "-d", d)  # standalone (no flow init there), alongside
-    detail = client.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    c, d = write_job(tmp_path_factory.mktemp("server_job"),
+                     with_lr_params(conf, max_iter=4, encrypt_param={"key_length": 512}), dsl)
+    return client.ok("job", "submit", "-c", c, "-d", d, "--wait"), c, d
+
+
+def test_a_job_submitted_through_the_server_trains_the_standalone_model(breast, client, server, server_job,
+                                                                        tmp_path):
+    detail, c, d = server_job
+    reference = breast.ok("job", "submit", "-c", c, "-d", d)  # the same files standalone (no flow init there)
     job_id = detail["job_id"]
     assert detail["status"] == "success" and {t["status"] for t in detail["tasks"]} == {"success"}
     assert breast.wait(reference["job_id"])["status"] == "success"
@@ -137,6 +148,52 @@ def test_a_job_submitted_through_the_server_trains_the_standalone_model(breast, 
     assert status["server"]["port"] == server[1] and status["transport"]["engine"] == "standalone"
     assert status["store"]["url"].startswith("sqlite") and status["engines"]["default"]["computing"] == "local"
     assert status["server"]["detector"]["sweeps"] >= 1 and status["server"]["schedules"]["alive"] is True
+
+
+def test_models_are_the_servers_and_archives_travel_over_http(client, server, server_job, tmp_path):
+    """`flow model` after `flow init` works on the server's model store: the job trained there
+    is listed and deployed (predict files written here), exported (the archive's bytes come
+    here) and imported back (the archive goes up) as in standalone mode."""
+    from federation.api import Party
+    from flow.audit_trail import home_logs
+    from flow.model_store import ModelStore, sha256
+
+    job_id, server_home = server_job[0]["job_id"], server[0]
+    store = ModelStore(server_home)
+    listed = client.ok("model", "list")
+    assert listed == json.loads(json.dumps(store.list()))
+    (mine,) = [m for m in listed if m["model_version"] == job_id]
+    mid = mine["model_id"]
+    assert sorted(mine["parties"]) == ["arbiter:10000", "guest:9999", "host:10000"]
+
+    deployed = client.ok("model", "deploy", "-j", job_id, "-o", tmp_path / "deploy")
+    predict_dsl = json.loads((EXAMPLES / "hetero_lr_predict" / "dsl.json").read_text())
+    assert deployed["predict_dsl"] == predict_dsl  # as standalone deploys the same training DSL
+    assert json.loads((tmp_path / "deploy" / "predict_dsl.json").read_text()) == predict_dsl
+    assert store.deployment(mid, job_id)["cpn_list"] == deployed["cpn_list"] == list(predict_dsl["components"])
+    assert client.ok("model", "list", "--model-id", mid)[0]["deployed"]["cpn_list"] == deployed["cpn_list"]
+
+    archive = tmp_path / "out" / "guest.zip"
+    exported = client.ok("model", "export", "-j", job_id, "-r", "guest", "-p", "9999", "-o", archive)
+    assert exported["file"] == str(archive) and exported["sha256"] == sha256(archive.read_bytes())
+    assert exported["parties"] == ["guest:9999"] and exported["model_version"] == job_id
+    with zipfile.ZipFile(archive) as zf:
+        assert json.loads(zf.read("manifest.json"))["parties"] == ["guest:9999"]
+    audited = [e["details"] for log in home_logs(server_home) for e in log.entries(job=job_id, kind="model.export")]
+    assert [a["sha256"] for a in audited] == [exported["sha256"]]  # the server's log, not the client's
+    assert sorted(p.name for p in client.home.iterdir()) == ["cli.yaml"]
+    bad = client("model", "export", "-j", job_id, "-r", "guest", "-o", tmp_path / "x.zip")
+    assert bad.code != 0 and "--party-id" in bad.out["retmsg"] and not (tmp_path / "x.zip").exists()
+
+    guest = Party("guest", "9999")
+    before = json.dumps(store.load_component(mid, job_id, guest, "hetero_lr_0"), default=list)
+    again = client("model", "import", "-f", archive)
+    assert again.code != 0 and "--force" in again.out["retmsg"]
+    shutil.rmtree(store.part_dir(mid, job_id, guest))  # the server loses its guest part ...
+    imported = client.ok("model", "import", "-f", archive)  # ... and gets it back from the client's file
+    assert imported["parties"] == ["guest:9999"] and imported["file"] == str(archive)
+    assert json.dumps(store.load_component(mid, job_id, guest, "hetero_lr_0"), default=list) == before
+    assert client.ok("model", "list", "--model-id", mid)[0]["components"] == mine["components"]
 
 
 def _follow(job_id: str, port: int, lines: queue.Queue) -> None:

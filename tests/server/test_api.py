@@ -40,6 +40,7 @@ CLI_ROUTES = {
     ("post", "/v1/schedules/{name}/run-now"), ("get", "/v1/schedules/{name}/history"),
     ("post", "/v1/privileges/grant"), ("post", "/v1/privileges/revoke"), ("get", "/v1/privileges"),
     ("get", "/v1/audit"), ("get", "/v1/audit/verify"),
+    ("get", "/v1/models"), ("post", "/v1/models/deploy"), ("get", "/v1/models/export"), ("post", "/v1/models/import"),
 }
 
 
