@@ -6,9 +6,12 @@ prints a non-zero retcode with a message a person can act on and exits non-zero.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import os
 import sys
+import threading
 from typing import Any, Callable
 
 import click
@@ -96,7 +99,26 @@ def main() -> None:
     from flow.cli import audit, privilege, schedule  # noqa: F401,I001 - cron, privileges, audit
     from flow.cli import model  # noqa: F401,I001 - flow model (deploy, list, export, import)
 
-    cli()
+    try:
+        cli()
+    except SystemExit as exc:
+        _leave(exc.code)
+
+
+def _leave(code: int | str | None) -> None:
+    """Exit after Python's own shutdown work but before native libraries' static
+    destructors: Arrow's thread pools can abort the process there ("terminate called
+    without an active exception", exit -6) after the command has fully succeeded."""
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    for thread in threading.enumerate():  # what interpreter shutdown would wait for
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # flushes the audit trail and other at-exit work
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":  # `python -m flow.cli.main`: register on the importable module, not __main__
