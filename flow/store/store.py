@@ -12,7 +12,10 @@ other's changes: the database applies each one atomically, whichever backend it 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -67,10 +70,30 @@ def _party_rows(job_id: str, parties: list[tuple[str, str]],
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=60000")  # first: switching to WAL may wait for a lock
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    _wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _wal(cur: Any, wait_s: float = 60.0) -> None:
+    """Switch the file to WAL. SQLite may refuse the switch with "database is locked" at
+    once, without its busy handler, while another process holds a lock (several runtimes
+    opening a new store together): retry until the mode is set, by us or by them."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            with contextlib.suppress(sqlite3.OperationalError):
+                if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                    return
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
 
 
 def _postgresql_engine(url: URL) -> Engine:

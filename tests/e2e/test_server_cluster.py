@@ -169,7 +169,12 @@ def _runs_on_all_three(cluster, client, breast, tmp_path) -> str:
     assert breast.wait(reference["job_id"])["status"] == "success"
 
     end = time.monotonic() + 60  # the others' final reports reach the initiator
-    while {t["role"] for t in detail["tasks"] if t["status"] == "success"} != set(PARTIES) and time.monotonic() < end:
+
+    def reported(tasks: list[dict]) -> bool:  # every party's every task has its final state here
+        return {t["role"] for t in tasks} == set(PARTIES) and all(
+            t["status"] in ("success", "failed", "canceled", "timeout") for t in tasks)
+
+    while not reported(detail["tasks"]) and time.monotonic() < end:
         time.sleep(0.5)
         detail = client.ok("job", "query", "-j", job_id)
     by_party = {(t["role"], t["party_id"]) for t in detail["tasks"]}
