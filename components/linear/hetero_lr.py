@@ -23,10 +23,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta, keys_in
+from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta, keys_in
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.vector import encrypted_dot
-from components.linear.optimizer import InitParam, Optimizer, init_weights
+from components.linear.optimizer import Optimizer, init_weights
+from components.linear.params import LinearParams
 from flow.errors import ComponentError
 
 MASK_SCALE = 2.0 ** 20
@@ -41,37 +42,11 @@ class EncryptParam(BaseModel):
     key_length: int = 1024
 
 
-class PredictParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float = 0.5
-
-
-class HeteroLRParams(Params):
-    penalty: Literal["L2", "l2", "none", "None"] = "L2"
-    tol: float = 1e-4
-    alpha: float = 1.0
-    optimizer: Literal["sgd", "rmsprop", "adam"] = "rmsprop"
-    batch_size: int = -1
-    learning_rate: float = 0.01
-    init_param: InitParam = InitParam()
-    max_iter: int = 100
-    early_stop: Literal["diff", "abs", "weight_diff"] = "diff"
+class HeteroLRParams(LinearParams):
     encrypt_param: EncryptParam = EncryptParam()
-    predict_param: PredictParam = PredictParam()
-    decay: float = 1.0
-    decay_sqrt: bool = True
-    shuffle: bool = True
     batch_strategy: Literal["full", "random"] = "full"
-    multi_class: Literal["ovr"] = "ovr"
     floating_point_precision: int | None = 23
-    validation_freqs: int | None = None
-    early_stopping_rounds: int | None = None
-    metrics: list[str] | None = None
-    use_first_metric_only: bool = False
     encrypted_mode_calculator_param: dict[str, Any] | None = None
-    callback_param: dict[str, Any] | None = None
-    cv_param: dict[str, Any] | None = None
     stepwise_param: dict[str, Any] | None = None
     sqn_param: dict[str, Any] | None = None
 

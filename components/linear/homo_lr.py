@@ -17,15 +17,15 @@ relays the list of public keys. The arbiter is trusted to relay keys faithfully
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta, keys_in
+from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta, keys_in
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
-from components.linear.hetero_lr import PredictParam
-from components.linear.optimizer import InitParam, Optimizer, init_weights
+from components.linear.params import LinearParams
+from components.linear.optimizer import Optimizer, init_weights
 from federation.api import Party
 from flow.errors import ComponentError
 
@@ -39,35 +39,16 @@ class HomoEncryptParam(BaseModel):
     key_length: int = 1024
 
 
-class HomoLRParams(Params):
-    penalty: Literal["L2", "l2", "none", "None"] = "L2"
-    tol: float = 1e-4
-    alpha: float = 1.0
+class HomoLRParams(LinearParams):
     optimizer: Literal["sgd", "rmsprop", "adam"] = "sgd"
-    batch_size: int = -1
-    learning_rate: float = 0.01
-    init_param: InitParam = InitParam()
-    max_iter: int = Field(100, ge=1)
-    early_stop: Literal["diff", "abs", "weight_diff"] = "diff"
     encrypt_param: HomoEncryptParam = HomoEncryptParam()
-    predict_param: PredictParam = PredictParam()
-    decay: float = 1.0
-    decay_sqrt: bool = True
-    shuffle: bool = True
     aggregate_iters: int = Field(1, ge=1)
     #: pairwise masks on the updates; off only to measure what they cost
     secure_aggregate: bool = True
     #: FedProx: add mu/2·||w - w_global||² to each party's local objective
     use_proximal: bool = False
     mu: float = 0.1
-    multi_class: Literal["ovr"] = "ovr"
     re_encrypt_batches: int = 2
-    validation_freqs: int | None = None
-    early_stopping_rounds: int | None = None
-    metrics: list[str] | None = None
-    use_first_metric_only: bool = False
-    callback_param: dict[str, Any] | None = None
-    cv_param: dict[str, Any] | None = None
 
 
 def aggregation_epochs(p: HomoLRParams) -> list[int]:
