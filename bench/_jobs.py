@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -51,3 +52,19 @@ def task_time(job: dict, component: str, role: str) -> tuple[datetime, float]:
 def guest_auc(home: Path, job: dict, evaluation: str = "evaluation_0") -> float | None:
     return flow(home, "tracking", "metrics", "-j", job["job_id"], "-r", "guest", "-p", "9999",
                 "-cpn", evaluation).get("evaluation", {}).get("auc")
+
+
+def log_stamps(home: Path, job: dict, role: str, party: str, component: str, message: str) -> list[datetime]:
+    """Times of one party's task log lines whose text matches the regex ``message``."""
+    line = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*" + message)
+    logs = flow(home, "job", "logs", "-j", job["job_id"], "-r", role, "-p", party, "-cpn", component, raw=True)
+    return [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(line.search, logs.splitlines()) if m]
+
+
+def upload_breast_hetero(home: Path) -> None:
+    """The shipped breast_hetero guest (labelled) and host tables, as the hetero examples name them."""
+    data = ROOT / "examples" / "data"
+    flow(home, "data", "upload", "-f", data / "breast_hetero_guest.csv", "--namespace", "experiment",
+         "--name", "breast_hetero_guest", "--label-column", "y")
+    flow(home, "data", "upload", "-f", data / "breast_hetero_host.csv", "--namespace", "experiment",
+         "--name", "breast_hetero_host")

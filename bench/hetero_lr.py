@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _jobs import ROOT, flow, guest_auc, submit, task_time
+from _jobs import ROOT, flow, guest_auc, submit, task_time, upload_breast_hetero
 
 FATE_REPORTED_S = 158.0
 
@@ -96,10 +96,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}\n")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        flow(home, "data", "upload", "-f", data / "breast_hetero_guest.csv", "--namespace", "experiment",
-             "--name", "breast_hetero_guest", "--label-column", "y")
-        flow(home, "data", "upload", "-f", data / "breast_hetero_host.csv", "--namespace", "experiment",
-             "--name", "breast_hetero_host")
+        upload_breast_hetero(home)
         res = run_job(home, conf, dsl)
         _, g = load_csv(data / "breast_hetero_guest.csv")
         _, h = load_csv(data / "breast_hetero_host.csv")

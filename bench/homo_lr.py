@@ -21,20 +21,17 @@ import copy
 import csv
 import json
 import os
-import re
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from _jobs import ROOT, flow, guest_auc, submit, task_time
+from _jobs import ROOT, flow, guest_auc, log_stamps, submit, task_time
 
 sys.path.insert(0, str(ROOT))
 CPN = "homo_lr_0"
 SHARES = (("guest", "9999"), ("host", "10000"), ("host", "10001"))
-_AGG = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*aggregation (\d+) \(epoch")
 
 
 
@@ -43,9 +40,7 @@ def run_job(home: Path, conf: dict, dsl: dict, masks: bool) -> dict:
     conf["component_parameters"]["common"][CPN]["secure_aggregate"] = masks
     job, wall = submit(home, conf, dsl)
     _, task_s = task_time(job, CPN, "arbiter")
-    logs = flow(home, "job", "logs", "-j", job["job_id"], "-r", "arbiter", "-p", "10000", "-cpn", CPN, raw=True)
-    stamps = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(_AGG.search, logs.splitlines())
-              if m]
+    stamps = log_stamps(home, job, "arbiter", "10000", CPN, r"aggregation (\d+) \(epoch")
     if len(stamps) < 2:
         sys.exit(f"job {job['job_id']}: fewer than two 'aggregation' lines in the arbiter's {CPN} log")
     auc = guest_auc(home, job)

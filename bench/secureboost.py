@@ -29,15 +29,13 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import re
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from _jobs import ROOT, flow, guest_auc, submit, task_time
+from _jobs import ROOT, guest_auc, log_stamps, submit, task_time, upload_breast_hetero
 
 sys.path.insert(0, str(ROOT))
 FATE_REPORTED_S = 134.0
@@ -48,17 +46,12 @@ GUEST_FEATURES, HOST_FEATURES = 10, 50
 # ------------------------------------------------------------------ case 1: real jobs through the CLI
 
 
-_STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*round (\d+): loss")
-
-
 def run_breast_job(home: Path, conf: dict, dsl: dict, compress: bool) -> dict:
     conf = copy.deepcopy(conf)
     conf["component_parameters"]["common"][CPN]["cipher_compress"] = compress
     job, wall = submit(home, conf, dsl)
     started, task_s = task_time(job, CPN, "guest")
-    logs = flow(home, "job", "logs", "-j", job["job_id"], "-r", "guest", "-p", "9999", "-cpn", CPN, raw=True)
-    rounds = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(_STAMP.search, logs.splitlines())
-              if m]
+    rounds = log_stamps(home, job, "guest", "9999", CPN, r"round (\d+): loss")
     if not rounds:
         sys.exit(f"job {job['job_id']}: no 'round N: loss' lines in the guest's {CPN} log")
     if started.tzinfo is not None:  # log stamps are local time without a zone
@@ -72,13 +65,9 @@ def breast_case(args: argparse.Namespace) -> None:
     conf = json.loads((ROOT / "examples/hetero_secureboost/conf.json").read_text())
     dsl = json.loads((ROOT / "examples/hetero_secureboost/dsl.json").read_text())
     sbt = conf["component_parameters"]["common"][CPN]
-    data = ROOT / "examples" / "data"
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        flow(home, "data", "upload", "-f", data / "breast_hetero_guest.csv", "--namespace", "experiment",
-             "--name", "breast_hetero_guest", "--label-column", "y")
-        flow(home, "data", "upload", "-f", data / "breast_hetero_host.csv", "--namespace", "experiment",
-             "--name", "breast_hetero_host")
+        upload_breast_hetero(home)
         on = run_breast_job(home, conf, dsl, True)
         off = run_breast_job(home, conf, dsl, False)
     depth, bits = sbt["tree_param"]["max_depth"], sbt["encrypt_param"]["key_length"]

@@ -128,9 +128,8 @@ class FiringSubmitter:
             raw_conf, chosen = resolve_latest(raw_conf, raw_dsl, storage, roles=roles, label=sched.conf_path)
         plan = plan_from_dicts(raw_conf, raw_dsl, conf_file=sched.conf_path, dsl_file=sched.dsl_path)
         info = self.start(self.conf, self.store, plan, sched.conf_path, sched.dsl_path)
-        if self.audit is not None:
-            self.audit.append("schedule.fire", actor=f"schedule:{sched.name}", job=info["job_id"],
-                              details={"schedule": sched.name, "cron": sched.cron, "tables": chosen})
+        self.audit.append("schedule.fire", actor=f"schedule:{sched.name}", job=info["job_id"],
+                          details={"schedule": sched.name, "cron": sched.cron, "tables": chosen})
         return str(info["job_id"])
 
 

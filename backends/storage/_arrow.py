@@ -88,6 +88,16 @@ def rows_to_arrow(part: list[tuple[Any, Any]], id_column: str, columns: list[str
     return pa.Table.from_arrays(arrays, names=[id_column, *columns])
 
 
+def stored_columns(arrow: pa.Table, stored: TableMeta) -> list[list[Any]]:
+    """The value columns of ``stored`` from ``arrow`` as lists, cast to the stored dtypes
+    (KeyError for a missing column, ArrowException for a failed cast)."""
+    cols = []
+    for column, dtype in zip(stored.columns, stored.dtypes):
+        col, wanted = arrow.column(column), arrow_type(dtype)
+        cols.append((col.cast(wanted) if wanted is not None and col.type != wanted else col).to_pylist())
+    return cols
+
+
 def parquet_rows(data: bytes, stored: TableMeta, where: str) -> list[tuple[str, tuple]]:
     """One Parquet partition file as (key, value tuple) pairs in the stored dtypes.
 
@@ -97,10 +107,7 @@ def parquet_rows(data: bytes, stored: TableMeta, where: str) -> list[tuple[str, 
     try:
         arrow = pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
         ids = arrow.column(stored.id_column).to_pylist()
-        cols = []
-        for column, dtype in zip(stored.columns, stored.dtypes):
-            col, wanted = arrow.column(column), arrow_type(dtype)
-            cols.append((col.cast(wanted) if wanted is not None and col.type != wanted else col).to_pylist())
+        cols = stored_columns(arrow, stored)
     except (pa.ArrowException, KeyError, OSError) as exc:
         raise StorageError(f"table {stored.namespace}/{stored.name}: cannot read {where}: {exc}") from exc
     values = zip(*cols) if cols else ((),) * len(ids)

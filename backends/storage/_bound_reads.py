@@ -11,6 +11,7 @@ source under the new name instead.
 from __future__ import annotations
 
 import weakref
+from datetime import datetime, timezone
 
 from backends.computing.api import Table
 from backends.storage.api import TableMeta
@@ -36,6 +37,16 @@ class BoundReads:
                 or (meta.dtypes and list(meta.dtypes) != source.dtypes):
             return None
         return source
+
+    def rebound(self, table: Table, meta: TableMeta) -> TableMeta | None:
+        """``meta`` as a second binding of the source ``table`` was read from, or None when
+        ``table`` is not an unchanged read of a bound table (the rows must be written)."""
+        source = self.source(table, meta)
+        if source is None:
+            return None
+        return source.model_copy(update={
+            "namespace": meta.namespace, "name": meta.name, "label_column": meta.label_column,
+            "extra": dict(meta.extra), "created": datetime.now(timezone.utc)})
 
     def __reduce__(self):  # an engine sent elsewhere starts with none
         return BoundReads, ()

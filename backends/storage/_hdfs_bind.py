@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from backends.storage._arrow import arrow_type, unify_types
+from backends.storage._arrow import stored_columns, unify_types
 from backends.storage.api import TableMeta
 from flow.errors import StorageError
 
@@ -152,7 +152,6 @@ def bound_rows(engine: "HdfsEngine", stored: TableMeta) -> Iterator[tuple[str, t
     """The rows of a bound table's files, one file at a time; the checksum is verified
     once all are read."""
     label, address = f"{stored.namespace}/{stored.name}", stored.address
-    types = [arrow_type(d) for d in stored.dtypes]
     digest = hashlib.sha256()
     for file in address["files"]:
         data = _file_bytes(engine, file, f"read table {label}")
@@ -160,10 +159,7 @@ def bound_rows(engine: "HdfsEngine", stored: TableMeta) -> Iterator[tuple[str, t
         arrow = _decode(data, address["format"], stored.id_column, f"table {label}: hdfs path {file}")
         try:
             keys = arrow.column(stored.id_column).cast(pa.string()).to_pylist()
-            cols = []
-            for column, wanted in zip(stored.columns, types):
-                col = arrow.column(column)
-                cols.append((col.cast(wanted) if wanted is not None and col.type != wanted else col).to_pylist())
+            cols = stored_columns(arrow, stored)
         except KeyError as exc:
             raise StorageError(f"table {label}: hdfs path {file} has no column {exc}") from exc
         except pa.ArrowException as exc:

@@ -118,11 +118,9 @@ class HdfsEngine(StorageEngine):
     # -- writing
 
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
-        source = self._reads.source(table, meta)
-        if source is not None:  # a bound table's rows, unchanged: bind the same files again
-            return self._put_meta(source.model_copy(update={
-                "namespace": meta.namespace, "name": meta.name, "label_column": meta.label_column,
-                "extra": dict(meta.extra), "created": datetime.now(timezone.utc)}))
+        rebound = self._reads.rebound(table, meta)
+        if rebound is not None:  # a bound table's rows, unchanged: bind the same files again
+            return self._put_meta(rebound)
         target = self.path(meta.namespace, meta.name)
         label = f"{meta.namespace}/{meta.name}"
         columns = check_columns(meta, label)

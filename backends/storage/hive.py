@@ -187,12 +187,10 @@ class HiveEngine(StorageEngine):
     # -- writing
 
     def write(self, table: Table, meta: TableMeta) -> TableMeta:
-        source = self._reads.source(table, meta)
-        if source is not None:
-            return self._register_view(source.model_copy(update={
-                "namespace": meta.namespace, "name": meta.name, "label_column": meta.label_column,
-                "extra": dict(meta.extra), "created": datetime.now(timezone.utc),
-                "address": {**source.address, "view": f"{self.database}.{hive_name(meta.namespace, meta.name)}"}}))
+        rebound = self._reads.rebound(table, meta)
+        if rebound is not None:  # a bound table's rows, unchanged: a view over the same source
+            view = f"{self.database}.{hive_name(meta.namespace, meta.name)}"
+            return self._register_view(rebound.model_copy(update={"address": {**rebound.address, "view": view}}))
         label = f"{meta.namespace}/{meta.name}"
         base = hive_name(meta.namespace, meta.name)
         columns = check_columns(meta, label)

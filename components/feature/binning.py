@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.vector import encrypted_sum
-from components.feature.common import gather_matrix, pick_columns
+from components.feature.common import gather_matrix, model_columns, pick_columns
 from components.linear.hetero_lr import EncryptParam
 from flow.errors import ComponentError
 
@@ -203,10 +203,7 @@ class HeteroFeatureBinning(Component):
         header = data.meta.feature_columns
         if inputs.model:  # transform with a stored model (predict)
             model = dict(inputs.model[0])
-            cols = [header.index(c) for c in model["bin_cols"] if c in header]
-            if len(cols) != len(model["bin_cols"]):
-                raise ComponentError(f"{ctx.component}: input data lacks binned columns of the model "
-                                     f"{sorted(set(model['bin_cols']) - set(header))}")
+            cols = model_columns(ctx.component, header, model["bin_cols"])
             split_points = [np.asarray(model["binning_result"][c]["split_points"], float) for c in model["bin_cols"]]
         else:
             cols = self._bin_columns(ctx, p, header)

@@ -58,6 +58,14 @@ def gather_matrix(table, cols: Sequence[int] | None = None) -> tuple[list, np.nd
     return keys, np.concatenate([p[1] for p in parts]), y
 
 
+def model_columns(component: str, header: Sequence[str], names: Sequence[str]) -> list[int]:
+    """Positions in ``header`` of a stored model's columns; a predict input without them is an error."""
+    missing = [c for c in names if c not in header]
+    if missing:
+        raise ComponentError(f"{component}: input data lacks the model's columns {missing}")
+    return [list(header).index(c) for c in names]
+
+
 def with_columns(meta: TableMeta, features: list[str], **extra: Any) -> TableMeta:
     """Meta of an Instance table whose features are now ``features`` (label kept)."""
     return instances_meta(meta, features, meta.label_column, **extra)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
-from components.feature.common import pick_columns, with_columns
+from components.feature.common import model_columns, pick_columns, with_columns
 from flow.errors import ComponentError
 
 #: more distinct values than this in one column is almost surely a continuous column
@@ -69,10 +69,7 @@ class OneHotEncoder(Component):
         header = data.meta.feature_columns
         if inputs.model:  # transform with a stored model (predict)
             model: dict[str, Any] = dict(inputs.model[0])
-            missing = [c for c in model["transform_cols"] if c not in header]
-            if missing:
-                raise ComponentError(f"{ctx.component}: input data lacks the model's columns {missing}")
-            cols = [header.index(c) for c in model["transform_cols"]]
+            cols = model_columns(ctx.component, header, model["transform_cols"])
             categories = [np.asarray(model["categories"][c], dtype=float) for c in model["transform_cols"]]
         else:
             cols = pick_columns(ctx.component, header, p.transform_col_indexes, p.transform_col_names,

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params
-from components.feature.common import gather_matrix, keep_features, pick_columns, with_columns
+from components.feature.common import gather_matrix, keep_features, model_columns, pick_columns, with_columns
 from flow.errors import ComponentError
 
 
@@ -198,10 +198,7 @@ class HeteroFeatureSelection(Component):
         header = data.meta.feature_columns
         if inputs.model:  # transform with a stored model (predict)
             model = dict(inputs.model[0])
-            missing = [c for c in model["left_cols"] if c not in header]
-            if missing:
-                raise ComponentError(f"{ctx.component}: input data lacks the model's columns {missing}")
-            left = [header.index(c) for c in model["left_cols"]]
+            left = model_columns(ctx.component, header, model["left_cols"])
         else:
             unknown = [m for m in p.filter_methods if m not in IV_FILTERS and m not in LOCAL_FILTERS]
             if unknown:

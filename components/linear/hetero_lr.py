@@ -174,8 +174,8 @@ class HeteroLR(Component):
         header = data.meta.feature_columns
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         fit_b = p.init_param.fit_intercept
-        (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
-        pub = PaillierPublicKey(int(n_key))
+        # the arbiter sends its key to every party; the guest only drains it (its sums are plain)
+        ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
         ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
         batch_ids = self._batch_ids(p, ids)
         ctx.federation.remote(batch_ids, "batch_info", ctx.tag(), hosts)
@@ -311,7 +311,7 @@ class HeteroLR(Component):
                 enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_dot))
                 grad = 0.25 * self._unmask(ctx, enc_grad, "host_gradient", tag) / n
                 w = opt.step(w, grad, it)
-            if converged := self._end_iteration(ctx, p, w - w_before, it):
+            if self._end_iteration(ctx, p, w - w_before, it):
                 break
         ctx.federation.remote(data.table.map_values(_linear(w, 0.0)), "host_predict_wx", ctx.tag("predict"), guest)
         ctx.logger.info("trained %d iterations", it + 1)

@@ -13,7 +13,6 @@ import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from backends.computing import create_session
 from backends.storage import engine_from_conf

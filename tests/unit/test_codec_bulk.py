@@ -64,7 +64,9 @@ def test_unexposed_results_are_rerandomised_once_when_sent(keys):
     pk, sk = keys
     a, b = pk.encrypt_many([1.5, 2.5]), pk.encrypt_many([0.25, 0.5])
     sums = [x + y for x, y in zip(a, b)]  # arithmetic results carry no fresh randomness yet
+    raw = [int(x._c) for x in sums]
     out = decode(encode(sums))
+    assert all(x.ciphertext != r for x, r in zip(out, raw))  # the sum itself never leaves
     assert [x.ciphertext for x in out] == [x.ciphertext for x in sums]  # what was sent is what is kept
     np.testing.assert_allclose(sk.decrypt_many(out), [1.75, 3.0])
 
