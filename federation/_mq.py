@@ -198,6 +198,14 @@ class MessageFederation(Federation):
     def control_channel(self, dst: Party) -> str:
         return f"{self.job_id}.control.{dst.role}-{dst.party_id}"
 
+    def release(self, peers: Sequence[Party]) -> None:
+        inbound = [self.data_channel(p, self.local) for p in dict.fromkeys(peers) if p != self.local]
+        self._remove_channels([*inbound, self.control_channel(self.local)])
+
+    @abstractmethod
+    def _remove_channels(self, channels: list[str]) -> None:
+        """Delete these channels of this party's and whatever is still queued on them."""
+
     # -- sending ---------------------------------------------------------------------
 
     def _header(self, piece: Piece, name: str, tag: str, dst: Party, seq: int, obj: str, i: int, n: int) -> Header:

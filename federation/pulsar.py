@@ -367,22 +367,34 @@ class PulsarFederation(MessageFederation):
         which deletes inactive ones (pulsar-client has no admin API). A broker refusing
         (Apache Pulsar does while a receiver is connected) is logged."""
         for channel in [*self._sent_on, *self._read_from]:
-            self._quietly(self._producers.pop(channel, None))
-            (url, topic), sub = self.topic(channel), self.subscription(self._owner[channel])
-            consumer = self._consumers.pop(channel, None)
-            try:
-                if consumer is not None:
-                    consumer.unsubscribe()
-                else:
-                    self._touch_subscription(url, topic, sub, unsubscribe=True)
-            except self._pulsar.PulsarException as exc:
-                log.info("Pulsar at %s: cannot unsubscribe %s from %s: %s", url, sub, topic, exc)
-            self._quietly(consumer)
+            self._unsubscribe(channel, self._owner[channel])
         self._sent_on.clear()
         self._read_from.clear()
         with self._io:
             self._inbox.clear()
         self._held.clear()
+
+    def _remove_channels(self, channels: list[str]) -> None:
+        for channel in channels:
+            self._unsubscribe(channel, self.local)
+            self._read_from.discard(channel)
+            with self._io:
+                self._inbox.pop(channel, None)
+            self._held.pop(channel, None)
+
+    def _unsubscribe(self, channel: str, owner: Party) -> None:
+        """Drop ``owner``'s subscription on a channel (and its backlog); close our handles on it."""
+        self._quietly(self._producers.pop(channel, None))
+        (url, topic), sub = self.topic(channel), self.subscription(owner)
+        consumer = self._consumers.pop(channel, None)
+        try:
+            if consumer is not None:
+                consumer.unsubscribe()
+            else:
+                self._touch_subscription(url, topic, sub, unsubscribe=True)
+        except self._pulsar.PulsarException as exc:
+            log.info("Pulsar at %s: cannot unsubscribe %s from %s: %s", url, sub, topic, exc)
+        self._quietly(consumer)
 
     def _quietly(self, handle: Any) -> None:
         """Close a producer or consumer (if any) whatever state the broker is in."""

@@ -351,7 +351,15 @@ class RabbitMQFederation(MessageFederation):
         """Delete the job's queues this endpoint used (sent on, received on, watched);
         those the broker refuses or cannot be reached for are logged."""
         self._close_consumer()
-        names = list(self._queues) + [self._queue(self.local, pid, CONTROL) for pid in self.peer_ids]
+        self._delete_queues([*self._queues, *(self._queue(self.local, pid, CONTROL) for pid in self.peer_ids)])
+        if self._closed:
+            self._close_publishers()
+
+    def _remove_channels(self, channels: list[str]) -> None:
+        self._close_consumer()
+        self._delete_queues([q for channel in channels for q in self._watched(channel)])
+
+    def _delete_queues(self, names: list[str]) -> None:
         by_broker: dict[Broker, list[str]] = defaultdict(list)
         for name in dict.fromkeys(names):
             by_broker[self.broker_of(self._queues[name].dst.party_id)].append(name)
@@ -377,8 +385,6 @@ class RabbitMQFederation(MessageFederation):
             else:
                 if refused:
                     log.warning("job %s: not allowed to delete %s", self.job_id, ", ".join(refused))
-        if self._closed:
-            self._close_publishers()
 
     def _close_consumer(self) -> None:
         with self._sub_lock:

@@ -13,6 +13,7 @@ does not outlive the machine it runs on in standalone mode.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -133,3 +134,10 @@ class StandaloneFederation(MessageFederation):
         """Remove every message of this job (all parties' channels)."""
         shutil.rmtree(self.root, ignore_errors=True)
         self._delivered.clear()
+
+    def _remove_channels(self, channels: list[str]) -> None:
+        for channel in channels:
+            shutil.rmtree(self._folder(channel), ignore_errors=True)
+            self._delivered.pop(channel, None)
+        with contextlib.suppress(OSError):  # the job's folder, once every party released its own
+            self.root.rmdir()

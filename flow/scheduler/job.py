@@ -25,6 +25,7 @@ from flow.dsl import JobPlan, load_job
 from flow.errors import FedweaveError, StoreError
 from flow.model_store import check_predict_model, model_info
 from flow.scheduler.party import job_dir
+from flow.scheduler.transport import release_share
 from flow.settings import ServiceConf
 from flow.store import FINAL_STATES, Store, derive_status
 
@@ -113,6 +114,9 @@ def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, 
     store.add_parties(job_id, [(party.role, party.party_id)], components)
     store.update_job(job_id, status="running")
     code = PartyRuntime(job_id, party, conf).run()
+    # what only this party reads can go now, whatever the others still do; a rerun
+    # starts on empty channels
+    release_share(conf, plan, job_id, party)
     run = next(r for r in store.party_runs(job_id) if r["role"] == party.role and r["party_id"] == party.party_id)
     status = derive_status([t["status"] for t in store.tasks(job_id, party.role, party.party_id)])
     store.update_job(job_id, status=status, reason=run["reason"])

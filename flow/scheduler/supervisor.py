@@ -29,7 +29,7 @@ from flow.audit_trail import flush_audit
 from flow.dsl import load_job
 from flow.scheduler import party as party_runtime
 from flow.scheduler.party import EXIT_PEER_FAILED, job_dir
-from flow.scheduler.transport import make_federation
+from flow.scheduler.transport import make_federation, release_share
 from flow.settings import ServiceConf, load_service_conf
 from flow.store import Store, derive_status
 
@@ -108,7 +108,7 @@ class Supervisor:
         self.stopping = False
         self.root_reason = ""
         jdir = job_dir(self.home, job_id)
-        plan = load_job(jdir / "conf.json", jdir / "dsl.json")
+        self.plan = plan = load_job(jdir / "conf.json", jdir / "dsl.json")
         self.federation_engine = (plan.job_parameters(plan.initiator).get("federation_engine")
                                   or conf.default_engines.federation)
         self._preload(plan)
@@ -213,10 +213,8 @@ class Supervisor:
         return status
 
     def _cleanup_transport(self, parties: list[Party]) -> None:
-        if parties:
-            fed = make_federation(self.federation_engine, self.conf, self.job_id, parties[0], None, {}, timeout=1.0)
-            fed.cleanup()
-            fed.close()
+        for party in parties:
+            release_share(self.conf, self.plan, self.job_id, party)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,3 +25,21 @@ def make_federation(engine: str, conf: ServiceConf, job_id: str, local: Party, s
     ids = sorted({p.party_id for ps in parties.values() for p in ps} | {local.party_id})
     return ENGINES.get(engine).from_conf(job_id, local, conf, parties=ids, session=session, timeout=timeout,
                                          on_reject=_record_rejection)
+
+
+def release_share(conf: ServiceConf, plan: Any, job_id: str, party: Party) -> None:
+    """Remove ``party``'s own channels of a job whose share has ended (``Federation.release``),
+    through a fresh endpoint of the engine that share used. A transport that refuses or
+    cannot be reached is logged: left-over queues are untidy, not wrong."""
+    engine = plan.job_parameters(party).get("federation_engine") or conf.default_engines.federation
+    try:
+        fed = make_federation(engine, conf, job_id, party, None, plan.parties, timeout=1.0)
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("job %s: cannot open the transport of %s to remove its channels", job_id, party)
+        return
+    try:
+        fed.release(plan.all_parties())
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("job %s: could not remove the channels of %s", job_id, party)
+    finally:
+        fed.close()

@@ -5,7 +5,6 @@ Used by :mod:`flow.server.control`; no messaging here."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 from pathlib import Path
@@ -15,11 +14,10 @@ from federation.api import Party
 from flow.dsl import JobPlan, load_job
 from flow.scheduler import job as jobs
 from flow.scheduler.party import job_dir
-from flow.scheduler.transport import make_federation
+from flow.scheduler.transport import release_share
 from flow.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 
-log = logging.getLogger("fedweave.server.control")
 
 
 def tables_read(plan: JobPlan, party_id: str) -> list[dict[str, str]]:
@@ -86,18 +84,7 @@ def cleanup_transport(conf: ServiceConf, store: Store, job_id: str) -> None:
     jdir = job_dir(conf.home_path, job_id)
     plan = load_job(jdir / "conf.json", jdir / "dsl.json")
     for run in store.party_runs(job_id):
-        party = Party(run["role"], run["party_id"])
-        engine = plan.job_parameters(party).get("federation_engine") or conf.default_engines.federation
-        fed = make_federation(engine, conf, job_id, party, None, plan.parties, timeout=1.0)
-        try:
-            for peer in plan.all_parties():  # a fresh endpoint names the party's inbound channels first
-                if peer != party and hasattr(fed, "data_channel"):
-                    fed.data_channel(peer, party)
-            fed.cleanup()
-        except Exception:  # noqa: BLE001 - left-over queues are untidy, not wrong
-            log.exception("job %s: could not clean up the transport of %s", job_id, party)
-        finally:
-            fed.close()
+        release_share(conf, plan, job_id, Party(run["role"], run["party_id"]))
 
 
 def audit_log(home: Path, party_id: str) -> Any:

@@ -295,6 +295,18 @@ def test_cleanup_removes_pending_messages(pair):
         host.get("x", "0", [GUEST], timeout=0.2)
 
 
+def test_release_removes_only_what_this_party_reads(transport, job_id):
+    guest, host = transport.endpoint(job_id, GUEST), transport.endpoint(job_id, HOST)
+    guest.remote("for the host", "x", "0", [HOST])
+    guest.abort("left for the host", [HOST])
+    host.remote("for the guest", "y", "0", [GUEST])
+    host.release([GUEST, HOST, HOST2])
+    again = transport.endpoint(job_id, HOST, default_timeout=30)
+    with pytest.raises(FederationTimeout):  # neither the data nor the abort is there any more
+        again.get("x", "0", [GUEST], timeout=0.3)
+    assert guest.get("y", "0", [HOST], timeout=30) == ["for the guest"]
+
+
 def test_closed_endpoint_refuses_work(pair):
     guest, _ = pair
     guest.close()

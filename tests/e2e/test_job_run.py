@@ -45,6 +45,8 @@ def test_three_separately_started_parties_train_the_same_model(breast, tmp_path:
         ref = breast.ok("tracking", "output-model", "-j", reference["job_id"], "-r", role, "-p", pid,
                         "-cpn", "hetero_lr_0")["model"]
         np.testing.assert_allclose(mine["weights"], ref["weights"], atol=1e-8)
+    # each party removed its own channels when its share ended
+    assert not (breast.home / "federation" / "run_by_party_1").exists()
 
 
 def test_a_party_not_in_the_job_is_refused(breast, tmp_path: Path):
@@ -128,6 +130,14 @@ def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breas
     assert not (homes["9999"] / "models" / job_id / "host").exists()
     assert not (homes["10000"] / "models" / job_id / "guest").exists()
     assert not (homes["9999"] / "federation").exists() and not (homes["10000"] / "federation").exists()
+    if broker == "rabbitmq":  # every party deleted the queues it reads once its share ended
+        assert _rabbitmq_queues_of(job_id) == []
+
+
+def _rabbitmq_queues_of(job_id: str) -> list[str]:
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    return [name for name in out.split() if name.endswith(f".{job_id}")]
 
 
 def _restart_rabbitmq(outage_s: float = 3.0) -> None:
