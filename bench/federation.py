@@ -13,7 +13,9 @@ thread beside the consumer; Pulsar: a persistent topic, a durable Failover subsc
 made before the first message, the same batching, producer queue and consumer queue
 settings, asynchronous sends confirmed before the end, one acknowledgement each) and no
 encoding, signing, checksums or reassembly; ratio = transport / raw. Transport and raw
-runs alternate, best of ``--repeat``. Without ``--pulsar-url`` a pulsar-lite broker is
+runs alternate, best of ``--repeat``. For ciphertexts it also times the bare gmpy2
+conversion of the same values to one byte block and back, and prints the ratio that
+conversion alone would leave a transport that did nothing else. Without ``--pulsar-url`` a pulsar-lite broker is
 started for the run (tests/pulsar_broker.py) in a temporary data directory.
 
 Adding a transport is one entry in ``TRANSPORTS``: a function that opens a (sender,
@@ -63,6 +65,26 @@ def paillier_ciphertexts(args: argparse.Namespace) -> Any:
     pk, _ = generate_keypair(args.key_length)
     # obfuscated up front: this measures moving ciphertexts, not the re-randomisation
     return [c.obfuscate() for c in pk.encrypt_many(np.arange(args.ciphertexts) / 7.0)]
+
+
+def conversion_floor(obj: Any) -> float | None:
+    """Seconds that only turning the ciphertexts into bytes and back takes with gmpy2 (one
+    block each way, no objects, no checks, no hashing): what any transport that hands the
+    receiver GMP numbers must spend under the GIL beside moving the bytes. None: not
+    ciphertexts."""
+    if isinstance(obj, np.ndarray):
+        return None
+    import gmpy2
+
+    from federation._cipher import width_for
+
+    cts, bits = [c._c for c in obj], 8 * width_for(obj[0].public_key.n)
+    start = time.perf_counter()
+    block = gmpy2.pack(cts, bits).to_bytes(len(cts) * bits // 8, "big")
+    back = gmpy2.unpack(gmpy2.mpz.from_bytes(block, "big"), bits)
+    elapsed = time.perf_counter() - start
+    assert back[: len(cts)] == cts
+    return elapsed
 
 
 def same(a: Any, b: Any) -> bool:
@@ -320,19 +342,27 @@ def run(names: list[str], args: argparse.Namespace) -> None:
     print(f"best of {args.repeat}; messages of {DEFAULT_MAX_MESSAGE_SIZE >> 20} MiB; sender and receiver at once")
     print(header)
     print("-" * len(header))
+    bounds = []
     for label, build in CASES.items():
         obj = build(args)
         messages = [p.payload for p in plan_pieces(obj, DEFAULT_MAX_MESSAGE_SIZE - HEADER_RESERVE)]
         mb = sum(map(len, messages)) / 1e6
         for name in names:
-            bench, best, best_raw = TRANSPORTS[name], float("inf"), float("inf")
+            bench, best, best_raw, floor = TRANSPORTS[name], float("inf"), float("inf"), float("inf")
             for _ in range(args.repeat):  # alternated, so a busy machine slows both alike
                 best = min(best, time_transport(bench, obj, args))
                 best_raw = min(best_raw, bench.raw(messages, args)) if bench.raw else best_raw
+                conv = conversion_floor(obj)
+                floor = min(floor, conv) if conv is not None else floor
             rate, raw = mb / best, (mb / best_raw if bench.raw else None)
             raw_cell, ratio = (f"{raw:>9.1f}", f"{rate / raw:>6.2f}") if raw else (f"{'-':>9}", f"{'-':>6}")
             print(f"{label:<22} {mb:>7.1f} {name:<11} {rate:>8.1f} {raw_cell} {ratio}", flush=True)
-
+            if raw and floor < float("inf"):
+                bounds.append(f"  {label}, {name}: raw {best_raw * 1e3:.0f} ms + conversion {floor * 1e3:.0f} ms "
+                              f"-> ratio at most {best_raw / (best_raw + floor):.2f}")
+    if bounds:
+        print("bytes <-> GMP numbers alone (gmpy2 pack/unpack, same run), added to the raw client's time:")
+        print("\n".join(bounds))
 
 if __name__ == "__main__":
     main()
