@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Hashable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -110,6 +110,20 @@ class Session(ABC):
         """A Table from pairs already grouped by :func:`partition_of` (streamed input)."""
         return self.parallelize((kv for part in parts for kv in part), partitions)
 
+    def map_batches(self, items: Sequence[V], fn: Callable[[list[V]], list[R]]) -> list[R]:
+        """``fn`` on the workers over batches of ``items`` (one per partition), returning
+        one result per item; the results in input order. For work that is cheaper per
+        batch than per item (one key setup, one vectorised call)."""
+        out: list[Any] = [None] * len(items)
+        for part in self.parallelize(enumerate(items)).apply_partitions(_indexed(fn)):
+            for i, r in part:
+                out[i] = r
+        return out
+
+    def map_list(self, items: Sequence[V], fn: Callable[[V], R]) -> list[R]:
+        """``[fn(x) for x in items]`` on the workers, in input order."""
+        return self.map_batches(items, _each(fn)) if len(items) else []
+
     @abstractmethod
     def stop(self) -> None:
         """Release workers."""
@@ -119,3 +133,18 @@ class Session(ABC):
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _indexed(fn: Callable[[list], list]) -> Callable[[list], list]:
+    def f(part: list) -> list:
+        results = fn([v for _, v in part])
+        if len(results) != len(part):
+            raise ValueError(f"a batch function gave {len(results)} results for {len(part)} items")
+        return list(zip((i for i, _ in part), results))
+    return f
+
+
+def _each(fn: Callable[[Any], Any]) -> Callable[[list], list]:
+    def f(batch: list) -> list:
+        return [fn(x) for x in batch]
+    return f

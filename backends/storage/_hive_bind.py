@@ -78,9 +78,12 @@ def check_source(engine: "HiveEngine", stored: TableMeta) -> None:
     address, label = stored.address, f"{stored.namespace}/{stored.name}"
     database, table = address["database"], address["table"]
     full = f"{database}.{table}"
-    if not table_exists(engine, database, table):
-        raise StorageError(f"table {label} is bound to Hive table {full}, which does not exist")
-    present = {c.lower() for c, _ in engine._describe(database, table)}
+    try:  # one round trip when all is well; the listing only to say why it failed
+        present = {c.lower() for c, _ in engine._describe(database, table)}
+    except StorageError:
+        if not table_exists(engine, database, table):
+            raise StorageError(f"table {label} is bound to Hive table {full}, which does not exist") from None
+        raise
     missing = [c for c in [address["id"], *address["columns"]] if c.lower() not in present]
     if missing:
         raise StorageError(f"table {label}: Hive table {full} has no column {', '.join(repr(c) for c in missing)} "

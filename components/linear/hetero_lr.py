@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from components.activation import sigmoid
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta, keys_in
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.vector import encrypted_dot
@@ -123,14 +124,10 @@ def _sum_vectors(parts: list) -> list:
     return total
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 def _prediction(threshold: float):
     def f(t) -> Instance:
         (wx_g, y), wx_h = t
-        score = _sigmoid(wx_g + wx_h)
+        score = float(sigmoid(wx_g + wx_h))
         return Instance(np.array([1.0 if score >= threshold else 0.0, score]), y)
     return f
 
@@ -174,8 +171,7 @@ class HeteroLR(Component):
         header = data.meta.feature_columns
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         fit_b = p.init_param.fit_intercept
-        # the arbiter sends its key to every party; the guest only drains it (its sums are plain)
-        ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
+        # no key needed here: the guest only adds plain numbers to the hosts' ciphertexts
         ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
         batch_ids = self._batch_ids(p, ids)
         ctx.federation.remote(batch_ids, "batch_info", ctx.tag(), hosts)
@@ -323,7 +319,7 @@ class HeteroLR(Component):
             return Outputs()
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         pub, priv = generate_keypair(p.encrypt_param.key_length)
-        ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), guest + hosts)
+        ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), hosts)
         (n_batches,) = ctx.federation.get("batch_count", ctx.tag(), guest)
         losses: list[float] = []
         it, converged = 0, False

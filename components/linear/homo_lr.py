@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from components.activation import sigmoid
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta, keys_in
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
 from components.linear.params import LinearParams
@@ -63,10 +64,6 @@ def contributor_name(party: Party) -> str:
 
 # ---- functions shipped to workers (module level: picklable) ------------------------
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for any z
-
-
 def _batch_sums(w: np.ndarray):
     """Partition -> [X^T(p - y), sum(p - y), sum log-loss, rows] at weights ``w`` (intercept last)."""
     def f(part):
@@ -75,7 +72,7 @@ def _batch_sums(w: np.ndarray):
         x = np.stack([inst.features for _, inst in part])
         y = np.fromiter((inst.label for _, inst in part), dtype=float, count=len(part))
         z = x @ w[:-1] + w[-1]
-        r = _sigmoid(z) - y
+        r = sigmoid(z) - y
         return np.r_[x.T @ r, r.sum(), float(np.sum(np.logaddexp(0.0, z) - y * z)), len(part)]
     return f
 
@@ -86,7 +83,7 @@ def _labels(part):
 
 def _prediction(w: np.ndarray, threshold: float):
     def f(inst: Instance) -> Instance:
-        score = float(_sigmoid(np.float64(inst.features @ w[:-1] + w[-1])))
+        score = float(sigmoid(np.float64(inst.features @ w[:-1] + w[-1])))
         return Instance(np.array([1.0 if score >= threshold else 0.0, score]), inst.label)
     return f
 

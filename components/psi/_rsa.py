@@ -50,25 +50,10 @@ def _to_array(values: Sequence[int], width: int):
 
 
 def _sign_ids(signer: RsaSigner, hashing: RsaHash):
-    def f(part: list) -> list:
-        return list(zip((i for i, _ in part), signer.sign_ids([v for _, v in part], hashing)))
+    """Batches for the party's own workers (the signer never leaves this party)."""
+    def f(values: list) -> list:
+        return signer.sign_ids(values, hashing)
     return f
-
-
-def _sign_blinded(signer: RsaSigner):
-    def f(part: list) -> list:
-        return list(zip((i for i, _ in part), signer.sign_blinded([v for _, v in part])))
-    return f
-
-
-def _in_parallel(ctx: Context, values: Sequence[Any], fn) -> list:
-    """``fn`` over (index, value) partitions of the party's own session; results in order.
-    The signer travels to this party's own workers only."""
-    out: list = [None] * len(values)
-    for part in ctx.computing.parallelize(enumerate(values)).apply_partitions(fn):
-        for i, v in part:
-            out[i] = v
-    return out
 
 
 def _from_array(arr: Any, width: int, component: str, what: str) -> list[int]:
@@ -110,11 +95,11 @@ class RsaProtocol(PsiProtocol):
         hashing = self._hashing()
         signer = RsaSigner(self.params.key_length)
         ctx.federation.remote(list(signer.public_key), "rsa_pubkey", ctx.tag(), guest)
-        own = _in_parallel(ctx, ids, _sign_ids(signer, hashing))
+        own = ctx.computing.map_batches(list(ids), _sign_ids(signer, hashing))
         ctx.federation.remote(rows_to_array(own, hashing.digest_size), "host_signed_ids", ctx.tag(), guest)
         (blinded,) = ctx.federation.get("guest_blinded", ctx.tag(), guest)
         blinded = _from_array(blinded, signer.width, ctx.component, "blinded guest ids")
         if any(not 0 < v < signer.n for v in blinded):
             raise ComponentError(f"{ctx.component}: malformed blinded guest ids: a value is outside 1..n-1")
-        signed = _in_parallel(ctx, blinded, _sign_blinded(signer))
+        signed = ctx.computing.map_batches(blinded, signer.sign_blinded)
         ctx.federation.remote(_to_array(signed, signer.width), "guest_signed", ctx.tag(), guest)

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from components.activation import sigmoid
 from flow.errors import ComponentError
 
 
@@ -49,10 +50,6 @@ class Objective(ABC):
         return float(-np.mean(np.log(np.clip(p, 1e-15, None))))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for any x
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -68,11 +65,11 @@ class BinaryCrossEntropy(Objective):
         return np.array([np.log(p / (1 - p))])
 
     def gradients(self, y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = _sigmoid(scores[:, 0])
+        p = sigmoid(scores[:, 0])
         return (p - y)[:, None], (p * (1 - p))[:, None]
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        p = _sigmoid(scores[:, 0])
+        p = sigmoid(scores[:, 0])
         return np.stack([1 - p, p], axis=1)
 
 

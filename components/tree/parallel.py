@@ -9,7 +9,7 @@ closures of picklable values, as workers need.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -17,14 +17,6 @@ from backends.computing.api import Session, Table
 from components.crypto.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
 from components.crypto.vector import encrypted_sum
 from components.tree.packing import pack_ciphers
-
-
-def map_list(session: Session, items: Sequence[Any], fn: Callable[[Any], Any]) -> list[Any]:
-    """``[fn(x) for x in items]`` on the session's workers, in input order."""
-    if not len(items):
-        return []
-    out = dict(session.parallelize(enumerate(items)).map_values(fn).collect())
-    return [out[i] for i in range(len(items))]
 
 
 def _encrypt(key: PaillierPublicKey) -> Callable[[int], EncryptedNumber]:
@@ -35,7 +27,7 @@ def _encrypt(key: PaillierPublicKey) -> Callable[[int], EncryptedNumber]:
 
 def encrypt_all(session: Session, key: PaillierPublicKey, plain: Sequence[int]) -> list[EncryptedNumber]:
     """Exact (exponent 0) encryptions of packed integers, randomised on the workers."""
-    return map_list(session, list(plain), _encrypt(key))
+    return session.map_list(list(plain), _encrypt(key))
 
 
 def _raw_decrypt(key: PaillierPrivateKey) -> Callable[[EncryptedNumber], int]:
@@ -46,7 +38,7 @@ def _raw_decrypt(key: PaillierPrivateKey) -> Callable[[EncryptedNumber], int]:
 
 def decrypt_all(session: Session, key: PaillierPrivateKey, cipher: Sequence[EncryptedNumber]) -> list[int]:
     """Plaintext integers in ``[0, n)`` (the guest's own key stays on its own workers)."""
-    return map_list(session, list(cipher), _raw_decrypt(key))
+    return session.map_list(list(cipher), _raw_decrypt(key))
 
 
 def _pack(slot_bits: int) -> Callable[[list[EncryptedNumber]], EncryptedNumber]:
@@ -62,7 +54,7 @@ def pack_groups(session: Session, groups: Sequence[list[EncryptedNumber]],
                 slot_bits: int) -> list[EncryptedNumber]:
     """Host side: each group packed into one ciphertext (:func:`pack_ciphers`) on the workers,
     and randomised there."""
-    return map_list(session, groups, _pack(slot_bits))
+    return session.map_list(groups, _pack(slot_bits))
 
 
 def row_table(session: Session, cipher: Sequence[EncryptedNumber], bins: np.ndarray) -> Table:

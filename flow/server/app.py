@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
 from flow.server.model_routes import ROUTERS as MODEL_ROUTERS
 from flow.server.ops import LocalOps
 from flow.server.routes import ROUTERS
+from flow.server.worker import Worker
 from flow.settings import ServiceConf
 from flow.store import Store
 
@@ -123,36 +123,27 @@ def server_scheduler(conf: ServiceConf, store: Store, control: Any = None) -> Sc
                            start=lambda _conf, _store, plan, c, d: control.submit(plan, c, d))
 
 
-class ScheduleLoop:
+class ScheduleLoop(Worker):
     """Fires this party's cron schedules (``flow schedule``) while the server runs; a firing
     submits the job as ``flow job submit`` to this server would (proposed to the others
     between servers)."""
 
+    name = "schedules"
+
     def __init__(self, conf: ServiceConf, store: Store, control: Any = None):
+        super().__init__(conf.server.schedule_interval)
         self.scheduler = server_scheduler(conf, store, control)
-        self.interval = conf.server.schedule_interval
         self.ticks = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="schedules", daemon=True)
 
-    def _run(self) -> None:
-        from flow.cron import serve
-
-        def sleep(seconds: float) -> None:
+    def step(self) -> bool:
+        try:
+            self.scheduler.tick()
+        finally:
             self.ticks += 1
-            self._stop.wait(seconds)
-
-        serve(self.scheduler, interval=self.interval, should_stop=self._stop.is_set, sleep=sleep)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        return False
 
     def view(self) -> dict[str, Any]:
-        return {"interval_s": self.interval, "ticks": self.ticks, "alive": self._thread.is_alive()}
+        return {"interval_s": self.interval, "ticks": self.ticks, "alive": self.alive}
 
 
 def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, detect: bool = True,

@@ -27,7 +27,6 @@ import json
 import logging
 import queue
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -49,6 +48,7 @@ from flow.server.shares import (
     tables_read,
     write_json,
 )
+from flow.server.worker import Worker
 from flow.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 
@@ -66,8 +66,10 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 RERUN_WAIT_S = 60.0
 
 
-class ControlPlane:
+class ControlPlane(Worker):
     """One server's control endpoint: an outbox drained and peers polled by one thread."""
+
+    name = "control-plane"
 
     def __init__(self, conf: ServiceConf, store: Store, *, federation: Any = None,
                  audit: Any = None, access_check: Callable[..., list[str]] | None = None):
@@ -88,8 +90,7 @@ class ControlPlane:
         self._final_reported: set[tuple[str, int]] = set()
         self._reruns: dict[str, tuple[str | None, float]] = {}
         self._next_scan = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(POLL_S, error_wait=1.0)
         self.handlers: dict[str, Callable[[str, dict[str, Any]], None]] = {
             "propose": self._on_propose, "accept": self._on_accept, "reject": self._on_reject,
             "status": self._on_status, "stop": self._on_stop, "rerun": self._on_rerun,
@@ -388,21 +389,9 @@ class ControlPlane:
             self.audit.append(kind, actor=f"party:{peer}", job=job_id, details=details)
 
     # the thread ----------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self.poll_once():
-                    self._stop.wait(POLL_S)
-            except Exception:  # noqa: BLE001 - keep serving; the transport retries on its own
-                log.exception("control plane poll failed")
-                self._stop.wait(1.0)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="control-plane", daemon=True)
-        self._thread.start()
+    def step(self) -> bool:
+        return self.poll_once()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        super().stop()
         self.fed.close()

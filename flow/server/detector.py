@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from flow.server.worker import Worker
 from flow.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 from flow.store.models import Job, PartyRun, Task, utcnow
@@ -77,13 +77,12 @@ def _kill(pid: int | None, job_id: str) -> None:
             pass
 
 
-class JobDetector:
+class JobDetector(Worker):
     """Ends jobs whose processes are gone or whose timeout passed; runs in a thread."""
 
     def __init__(self, conf: ServiceConf, store: Store, interval: float):
-        self.conf, self.store, self.interval = conf, store, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval)
+        self.conf, self.store = conf, store
         self.sweeps = 0
         self.ended: list[dict[str, str]] = []
 
@@ -167,22 +166,11 @@ class JobDetector:
         return ended
 
     # the thread ---------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception:  # noqa: BLE001 - a bad sweep must not stop the next one
-                log.exception("job detector sweep failed")
-            self._stop.wait(self.interval)
+    name, join_timeout = "job-detector", 5.0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="job-detector", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def step(self) -> bool:
+        self.sweep()
+        return False
 
     def view(self) -> dict[str, Any]:
         return {"interval_s": self.interval, "sweeps": self.sweeps, "ended": self.ended[-20:],

@@ -73,6 +73,30 @@ def test_parallelize_collect_count(session, table):
     assert contents(table) == DATA
 
 
+def _square(x: int) -> int:
+    return x * x
+
+
+def _batch_with_size(batch: list) -> list:
+    return [(x, len(batch)) for x in batch]
+
+
+def _one_short(batch: list) -> list:
+    return batch[1:]
+
+
+def test_map_list_and_map_batches_keep_input_order(session):
+    items = list(range(500, 0, -1))  # keys 0..499, values in the reverse order
+    assert session.map_list(items, _square) == [x * x for x in items]
+    assert session.map_list([], _square) == []
+    batched = session.map_batches(items, _batch_with_size)
+    assert [x for x, _ in batched] == items
+    batches = round(sum(1 / n for _, n in batched))  # each batch's items count 1/n each
+    assert 2 <= batches <= session.default_partitions  # really split, one batch per partition
+    with pytest.raises(Exception, match=r"gave \d+ results for \d+ items"):
+        session.map_batches(list(range(5)), _one_short)
+
+
 def test_parallelize_uses_default_partitions(session):
     t = session.parallelize(DATA.items())
     assert t.partitions == session.default_partitions
