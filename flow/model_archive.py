@@ -4,11 +4,16 @@ JSON files (never pickle) with a manifest of their sha256.
 ``manifest.json`` lists every other file with its sha256 and a digest over that list;
 import checks the layout, every name, every checksum and every JSON document before it
 writes anything, so a damaged or edited archive is refused with the file it concerns.
-The checksums catch corruption and edits of a file; they do not say who made the archive.
+The checksums catch corruption and edits; who made the archive is said by the Ed25519
+signatures over the manifest of each exported party whose key the exporting home holds
+(the keys that sign its federation messages). Import checks every signature it has a
+public key for (route table, or this machine's keys); one that does not verify refuses
+the archive, and ``require_signed`` also refuses parts no known key vouches for.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import zipfile
@@ -17,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from federation.api import Party
+from federation.auth import PartyKeys, RouteTable
 from flow.dsl.models import ROLES
-from flow.errors import StoreError
+from flow.errors import AuthError, StoreError
 from flow.model_store import ModelCorrupt, ModelStore, check_name, sha256, write_atomic
 from flow.scheduler.tracking import load_model_text
 
@@ -34,9 +40,15 @@ def _digest(files: dict[str, str]) -> str:
     return sha256(json.dumps(files, sort_keys=True).encode())
 
 
+def _signed_bytes(manifest: dict[str, Any]) -> bytes:
+    """What a signature covers: the manifest without its signatures (so the files too)."""
+    return json.dumps({k: v for k, v in manifest.items() if k != "signatures"}, sort_keys=True).encode()
+
+
 def export_model(store: ModelStore, model_id: str, model_version: str, out: Path,
-                 party: Party | None = None) -> dict[str, Any]:
-    """Write the version's parts this home holds (only ``party``'s when given) to ``out``."""
+                 party: Party | None = None, keys: dict[str, PartyKeys] | None = None) -> dict[str, Any]:
+    """Write the version's parts this home holds (only ``party``'s when given) to ``out``,
+    signed with each of ``keys`` (party id -> keys) that belongs to an exported party."""
     store.find(model_id=model_id, model_version=model_version)
     vdir = store.version_dir(model_id, model_version)
     parts = [p for p in store.parts(model_id, model_version) if party is None or p == party]
@@ -52,6 +64,9 @@ def export_model(store: ModelStore, model_id: str, model_version: str, out: Path
                 "model_version": model_version, "parties": [str(p) for p in parts],
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "files": files, "digest": _digest(files)}
+    signers = sorted({p.party_id for p in parts} & set(keys or {}))
+    manifest["signatures"] = {pid: base64.b64encode(keys[pid].sign(_signed_bytes(manifest))).decode()
+                              for pid in signers}  # fmt: skip
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -61,7 +76,7 @@ def export_model(store: ModelStore, model_id: str, model_version: str, out: Path
             zf.writestr(name, blob)
     tmp.replace(out)
     return {"model_id": model_id, "model_version": model_version, "parties": manifest["parties"],
-            "file": str(out), "sha256": sha256(out.read_bytes()), "files": len(files)}
+            "file": str(out), "sha256": sha256(out.read_bytes()), "files": len(files), "signed_by": signers}
 
 
 def _read_archive(file: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -140,11 +155,40 @@ def _check_contents(file: Path, manifest: dict[str, Any], blobs: dict[str, bytes
     return parties
 
 
-def import_model(store: ModelStore, file: Path, force: bool = False) -> dict[str, Any]:
-    """Add an exported model to this home; an existing part is replaced only with ``force``."""
+def _check_signatures(file: Path, manifest: dict[str, Any], parties: list[Party],
+                      known: RouteTable | None, require_signed: bool) -> tuple[list[str], list[str]]:
+    """(party ids whose signature verified, party ids that signed with a key not known here)."""
+    label = f"model archive {file}"
+    sigs = manifest.get("signatures") or {}
+    if not isinstance(sigs, dict) or not all(isinstance(v, str) for v in sigs.values()):
+        raise ModelCorrupt(f"{label}: {MANIFEST} has malformed signatures")
+    verified, unknown = [], []
+    for pid, sig in sorted(sigs.items()):
+        if known is None or pid not in known.parties or known.parties[pid].public_key is None:
+            unknown.append(pid)
+            continue
+        try:
+            known.verify(pid, _signed_bytes(manifest), base64.b64decode(sig, validate=True))
+        except (AuthError, ValueError):
+            raise ModelCorrupt(f"{label}: the signature of party {pid} does not verify (changed after export, "
+                               f"or not made with {pid}'s key)") from None
+        verified.append(pid)
+    if require_signed:
+        unvouched = sorted({p.party_id for p in parties} - set(verified))
+        if unvouched:
+            raise ModelCorrupt(f"{label}: no signature by a key this home knows for part"
+                               f"{'s' if len(unvouched) > 1 else ''} of party {', '.join(unvouched)}")
+    return verified, unknown
+
+
+def import_model(store: ModelStore, file: Path, force: bool = False, known: RouteTable | None = None,
+                 require_signed: bool = False) -> dict[str, Any]:
+    """Add an exported model to this home; an existing part is replaced only with ``force``.
+    ``known``: the public keys signatures are checked against."""
     file = Path(file)
     manifest, blobs = _read_archive(file)
     parties = _check_contents(file, manifest, blobs)
+    signed_by, unknown = _check_signatures(file, manifest, parties, known, require_signed)
     model_id, version = manifest["model_id"], str(manifest["model_version"])
     vdir = store.version_dir(model_id, version)
     held = [p for p in parties if (vdir / p.role / p.party_id / "part.json").exists()]
@@ -156,4 +200,4 @@ def import_model(store: ModelStore, file: Path, force: bool = False) -> dict[str
             continue  # model.json / deploy.json of a version already here: keep this home's
         write_atomic(vdir / name, blob.decode())
     return {"model_id": model_id, "model_version": version, "parties": [str(p) for p in parties],
-            "file": str(file)}
+            "file": str(file), "signed_by": signed_by, "signers_not_known_here": unknown}

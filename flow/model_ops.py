@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.api import Party
+from federation.auth import KeyStore, RouteTable, standalone_route_table
 from flow.audit_trail import record as audit_record
 from flow.errors import FedweaveError
 from flow.model_archive import export_model, import_model
@@ -46,14 +47,25 @@ class ModelOps:
             raise FedweaveError("give --role and --party-id together, or neither")
         store = self.model_store()
         mid, version = store.find(job_id, model_id, model_version)
-        result = export_model(store, mid, version, Path(output_path), Party(role, party_id) if role else None)
+        keys = KeyStore(self.conf.home_path)
+        result = export_model(store, mid, version, Path(output_path), Party(role, party_id) if role else None,
+                              keys={pid: keys.load(pid) for pid in keys.party_ids()})
         audit_record(self.conf, "model.export", job=version, model_id=mid, parties=result["parties"],
                      file=result["file"], sha256=result["sha256"])
         return result
 
-    def model_import(self, file: Path, force: bool = False) -> dict[str, Any]:
-        """Add an exported archive to this home after checking every file's sha256."""
-        result = import_model(self.model_store(), Path(file), force)
+    def model_import(self, file: Path, force: bool = False, require_signed: bool = False) -> dict[str, Any]:
+        """Add an exported archive to this home after checking every file's sha256 and every
+        signature this home has a public key for."""
+        result = import_model(self.model_store(), Path(file), force, self._known_keys(), require_signed)
         audit_record(self.conf, "model.import", job=result["model_version"], model_id=result["model_id"],
-                     parties=result["parties"], file=result["file"])
+                     parties=result["parties"], file=result["file"], signed_by=result["signed_by"])
         return result
+
+    def _known_keys(self) -> RouteTable:
+        """The public keys archive signatures are checked against: the route table's where
+        there is one (keys handed over between organisations), else this machine's."""
+        path = self.conf.route_table_path
+        if path is not None and Path(path).is_file():
+            return RouteTable.load(path)
+        return standalone_route_table(self.conf.home_path, KeyStore(self.conf.home_path).party_ids())

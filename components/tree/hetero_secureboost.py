@@ -23,7 +23,7 @@ from components.tree.guest import GuestTrainer, guest_walk, ids_digest
 from components.tree.host import HostTrainer, host_walk
 from components.tree.objective import Objective, make_objective
 from components.tree.params import HeteroSecureBoostParams
-from components.tree.tree import Tree
+from components.tree.tree import Tree, guest_importance, host_importance
 from flow.errors import ComponentError
 
 
@@ -86,6 +86,7 @@ class HeteroSecureBoost(Component):
             "splits": [{"feature": header[f], "threshold": thr} for f, thr in trainer.splits],
             "loss_history": losses, "threshold": p.predict_param.threshold,
         }
+        model["feature_importance"] = guest_importance(trees, [header[f] for f, _ in trainer.splits])
         predicted = self._walk_scores(ctx, model, x, "predict")
         if not np.allclose(predicted, scores, atol=1e-9):  # the walk must reproduce the training positions
             raise ComponentError(f"{ctx.component}: the prediction walk disagrees with training")
@@ -175,7 +176,8 @@ class HeteroSecureBoost(Component):
         header = data.meta.feature_columns
         if model is None:
             splits = HostTrainer(ctx, p, x, ids).fit()
-            model = {"header": header, "splits": [{"feature": header[f], "threshold": thr} for f, thr in splits]}
+            model = {"header": header, "splits": [{"feature": header[f], "threshold": thr} for f, thr in splits],
+                     "feature_importance": host_importance(ctx.local.party_id, [header[f] for f, _ in splits])}
         else:
             self._check_header(ctx, data, model)
             (setup,) = ctx.federation.get("sbt_predict_setup", ctx.tag(), ctx.role_parties("guest"))

@@ -8,8 +8,9 @@ through its own nodes and asks each host "left or right?" for the nodes that hos
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -96,6 +97,31 @@ class Tree:
 
     def weights(self) -> np.ndarray:
         return np.array([n.weight for n in self.nodes])
+
+
+def guest_importance(trees: list[Tree], split_features: list[str]) -> list[dict[str, Any]]:
+    """Split count and summed gain per guest feature and, as one entry each, per host (the
+    guest never learns which host feature a host split used). ``split_features[i]`` is
+    the feature of the guest's split id ``i``. Highest gain first."""
+    splits: Counter = Counter()
+    gains: Counter = Counter()
+    for tree in trees:
+        for node in tree.nodes:
+            if node.is_leaf:
+                continue
+            key = (GUEST, split_features[node.split_id]) if node.party == GUEST else (f"host:{node.party}", None)
+            splits[key] += 1
+            gains[key] += node.gain
+    return [{"party": party, "feature": feature, "split": splits[(party, feature)], "gain": gains[(party, feature)]}
+            for party, feature in sorted(splits, key=lambda k: (-gains[k], k[0], k[1] or ""))]
+
+
+def host_importance(party_id: str, split_features: list[str]) -> list[dict[str, Any]]:
+    """Split count per feature of a host's own split table (one entry per node it won).
+    Gains stay with the guest, which computed them."""
+    counts = Counter(split_features)
+    return [{"party": f"host:{party_id}", "feature": f, "split": n}
+            for f, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 #: (rows, split ids) -> bool "goes left" per row

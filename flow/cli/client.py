@@ -272,13 +272,14 @@ class RemoteOps:
         tmp.replace(out)
         return {**meta, "file": str(out)}
 
-    def model_import(self, file: Path, force: bool = False) -> dict[str, Any]:
+    def model_import(self, file: Path, force: bool = False, require_signed: bool = False) -> dict[str, Any]:
         """The archive goes in the request body; the server checks and adds it to its home."""
         file = Path(file)
         if not file.is_file():
             raise StoreError(f"model archive {file}: no such file")
         with file.open("rb") as fh:
-            result = self._call("POST", "/models/import", params={"force": force, "filename": file.name},
+            result = self._call("POST", "/models/import",
+                                params={"force": force, "require_signed": require_signed, "filename": file.name},
                                 content=_chunks(fh), headers={"Content-Type": "application/zip"})
         return {**result, "file": str(file)}
 

@@ -78,8 +78,11 @@ def export(env: Env, job_id, model_id, model_version, output_path, role, party_i
 @click.option("-f", "--file", "file", required=True, type=click.Path(path_type=Path),
               help="an archive written by 'flow model export'")
 @click.option("--force", is_flag=True, help="replace parts this home already holds")
+@click.option("--require-signed", is_flag=True,
+              help="refuse the archive unless every part is signed by a party key this home knows")
 @click.pass_obj
 @envelope
-def import_(env: Env, file, force):
-    """Add an exported model to this home after checking every file's sha256."""
-    return env.ops.model_import(file, force)
+def import_(env: Env, file, force, require_signed):
+    """Add an exported model to this home after checking every file's sha256 and the
+    exporting parties' signatures."""
+    return env.ops.model_import(file, force, require_signed)

@@ -72,7 +72,8 @@ def export_model(request: Request, job_id: str | None = None, model_id: str | No
 
 
 @models.post("/import", summary="add the model archive in the request body to the server's home (flow model import)")
-async def import_model(request: Request, force: bool = False, filename: str = Query("model.zip")):
+async def import_model(request: Request, force: bool = False, require_signed: bool = False,
+                       filename: str = Query("model.zip")):
     ops = ops_of(request)
     folder = _scratch(request)
     try:
@@ -80,7 +81,7 @@ async def import_model(request: Request, force: bool = False, filename: str = Qu
         with path.open("wb") as fh:
             async for chunk in request.stream():
                 fh.write(chunk)
-        result = await run_in_threadpool(ops.model_import, path, force)
+        result = await run_in_threadpool(ops.model_import, path, force, require_signed)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return ok(result)

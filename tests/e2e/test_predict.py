@@ -244,3 +244,92 @@ def test_deploy_rewires_around_training_only_components() -> None:
                                                        "model": ["pipeline.homo_lr_0.model"]}
     assert "model" not in dsl["components"]["evaluation_0"]["input"]
     assert len(dsl["components"]) == 4
+
+
+def _rewrite(archive: Path, out: Path, edit) -> None:
+    """Copy ``archive`` to ``out`` with ``edit(members)`` applied to its {name: bytes}."""
+    with zipfile.ZipFile(archive) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    edit(members)
+    with zipfile.ZipFile(out, "w") as zf:
+        for n, blob in members.items():
+            zf.writestr(n, blob)
+
+
+def test_archives_are_signed_and_a_consistent_forgery_is_refused(trained, tmp_path: Path):
+    """The checksums alone can be recomputed by whoever edits an archive; the exporting
+    parties' signatures cannot."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from federation.auth import KeyStore, PartyKeys, RouteTable
+
+    flow, job_id, _, _ = trained
+    archive = tmp_path / "model.zip"
+    exported = flow.ok("model", "export", "-j", job_id, "-o", archive)
+    assert exported["signed_by"] == ["10000", "9999"]  # this home holds both parties' keys
+
+    # a home that knows no key: imported, but nobody vouched for it; --require-signed refuses
+    stranger = FlowCLI(tmp_path / "stranger")
+    stranger.home.mkdir()
+    res = stranger("model", "import", "-f", archive, "--require-signed")
+    assert res.code != 0 and "no signature by a key this home knows" in res.out["retmsg"], res.out
+    assert list(ModelStore(stranger.home).versions()) == []
+    plain = stranger.ok("model", "import", "-f", archive)
+    assert plain["signed_by"] == [] and plain["signers_not_known_here"] == ["10000", "9999"]
+
+    # a home whose route table holds both parties' public keys (handed over out of band)
+    keys = KeyStore(flow.home)
+    partner = FlowCLI(tmp_path / "partner")
+    partner.home.mkdir()
+    RouteTable.from_dict({"parties": {pid: {"public_key": keys.load(pid).public_key_b64}
+                                      for pid in ("9999", "10000")}}).dump(partner.home / "route_table.yaml")
+    assert partner.ok("model", "import", "-f", archive, "--require-signed")["signed_by"] == ["10000", "9999"]
+
+    # a weight edited and every checksum recomputed to match: only the signature is wrong
+    name = "guest/9999/hetero_lr_0.json"
+
+    def forge(members: dict, signer: PartyKeys | None = None) -> None:
+        part = json.loads(members[name])
+        part["intercept"] = part["intercept"] + 1.0
+        members[name] = json.dumps(part).encode()
+        index = json.loads(members["guest/9999/part.json"])
+        index["components"]["hetero_lr_0"]["sha256"] = hashlib.sha256(members[name]).hexdigest()
+        members["guest/9999/part.json"] = json.dumps(index).encode()
+        manifest = json.loads(members["manifest.json"])
+        for member in (name, "guest/9999/part.json"):
+            manifest["files"][member] = hashlib.sha256(members[member]).hexdigest()
+        manifest["digest"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
+        if signer is not None:  # signed again, by a key that is not the party's
+            body = json.dumps({k: v for k, v in manifest.items() if k != "signatures"}, sort_keys=True).encode()
+            manifest["signatures"] = {"9999": base64.b64encode(signer.sign(body)).decode()}
+        members["manifest.json"] = json.dumps(manifest).encode()
+
+    attacker = PartyKeys("9999", Ed25519PrivateKey.generate())
+    for label, edit in (("kept signatures", forge), ("re-signed", lambda m: forge(m, attacker))):
+        forged = tmp_path / f"forged_{label.replace(' ', '_')}.zip"
+        _rewrite(archive, forged, edit)
+        target = FlowCLI(tmp_path / f"target_{label.replace(' ', '_')}")
+        target.home.mkdir()
+        (target.home / "route_table.yaml").write_text((partner.home / "route_table.yaml").read_text())
+        res = target("model", "import", "-f", forged)
+        assert res.code != 0 and "does not verify" in res.out["retmsg"], (label, res.out)
+        assert list(ModelStore(target.home).versions()) == []
+
+    # signatures stripped: the checksums hold, so only --require-signed can tell
+    stripped = tmp_path / "stripped.zip"
+
+    def strip(members: dict) -> None:
+        manifest = json.loads(members["manifest.json"])
+        manifest.pop("signatures")
+        members["manifest.json"] = json.dumps(manifest).encode()
+
+    _rewrite(archive, stripped, strip)
+    last = FlowCLI(tmp_path / "last")
+    last.home.mkdir()
+    (last.home / "route_table.yaml").write_text((partner.home / "route_table.yaml").read_text())
+    res = last("model", "import", "-f", stripped, "--require-signed")
+    assert res.code != 0 and "9999" in res.out["retmsg"] and "10000" in res.out["retmsg"]
+    assert last.ok("model", "import", "-f", stripped)["signed_by"] == []

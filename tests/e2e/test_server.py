@@ -190,8 +190,9 @@ def test_models_are_the_servers_and_archives_travel_over_http(client, server, se
     again = client("model", "import", "-f", archive)
     assert again.code != 0 and "--force" in again.out["retmsg"]
     shutil.rmtree(store.part_dir(mid, job_id, guest))  # the server loses its guest part ...
-    imported = client.ok("model", "import", "-f", archive)  # ... and gets it back from the client's file
-    assert imported["parties"] == ["guest:9999"] and imported["file"] == str(archive)
+    imported = client.ok("model", "import", "-f", archive, "--require-signed")  # ... and gets it back
+    assert imported["parties"] == ["guest:9999"] and imported["file"] == str(archive)  # from the client's file
+    assert imported["signed_by"] == ["9999"]  # checked on the server against the guest's own key
     assert json.dumps(store.load_component(mid, job_id, guest, "hetero_lr_0"), default=list) == before
     assert client.ok("model", "list", "--model-id", mid)[0]["components"] == mine["components"]
 

@@ -101,6 +101,29 @@ def cluster(tmp_path_factory):
         service_unavailable("RabbitMQ on 127.0.0.1:5672")
     with three_servers(tmp_path_factory.mktemp("cluster"), "rabbitmq", RABBIT) as homes:
         yield homes
+    _delete_control_queues()  # the servers keep them on purpose (their inbox while down); the test does not
+
+
+def _control_queues() -> list[str]:
+    from federation._rabbitmq_conf import CONTROL, queue_name
+    from federation.api import Party
+    from flow.server.control import CONTROL_JOB, ROLE
+
+    pids = list(PARTIES.values())
+    return [queue_name(CONTROL_JOB, Party(ROLE, dst), src, role) for dst in pids for src in pids
+            for role in (ROLE, CONTROL)]
+
+
+def _delete_control_queues() -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        RABBIT["host"], RABBIT["port"], RABBIT["vhost"], pika.PlainCredentials(RABBIT["user"], RABBIT["password"])))
+    try:
+        for name in _existing_queues(_control_queues()):
+            conn.channel().queue_delete(name)
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")

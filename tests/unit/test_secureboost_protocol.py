@@ -139,9 +139,11 @@ def predictions(outputs) -> dict[str, np.ndarray]:
     return {k: inst.features for k, inst in outputs.data[0].table.collect()}
 
 
-def central_boost(x: np.ndarray, y: np.ndarray, split_cols: int | list[int], p: dict) -> np.ndarray:
+def central_boost(x: np.ndarray, y: np.ndarray, split_cols: int | list[int], p: dict,
+                  importance: dict | None = None) -> np.ndarray:
     """The same boosting on the joined columns, computed in one place: each party's columns are
-    binned on their own; at every node the best (feature, bin) of all columns wins."""
+    binned on their own; at every node the best (feature, bin) of all columns wins.
+    ``importance`` collects column -> [splits, summed gain]."""
     params = HeteroSecureBoostParams.model_validate(p)
     rule: SplitRule = params.split_rule()
     classes = np.unique(y)
@@ -171,6 +173,9 @@ def central_boost(x: np.ndarray, y: np.ndarray, split_cols: int | list[int], p: 
                         if i >= 0 and gain > best[1]:
                             best, where = (i, gain), (f, keep[i])
                     if where is not None:
+                        if importance is not None:
+                            entry = importance.setdefault(where[0], [0, 0.0])
+                            entry[0], entry[1] = entry[0] + 1, entry[1] + best[1]
                         go = bins[rows, where[0]] <= where[1]
                         nxt += [rows[go], rows[~go]]
                 frontier = nxt
@@ -194,7 +199,8 @@ def test_binary_equals_central_and_predict_mode_reproduces(data):
     x, y = data
     out, tracker = run_parties(x[:, :3], x[:, 3:], y, BASE)
     got = predictions(out["guest"])
-    ref = central_boost(x, y, 3, BASE)[:, 1]
+    central: dict = {}
+    ref = central_boost(x, y, 3, BASE, central)[:, 1]
     score = np.array([got[f"id{i:04d}"][1] for i in range(len(y))])
     np.testing.assert_allclose(score, ref, atol=1e-9)
     guest_model, host_model = out["guest"].model, out["host"].model
@@ -205,10 +211,31 @@ def test_binary_equals_central_and_predict_mode_reproduces(data):
     assert all(s["feature"].startswith("h_") for s in host_model["splits"])
     assert all(s["feature"].startswith("g_") for s in guest_model["splits"])
     assert len(tracker.metrics[("train", "loss")]) == 3
+    check_importance(out["guest"].model, {"10000": (host_model, 3, 7)}, central, guest_cols=3)
     # predict mode: the stored models, the walk across parties, the same scores
     again, _ = run_parties(x[:, :3], x[:, 3:], y, BASE, model=(guest_model, host_model))
     pred = predictions(again["guest"])
     np.testing.assert_allclose([pred[k][1] for k in sorted(pred)], score, atol=1e-12)
+
+
+def check_importance(guest_model: dict, hosts: dict[str, tuple[dict, int, int]], central: dict,
+                     guest_cols: int) -> None:
+    """Feature importance equals the central run's: per guest feature (splits and gain), per
+    host as one entry on the guest, and per host feature (splits) on that host."""
+    got = {(e["party"], e["feature"]): (e["split"], e["gain"]) for e in guest_model["feature_importance"]}
+    want = {("guest", f"g_{c}"): tuple(central[c]) for c in range(guest_cols) if c in central}
+    for pid, (model, lo, hi) in hosts.items():
+        cols = [c for c in range(lo, hi) if c in central]
+        want[(f"host:{pid}", None)] = (sum(central[c][0] for c in cols), sum(central[c][1] for c in cols))
+        prefix = model["splits"][0]["feature"].rsplit("_", 1)[0]
+        assert {(e["feature"], e["split"]) for e in model["feature_importance"]} == \
+            {(f"{prefix}_{c - lo}", central[c][0]) for c in cols}
+        assert all(e["party"] == f"host:{pid}" and "gain" not in e for e in model["feature_importance"])
+    assert set(got) == set(want)
+    for key, (n, gain) in want.items():
+        assert got[key][0] == n and got[key][1] == pytest.approx(gain, rel=1e-9), key
+    gains = [e["gain"] for e in guest_model["feature_importance"]]
+    assert gains == sorted(gains, reverse=True)
 
 
 def test_multiclass_and_no_compress_equal_central_and_validate(data):
@@ -242,7 +269,10 @@ def test_two_hosts_equal_central(data):
     out, _ = run_parties(x[:, :2], [x[:, 2:4], x[:, 4:]], y, BASE)
     got = predictions(out["guest"])
     score = np.array([got[f"id{i:04d}"][1] for i in range(len(y))])
-    np.testing.assert_allclose(score, central_boost(x, y, [2, 4], BASE)[:, 1], atol=1e-9)
+    central: dict = {}
+    np.testing.assert_allclose(score, central_boost(x, y, [2, 4], BASE, central)[:, 1], atol=1e-9)
+    check_importance(out["guest"].model, {"10000": (out["host0"].model, 2, 4), "10001": (out["host1"].model, 4, 7)},
+                     central, guest_cols=2)
     owners = {n["party"] for t in out["guest"].model["trees"] for n in t["nodes"]} - {None}
     assert {"10000", "10001"} <= owners  # each host won splits of its own
     for name, prefix in (("host0", "h0_"), ("host1", "h1_")):
