@@ -2,12 +2,15 @@
 
 Learning rate decays as FATE's does: ``lr / sqrt(1 + decay * t)`` (``decay_sqrt``) or
 ``lr / (1 + decay * t)``, where ``t`` is the iteration. The L2 penalty adds
-``alpha * w`` to the gradient; the intercept is never penalised.
+``alpha * w`` to the gradient; the L1 penalty shrinks each weight towards zero by
+``lr_t * alpha`` after the step (soft thresholding, so weights reach exactly zero); the
+intercept is never penalised. The update rules are FATE's optimizer names: sgd, rmsprop,
+adam, adagrad and nesterov_momentum_sgd (momentum 0.9).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -58,21 +61,51 @@ class Optimizer:
     def loss_penalty(self, w: np.ndarray) -> float:
         if self.penalty == "L2":
             return 0.5 * self.alpha * float(np.sum((w * self.penalized) ** 2))
+        if self.penalty == "L1":
+            return self.alpha * float(np.sum(np.abs(w * self.penalized)))
         return 0.0
 
     def step(self, w: np.ndarray, grad: np.ndarray, t: int) -> np.ndarray:
         """New weights from the (unpenalised) mean gradient at iteration ``t``."""
-        g = self.regularize(w, grad)
         lr = self.lr_at(t)
         self.steps += 1
-        if self.kind == "rmsprop":
-            self.v = 0.99 * self.v + 0.01 * g * g
-            return w - lr * g / (np.sqrt(self.v) + 1e-6)
-        if self.kind == "adam":
-            b1, b2 = 0.9, 0.999
-            self.m = b1 * self.m + (1 - b1) * g
-            self.v = b2 * self.v + (1 - b2) * g * g
-            m_hat = self.m / (1 - b1 ** self.steps)
-            v_hat = self.v / (1 - b2 ** self.steps)
-            return w - lr * m_hat / (np.sqrt(v_hat) + 1e-8)
-        return w - lr * g
+        new = w - UPDATES[self.kind](self, self.regularize(w, grad), lr)
+        if self.penalty == "L1":
+            shrunk = np.sign(new) * np.maximum(np.abs(new) - lr * self.alpha, 0.0)
+            new = np.where(self.penalized > 0, shrunk, new)
+        return new
+
+
+def _sgd(opt: Optimizer, g: np.ndarray, lr: float) -> np.ndarray:
+    return lr * g
+
+
+def _rmsprop(opt: Optimizer, g: np.ndarray, lr: float) -> np.ndarray:
+    opt.v = 0.99 * opt.v + 0.01 * g * g
+    return lr * g / (np.sqrt(opt.v) + 1e-6)
+
+
+def _adam(opt: Optimizer, g: np.ndarray, lr: float) -> np.ndarray:
+    b1, b2 = 0.9, 0.999
+    opt.m = b1 * opt.m + (1 - b1) * g
+    opt.v = b2 * opt.v + (1 - b2) * g * g
+    m_hat, v_hat = opt.m / (1 - b1 ** opt.steps), opt.v / (1 - b2 ** opt.steps)
+    return lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+
+
+def _adagrad(opt: Optimizer, g: np.ndarray, lr: float) -> np.ndarray:
+    opt.v = opt.v + g * g
+    return lr * g / (np.sqrt(opt.v) + 1e-7)
+
+
+def _nesterov(opt: Optimizer, g: np.ndarray, lr: float, mu: float = 0.9) -> np.ndarray:
+    velocity = mu * opt.m - lr * g
+    delta = mu * opt.m - (1 + mu) * velocity
+    opt.m = velocity
+    return delta
+
+
+#: optimizer name (FATE's) -> the step to subtract from the weights, given the gradient and rate
+UPDATES: dict[str, Callable[[Optimizer, np.ndarray, float], np.ndarray]] = {
+    "sgd": _sgd, "rmsprop": _rmsprop, "adam": _adam, "adagrad": _adagrad, "nesterov_momentum_sgd": _nesterov,
+}

@@ -18,10 +18,10 @@ class PredictParam(BaseModel):
 
 
 class LinearParams(Params):
-    penalty: Literal["L2", "l2", "none", "None"] = "L2"
+    penalty: Literal["L1", "l1", "L2", "l2", "none", "None"] = "L2"
     tol: float = 1e-4
     alpha: float = 1.0
-    optimizer: Literal["sgd", "rmsprop", "adam"] = "rmsprop"
+    optimizer: Literal["sgd", "rmsprop", "adam", "adagrad", "nesterov_momentum_sgd"] = "rmsprop"
     batch_size: int = -1
     learning_rate: float = 0.01
     init_param: InitParam = InitParam()
