@@ -36,6 +36,18 @@ class Params(BaseModel):
     need_run: bool = True
 
 
+class TrainingParams(Params):
+    """FATE's validation, early-stopping, callback and cross-validation switches that every
+    trained model's conf may carry; accepted so a FATE conf validates unchanged."""
+
+    validation_freqs: int | None = None
+    early_stopping_rounds: int | None = None
+    metrics: list[str] | None = None
+    use_first_metric_only: bool = False
+    callback_param: dict[str, Any] | None = None
+    cv_param: dict[str, Any] | None = None
+
+
 @dataclass
 class Instance:
     """One sample on one party: its features (float64) and, on the label holder, its label."""

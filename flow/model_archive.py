@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.api import Party
-from federation.auth import PartyKeys, RouteTable
+from federation.auth import KeyStore, RouteTable
 from flow.dsl.models import ROLES
 from flow.errors import AuthError, StoreError
 from flow.model_store import ModelCorrupt, ModelStore, check_name, sha256, write_atomic
@@ -46,9 +46,9 @@ def _signed_bytes(manifest: dict[str, Any]) -> bytes:
 
 
 def export_model(store: ModelStore, model_id: str, model_version: str, out: Path,
-                 party: Party | None = None, keys: dict[str, PartyKeys] | None = None) -> dict[str, Any]:
+                 party: Party | None = None, keys: KeyStore | None = None) -> dict[str, Any]:
     """Write the version's parts this home holds (only ``party``'s when given) to ``out``,
-    signed with each of ``keys`` (party id -> keys) that belongs to an exported party."""
+    signed with the key ``keys`` holds for each exported party."""
     store.find(model_id=model_id, model_version=model_version)
     vdir = store.version_dir(model_id, model_version)
     parts = [p for p in store.parts(model_id, model_version) if party is None or p == party]
@@ -64,9 +64,9 @@ def export_model(store: ModelStore, model_id: str, model_version: str, out: Path
                 "model_version": model_version, "parties": [str(p) for p in parts],
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "files": files, "digest": _digest(files)}
-    signers = sorted({p.party_id for p in parts} & set(keys or {}))
-    manifest["signatures"] = {pid: base64.b64encode(keys[pid].sign(_signed_bytes(manifest))).decode()
-                              for pid in signers}  # fmt: skip
+    signers = sorted({p.party_id for p in parts} & set(keys.party_ids() if keys else ()))
+    body = _signed_bytes(manifest)
+    manifest["signatures"] = {pid: base64.b64encode(keys.load(pid).sign(body)).decode() for pid in signers}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -47,9 +47,8 @@ class ModelOps:
             raise FedweaveError("give --role and --party-id together, or neither")
         store = self.model_store()
         mid, version = store.find(job_id, model_id, model_version)
-        keys = KeyStore(self.conf.home_path)
         result = export_model(store, mid, version, Path(output_path), Party(role, party_id) if role else None,
-                              keys={pid: keys.load(pid) for pid in keys.party_ids()})
+                              keys=KeyStore(self.conf.home_path))
         audit_record(self.conf, "model.export", job=version, model_id=mid, parties=result["parties"],
                      file=result["file"], sha256=result["sha256"])
         return result

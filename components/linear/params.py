@@ -3,11 +3,11 @@ HeteroLR conf block carries over to HomoLR and back."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.base import Params
+from components.base import TrainingParams
 from components.linear.optimizer import InitParam
 
 
@@ -17,7 +17,7 @@ class PredictParam(BaseModel):
     threshold: float = 0.5
 
 
-class LinearParams(Params):
+class LinearParams(TrainingParams):
     penalty: Literal["L1", "l1", "L2", "l2", "none", "None"] = "L2"
     tol: float = 1e-4
     alpha: float = 1.0
@@ -32,9 +32,3 @@ class LinearParams(Params):
     decay_sqrt: bool = True
     shuffle: bool = True
     multi_class: Literal["ovr"] = "ovr"
-    validation_freqs: int | None = None
-    early_stopping_rounds: int | None = None
-    metrics: list[str] | None = None
-    use_first_metric_only: bool = False
-    callback_param: dict[str, Any] | None = None
-    cv_param: dict[str, Any] | None = None

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.base import Params
+from components.base import TrainingParams
 from components.linear.hetero_lr import EncryptParam
 from components.linear.params import PredictParam
 from components.tree.tree import SplitRule
@@ -63,7 +63,7 @@ _TASKS = {"classification": "classification", "binary": "binary", "multiclass": 
           "regression": "regression"}
 
 
-class HeteroSecureBoostParams(Params):
+class HeteroSecureBoostParams(TrainingParams):
     task_type: Literal["classification", "regression", "binary", "multiclass"] = "classification"
     objective_param: ObjectiveParam = ObjectiveParam()
     objective: Literal["binary", "multiclass", "regression"] | None = None
@@ -92,13 +92,7 @@ class HeteroSecureBoostParams(Params):
     multi_mode: Literal["single_output"] = "single_output"
     EINI_inference: Literal[False] = False
     binning_error: float = 1e-4
-    validation_freqs: int | None = None
-    early_stopping_rounds: int | None = None
-    metrics: list[str] | None = None
-    use_first_metric_only: bool = False
     encrypted_mode_calculator_param: dict[str, Any] | None = None
-    cv_param: dict[str, Any] | None = None
-    callback_param: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HeteroSecureBoostParams:
