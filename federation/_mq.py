@@ -188,6 +188,9 @@ class MessageFederation(Federation):
     def _flush(self) -> None:
         """Called after each remote/abort (e.g. to wait for publisher confirms)."""
 
+    def _waiting(self, channels: list[str]) -> None:
+        """A get starts waiting on these channels (its sources' and the control channel)."""
+
     def _idle(self, seconds: float) -> None:
         """Wait before the next poll; push-based transports may wait on their socket."""
         time.sleep(seconds)
@@ -260,6 +263,7 @@ class MessageFederation(Federation):
         wait = self.default_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         channels = {self.data_channel(p, self.local): p for p in parties}
+        self._waiting([*channels, self.control_channel(self.local)])
         delay = self.poll_min
         while True:
             with self._lock:

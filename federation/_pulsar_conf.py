@@ -37,6 +37,21 @@ ServiceUrl = Annotated[str, AfterValidator(_check_url)]
 Name = Annotated[str, AfterValidator(_check_name)]
 
 
+#: client errors a retry cannot fix; everything else (time-outs, lost connections) is retried
+FATAL = frozenset(
+    "AuthenticationError AuthorizationError ErrorGettingAuthenticationData InvalidTopicName InvalidUrl "
+    "InvalidConfiguration TopicNotFound TopicTerminated NotAllowedError OperationNotSupported MessageTooBig "
+    "IncompatibleSchema AlreadyClosed ProducerFenced ProducerBlockedQuotaExceededError UnsupportedVersionError".split()
+)
+#: what to check, by client error
+HINTS = {
+    "TopicNotFound": " (does the tenant/namespace exist, or is topic auto-creation off?)",
+    "MessageTooBig": " (set federation.pulsar.max_message_size to the broker's maxMessageSize)",
+    "AuthenticationError": " (check federation.pulsar.token / token_file)",
+    "AuthorizationError": " (grant this party's role produce and consume on the namespace)",
+}
+
+
 class PulsarSettings(BaseModel):
     """``federation.pulsar`` in service_conf.yaml: this party's cluster, where its inbox
     topics live, how to authenticate, and client limits (see conf/pulsar.md)."""
@@ -69,6 +84,10 @@ class PulsarSettings(BaseModel):
     #: entries per round and starts the next round only on a flow request, which the
     #: client sends after receiver_queue_size/2 messages; raise it for Apache Pulsar
     receiver_queue_size: int = Field(2, ge=1)
+    #: a consumer that delivers nothing for this long while this party waits on its
+    #: channel is replaced (the broker then re-sends what is unacknowledged); the wait
+    #: doubles after each replacement that brings nothing, up to 8 times this
+    stall_resubscribe_s: float = Field(15, gt=0)
     #: the C++ client logs to stderr (a Python logger can abort the process when the
     #: client closes: apache/pulsar-client-python#256)
     client_log_level: Literal["debug", "info", "warn", "error"] = "warn"

@@ -11,6 +11,10 @@ de-duplication, reassembly, timeouts and abort are :mod:`federation._mq`'s; here
 - a message is acknowledged once its object was handed over; after a reconnect the
   broker redelivers the rest: copies of messages still being assembled are skipped,
   copies of consumed ones are dropped by ``_mq`` (it remembers message ids);
+- a consumer that delivers nothing while this party waits on its channel is replaced
+  after ``stall_resubscribe_s`` (brokers have been seen to stop dispatching to a
+  consumer that still has permits: pulsar-lite under load, Apache Pulsar issue 6054);
+  the new one gets what is unacknowledged again and the copies are skipped as above;
 - ``cleanup`` unsubscribes; pulsar-client has no admin API to delete topics.
 
 Settings: ``federation.pulsar`` in service_conf.yaml (:class:`PulsarSettings` in
@@ -20,20 +24,21 @@ Settings: ``federation.pulsar`` in service_conf.yaml (:class:`PulsarSettings` in
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import threading
 import time
 import uuid
 import weakref
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from pydantic import ValidationError
 
 from federation._mq import MessageFederation, settings_error
-from federation._pulsar_conf import PULSAR_OVERHEAD, PeerRoute, PulsarSettings, import_pulsar
+from federation._pulsar_conf import FATAL, HINTS, PULSAR_OVERHEAD, PeerRoute, PulsarSettings, import_pulsar
+from federation._pulsar_outbox import Entry, Outbox
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable, route_table_for
 from federation.envelope import DEFAULT_MAX_MESSAGE_SIZE
@@ -43,25 +48,19 @@ __all__ = ["PULSAR_OVERHEAD", "PeerRoute", "PulsarFederation", "PulsarSettings"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: errors a retry cannot fix; everything else (time-outs, lost connections) is retried
-_FATAL = frozenset(
-    "AuthenticationError AuthorizationError ErrorGettingAuthenticationData InvalidTopicName InvalidUrl "
-    "InvalidConfiguration TopicNotFound TopicTerminated NotAllowedError OperationNotSupported MessageTooBig "
-    "IncompatibleSchema AlreadyClosed ProducerFenced ProducerBlockedQuotaExceededError UnsupportedVersionError".split()
-)
-_HINTS = {
-    "TopicNotFound": " (does the tenant/namespace exist, or is topic auto-creation off?)",
-    "MessageTooBig": " (set federation.pulsar.max_message_size to the broker's maxMessageSize)",
-    "AuthenticationError": " (check federation.pulsar.token / token_file)",
-    "AuthorizationError": " (grant this party's role produce and consume on the namespace)",
-}
-
-
 def _close_clients(clients: dict[str, Any]) -> None:
     for client in list(clients.values()):
         with contextlib.suppress(Exception):  # shutting down; the broker may be gone
             client.close()
     clients.clear()
+
+
+@dataclass
+class _Silence:
+    """How long a channel has delivered nothing while a get waited on it."""
+
+    since: float  # the later of the last arrival and the start of the wait
+    patience: float  # silence after which its consumer is replaced
 
 
 class PulsarFederation(MessageFederation):
@@ -97,14 +96,12 @@ class PulsarFederation(MessageFederation):
         # receiving: the listener thread fills _inbox; _held maps what _mq holds to its ids
         self._inbox: dict[str, deque] = defaultdict(deque)
         self._held: dict[str, dict[str, Any]] = defaultdict(dict)
+        self._silence: dict[str, _Silence] = {}  # channel -> how long it has delivered nothing
         self._io, self._arrived = threading.Lock(), threading.Event()
-        # sending: (channel, id, data) handed to the client until it confirms or fails
-        self._sent = threading.Condition()
-        self._inflight: dict[int, tuple[str, str, bytes]] = {}
-        self._inflight_bytes, self._tokens, self._dirty = 0, itertools.count(), set[str]()
-        self._failed: list[tuple[tuple[str, str, bytes], str]] = []
-        self._failing_since: float | None = None
-        self._progress = time.monotonic()  # when the client last confirmed or failed a send
+        # sending: what the client holds until the broker confirms it
+        self._outbox = Outbox(self._send_async, self.topic, self.settings.reconnect_timeout_s,
+                              self._pulsar.PulsarException)  # fmt: skip
+        self._dirty: set[str] = set()  # channels with batched sends to flush
 
     @classmethod
     def from_conf(cls, job_id: str, local: Party, conf: Any, *, parties: Iterable[str], session: Any = None,
@@ -196,8 +193,8 @@ class PulsarFederation(MessageFederation):
                 return fn()
             except self._pulsar.PulsarException as exc:
                 kind = type(exc).__name__
-                if kind in _FATAL or time.monotonic() + pause > deadline:
-                    hint = _HINTS.get(kind, "")
+                if kind in FATAL or time.monotonic() + pause > deadline:
+                    hint = HINTS.get(kind, "")
                     raise FederationError(f"Pulsar at {url}: cannot {what}: {kind}: {exc}{hint}") from None
                 log.warning("Pulsar at %s: cannot %s (%s); retrying", url, what, exc)
                 time.sleep(pause)
@@ -235,8 +232,8 @@ class PulsarFederation(MessageFederation):
                 )  # fmt: skip
             except pulsar.PulsarException as exc:
                 kind = type(exc).__name__
-                self._last_error = f"cannot subscribe to {topic} at {url}: {kind}: {exc}{_HINTS.get(kind, '')}"
-                if kind in _FATAL:
+                self._last_error = f"cannot subscribe to {topic} at {url}: {kind}: {exc}{HINTS.get(kind, '')}"
+                if kind in FATAL:
                     raise FederationError(f"Pulsar: {self._last_error}") from None
                 log.warning("Pulsar: %s; retrying", self._last_error)
                 return None
@@ -247,67 +244,12 @@ class PulsarFederation(MessageFederation):
     # -- sending -------------------------------------------------------------------------
 
     def _publish(self, channel: str, message_id: str, data: bytes) -> None:
-        self._drain(self.max_pending_bytes)
-        self._send((channel, message_id, data))
+        self._outbox.put((channel, message_id, data), self.max_pending_bytes)
 
-    def _send(self, entry: tuple[str, str, bytes]) -> None:
-        producer, token = self._producer(entry[0]), next(self._tokens)
-        with self._sent:
-            if not self._inflight:
-                self._progress = time.monotonic()
-            self._inflight[token] = entry
-            self._inflight_bytes += len(entry[2])
+    def _send_async(self, entry: Entry, done: Callable[[Any, Any], None]) -> None:
+        producer = self._producer(entry[0])
         self._dirty.add(entry[0])
-        try:
-            producer.send_async(entry[2], partial(self._on_sent, token))
-        except self._pulsar.PulsarException as exc:  # refused before it was queued
-            self._on_sent(token, type(exc).__name__, None)
-
-    def _on_sent(self, token: int, result: Any, _msg_id: Any) -> None:
-        """Runs on the client's thread when the broker confirmed (or the send failed)."""
-        with self._sent:
-            entry = self._inflight.pop(token, None)
-            self._progress = time.monotonic()
-            if entry is not None:
-                self._inflight_bytes -= len(entry[2])
-                name = result if isinstance(result, str) else getattr(result, "name", str(result))
-                if name == "Ok":
-                    self._failing_since = None
-                else:
-                    self._failed.append((entry, name))
-            self._sent.notify_all()
-
-    def _drain(self, limit: int) -> None:
-        """Wait until at most ``limit`` bytes are unconfirmed, re-sending failed messages.
-        Gives up after ``reconnect_timeout_s`` of failures, or of silence: the client
-        re-sends without end what a broker refuses (a message over a limit the broker did
-        not announce, as pulsar-lite does)."""
-        patience = self.settings.reconnect_timeout_s
-        while True:
-            with self._sent:
-                while self._inflight_bytes > limit and not self._failed:
-                    if time.monotonic() - self._progress > patience:
-                        url, topic = self.topic(next(iter(self._inflight.values()))[0])
-                        raise FederationError(
-                            f"Pulsar at {url}: {len(self._inflight)} message(s) to {topic} not confirmed in "
-                            f"{patience:g}s; if the broker refuses them as too big, set "
-                            f"federation.pulsar.max_message_size to its limit"
-                        )
-                    self._sent.wait(0.5)
-                failed, self._failed = self._failed, []
-            if not failed:
-                return
-            now = time.monotonic()
-            self._failing_since = self._failing_since or now
-            fatal = next((why for _, why in failed if why in _FATAL), None)
-            if fatal or now - self._failing_since > patience:
-                url, topic = self.topic(failed[0][0][0])
-                why = fatal or f"{failed[0][1]}, still failing after {patience:g}s"
-                raise FederationError(f"Pulsar at {url}: cannot publish to {topic}: {why}{_HINTS.get(why, '')}")
-            log.warning("Pulsar: %d messages not confirmed (%s); sending them again", len(failed), failed[0][1])
-            time.sleep(0.1)
-            for entry, _ in failed:
-                self._send(entry)
+        producer.send_async(entry[2], done)
 
     def _flush(self) -> None:
         for channel in self._dirty:  # send what is batched now, without waiting
@@ -315,7 +257,7 @@ class PulsarFederation(MessageFederation):
             if hasattr(producer, "flush_async"):
                 producer.flush_async(lambda _result: None)
         self._dirty.clear()
-        self._drain(0)
+        self._outbox.drain(0)
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -330,6 +272,7 @@ class PulsarFederation(MessageFederation):
             return []
         with self._io:
             queue = self._inbox.pop(channel, ())
+        self._watch(channel, bool(queue))
         held, out = self._held[channel], []
         for msg in queue:
             msg_id = msg.message_id()
@@ -340,6 +283,25 @@ class PulsarFederation(MessageFederation):
             held[key] = msg_id
             out.append((key, msg.data()))
         return out
+
+    def _waiting(self, channels: list[str]) -> None:
+        now, base = time.monotonic(), self.settings.stall_resubscribe_s
+        for channel in channels:
+            self._silence.setdefault(channel, _Silence(now, base)).since = now
+
+    def _watch(self, channel: str, arrived: bool) -> None:
+        """Replace the consumer of a channel that delivered nothing for too long."""
+        now, base = time.monotonic(), self.settings.stall_resubscribe_s
+        silence = self._silence.setdefault(channel, _Silence(now, base))
+        if arrived:
+            silence.since, silence.patience = now, base
+        elif now - silence.since >= silence.patience:
+            (url, topic), old = self.topic(channel), self._consumers.pop(channel)
+            log.info("Pulsar at %s: nothing delivered on %s for %.0fs; subscribing again", url, topic,
+                     now - silence.since)  # fmt: skip
+            self._quietly(old)
+            silence.since, silence.patience = now, min(silence.patience * 2, 8 * base)
+            self._consumer(channel)
 
     def _ack(self, channel: str, message_id: str) -> None:
         msg_id = self._held[channel].pop(message_id, None)
@@ -373,6 +335,7 @@ class PulsarFederation(MessageFederation):
         with self._io:
             self._inbox.clear()
         self._held.clear()
+        self._silence.clear()
 
     def _remove_channels(self, channels: list[str]) -> None:
         for channel in channels:
@@ -381,6 +344,7 @@ class PulsarFederation(MessageFederation):
             with self._io:
                 self._inbox.pop(channel, None)
             self._held.pop(channel, None)
+            self._silence.pop(channel, None)
 
     def _unsubscribe(self, channel: str, owner: Party) -> None:
         """Drop ``owner``'s subscription on a channel (and its backlog); close our handles on it."""

@@ -5,6 +5,7 @@ tests/contract/test_federation_contract.py (``-k pulsar``)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -213,6 +214,44 @@ def test_a_limit_set_above_the_brokers_fails_clearly(tmp_path, keys, routes, job
                 guest.remote(np.zeros(50_000), "big", "0", [HOST])
         finally:
             guest.close()
+
+
+def test_a_consumer_that_stops_delivering_mid_object_is_replaced(endpoint, caplog):
+    """A broker that stops dispatching to a consumer with permits left (seen with
+    pulsar-lite under load) is simulated by pausing the consumer after 100 messages: the
+    waiting receiver subscribes again, gets the object whole, skips the redelivered
+    copies, and acknowledges everything (a new endpoint finds nothing left)."""
+    guest, host = endpoint(GUEST, max_message_size=4096), endpoint(HOST, stall_resubscribe_s=1)
+    deliver, seen = host._on_message, []
+
+    def stall_after_100(channel: str, consumer: Any, msg: Any) -> None:
+        seen.append(channel)
+        if len(seen) == 100:
+            consumer.pause_message_listener()
+        deliver(channel, consumer, msg)
+
+    host._on_message = stall_after_100
+    value = np.arange(60_000.0)
+    guest.remote(value, "v", "0", [HOST])
+    with caplog.at_level(logging.INFO, "federation.pulsar"):
+        assert np.array_equal(host.get("v", "0", [GUEST], timeout=30)[0], value)
+    assert "subscribing again" in caplog.text
+    assert 100 < len(seen)  # the replacement delivered the rest
+    assert_nothing_more(host, ["v"])
+    host.close()
+    assert_nothing_more(endpoint(HOST), ["v"])
+
+
+def test_a_consumer_is_not_replaced_while_it_delivers_or_nobody_waits(endpoint, caplog):
+    guest, host = endpoint(GUEST), endpoint(HOST, stall_resubscribe_s=2)
+    with caplog.at_level(logging.INFO, "federation.pulsar"):
+        for i in range(2):
+            guest.remote(i, "x", str(i), [HOST])
+            assert host.get("x", str(i), [GUEST])[0] == i
+            time.sleep(2.5)  # longer than the patience, but nobody is waiting
+        guest.remote(2, "x", "2", [HOST])
+        assert host.get("x", "2", [GUEST])[0] == 2
+    assert "subscribing again" not in caplog.text
 
 
 def test_object_of_more_chunks_than_the_client_queue(endpoint):
