@@ -166,6 +166,7 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "Intersection": "components.psi.intersection:Intersection",
         "FeatureScale": "components.feature.scale:FeatureScale",
         "HeteroLR": "components.linear.hetero_lr:HeteroLR",
+        "HeteroLinR": "components.linear.hetero_linr:HeteroLinR",
         "Evaluation": "components.evaluation.evaluation:Evaluation",
         "HomoLR": "components.linear.homo_lr:HomoLR",
         "HeteroSecureBoost": "components.tree.hetero_secureboost:HeteroSecureBoost",
@@ -187,6 +188,12 @@ def get_component(module: str) -> type[Component]:
 
 def roles_of(parties: dict[str, Sequence[Party]]) -> list[str]:
     return [r for r in ("guest", "host", "arbiter") if parties.get(r)]
+
+
+def detail_columns(classes: Sequence[float]) -> list[str]:
+    """A multiclass prediction's per-class probability columns, ``predict_detail_<class>``
+    (integral classes written without a decimal point)."""
+    return [f"predict_detail_{int(c) if float(c).is_integer() else c}" for c in classes]
 
 
 def instances_meta(base: TableMeta, features: list[str], label: str | None, **extra: Any) -> TableMeta:

@@ -101,7 +101,6 @@ class PulsarFederation(MessageFederation):
         # sending: what the client holds until the broker confirms it
         self._outbox = Outbox(self._send_async, self.topic, self.settings.reconnect_timeout_s,
                               self._pulsar.PulsarException)  # fmt: skip
-        self._dirty: set[str] = set()  # channels with batched sends to flush
 
     @classmethod
     def from_conf(cls, job_id: str, local: Party, conf: Any, *, parties: Iterable[str], session: Any = None,
@@ -247,16 +246,13 @@ class PulsarFederation(MessageFederation):
         self._outbox.put((channel, message_id, data), self.max_pending_bytes)
 
     def _send_async(self, entry: Entry, done: Callable[[Any, Any], None]) -> None:
-        producer = self._producer(entry[0])
-        self._dirty.add(entry[0])
-        producer.send_async(entry[2], done)
+        self._producer(entry[0]).send_async(entry[2], done)  # releases the GIL while it queues
 
     def _flush(self) -> None:
-        for channel in self._dirty:  # send what is batched now, without waiting
-            producer = getattr(self._producers.get(channel), "_producer", None)
-            if hasattr(producer, "flush_async"):
-                producer.flush_async(lambda _result: None)
-        self._dirty.clear()
+        """Wait until the broker has every message. A batch goes out by itself within
+        ``batching_max_publish_delay_ms``; the client's ``flush_async`` is not called: it
+        holds the GIL while it waits for the producer's lock, which the client's own
+        thread can hold while it waits for the GIL (a deadlock seen in the test suite)."""
         self._outbox.drain(0)
 
     # -- receiving -----------------------------------------------------------------------
@@ -373,5 +369,4 @@ class PulsarFederation(MessageFederation):
             self._quietly(handle)
         self._consumers.clear()
         self._producers.clear()
-        self._dirty.clear()
         self._finalizer()

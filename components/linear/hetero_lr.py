@@ -1,39 +1,44 @@
-"""HeteroLR: vertical logistic regression with a Paillier-holding arbiter.
+"""HeteroLR: vertical logistic regression with a Paillier-holding arbiter; HeteroLinR
+(components/linear/hetero_linr.py) runs the same protocol on squared error.
 
-Per batch, with y in {-1, +1} and the Taylor expansion of the logistic loss:
+Per batch, with the loss's target t (y in {-1, +1} and the Taylor expansion of the
+logistic loss for HeteroLR; components/linear/family.py):
 
   host    [[wx_h]]                                  -> guest
-  guest   [[4d]] = [[wx_h]] + wx_g - 2y             -> host     (d = 0.25 wx - 0.5 y)
-  each    [[X^T 4d]] + mask                         -> arbiter, decrypts, returns
-  each    removes its mask, divides by 4, steps its own weights
-  guest   [[loss]] from [[wx_h]], [[sum wx_h^2]]    -> arbiter (convergence)
+  guest   [[D]] = [[wx_h]] + wx_g + k·t             -> host     (HeteroLR: k = -2, 4d)
+  each    [[X^T D]] + mask                          -> arbiter, decrypts, returns
+  each    removes its mask, scales (1/4 for HeteroLR), steps its own weights
+  guest   [[loss]] from [[D]], [[sum wx_h^2]]       -> arbiter (convergence)
 
 The arbiter holds the private key and only ever sees masked gradients and the loss;
 guest and hosts only ever see ciphertexts of each other's values. Each party keeps
 only its own weights. With several hosts the loss is not computed (its cross terms
 would need two parties' values at once): use early_stop "weight_diff" there.
+
+Labels other than 0/1 train one-vs-rest (FATE's ``multi_class: ovr``): one binary model
+per class, one after the other, with the label 1 for that class; the guest tells the
+others how many models, never which classes.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from components.activation import sigmoid
-from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta, keys_in
+from components.base import Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta, keys_in
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
-from components.crypto.vector import encrypted_dot
+from components.linear import hetero_rows as rows_fn
+from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.optimizer import Optimizer, init_weights
 from components.linear.params import LinearParams
 from flow.errors import ComponentError
 
 MASK_SCALE = 2.0 ** 20
-#: fractional bits of the features in the encrypted dot products (error ~1e-7, a third faster than 32)
-DOT_PRECISION = 24
 
 
 class EncryptParam(BaseModel):
@@ -52,84 +57,29 @@ class HeteroLRParams(LinearParams):
     sqn_param: dict[str, Any] | None = None
 
 
-# ---- functions shipped to workers (module level: picklable) ------------------------
+@dataclass
+class _Fit:
+    """One model's training, on one party."""
 
-def _linear(w: np.ndarray, b: float):
-    def f(inst: Instance) -> float:
-        return float(inst.features @ w) + b
-    return f
-
-
-def _encrypt(pub: PaillierPublicKey):
-    def f(v: float):
-        return pub.encrypt(v).obfuscate()  # randomise here, on the workers, not when encoding
-    return f
+    w: np.ndarray
+    iters: int
+    converged: bool = False
+    losses: list[float] | None = None
 
 
-def _guest_row(w: np.ndarray, b: float):
-    """Instance -> (wx_g, y in {-1, 1}, features)."""
-    def f(inst: Instance) -> tuple[float, float, np.ndarray]:
-        return float(inst.features @ w) + b, 2.0 * inst.label - 1.0, inst.features
-    return f
+@dataclass
+class _Batches:
+    tables: list
+    sizes: list[int]
 
 
-def _fore4(c, t):
-    """[[4d]] = [[wx_h]] + wx_g - 2y: no scalar multiplication on the critical path; the
-    factor 1/4 is applied to the decrypted gradients. Re-randomised, so the host cannot
-    recognise its own [[wx_h]] inside."""
-    return (c + (t[0] - 2.0 * t[1])).obfuscate()
+def _scopes(n_models: int | None) -> list[str]:
+    """Tag scopes of the models trained: one unscoped model, or one per class."""
+    return [""] if n_models is None else [f"ovr{i}." for i in range(n_models)]
 
 
-def _guest_columns(c, t):
-    """([[4d]], [x_g..., 1, coef]) with coef = 0.25 wx_g - 0.5 y: one dot gives the guest's
-    gradient, its intercept and the encrypted share of the loss at once."""
-    wx, y, x = t
-    return c, np.concatenate([x, [1.0, 0.25 * wx - 0.5 * y]])
-
-
-def _add(a, b):
-    return a + b
-
-
-def _pair_features(c, inst: Instance):
-    return c, inst.features
-
-
-def _enc_dot(part):
-    if not part:
-        return None
-    return encrypted_dot([c for _, (c, _) in part], np.stack([x for _, (_, x) in part]), DOT_PRECISION)
-
-
-def _loss_plain(part):
-    """The guest's plaintext part of the Taylor loss sum, minus what the [[4d]] column adds."""
-    total = 0.0
-    for _, (wx, y, _) in part:
-        coef = 0.25 * wx - 0.5 * y
-        total += -0.5 * y * wx + 0.125 * wx * wx - coef * (wx - 2.0 * y)
-    return total
-
-
-def _square_sum(part):
-    return sum(v * v for _, v in part)
-
-
-def _sum_vectors(parts: list) -> list:
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        raise ComponentError("no rows in this batch")
-    total = parts[0]
-    for p in parts[1:]:
-        total = [a + b for a, b in zip(total, p)]
-    return total
-
-
-def _prediction(threshold: float):
-    def f(t) -> Instance:
-        (wx_g, y), wx_h = t
-        score = float(sigmoid(wx_g + wx_h))
-        return Instance(np.array([1.0 if score >= threshold else 0.0, score]), y)
-    return f
+def _stack(fits: list[_Fit], n_models: int | None) -> Any:
+    return fits[0].w if n_models is None else np.stack([f.w for f in fits])
 
 
 class HeteroLR(Component):
@@ -139,6 +89,8 @@ class HeteroLR(Component):
     input_data = ("train_data", "validate_data", "data", "test_data")
     accepts_model = True
     output_model = True
+    #: the loss trained on (HeteroLinR: squared error)
+    loss: QuadraticLoss = LOGISTIC_TAYLOR
 
     # ---------------------------------------------------------------- helpers
     @staticmethod
@@ -150,10 +102,9 @@ class HeteroLR(Component):
         return Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt, penalized)
 
     @staticmethod
-    def _batches(ctx: Context, p: HeteroLRParams, data: Dataset, ids: list | None) -> list:
-        if not ids:
-            return [data.table]
-        return [data.table.filter(keys_in(frozenset(batch))) for batch in ids]
+    def _batches(data: Dataset, ids: list | None) -> _Batches:
+        tables = [data.table.filter(keys_in(frozenset(batch))) for batch in ids] if ids else [data.table]
+        return _Batches(tables, [t.count() for t in tables])
 
     def _unmask(self, ctx: Context, enc: list, name: str, tag: str) -> np.ndarray:
         """Send [[g]] + r to the arbiter and return g."""
@@ -163,6 +114,20 @@ class HeteroLR(Component):
         (plain,) = ctx.federation.get(f"{name}_plain", tag, arbiter)
         return np.asarray(plain, dtype=float) - mask
 
+    def _classes(self, ctx: Context, data: Dataset) -> np.ndarray | None:
+        """The classes of a one-vs-rest model; None for one model on the label as it is."""
+        if data.meta.label_column is None:
+            raise ComponentError(f"{ctx.component}: the guest's training data has no label "
+                                 "(set with_label in DataTransform)")
+        if not self.loss.classifier:
+            return None
+        found = np.array(sorted(set().union(*data.table.apply_partitions(rows_fn.labels))), dtype=float)
+        if set(found) <= {0.0, 1.0}:
+            return None
+        if len(found) < 2 or not np.isfinite(found).all():
+            raise ComponentError(f"{ctx.component}: labels must be 0/1, or classes for one-vs-rest; found {found[:5]}")
+        return found
+
     # ---------------------------------------------------------------- guest
     def guest(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
         if self._predicting(ctx, inputs):
@@ -170,50 +135,64 @@ class HeteroLR(Component):
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
-        fit_b = p.init_param.fit_intercept
+        classes = self._classes(ctx, data)
+        n_models = None if classes is None else len(classes)
         # no key needed here: the guest only adds plain numbers to the hosts' ciphertexts
         ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
         batch_ids = self._batch_ids(p, ids)
-        ctx.federation.remote(batch_ids, "batch_info", ctx.tag(), hosts)
-        ctx.federation.remote(max(1, len(batch_ids)), "batch_count", ctx.tag(), arbiter)
-        batches = self._batches(ctx, p, data, batch_ids)
-        sizes = [b.count() for b in batches]
-        w = init_weights(p.init_param, len(header) + 1)
-        if not fit_b:
+        ctx.federation.remote((batch_ids, n_models), "batch_info", ctx.tag(), hosts)
+        ctx.federation.remote((max(1, len(batch_ids)), n_models), "batch_count", ctx.tag(), arbiter)
+        batches = self._batches(data, batch_ids)
+        fits = [self._guest_fit(ctx, p, batches, len(header), None if classes is None else classes[i], scope, i,
+                                len(_scopes(n_models))) for i, scope in enumerate(_scopes(n_models))]  # fmt: skip
+        w = _stack(fits, n_models)
+        predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
+        if n_models is None:
+            predictions.meta.extra["loss_history"] = list(fits[0].losses)  # Evaluation's loss curve
+        self._log_training(ctx, fits)
+        model = {"header": header, "weights": w[..., :-1], "intercept": w[..., -1] if n_models else float(w[-1]),
+                 "iters": [f.iters for f in fits], "converged": [f.converged for f in fits],
+                 "loss_history": [f.losses for f in fits]}  # fmt: skip
+        if n_models is None:
+            model.update(iters=fits[0].iters, converged=fits[0].converged, loss_history=fits[0].losses)
+        else:
+            model["classes"] = classes.tolist()
+        return Outputs(data=[predictions], model=model)
+
+    def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: _Batches, d: int, positive: float | None,
+                   scope: str, index: int, count: int) -> _Fit:  # fmt: skip
+        hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
+        w = init_weights(p.init_param, d + 1)
+        if not p.init_param.fit_intercept:
             w[-1] = 0.0
-        opt = self._optimizer(p, np.r_[np.ones(len(header)), 0.0])
-        losses: list[float] = []
+        opt = self._optimizer(p, np.r_[np.ones(d), 0.0])
         it, converged = 0, False
         for it in range(p.max_iter):
             w_before = w.copy()
-            for b, (batch, n) in enumerate(zip(batches, sizes)):
-                tag = ctx.tag(f"{it}.{b}")
-                rows = batch.map_values(_guest_row(w[:-1], w[-1]))
+            for b, (batch, n) in enumerate(zip(batches.tables, batches.sizes)):
+                tag = ctx.tag(f"{scope}{it}.{b}")
+                rows = batch.map_values(rows_fn.guest_row(w[:-1], w[-1], self.loss, positive))
                 enc_h = ctx.federation.get("host_forward", tag, hosts)
                 enc_sum = enc_h[0]
                 for other in enc_h[1:]:
-                    enc_sum = enc_sum.join(other, _add)
-                fore = enc_sum.join(rows, _fore4)
+                    enc_sum = enc_sum.join(other, rows_fn.add)
+                fore = enc_sum.join(rows, rows_fn.fore(self.loss))
                 ctx.federation.remote(fore, "fore_gradient", tag, hosts)
-                enc = _sum_vectors(fore.join(rows, _guest_columns).apply_partitions(_enc_dot))
-                grad = 0.25 * self._unmask(ctx, enc[:-1], "guest_gradient", tag) / n
-                if not fit_b:
+                enc = rows_fn.sum_vectors(fore.join(rows, rows_fn.guest_columns(self.loss))
+                                          .apply_partitions(rows_fn.enc_dot))  # fmt: skip
+                grad = self.loss.scale * self._unmask(ctx, enc[:-1], "guest_gradient", tag) / n
+                if not p.init_param.fit_intercept:
                     grad[-1] = 0.0
                 if len(hosts) == 1:
                     sq, reg = ctx.federation.get("host_loss_terms", tag, hosts)[0]
-                    plain = sum(rows.apply_partitions(_loss_plain)) + n * math.log(2)
-                    enc_loss = (enc[-1] + sq * 0.125 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
+                    plain = sum(rows.apply_partitions(rows_fn.loss_plain(self.loss)))
+                    enc_loss = (enc[-1] + sq * self.loss.c2 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
                     ctx.federation.remote(enc_loss, "loss", tag, arbiter)
                 w = opt.step(w, grad, it)
-            if converged := self._end_iteration(ctx, p, w - w_before, it):
+            if converged := self._end_iteration(ctx, p, w - w_before, it, scope, index, count):
                 break
-        losses = ctx.federation.get("loss_history", ctx.tag(), arbiter)[0]
-        predictions = self._predict_guest(ctx, p, data, w, hosts)
-        predictions.meta.extra["loss_history"] = list(losses)  # Evaluation stores it as the loss curve
-        self._log_training(ctx, it + 1, converged, losses)
-        model = {"header": header, "weights": w[:-1], "intercept": float(w[-1]), "iters": it + 1,
-                 "converged": bool(converged), "loss_history": losses}
-        return Outputs(data=[predictions], model=model)
+        losses = ctx.federation.get("loss_history", ctx.tag(f"{scope}losses"), arbiter)[0]
+        return _Fit(w, it + 1, converged, list(losses))
 
     @staticmethod
     def _batch_ids(p: HeteroLRParams, ids: list) -> list:
@@ -226,31 +205,38 @@ class HeteroLR(Component):
         return [order[i:i + p.batch_size] for i in range(0, len(order), p.batch_size)]
 
     def _predict_guest(self, ctx: Context, p: HeteroLRParams, data: Dataset, w: np.ndarray, hosts,
-                       kind: str = "train") -> Dataset:
+                       classes: np.ndarray | None, kind: str = "train") -> Dataset:  # fmt: skip
         host_wx = ctx.federation.get("host_predict_wx", ctx.tag("predict"), hosts)
         total = host_wx[0]
         for other in host_wx[1:]:
-            total = total.join(other, _add)
-        gy = data.table.map_values(lambda inst, w=w: (float(inst.features @ w[:-1]) + w[-1], inst.label))
-        table = gy.join(total, lambda a, b: (a, b)).map_values(_prediction(p.predict_param.threshold))
-        meta = instances_meta(data.meta, ["predict_result", "predict_score"], "label", type=kind)
-        return Dataset(table, meta)
+            total = total.join(other, rows_fn.add)
+        score = rows_fn.linear(w[..., :-1], w[..., -1])
+        gy = data.table.map_values(lambda inst, f=score: (f(inst), inst.label))
+        table = gy.join(total, lambda a, b: (a, b)).map_values(
+            rows_fn.prediction(self.loss, p.predict_param.threshold, classes))
+        columns = ["predict_result", "predict_score"]
+        if classes is not None:
+            columns += detail_columns(classes)
+        return Dataset(table, instances_meta(data.meta, columns, "label", type=kind))
 
-    def _log_training(self, ctx: Context, iters: int, converged: bool, losses: list[float]) -> None:
-        ctx.tracker.log_metric("train", "iterations", iters)
-        ctx.tracker.log_metric("train", "converged", bool(converged))
-        if losses:
-            ctx.tracker.log_metric("train", "loss", losses)
-        ctx.logger.info("trained %d iterations, converged=%s, last loss=%s", iters, converged,
-                        losses[-1] if losses else "n/a")
+    def _log_training(self, ctx: Context, fits: list[_Fit]) -> None:
+        for i, fit in enumerate(fits):
+            where = "train" if len(fits) == 1 else f"train_ovr{i}"
+            ctx.tracker.log_metric(where, "iterations", fit.iters)
+            ctx.tracker.log_metric(where, "converged", bool(fit.converged))
+            if fit.losses:
+                ctx.tracker.log_metric(where, "loss", fit.losses)
+            ctx.logger.info("model %d of %d: trained %d iterations, converged=%s, last loss=%s", i + 1, len(fits),
+                            fit.iters, fit.converged, fit.losses[-1] if fit.losses else "n/a")  # fmt: skip
 
     @staticmethod
-    def _end_iteration(ctx: Context, p: HeteroLRParams, delta: np.ndarray, it: int) -> bool:
+    def _end_iteration(ctx: Context, p: HeteroLRParams, delta: np.ndarray, it: int, scope: str, index: int,
+                       count: int) -> bool:  # fmt: skip
         """Report this party's weight change if asked, then learn from the arbiter whether to stop."""
-        tag, arbiter = ctx.tag(str(it)), ctx.role_parties("arbiter")
+        tag, arbiter = ctx.tag(f"{scope}{it}"), ctx.role_parties("arbiter")
         if p.early_stop == "weight_diff":
             ctx.federation.remote(float(delta @ delta), "weight_diff", tag, arbiter)
-        ctx.tracker.progress(it + 1, p.max_iter)
+        ctx.tracker.progress(index * p.max_iter + it + 1, count * p.max_iter)
         return bool(ctx.federation.get("converge_flag", tag, arbiter)[0])
 
     # ---------------------------------------------------------------- predict job
@@ -271,11 +257,12 @@ class HeteroLR(Component):
                                  f"the model's {list(model['header'])}")
         weights = np.asarray(model["weights"], dtype=float)
         if ctx.role == "host":
-            ctx.federation.remote(data.table.map_values(_linear(weights, 0.0)), "host_predict_wx",
+            ctx.federation.remote(data.table.map_values(rows_fn.linear(weights, 0.0)), "host_predict_wx",
                                   ctx.tag("predict"), ctx.role_parties("guest"))
             return Outputs()
-        w = np.r_[weights, float(model["intercept"])]
-        return Outputs(data=[self._predict_guest(ctx, p, data, w, ctx.role_parties("host"), "predict")])
+        w = np.concatenate([weights, np.asarray(model["intercept"], dtype=float)[..., None]], axis=-1)
+        classes = np.asarray(model["classes"], dtype=float) if "classes" in model else None
+        return Outputs(data=[self._predict_guest(ctx, p, data, w, ctx.role_parties("host"), classes, "predict")])
 
     # ---------------------------------------------------------------- host
     def host(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
@@ -286,32 +273,42 @@ class HeteroLR(Component):
         guest, arbiter = ctx.role_parties("guest"), ctx.role_parties("arbiter")
         (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
         pub = PaillierPublicKey(int(n_key))
-        (batch_ids,) = ctx.federation.get("batch_info", ctx.tag(), guest)
-        batches = self._batches(ctx, p, data, batch_ids)
-        sizes = [b.count() for b in batches]
-        index = ctx.role_parties("host").index(ctx.local)
-        w = init_weights(p.init_param, len(header), seed_offset=1 + index)
-        opt = self._optimizer(p, np.ones(len(header)))
+        ((batch_ids, n_models),) = ctx.federation.get("batch_info", ctx.tag(), guest)
+        batches = self._batches(data, batch_ids)
+        scopes = _scopes(n_models)
+        fits = [self._host_fit(ctx, p, pub, batches, len(header), scope, i, len(scopes))
+                for i, scope in enumerate(scopes)]
+        w = _stack(fits, n_models)
+        ctx.federation.remote(data.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx", ctx.tag("predict"),
+                              guest)  # fmt: skip
+        ctx.logger.info("trained %s iterations", [f.iters for f in fits])
+        iters = fits[0].iters if n_models is None else [f.iters for f in fits]
+        return Outputs(model={"header": header, "weights": w, "iters": iters})
+
+    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: _Batches, d: int,
+                  scope: str, index: int, count: int) -> _Fit:  # fmt: skip
+        guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
+        w = init_weights(p.init_param, d, seed_offset=1 + hosts.index(ctx.local))
+        opt = self._optimizer(p, np.ones(d))
         it = 0
         for it in range(p.max_iter):
             w_before = w.copy()
-            for b, (batch, n) in enumerate(zip(batches, sizes)):
-                tag = ctx.tag(f"{it}.{b}")
-                wx = batch.map_values(_linear(w, 0.0))
-                ctx.federation.remote(wx.map_values(_encrypt(pub)), "host_forward", tag, guest)
-                if len(ctx.role_parties("host")) == 1:
-                    sq = sum(wx.apply_partitions(_square_sum))
+            for b, (batch, n) in enumerate(zip(batches.tables, batches.sizes)):
+                tag = ctx.tag(f"{scope}{it}.{b}")
+                wx = batch.map_values(rows_fn.linear(w, 0.0))
+                ctx.federation.remote(wx.map_values(rows_fn.encrypt(pub)), "host_forward", tag, guest)
+                if len(hosts) == 1:
+                    sq = sum(wx.apply_partitions(rows_fn.square_sum))
                     terms = [pub.encrypt(sq), pub.encrypt(opt.loss_penalty(w))]
                     ctx.federation.remote(terms, "host_loss_terms", tag, guest)
                 (fore,) = ctx.federation.get("fore_gradient", tag, guest)
-                enc_grad = _sum_vectors(fore.join(batch, _pair_features).apply_partitions(_enc_dot))
-                grad = 0.25 * self._unmask(ctx, enc_grad, "host_gradient", tag) / n
+                pairs = fore.join(batch, rows_fn.pair_features)
+                enc_grad = rows_fn.sum_vectors(pairs.apply_partitions(rows_fn.enc_dot))
+                grad = self.loss.scale * self._unmask(ctx, enc_grad, "host_gradient", tag) / n
                 w = opt.step(w, grad, it)
-            if self._end_iteration(ctx, p, w - w_before, it):
+            if self._end_iteration(ctx, p, w - w_before, it, scope, index, count):
                 break
-        ctx.federation.remote(data.table.map_values(_linear(w, 0.0)), "host_predict_wx", ctx.tag("predict"), guest)
-        ctx.logger.info("trained %d iterations", it + 1)
-        return Outputs(model={"header": header, "weights": w, "iters": it + 1})
+        return _Fit(w, it + 1)
 
     # ---------------------------------------------------------------- arbiter
     def arbiter(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
@@ -320,37 +317,48 @@ class HeteroLR(Component):
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         pub, priv = generate_keypair(p.encrypt_param.key_length)
         ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), hosts)
-        (n_batches,) = ctx.federation.get("batch_count", ctx.tag(), guest)
+        ((n_batches, n_models),) = ctx.federation.get("batch_count", ctx.tag(), guest)
+        scopes = _scopes(n_models)
+        fits = [self._arbiter_fit(ctx, p, priv, n_batches, scope, i, len(scopes)) for i, scope in enumerate(scopes)]
+        self._log_training(ctx, fits)
+        model: dict[str, Any] = {"iters": [f.iters for f in fits], "converged": [f.converged for f in fits],
+                                 "loss_history": [f.losses for f in fits], "key_length": p.encrypt_param.key_length}
+        if n_models is None:
+            model.update(iters=fits[0].iters, converged=fits[0].converged, loss_history=fits[0].losses)
+        return Outputs(model=model)
+
+    def _arbiter_fit(self, ctx: Context, p: HeteroLRParams, priv: Any, n_batches: int, scope: str, index: int,
+                     count: int) -> _Fit:  # fmt: skip
+        guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         losses: list[float] = []
         it, converged = 0, False
         for it in range(p.max_iter):
             loss_sum = 0.0
             for b in range(n_batches):
-                tag = ctx.tag(f"{it}.{b}")
+                tag = ctx.tag(f"{scope}{it}.{b}")
                 for name, party in [("guest_gradient", guest[0])] + [("host_gradient", h) for h in hosts]:
                     (enc,) = ctx.federation.get(name, tag, [party])
                     ctx.federation.remote(priv.decrypt_many(enc), f"{name}_plain", tag, [party])
                 if len(hosts) == 1:
                     (enc_loss,) = ctx.federation.get("loss", tag, guest)
                     loss_sum += priv.decrypt(enc_loss)
-            converged = self._converged(ctx, p, it, loss_sum / n_batches, losses, guest + hosts, len(hosts))
-            ctx.federation.remote(converged, "converge_flag", ctx.tag(str(it)), guest + hosts)
-            ctx.tracker.progress(it + 1, p.max_iter)
+            converged = self._converged(ctx, p, f"{scope}{it}", loss_sum / n_batches, losses, guest + hosts,
+                                        len(hosts))  # fmt: skip
+            ctx.federation.remote(converged, "converge_flag", ctx.tag(f"{scope}{it}"), guest + hosts)
+            ctx.tracker.progress(index * p.max_iter + it + 1, count * p.max_iter)
             if converged:
                 break
-        ctx.federation.remote(losses, "loss_history", ctx.tag(), guest)
-        self._log_training(ctx, it + 1, converged, losses)
-        return Outputs(model={"iters": it + 1, "converged": bool(converged), "loss_history": losses,
-                              "key_length": p.encrypt_param.key_length})
+        ctx.federation.remote(losses, "loss_history", ctx.tag(f"{scope}losses"), guest)
+        return _Fit(np.zeros(0), it + 1, converged, losses)
 
     @staticmethod
-    def _converged(ctx: Context, p: HeteroLRParams, it: int, loss: float, losses: list[float],
-                   parties, n_hosts: int) -> bool:
+    def _converged(ctx: Context, p: HeteroLRParams, tag: str, loss: float, losses: list[float],
+                   parties, n_hosts: int) -> bool:  # fmt: skip
         if n_hosts == 1:
             losses.append(loss)
-            ctx.logger.info("iteration %d loss %.6f", it, loss)
+            ctx.logger.info("iteration %s loss %.6f", tag, loss)
         if p.early_stop == "weight_diff":
-            diffs = ctx.federation.get("weight_diff", ctx.tag(str(it)), parties)
+            diffs = ctx.federation.get("weight_diff", ctx.tag(tag), parties)
             return math.sqrt(sum(diffs)) < p.tol
         if n_hosts != 1:
             raise ComponentError(f"{ctx.component}: early_stop '{p.early_stop}' needs the loss, which is not "

@@ -11,6 +11,9 @@ from components.base import TrainingParams
 from components.linear.optimizer import InitParam
 
 
+OptimizerName = Literal["sgd", "rmsprop", "adam", "adagrad", "nesterov_momentum_sgd"]
+
+
 class PredictParam(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -21,7 +24,7 @@ class LinearParams(TrainingParams):
     penalty: Literal["L1", "l1", "L2", "l2", "none", "None"] = "L2"
     tol: float = 1e-4
     alpha: float = 1.0
-    optimizer: Literal["sgd", "rmsprop", "adam", "adagrad", "nesterov_momentum_sgd"] = "rmsprop"
+    optimizer: OptimizerName = "rmsprop"
     batch_size: int = -1
     learning_rate: float = 0.01
     init_param: InitParam = InitParam()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta
+from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, detail_columns, instances_meta
 from components.tree.guest import GuestTrainer, guest_walk, ids_digest
 from components.tree.host import HostTrainer, host_walk
 from components.tree.objective import Objective, make_objective
@@ -44,10 +44,6 @@ def load(ds: Dataset, need_label: bool, component: str) -> tuple[list[Any], list
             raise ComponentError(f"{component}: input table {ds.meta.name} has rows without a label")
         y = np.asarray(labels, dtype=np.float64)
     return keys, [str(k) for k in keys], x, y
-
-
-def _class_name(c: float) -> str:
-    return str(int(c)) if float(c).is_integer() else str(c)
 
 
 class HeteroSecureBoost(Component):
@@ -162,7 +158,7 @@ class HeteroSecureBoost(Component):
             cols, rows = ["predict_result", "predict_score"], np.stack([result, pred[:, 1]], axis=1)
         else:
             best = pred.argmax(axis=1)
-            cols = ["predict_result", "predict_score"] + [f"predict_detail_{_class_name(c)}" for c in classes]
+            cols = ["predict_result", "predict_score"] + detail_columns(classes)
             rows = np.column_stack([classes[best], pred[np.arange(len(best)), best], pred])
         items = [(k, Instance(r, None if np.isnan(lab) else float(lab))) for k, r, lab in zip(keys, rows, y)]
         table = ctx.computing.parallelize(items, data.table.partitions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +74,25 @@ def flow(tmp_path: Path) -> FlowCLI:
 def load_example(name: str) -> tuple[dict, dict]:
     folder = EXAMPLES / name
     return json.loads((folder / "conf.json").read_text()), json.loads((folder / "dsl.json").read_text())
+
+
+def joined(name: str, standardise: bool = False) -> tuple[list[str], np.ndarray, np.ndarray, list[str], list[str]]:
+    """examples/data/<name>_{guest,host}.csv joined centrally: ids (sorted), X = [guest
+    features | host features] (z-scored if asked, as FeatureScale's standard_scale), y,
+    and the guest's and the host's feature names."""
+    def read(suffix: str) -> tuple[list[str], dict[str, list[str]]]:
+        with (EXAMPLES / "data" / f"{name}_{suffix}.csv").open() as fh:
+            rows = list(csv.reader(fh))
+        return rows[0], {r[0]: r[1:] for r in rows[1:]}
+
+    g_head, guest = read("guest")
+    h_head, host = read("host")
+    ids = sorted(set(guest) & set(host))
+    y = np.array([float(guest[i][0]) for i in ids])
+    x = np.array([[float(v) for v in guest[i][1:]] + [float(v) for v in host[i]] for i in ids])
+    if standardise:
+        x = (x - x.mean(0)) / x.std(0)
+    return ids, x, y, g_head[2:], h_head[1:]
 
 
 def write_job(tmp_path: Path, conf: dict, dsl: dict, tag: str = "job") -> tuple[Path, Path]:

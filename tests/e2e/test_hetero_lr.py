@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import EXAMPLES, load_example, with_lr_params, write_job
+from .conftest import EXAMPLES, joined, load_example, with_lr_params, write_job
 
 pytestmark = pytest.mark.e2e
 
 
-def joined_breast() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def joined_breast() -> tuple[list[str], np.ndarray, np.ndarray]:
     """ids, X = [guest features | host features] standardised, y; ordered by id."""
-    def read(name):
-        with (EXAMPLES / "data" / name).open() as fh:
-            rows = list(csv.reader(fh))
-        return rows[0], {r[0]: r[1:] for r in rows[1:]}
-
-    _, guest = read("breast_hetero_guest.csv")
-    _, host = read("breast_hetero_host.csv")
-    ids = sorted(set(guest) & set(host))
-    y = np.array([float(guest[i][0]) for i in ids])
-    x = np.array([[float(v) for v in guest[i][1:]] + [float(v) for v in host[i]] for i in ids])
-    x = (x - x.mean(0)) / x.std(0)
-    return np.array(ids), x, y
+    ids, x, y, _, _ = joined("breast_hetero", standardise=True)
+    return ids, x, y
 
 
 def taylor_gd(x: np.ndarray, y: np.ndarray, p: dict) -> tuple[np.ndarray, float, list[float]]:
@@ -130,3 +121,57 @@ def test_small_key_job_with_mini_batches_and_adam(breast, tmp_path: Path):
     metrics = breast.ok("tracking", "metrics", "-j", job["job_id"], "-r", "guest", "-p", "9999",
                         "-cpn", "evaluation_0")["evaluation"]
     assert metrics["auc"] > 0.95
+
+
+def test_multiclass_labels_train_one_vs_rest_as_central_descents_do(flow, tmp_path: Path):
+    """examples/hetero_lr_multiclass on wine (3 classes): one Taylor descent per class on
+    'this class or not', each equal to the central one; rows go to the likeliest class."""
+    flow.upload(EXAMPLES / "data" / "wine_hetero_guest.csv", "wine_hetero_guest", label="y")
+    flow.upload(EXAMPLES / "data" / "wine_hetero_host.csv", "wine_hetero_host")
+    conf, dsl = load_example("hetero_lr_multiclass")
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, max_iter=6)
+    params = conf["component_parameters"]["common"]["hetero_lr_0"]
+    c, d = write_job(tmp_path, conf, dsl)
+    job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert job["status"] == "success", job.get("reason")
+    models = {role: flow.ok("tracking", "output-model", "-j", job["job_id"], "-r", role, "-p", pid,
+                            "-cpn", "hetero_lr_0")["model"] for role, pid in (("guest", "9999"), ("host", "10000"))}
+    guest, host = models["guest"], models["host"]
+    assert guest["classes"] == [0.0, 1.0, 2.0] and np.shape(host["weights"]) == (3, 8)
+
+    ids, x, y, _, _ = joined("wine_hetero", standardise=True)
+    scores = []
+    for k, cls in enumerate(guest["classes"]):
+        w_ref, b_ref, loss_ref = taylor_gd(x, (y == cls).astype(float), params)
+        np.testing.assert_allclose(np.r_[guest["weights"][k], host["weights"][k]], w_ref, atol=1e-3)
+        assert abs(guest["intercept"][k] - b_ref) < 1e-3
+        np.testing.assert_allclose(guest["loss_history"][k], loss_ref, atol=1e-4)
+        scores.append(x @ w_ref + b_ref)
+    central = np.argmax(np.stack(scores, axis=1), axis=1)
+
+    out = flow.ok("tracking", "output-data", "-j", job["job_id"], "-r", "guest", "-p", "9999",
+                  "-cpn", "hetero_lr_0", "-o", tmp_path / "out")[0]
+    with open(out["file"]) as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    assert out["count"] == len(ids) and {"predict_detail_0", "predict_detail_2"} <= set(rows[ids[0]])
+    predicted = np.array([float(rows[i]["predict_result"]) for i in ids])
+    np.testing.assert_array_equal(predicted, central)
+    accuracy = flow.ok("tracking", "metrics", "-j", job["job_id"], "-r", "guest", "-p", "9999",
+                       "-cpn", "evaluation_0")["evaluation"]["accuracy"]
+    assert accuracy == pytest.approx(float((central == y).mean())) and accuracy > 0.9
+
+    # a predict job with the stored one-vs-rest models gives the same rows
+    conf = json.loads((EXAMPLES / "hetero_lr_predict" / "conf.json").read_text())
+    conf["job_parameters"]["common"]["model_version"] = job["job_id"]
+    for role in ("guest", "host"):
+        conf["component_parameters"]["role"][role]["0"]["reader_0"]["table"]["name"] = f"wine_hetero_{role}"
+    c, d = write_job(tmp_path, conf, json.loads((EXAMPLES / "hetero_lr_predict" / "dsl.json").read_text()), "predict")
+    predict = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert predict["status"] == "success", predict.get("reason")
+    out = flow.ok("tracking", "output-data", "-j", predict["job_id"], "-r", "guest", "-p", "9999",
+                  "-cpn", "hetero_lr_0", "-o", tmp_path / "predicted")[0]
+    with open(out["file"]) as fh:
+        again = {r["id"]: r for r in csv.DictReader(fh)}
+    for i in ids:
+        for column in ("predict_result", "predict_detail_0", "predict_detail_1", "predict_detail_2"):
+            assert float(again[i][column]) == pytest.approx(float(rows[i][column]), abs=1e-9)

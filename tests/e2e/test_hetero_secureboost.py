@@ -11,24 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import EXAMPLES, load_example, write_job
+from .conftest import EXAMPLES, joined, load_example, write_job
 
 pytestmark = pytest.mark.e2e
-
-
-def joined(name: str) -> tuple[list[str], np.ndarray, np.ndarray, list[str], list[str]]:
-    """ids, X = [guest features | host features], y (ordered by id), guest and host headers."""
-    def read(suffix):
-        with (EXAMPLES / "data" / f"{name}_{suffix}.csv").open() as fh:
-            rows = list(csv.reader(fh))
-        return rows[0], {r[0]: r[1:] for r in rows[1:]}
-
-    g_head, guest = read("guest")
-    h_head, host = read("host")
-    ids = sorted(set(guest) & set(host))
-    y = np.array([float(guest[i][0]) for i in ids])
-    x = np.array([[float(v) for v in guest[i][1:]] + [float(v) for v in host[i]] for i in ids])
-    return ids, x, y, g_head[2:], h_head[1:]
 
 
 def small_key(conf: dict, **params) -> dict:
