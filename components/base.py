@@ -32,13 +32,25 @@ class Params(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    #: FATE parameters accepted so that a FATE conf validates unchanged, but not acted on
+    inert: ClassVar[frozenset[str]] = frozenset()
 
     need_run: bool = True
+
+    def inert_settings(self) -> list[str]:
+        """The inert parameters this conf sets to something else than their default."""
+        fields = type(self).model_fields
+        return sorted(name for name in self.inert & self.model_fields_set
+                      if getattr(self, name) != fields[name].get_default(call_default_factory=True))
 
 
 class TrainingParams(Params):
     """FATE's validation, early-stopping, callback and cross-validation switches that every
-    trained model's conf may carry; accepted so a FATE conf validates unchanged."""
+    trained model's conf may carry; accepted so a FATE conf validates unchanged, and
+    reported as not acted on when set (``flow job validate`` / ``submit``)."""
+
+    inert = frozenset({"validation_freqs", "early_stopping_rounds", "metrics", "use_first_metric_only",
+                       "callback_param", "cv_param"})
 
     validation_freqs: int | None = None
     early_stopping_rounds: int | None = None

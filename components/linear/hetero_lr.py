@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from components.base import Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta, keys_in
+from components.base import Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
+from components.evaluation.metrics import binary_metrics, multi_metrics, regression_metrics
 from components.linear import hetero_rows as rows_fn
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
+from components.linear.hetero_schedule import Batches, Fit, batch_ids_of, model_scopes, stack_models
 from components.linear.optimizer import Optimizer, init_weights
 from components.linear.params import LinearParams
 from flow.errors import ComponentError
@@ -49,37 +50,14 @@ class EncryptParam(BaseModel):
 
 
 class HeteroLRParams(LinearParams):
+    inert = LinearParams.inert | {"batch_strategy", "floating_point_precision", "encrypted_mode_calculator_param",
+                                  "stepwise_param", "sqn_param"}
     encrypt_param: EncryptParam = EncryptParam()
     batch_strategy: Literal["full", "random"] = "full"
     floating_point_precision: int | None = 23
     encrypted_mode_calculator_param: dict[str, Any] | None = None
     stepwise_param: dict[str, Any] | None = None
     sqn_param: dict[str, Any] | None = None
-
-
-@dataclass
-class _Fit:
-    """One model's training, on one party."""
-
-    w: np.ndarray
-    iters: int
-    converged: bool = False
-    losses: list[float] | None = None
-
-
-@dataclass
-class _Batches:
-    tables: list
-    sizes: list[int]
-
-
-def _scopes(n_models: int | None) -> list[str]:
-    """Tag scopes of the models trained: one unscoped model, or one per class."""
-    return [""] if n_models is None else [f"ovr{i}." for i in range(n_models)]
-
-
-def _stack(fits: list[_Fit], n_models: int | None) -> Any:
-    return fits[0].w if n_models is None else np.stack([f.w for f in fits])
 
 
 class HeteroLR(Component):
@@ -100,11 +78,6 @@ class HeteroLR(Component):
     @staticmethod
     def _optimizer(p: HeteroLRParams, penalized: np.ndarray) -> Optimizer:
         return Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt, penalized)
-
-    @staticmethod
-    def _batches(data: Dataset, ids: list | None) -> _Batches:
-        tables = [data.table.filter(keys_in(frozenset(batch))) for batch in ids] if ids else [data.table]
-        return _Batches(tables, [t.count() for t in tables])
 
     def _unmask(self, ctx: Context, enc: list, name: str, tag: str) -> np.ndarray:
         """Send [[g]] + r to the arbiter and return g."""
@@ -139,14 +112,16 @@ class HeteroLR(Component):
         n_models = None if classes is None else len(classes)
         # no key needed here: the guest only adds plain numbers to the hosts' ciphertexts
         ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
-        batch_ids = self._batch_ids(p, ids)
+        batch_ids = batch_ids_of(p, ids)
         ctx.federation.remote((batch_ids, n_models), "batch_info", ctx.tag(), hosts)
         ctx.federation.remote((max(1, len(batch_ids)), n_models), "batch_count", ctx.tag(), arbiter)
-        batches = self._batches(data, batch_ids)
+        batches = Batches.of(data, batch_ids)
+        scopes = model_scopes(n_models)
         fits = [self._guest_fit(ctx, p, batches, len(header), None if classes is None else classes[i], scope, i,
-                                len(_scopes(n_models))) for i, scope in enumerate(_scopes(n_models))]  # fmt: skip
-        w = _stack(fits, n_models)
+                                len(scopes)) for i, scope in enumerate(scopes)]  # fmt: skip
+        w = stack_models(fits, n_models)
         predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
+        self._guest_validate(ctx, p, inputs, header, w, classes)
         if n_models is None:
             predictions.meta.extra["loss_history"] = list(fits[0].losses)  # Evaluation's loss curve
         self._log_training(ctx, fits)
@@ -159,8 +134,8 @@ class HeteroLR(Component):
             model["classes"] = classes.tolist()
         return Outputs(data=[predictions], model=model)
 
-    def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: _Batches, d: int, positive: float | None,
-                   scope: str, index: int, count: int) -> _Fit:  # fmt: skip
+    def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: Batches, d: int, positive: float | None,
+                   scope: str, index: int, count: int) -> Fit:  # fmt: skip
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         w = init_weights(p.init_param, d + 1)
         if not p.init_param.fit_intercept:
@@ -192,21 +167,54 @@ class HeteroLR(Component):
             if converged := self._end_iteration(ctx, p, w - w_before, it, scope, index, count):
                 break
         losses = ctx.federation.get("loss_history", ctx.tag(f"{scope}losses"), arbiter)[0]
-        return _Fit(w, it + 1, converged, list(losses))
+        return Fit(w, it + 1, converged, list(losses))
+
+    def _guest_validate(self, ctx: Context, p: HeteroLRParams, inputs: Inputs, header: list[str], w: np.ndarray,
+                        classes: np.ndarray | None) -> None:  # fmt: skip
+        """With ``validate_data``: score it with the trained model (the hosts send their wx,
+        as for the training rows) and log its metrics under ``validate``."""
+        data, hosts = inputs.data.get("validate_data"), ctx.role_parties("host")
+        ctx.federation.remote(data is not None, "lr_validate", ctx.tag(), hosts)
+        if data is None:
+            return
+        self._check_header(ctx, data, header, "validate_data")
+        if data.meta.label_column is None:
+            raise ComponentError(f"{ctx.component}: the guest's validate_data has no label")
+        scored = self._predict_guest(ctx, p, data, w, hosts, classes, "validate")
+        rows = np.array([np.r_[inst.label, inst.features[:2]] for _, inst in scored.table.collect()])
+        if len(rows) == 0 or len(rows) != data.table.count():
+            raise ComponentError(f"{ctx.component}: of the guest's {data.table.count()} validate_data rows, "
+                                 f"{len(rows)} have a match on every host; run Intersection on them first")
+        y, result, score = rows.T
+        metrics = (multi_metrics(y, result) if classes is not None else regression_metrics(y, result)
+                   if not self.loss.classifier else binary_metrics(y, score, p.predict_param.threshold))
+        for name, value in metrics.items():
+            ctx.tracker.log_metric("validate", name, value)
+        ctx.logger.info("validation on %d rows: %s", len(y), ", ".join(f"{k}={v:.6f}" for k, v in metrics.items()))
+
+    def _host_validate(self, ctx: Context, inputs: Inputs, header: list[str], w: np.ndarray) -> None:
+        (validating,) = ctx.federation.get("lr_validate", ctx.tag(), ctx.role_parties("guest"))
+        if not validating:
+            return
+        data = inputs.data.get("validate_data")
+        if data is None:
+            raise ComponentError(f"{ctx.component}: the guest validates on validate_data; connect this host's too")
+        self._check_header(ctx, data, header, "validate_data")
+        ctx.federation.remote(data.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx", ctx.tag("validate"),
+                              ctx.role_parties("guest"))  # fmt: skip
 
     @staticmethod
-    def _batch_ids(p: HeteroLRParams, ids: list) -> list:
-        if p.batch_size == -1 or p.batch_size >= len(ids):
-            return []
-        order = list(ids)
-        if p.shuffle:
-            seed = p.init_param.random_seed
-            np.random.default_rng(seed).shuffle(order)
-        return [order[i:i + p.batch_size] for i in range(0, len(order), p.batch_size)]
+    def _check_header(ctx: Context, data: Dataset, header: list[str], port: str) -> None:
+        if list(data.meta.feature_columns) != list(header):
+            raise ComponentError(f"{ctx.component}: {port} columns {list(data.meta.feature_columns)} differ from "
+                                 f"the model's {list(header)}")
 
     def _predict_guest(self, ctx: Context, p: HeteroLRParams, data: Dataset, w: np.ndarray, hosts,
                        classes: np.ndarray | None, kind: str = "train") -> Dataset:  # fmt: skip
-        host_wx = ctx.federation.get("host_predict_wx", ctx.tag("predict"), hosts)
+        """The guest's predictions of ``data``; the hosts send their wx under the tag ``kind``
+        ("validate"), or "predict" for the training rows and predict jobs."""
+        stage = "validate" if kind == "validate" else "predict"
+        host_wx = ctx.federation.get("host_predict_wx", ctx.tag(stage), hosts)
         total = host_wx[0]
         for other in host_wx[1:]:
             total = total.join(other, rows_fn.add)
@@ -219,7 +227,7 @@ class HeteroLR(Component):
             columns += detail_columns(classes)
         return Dataset(table, instances_meta(data.meta, columns, "label", type=kind))
 
-    def _log_training(self, ctx: Context, fits: list[_Fit]) -> None:
+    def _log_training(self, ctx: Context, fits: list[Fit]) -> None:
         for i, fit in enumerate(fits):
             where = "train" if len(fits) == 1 else f"train_ovr{i}"
             ctx.tracker.log_metric(where, "iterations", fit.iters)
@@ -252,9 +260,7 @@ class HeteroLR(Component):
         in the clear, as at the end of training (the guest alone holds the scores)."""
         model = inputs.model[0]
         data = inputs.require(ctx.component, "test_data", "data")
-        if list(data.meta.feature_columns) != list(model["header"]):
-            raise ComponentError(f"{ctx.component}: input columns {list(data.meta.feature_columns)} differ from "
-                                 f"the model's {list(model['header'])}")
+        self._check_header(ctx, data, model["header"], "input")
         weights = np.asarray(model["weights"], dtype=float)
         if ctx.role == "host":
             ctx.federation.remote(data.table.map_values(rows_fn.linear(weights, 0.0)), "host_predict_wx",
@@ -274,19 +280,20 @@ class HeteroLR(Component):
         (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
         pub = PaillierPublicKey(int(n_key))
         ((batch_ids, n_models),) = ctx.federation.get("batch_info", ctx.tag(), guest)
-        batches = self._batches(data, batch_ids)
-        scopes = _scopes(n_models)
+        batches = Batches.of(data, batch_ids)
+        scopes = model_scopes(n_models)
         fits = [self._host_fit(ctx, p, pub, batches, len(header), scope, i, len(scopes))
                 for i, scope in enumerate(scopes)]
-        w = _stack(fits, n_models)
+        w = stack_models(fits, n_models)
         ctx.federation.remote(data.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx", ctx.tag("predict"),
                               guest)  # fmt: skip
+        self._host_validate(ctx, inputs, header, w)
         ctx.logger.info("trained %s iterations", [f.iters for f in fits])
         iters = fits[0].iters if n_models is None else [f.iters for f in fits]
         return Outputs(model={"header": header, "weights": w, "iters": iters})
 
-    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: _Batches, d: int,
-                  scope: str, index: int, count: int) -> _Fit:  # fmt: skip
+    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: Batches, d: int,
+                  scope: str, index: int, count: int) -> Fit:  # fmt: skip
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         w = init_weights(p.init_param, d, seed_offset=1 + hosts.index(ctx.local))
         opt = self._optimizer(p, np.ones(d))
@@ -308,7 +315,7 @@ class HeteroLR(Component):
                 w = opt.step(w, grad, it)
             if self._end_iteration(ctx, p, w - w_before, it, scope, index, count):
                 break
-        return _Fit(w, it + 1)
+        return Fit(w, it + 1)
 
     # ---------------------------------------------------------------- arbiter
     def arbiter(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
@@ -318,7 +325,7 @@ class HeteroLR(Component):
         pub, priv = generate_keypair(p.encrypt_param.key_length)
         ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), hosts)
         ((n_batches, n_models),) = ctx.federation.get("batch_count", ctx.tag(), guest)
-        scopes = _scopes(n_models)
+        scopes = model_scopes(n_models)
         fits = [self._arbiter_fit(ctx, p, priv, n_batches, scope, i, len(scopes)) for i, scope in enumerate(scopes)]
         self._log_training(ctx, fits)
         model: dict[str, Any] = {"iters": [f.iters for f in fits], "converged": [f.converged for f in fits],
@@ -328,7 +335,7 @@ class HeteroLR(Component):
         return Outputs(model=model)
 
     def _arbiter_fit(self, ctx: Context, p: HeteroLRParams, priv: Any, n_batches: int, scope: str, index: int,
-                     count: int) -> _Fit:  # fmt: skip
+                     count: int) -> Fit:  # fmt: skip
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         losses: list[float] = []
         it, converged = 0, False
@@ -349,7 +356,7 @@ class HeteroLR(Component):
             if converged:
                 break
         ctx.federation.remote(losses, "loss_history", ctx.tag(f"{scope}losses"), guest)
-        return _Fit(np.zeros(0), it + 1, converged, losses)
+        return Fit(np.zeros(0), it + 1, converged, losses)
 
     @staticmethod
     def _converged(ctx: Context, p: HeteroLRParams, tag: str, loss: float, losses: list[float],

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.activation import sigmoid
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta, keys_in
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
-from components.linear.params import LinearParams
+from components.linear.params import LinearParams, OptimizerName
 from components.linear.optimizer import Optimizer, init_weights
 from federation.api import Party
 from flow.errors import ComponentError
@@ -41,7 +41,8 @@ class HomoEncryptParam(BaseModel):
 
 
 class HomoLRParams(LinearParams):
-    optimizer: Literal["sgd", "rmsprop", "adam"] = "sgd"
+    inert = LinearParams.inert | {"re_encrypt_batches"}
+    optimizer: OptimizerName = "sgd"
     encrypt_param: HomoEncryptParam = HomoEncryptParam()
     aggregate_iters: int = Field(1, ge=1)
     #: pairwise masks on the updates; off only to measure what they cost

@@ -73,6 +73,11 @@ class GuestTrainer:
             losses.append(obj.loss(self.y, scores))
             self.ctx.tracker.progress(r + 1, p.num_trees, f"tree round {r + 1}")
             self.ctx.logger.info("round %d: loss %.6f", r, losses[-1])
+            if p.n_iter_no_change and len(losses) > 1 and abs(losses[-2] - losses[-1]) < p.tol:
+                if r + 1 < p.num_trees:  # the hosts wait for the next tree's gradients: tell them
+                    self.ctx.federation.remote({"stop": True}, "sbt_gh", self.ctx.tag(f"t{len(trees)}"), self.hosts)
+                self.ctx.logger.info("loss changed less than tol %g: stopped after %d rounds", p.tol, r + 1)
+                break
         return trees, init, scores, losses
 
     # ------------------------------------------------------------------ one tree

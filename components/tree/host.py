@@ -46,14 +46,18 @@ class HostTrainer:
                                  "run Intersection before HeteroSecureBoost")
         key = PaillierPublicKey(int(setup["n"]))
         for t in range(int(setup["trees"])):
-            self._tree(t, key)
+            if not self._tree(t, key):
+                break
             ctx.tracker.progress(t + 1, int(setup["trees"]))
         return self.splits
 
-    def _tree(self, index: int, key: PaillierPublicKey) -> None:
+    def _tree(self, index: int, key: PaillierPublicKey) -> bool:
+        """Take part in growing one tree; False when the guest stopped boosting instead."""
         ctx, n = self.ctx, len(self.ids)
         base = ctx.tag(f"t{index}")
         (gh,) = ctx.federation.get("sbt_gh", base, self.guest)
+        if gh.get("stop") is True:
+            return False
         cipher = list(gh["cipher"])
         if len(cipher) != n or any(not isinstance(c, EncryptedNumber) or c.public_key != key for c in cipher):
             raise ComponentError(f"{ctx.component}: the guest's gradients do not match this host's samples")
@@ -67,7 +71,7 @@ class HostTrainer:
             (msg,) = ctx.federation.get("sbt_nodes", tag, self.guest)
             active = [int(a) for a in msg["active"]]
             if not active:
-                return
+                return True
             pos = np.asarray(msg["pos"])
             if pos.shape != (n,):
                 raise ComponentError(f"{ctx.component}: the guest's node positions do not match this host's samples")

@@ -64,14 +64,16 @@ _TASKS = {"classification": "classification", "binary": "binary", "multiclass": 
 
 
 class HeteroSecureBoostParams(TrainingParams):
+    inert = TrainingParams.inert | {"binning_error", "encrypted_mode_calculator_param"}
     task_type: Literal["classification", "regression", "binary", "multiclass"] = "classification"
     objective_param: ObjectiveParam = ObjectiveParam()
     objective: Literal["binary", "multiclass", "regression"] | None = None
     learning_rate: float = Field(0.3, gt=0)
     num_trees: int = Field(5, ge=1, le=10000)
     subsample_feature_rate: float = Field(1.0, gt=0, le=1)
+    #: FATE's early stop: end boosting once a round changes the training loss by less than tol
     n_iter_no_change: bool = True
-    tol: float = 1e-4
+    tol: float = Field(1e-4, ge=0)
     bin_num: int = Field(32, ge=2, le=65536)
     max_bin: int | None = Field(None, ge=2, le=65536)
     tree_param: TreeParam = TreeParam()

@@ -14,6 +14,7 @@ from rich.table import Table as RichTable
 from federation.api import Party
 from flow.cli.main import Env, cli, envelope
 from flow.dsl import load_job
+from flow.dsl.plan import JobPlan
 from flow.errors import FedweaveError
 from flow.scheduler import job as jobs
 from flow.store import FINAL_STATES
@@ -40,7 +41,14 @@ _job_opt = click.option("-j", "--job-id", required=True)
 @envelope
 def validate(conf_path: Path, dsl_path: Path):
     """Check both files and print the DAG and each party's components; runs nothing."""
-    return load_job(conf_path, dsl_path).to_summary()
+    return _noticed(load_job(conf_path, dsl_path)).to_summary()
+
+
+def _noticed(plan: JobPlan) -> JobPlan:
+    """Tell (on stderr) what the conf sets that is accepted but not acted on."""
+    for notice in plan.notices():
+        click.echo(f"notice: {notice}", err=True)
+    return plan
 
 
 @job.command()
@@ -51,7 +59,10 @@ def validate(conf_path: Path, dsl_path: Path):
 @envelope
 def submit(env: Env, conf_path: Path, dsl_path: Path, wait: bool):
     """Validate and start a job; prints its id at once (or waits with --wait)."""
-    info = env.ops.job_submit(load_job(conf_path, dsl_path), str(conf_path), str(dsl_path))
+    plan = _noticed(load_job(conf_path, dsl_path))
+    info = env.ops.job_submit(plan, str(conf_path), str(dsl_path))
+    if plan.notices():
+        info = {**info, "notices": plan.notices()}
     if not wait:
         return info
     detail = wait_for(env, info["job_id"])

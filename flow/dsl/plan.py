@@ -90,7 +90,14 @@ class JobPlan:
             "components": components,
             "stages": self.dag.stages(),
             "party_components": {str(p): self.party_components(p) for p in self.all_parties()},
+            "notices": self.notices(),
         }
+
+    def notices(self) -> list[str]:
+        """What the conf sets that is accepted for FATE compatibility but not acted on."""
+        found = {f"{cpn}.{name}": None for (cpn, _), params in self._params.items() if params is not None
+                 for name in params.inert_settings()}  # fmt: skip
+        return [f"{key}: accepted for FATE compatibility, not acted on" for key in found]
 
     # ------------------------------------------------------------ guards
 

@@ -94,3 +94,19 @@ def test_validate_prints_dag_and_party_components(flow):
     assert summary["party_components"]["guest:9999"][-1] == "evaluation_0"
     assert "evaluation_0" not in summary["party_components"]["host:10000"]
     assert summary["stages"][0] == ["reader_0"]
+    assert summary["notices"] == []
+
+
+def test_fate_switches_that_are_not_acted_on_are_noticed(flow, tmp_path: Path):
+    """A FATE conf with validation/early-stopping switches still validates, and says which
+    of them fedweave does not act on (explicit defaults are not mentioned)."""
+    conf, dsl = load_example("hetero_lr")
+    conf["component_parameters"]["common"]["hetero_lr_0"].update(
+        validation_freqs=5, early_stopping_rounds=3, metrics=None, floating_point_precision=23)
+    c, d = write_job(tmp_path, conf, dsl)
+    res = flow("job", "validate", "-c", c, "-d", d)
+    assert res.code == 0, res.err
+    expected = [f"hetero_lr_0.{name}: accepted for FATE compatibility, not acted on"
+                for name in ("early_stopping_rounds", "validation_freqs")]
+    assert res.data["notices"] == expected
+    assert [line for line in res.err.splitlines() if line.startswith("notice:")] == [f"notice: {n}" for n in expected]

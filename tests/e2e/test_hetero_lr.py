@@ -175,3 +175,38 @@ def test_multiclass_labels_train_one_vs_rest_as_central_descents_do(flow, tmp_pa
     for i in ids:
         for column in ("predict_result", "predict_detail_0", "predict_detail_1", "predict_detail_2"):
             assert float(again[i][column]) == pytest.approx(float(rows[i][column]), abs=1e-9)
+
+
+def test_validate_data_is_scored_with_the_trained_model(breast, tmp_path: Path):
+    """A FATE pipeline feeding validate_data from a data split: the guest logs the metrics of
+    the trained model on those rows (hosts send their wx for them), equal to the metrics of
+    the federated weights applied centrally to the same rows."""
+    from sklearn.metrics import roc_auc_score
+
+    conf, dsl = load_example("hetero_lr")
+    del dsl["components"]["feature_scale_0"], conf["component_parameters"]["common"]["feature_scale_0"]
+    dsl["components"]["split_0"] = {"module": "HeteroDataSplit", "input": {"data": {"data": ["intersection_0.data"]}},
+                                    "output": {"data": ["train_data", "validate_data", "test_data"]}}
+    dsl["components"]["hetero_lr_0"]["input"]["data"] = {"train_data": ["split_0.train_data"],
+                                                         "validate_data": ["split_0.validate_data"]}
+    conf["component_parameters"]["common"]["split_0"] = {"train_size": 0.7, "validate_size": 0.3, "test_size": 0.0,
+                                                         "stratified": True, "random_seed": 7}
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, max_iter=4)
+    c, d = write_job(tmp_path, conf, dsl)
+    job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    assert job["status"] == "success", job.get("reason")
+    job_id = job["job_id"]
+    validate = breast.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999",
+                         "-cpn", "hetero_lr_0")["validate"]
+    items = breast.ok("tracking", "output-data", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "split_0",
+                      "-o", tmp_path / "split")
+    with open(sorted(items, key=lambda i: i["index"])[1]["file"]) as fh:
+        validate_ids = [r["id"] for r in csv.DictReader(fh)]
+    assert 160 < len(validate_ids) < 180
+    models = {role: breast.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid,
+                              "-cpn", "hetero_lr_0")["model"] for role, pid in (("guest", "9999"), ("host", "10000"))}
+    ids, x, y, _, _ = joined("breast_hetero")
+    rows = np.isin(ids, validate_ids)
+    score = x[rows] @ np.r_[models["guest"]["weights"], models["host"]["weights"]] + models["guest"]["intercept"]
+    assert abs(validate["auc"] - roc_auc_score(y[rows], score)) < 1e-9
+    assert validate["accuracy"] == pytest.approx(float(((score >= 0) == (y[rows] == 1)).mean()))

@@ -154,7 +154,10 @@ def central_boost(x: np.ndarray, y: np.ndarray, split_cols: int | list[int], p: 
     bins = np.concatenate([Binning.fit(x[:, a:b], params.bins).bins for a, b in zip(edges, edges[1:])], axis=1)
     n_bins = list(bins.max(axis=0) + 1)
     scores = np.tile(obj.init_score(yy), (len(y), 1))
+    losses: list[float] = []
     for _ in range(params.num_trees):
+        if params.n_iter_no_change and len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol:
+            break
         g_all, h_all = obj.gradients(yy, scores)
         for k in range(obj.tree_dim):
             g, h = g_all[:, k], h_all[:, k]
@@ -180,6 +183,7 @@ def central_boost(x: np.ndarray, y: np.ndarray, split_cols: int | list[int], p: 
                         nxt += [rows[go], rows[~go]]
                 frontier = nxt
             scores[:, k] += params.learning_rate * out
+        losses.append(obj.loss(yy, scores))
     return obj.predict(scores)
 
 
@@ -260,6 +264,24 @@ def test_regression_equals_central(data):
     y = 3 * x[:, 4] + x[:, 1] ** 2
     p = {**BASE, "task_type": "regression", "objective_param": {"objective": "lse"}}
     out, _ = run_parties(x[:, :3], x[:, 3:], y, p)
+    got = predictions(out["guest"])
+    np.testing.assert_allclose([got[f"id{i:04d}"][0] for i in range(len(y))], central_boost(x, y, 3, p), atol=1e-9)
+
+
+def test_boosting_stops_once_the_loss_barely_moves_as_fates_n_iter_no_change(data):
+    """tol between the 2nd and 3rd change of the loss: 4 rounds of 8, on both parties
+    (the host is told, it does not wait for a fifth tree), the same as central boosting."""
+    x, _ = data
+    y = 3 * x[:, 4] + x[:, 1] ** 2
+    p = {**BASE, "num_trees": 8, "task_type": "regression", "objective_param": {"objective": "lse"},
+         "n_iter_no_change": False}
+    full, _ = run_parties(x[:, :3], x[:, 3:], y, p)
+    change = np.abs(np.diff(full["guest"].model["loss_history"]))
+    assert len(change) == 7 and change[1] > change[2]
+    p.update(n_iter_no_change=True, tol=float(change[1] + change[2]) / 2)
+    out, tracker = run_parties(x[:, :3], x[:, 3:], y, p)
+    assert len(out["guest"].model["trees"]) == 4 and tracker.metrics[("train", "trees")] == 4
+    np.testing.assert_allclose(out["guest"].model["loss_history"], full["guest"].model["loss_history"][:4])
     got = predictions(out["guest"])
     np.testing.assert_allclose([got[f"id{i:04d}"][0] for i in range(len(y))], central_boost(x, y, 3, p), atol=1e-9)
 
