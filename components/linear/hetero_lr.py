@@ -31,10 +31,10 @@ from pydantic import BaseModel, ConfigDict
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
-from components.evaluation.metrics import binary_metrics, multi_metrics, regression_metrics
 from components.linear import hetero_rows as rows_fn
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.hetero_schedule import Batches, Fit, batch_ids_of, model_scopes, stack_models
+from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
 from components.linear.params import LinearParams
 from flow.errors import ComponentError
@@ -50,8 +50,9 @@ class EncryptParam(BaseModel):
 
 
 class HeteroLRParams(LinearParams):
-    inert = LinearParams.inert | {"batch_strategy", "floating_point_precision", "encrypted_mode_calculator_param",
-                                  "stepwise_param", "sqn_param"}
+    #: validation_freqs, early_stopping_rounds and metrics act on validate_data (hetero_validation.py)
+    inert = (LinearParams.inert - {"validation_freqs", "early_stopping_rounds", "metrics"}) | {
+        "batch_strategy", "floating_point_precision", "encrypted_mode_calculator_param", "stepwise_param", "sqn_param"}
     encrypt_param: EncryptParam = EncryptParam()
     batch_strategy: Literal["full", "random"] = "full"
     floating_point_precision: int | None = 23
@@ -113,15 +114,22 @@ class HeteroLR(Component):
         # no key needed here: the guest only adds plain numbers to the hosts' ciphertexts
         ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
         batch_ids = batch_ids_of(p, ids)
-        ctx.federation.remote((batch_ids, n_models), "batch_info", ctx.tag(), hosts)
-        ctx.federation.remote((max(1, len(batch_ids)), n_models), "batch_count", ctx.tag(), arbiter)
+        task = "multi" if classes is not None else "binary" if self.loss.classifier else "regression"
+        val = Validator.for_guest(ctx, p, inputs.data.get("validate_data"), task, per_iteration=n_models is None)
+        if val is not None:
+            self._check_header(ctx, val.data, header, "validate_data")
+        every = val.every if val is not None else None
+        ctx.federation.remote((batch_ids, n_models, val is not None, every), "batch_info", ctx.tag(), hosts)
+        stop_every = every if val is not None and val.patience else None
+        ctx.federation.remote((max(1, len(batch_ids)), n_models, stop_every), "batch_count", ctx.tag(), arbiter)
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
         fits = [self._guest_fit(ctx, p, batches, len(header), None if classes is None else classes[i], scope, i,
-                                len(scopes)) for i, scope in enumerate(scopes)]  # fmt: skip
+                                len(scopes), val) for i, scope in enumerate(scopes)]  # fmt: skip
         w = stack_models(fits, n_models)
         predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
-        self._guest_validate(ctx, p, inputs, header, w, classes)
+        if val is not None:  # the trained model on validate_data
+            val.log(ctx, val.evaluate(ctx, self._predict_guest(ctx, p, val.data, w, hosts, classes, "validate")))
         if n_models is None:
             predictions.meta.extra["loss_history"] = list(fits[0].losses)  # Evaluation's loss curve
         self._log_training(ctx, fits)
@@ -135,7 +143,7 @@ class HeteroLR(Component):
         return Outputs(data=[predictions], model=model)
 
     def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: Batches, d: int, positive: float | None,
-                   scope: str, index: int, count: int) -> Fit:  # fmt: skip
+                   scope: str, index: int, count: int, val: Validator | None) -> Fit:  # fmt: skip
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         w = init_weights(p.init_param, d + 1)
         if not p.init_param.fit_intercept:
@@ -164,44 +172,15 @@ class HeteroLR(Component):
                     enc_loss = (enc[-1] + sq * self.loss.c2 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
                     ctx.federation.remote(enc_loss, "loss", tag, arbiter)
                 w = opt.step(w, grad, it)
+            if val is not None and val.due(it):  # only with one model: scope is ""
+                scored = self._predict_guest(ctx, p, val.data, w, hosts, None, "validate", f"validate.{it}")
+                stop = val.record(ctx, it, val.evaluate(ctx, scored))
+                if val.patience:
+                    ctx.federation.remote(stop, "validation_stop", ctx.tag(f"{scope}{it}"), arbiter)
             if converged := self._end_iteration(ctx, p, w - w_before, it, scope, index, count):
                 break
         losses = ctx.federation.get("loss_history", ctx.tag(f"{scope}losses"), arbiter)[0]
         return Fit(w, it + 1, converged, list(losses))
-
-    def _guest_validate(self, ctx: Context, p: HeteroLRParams, inputs: Inputs, header: list[str], w: np.ndarray,
-                        classes: np.ndarray | None) -> None:  # fmt: skip
-        """With ``validate_data``: score it with the trained model (the hosts send their wx,
-        as for the training rows) and log its metrics under ``validate``."""
-        data, hosts = inputs.data.get("validate_data"), ctx.role_parties("host")
-        ctx.federation.remote(data is not None, "lr_validate", ctx.tag(), hosts)
-        if data is None:
-            return
-        self._check_header(ctx, data, header, "validate_data")
-        if data.meta.label_column is None:
-            raise ComponentError(f"{ctx.component}: the guest's validate_data has no label")
-        scored = self._predict_guest(ctx, p, data, w, hosts, classes, "validate")
-        rows = np.array([np.r_[inst.label, inst.features[:2]] for _, inst in scored.table.collect()])
-        if len(rows) == 0 or len(rows) != data.table.count():
-            raise ComponentError(f"{ctx.component}: of the guest's {data.table.count()} validate_data rows, "
-                                 f"{len(rows)} have a match on every host; run Intersection on them first")
-        y, result, score = rows.T
-        metrics = (multi_metrics(y, result) if classes is not None else regression_metrics(y, result)
-                   if not self.loss.classifier else binary_metrics(y, score, p.predict_param.threshold))
-        for name, value in metrics.items():
-            ctx.tracker.log_metric("validate", name, value)
-        ctx.logger.info("validation on %d rows: %s", len(y), ", ".join(f"{k}={v:.6f}" for k, v in metrics.items()))
-
-    def _host_validate(self, ctx: Context, inputs: Inputs, header: list[str], w: np.ndarray) -> None:
-        (validating,) = ctx.federation.get("lr_validate", ctx.tag(), ctx.role_parties("guest"))
-        if not validating:
-            return
-        data = inputs.data.get("validate_data")
-        if data is None:
-            raise ComponentError(f"{ctx.component}: the guest validates on validate_data; connect this host's too")
-        self._check_header(ctx, data, header, "validate_data")
-        ctx.federation.remote(data.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx", ctx.tag("validate"),
-                              ctx.role_parties("guest"))  # fmt: skip
 
     @staticmethod
     def _check_header(ctx: Context, data: Dataset, header: list[str], port: str) -> None:
@@ -210,10 +189,11 @@ class HeteroLR(Component):
                                  f"the model's {list(header)}")
 
     def _predict_guest(self, ctx: Context, p: HeteroLRParams, data: Dataset, w: np.ndarray, hosts,
-                       classes: np.ndarray | None, kind: str = "train") -> Dataset:  # fmt: skip
-        """The guest's predictions of ``data``; the hosts send their wx under the tag ``kind``
-        ("validate"), or "predict" for the training rows and predict jobs."""
-        stage = "validate" if kind == "validate" else "predict"
+                       classes: np.ndarray | None, kind: str = "train",
+                       stage: str | None = None) -> Dataset:  # fmt: skip
+        """The guest's predictions of ``data``; the hosts send their wx under the tag
+        ``stage`` (default: ``kind`` for validate data, "predict" for the rest)."""
+        stage = stage or ("validate" if kind == "validate" else "predict")
         host_wx = ctx.federation.get("host_predict_wx", ctx.tag(stage), hosts)
         total = host_wx[0]
         for other in host_wx[1:]:
@@ -279,21 +259,27 @@ class HeteroLR(Component):
         guest, arbiter = ctx.role_parties("guest"), ctx.role_parties("arbiter")
         (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
         pub = PaillierPublicKey(int(n_key))
-        ((batch_ids, n_models),) = ctx.federation.get("batch_info", ctx.tag(), guest)
+        ((batch_ids, n_models, validating, every),) = ctx.federation.get("batch_info", ctx.tag(), guest)
+        validate = inputs.data.get("validate_data") if validating else None
+        if validating and validate is None:
+            raise ComponentError(f"{ctx.component}: the guest validates on validate_data; connect this host's too")
+        if validate is not None:
+            self._check_header(ctx, validate, header, "validate_data")
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
-        fits = [self._host_fit(ctx, p, pub, batches, len(header), scope, i, len(scopes))
+        fits = [self._host_fit(ctx, p, pub, batches, len(header), scope, i, len(scopes), validate, every)
                 for i, scope in enumerate(scopes)]
         w = stack_models(fits, n_models)
-        ctx.federation.remote(data.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx", ctx.tag("predict"),
-                              guest)  # fmt: skip
-        self._host_validate(ctx, inputs, header, w)
+        for stage, rows in (("predict", data), ("validate", validate)):
+            if rows is not None:
+                ctx.federation.remote(rows.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx",
+                                      ctx.tag(stage), guest)  # fmt: skip
         ctx.logger.info("trained %s iterations", [f.iters for f in fits])
         iters = fits[0].iters if n_models is None else [f.iters for f in fits]
         return Outputs(model={"header": header, "weights": w, "iters": iters})
 
     def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: Batches, d: int,
-                  scope: str, index: int, count: int) -> Fit:  # fmt: skip
+                  scope: str, index: int, count: int, validate: Dataset | None, every: int | None) -> Fit:  # fmt: skip
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         w = init_weights(p.init_param, d, seed_offset=1 + hosts.index(ctx.local))
         opt = self._optimizer(p, np.ones(d))
@@ -313,6 +299,9 @@ class HeteroLR(Component):
                 enc_grad = rows_fn.sum_vectors(pairs.apply_partitions(rows_fn.enc_dot))
                 grad = self.loss.scale * self._unmask(ctx, enc_grad, "host_gradient", tag) / n
                 w = opt.step(w, grad, it)
+            if validate is not None and every and (it + 1) % every == 0:
+                ctx.federation.remote(validate.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx",
+                                      ctx.tag(f"validate.{it}"), guest)  # fmt: skip
             if self._end_iteration(ctx, p, w - w_before, it, scope, index, count):
                 break
         return Fit(w, it + 1)
@@ -324,9 +313,10 @@ class HeteroLR(Component):
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         pub, priv = generate_keypair(p.encrypt_param.key_length)
         ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), hosts)
-        ((n_batches, n_models),) = ctx.federation.get("batch_count", ctx.tag(), guest)
+        ((n_batches, n_models, stop_every),) = ctx.federation.get("batch_count", ctx.tag(), guest)
         scopes = model_scopes(n_models)
-        fits = [self._arbiter_fit(ctx, p, priv, n_batches, scope, i, len(scopes)) for i, scope in enumerate(scopes)]
+        fits = [self._arbiter_fit(ctx, p, priv, n_batches, scope, i, len(scopes), stop_every)
+                for i, scope in enumerate(scopes)]
         self._log_training(ctx, fits)
         model: dict[str, Any] = {"iters": [f.iters for f in fits], "converged": [f.converged for f in fits],
                                  "loss_history": [f.losses for f in fits], "key_length": p.encrypt_param.key_length}
@@ -335,7 +325,7 @@ class HeteroLR(Component):
         return Outputs(model=model)
 
     def _arbiter_fit(self, ctx: Context, p: HeteroLRParams, priv: Any, n_batches: int, scope: str, index: int,
-                     count: int) -> Fit:  # fmt: skip
+                     count: int, stop_every: int | None) -> Fit:  # fmt: skip
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         losses: list[float] = []
         it, converged = 0, False
@@ -351,6 +341,8 @@ class HeteroLR(Component):
                     loss_sum += priv.decrypt(enc_loss)
             converged = self._converged(ctx, p, f"{scope}{it}", loss_sum / n_batches, losses, guest + hosts,
                                         len(hosts))  # fmt: skip
+            if stop_every and (it + 1) % stop_every == 0:  # the guest's early stop on validate_data
+                converged = bool(ctx.federation.get("validation_stop", ctx.tag(f"{scope}{it}"), guest)[0]) or converged
             ctx.federation.remote(converged, "converge_flag", ctx.tag(f"{scope}{it}"), guest + hosts)
             ctx.tracker.progress(index * p.max_iter + it + 1, count * p.max_iter)
             if converged:

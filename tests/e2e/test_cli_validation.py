@@ -102,11 +102,11 @@ def test_fate_switches_that_are_not_acted_on_are_noticed(flow, tmp_path: Path):
     of them fedweave does not act on (explicit defaults are not mentioned)."""
     conf, dsl = load_example("hetero_lr")
     conf["component_parameters"]["common"]["hetero_lr_0"].update(
-        validation_freqs=5, early_stopping_rounds=3, metrics=None, floating_point_precision=23)
+        validation_freqs=5, cv_param={"n_splits": 5}, sqn_param=None, floating_point_precision=18)
     c, d = write_job(tmp_path, conf, dsl)
     res = flow("job", "validate", "-c", c, "-d", d)
     assert res.code == 0, res.err
     expected = [f"hetero_lr_0.{name}: accepted for FATE compatibility, not acted on"
-                for name in ("early_stopping_rounds", "validation_freqs")]
+                for name in ("cv_param", "floating_point_precision")]  # validation_freqs is acted on
     assert res.data["notices"] == expected
     assert [line for line in res.err.splitlines() if line.startswith("notice:")] == [f"notice: {n}" for n in expected]

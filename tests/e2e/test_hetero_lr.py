@@ -177,12 +177,9 @@ def test_multiclass_labels_train_one_vs_rest_as_central_descents_do(flow, tmp_pa
             assert float(again[i][column]) == pytest.approx(float(rows[i][column]), abs=1e-9)
 
 
-def test_validate_data_is_scored_with_the_trained_model(breast, tmp_path: Path):
-    """A FATE pipeline feeding validate_data from a data split: the guest logs the metrics of
-    the trained model on those rows (hosts send their wx for them), equal to the metrics of
-    the federated weights applied centrally to the same rows."""
-    from sklearn.metrics import roc_auc_score
-
+def validated_job(flow, tmp_path: Path, **params) -> tuple[str, list[str]]:
+    """examples/hetero_lr without scaling (breast_hetero is z-scored already), with a split
+    feeding validate_data (30%, stratified); the job id and the validate ids."""
     conf, dsl = load_example("hetero_lr")
     del dsl["components"]["feature_scale_0"], conf["component_parameters"]["common"]["feature_scale_0"]
     dsl["components"]["split_0"] = {"module": "HeteroDataSplit", "input": {"data": {"data": ["intersection_0.data"]}},
@@ -191,22 +188,59 @@ def test_validate_data_is_scored_with_the_trained_model(breast, tmp_path: Path):
                                                          "validate_data": ["split_0.validate_data"]}
     conf["component_parameters"]["common"]["split_0"] = {"train_size": 0.7, "validate_size": 0.3, "test_size": 0.0,
                                                          "stratified": True, "random_seed": 7}
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, max_iter=4)
-    c, d = write_job(tmp_path, conf, dsl)
-    job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
+    c, d = write_job(tmp_path, with_lr_params(conf, encrypt_param={"key_length": 512}, **params), dsl)
+    job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert job["status"] == "success", job.get("reason")
-    job_id = job["job_id"]
-    validate = breast.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999",
-                         "-cpn", "hetero_lr_0")["validate"]
-    items = breast.ok("tracking", "output-data", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "split_0",
-                      "-o", tmp_path / "split")
+    items = flow.ok("tracking", "output-data", "-j", job["job_id"], "-r", "guest", "-p", "9999", "-cpn", "split_0",
+                    "-o", tmp_path / "split")
     with open(sorted(items, key=lambda i: i["index"])[1]["file"]) as fh:
-        validate_ids = [r["id"] for r in csv.DictReader(fh)]
+        return job["job_id"], [r["id"] for r in csv.DictReader(fh)]
+
+
+def lr_models(flow, job_id: str) -> dict[str, dict]:
+    return {role: flow.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid, "-cpn", "hetero_lr_0")
+            ["model"] for role, pid in (("guest", "9999"), ("host", "10000"), ("arbiter", "10000"))}
+
+
+def test_validate_data_is_scored_with_the_trained_model(breast, tmp_path: Path):
+    """validate_data from a data split: the guest logs FATE's default binary metrics (auc,
+    ks) of the trained model on those rows (hosts send their wx for them), equal to those
+    of the federated weights applied centrally to the same rows."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    job_id, validate_ids = validated_job(breast, tmp_path, max_iter=4)
     assert 160 < len(validate_ids) < 180
-    models = {role: breast.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid,
-                              "-cpn", "hetero_lr_0")["model"] for role, pid in (("guest", "9999"), ("host", "10000"))}
+    metrics = breast.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "hetero_lr_0")
+    assert set(metrics["validate"]) == {"auc", "ks"} and "validate_iterations" not in metrics
+    models = lr_models(breast, job_id)
     ids, x, y, _, _ = joined("breast_hetero")
     rows = np.isin(ids, validate_ids)
     score = x[rows] @ np.r_[models["guest"]["weights"], models["host"]["weights"]] + models["guest"]["intercept"]
-    assert abs(validate["auc"] - roc_auc_score(y[rows], score)) < 1e-9
-    assert validate["accuracy"] == pytest.approx(float(((score >= 0) == (y[rows] == 1)).mean()))
+    fpr, tpr, _ = roc_curve(y[rows], score)
+    assert abs(metrics["validate"]["auc"] - roc_auc_score(y[rows], score)) < 1e-9
+    assert abs(metrics["validate"]["ks"] - float(np.max(tpr - fpr))) < 1e-9
+
+
+def test_validation_every_other_iteration_stops_early_as_fate_does(breast, tmp_path: Path):
+    """validation_freqs 2, early_stopping_rounds 1 on accuracy: every party stops at the first
+    validation round that does not beat the best so far; the curve and the final metrics
+    agree with the weights each party kept."""
+    job_id, validate_ids = validated_job(breast, tmp_path, max_iter=12, tol=0.0, validation_freqs=2,
+                                         early_stopping_rounds=1, metrics=["accuracy", "auc"])
+    metrics = breast.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "hetero_lr_0")
+    curve = metrics["validate_iterations"]["accuracy"]
+    assert curve["iteration"] == list(range(1, 2 * len(curve["iteration"]), 2))
+    best, stop = curve["value"][0], None
+    for it, value in zip(curve["iteration"][1:], curve["value"][1:]):
+        if value <= best:
+            stop = it
+            break
+        best = value
+    assert stop is not None, curve  # the data make this run stop early
+    models = lr_models(breast, job_id)
+    assert models["guest"]["iters"] == models["host"]["iters"] == models["arbiter"]["iters"] == stop + 1
+    assert curve["iteration"][-1] == stop and metrics["validate"]["accuracy"] == curve["value"][-1]
+    ids, x, y, _, _ = joined("breast_hetero")
+    rows = np.isin(ids, validate_ids)
+    score = x[rows] @ np.r_[models["guest"]["weights"], models["host"]["weights"]] + models["guest"]["intercept"]
+    assert metrics["validate"]["accuracy"] == pytest.approx(float(((score >= 0) == (y[rows] == 1)).mean()))

@@ -12,12 +12,14 @@ def test_only_non_default_inert_settings_are_reported():
     assert HeteroLinRParams.model_validate({}).inert_settings() == []
     explicit_defaults = {"validation_freqs": None, "sqn_param": None, "batch_strategy": "full", "max_iter": 3}
     assert HeteroLinRParams.model_validate(explicit_defaults).inert_settings() == []
-    changed = {"validation_freqs": 2, "batch_strategy": "random", "cv_param": {"n_splits": 5}, "max_iter": 3}
-    assert HeteroLinRParams.model_validate(changed).inert_settings() == ["batch_strategy", "cv_param",
-                                                                         "validation_freqs"]
+    changed = {"callback_param": {"callbacks": ["ModelCheckpoint"]}, "batch_strategy": "random",
+               "cv_param": {"n_splits": 5}, "validation_freqs": 2, "max_iter": 3}  # validation_freqs is acted on
+    assert HeteroLinRParams.model_validate(changed).inert_settings() == ["batch_strategy", "callback_param",
+                                                                         "cv_param"]
 
 
 def test_each_model_declares_its_own():
+    assert HomoLRParams.model_validate({"validation_freqs": 1}).inert_settings() == ["validation_freqs"]
     assert HomoLRParams.model_validate({"re_encrypt_batches": 5}).inert_settings() == ["re_encrypt_batches"]
     assert HeteroSecureBoostParams.model_validate({"binning_error": 0.01, "tol": 0.1}).inert_settings() == [
         "binning_error"]

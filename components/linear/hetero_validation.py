@@ -1,0 +1,100 @@
+"""The guest's validation of a vertical linear model on ``validate_data`` (FATE's
+``validation_freqs``, ``metrics`` and ``early_stopping_rounds``).
+
+Every ``validation_freqs`` iterations (and once after training) the hosts send their wx
+of the validate rows, as they do for the training rows at the end; the guest scores them
+and keeps the metrics. With ``early_stopping_rounds`` the guest tells the arbiter to stop
+once the first metric has not improved for that many validation rounds; the model kept
+is the last one. One-vs-rest models are validated after training only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from components.base import Context, Dataset
+from components.evaluation.metrics import binary_metrics, multi_metrics, regression_metrics
+from components.linear.params import LinearParams
+from flow.errors import ComponentError
+
+#: metrics where more is better; for every other (the errors) less is
+HIGHER_IS_BETTER = frozenset({"auc", "ks", "accuracy", "precision", "recall", "f1_score", "r2_score",
+                              "explained_variance"})
+#: FATE's first validation metric per task, when ``metrics`` does not name one
+DEFAULT_METRICS = {"binary": ["auc", "ks"], "multi": ["accuracy", "precision", "recall"],
+                   "regression": ["root_mean_squared_error", "mean_absolute_error"]}
+COMPUTE = {
+    "binary": lambda y, result, score, threshold: binary_metrics(y, score, threshold),
+    "multi": lambda y, result, score, threshold: multi_metrics(y, result),
+    "regression": lambda y, result, score, threshold: regression_metrics(y, result),
+}
+
+
+@dataclass
+class Validator:
+    data: Dataset
+    task: str  # binary, multi or regression
+    threshold: float
+    #: validate every this many iterations (None: after training only)
+    every: int | None
+    #: the metrics kept, in order; the first decides early stopping
+    metrics: list[str]
+    #: stop after this many validation rounds without improvement (None: never)
+    patience: int | None
+    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+    @classmethod
+    def for_guest(cls, ctx: Context, p: LinearParams, data: Dataset | None, task: str,
+                  per_iteration: bool) -> Validator | None:  # fmt: skip
+        if data is None:
+            if p.early_stopping_rounds or p.validation_freqs:
+                ctx.logger.warning("validation_freqs / early_stopping_rounds need validate_data; not validating")
+            return None
+        if data.meta.label_column is None:
+            raise ComponentError(f"{ctx.component}: the guest's validate_data has no label")
+        # the names the task's metric function returns, read off one call on two rows
+        known = list(COMPUTE[task](np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([0.2, 0.8]), 0.5))
+        unknown = [m for m in p.metrics or [] if m not in known]
+        if unknown:
+            raise ComponentError(f"{ctx.component}: metrics {unknown} are not computed for {task} validation; "
+                                 f"known: {known}")
+        every = p.validation_freqs if per_iteration and p.validation_freqs else None
+        patience = p.early_stopping_rounds if every else None
+        if p.early_stopping_rounds and not every:
+            ctx.logger.warning("early_stopping_rounds needs validation_freqs (and one model, not one-vs-rest); "
+                               "validating after training only")
+        return cls(data, task, p.predict_param.threshold, every, list(p.metrics or DEFAULT_METRICS[task]), patience)
+
+    def due(self, it: int) -> bool:
+        return self.every is not None and (it + 1) % self.every == 0
+
+    def evaluate(self, ctx: Context, scored: Dataset) -> dict[str, float]:
+        """The kept metrics of a prediction table of the validate rows."""
+        rows = np.array([np.r_[inst.label, inst.features[:2]] for _, inst in scored.table.collect()])
+        expected = self.data.table.count()
+        if len(rows) == 0 or len(rows) != expected:
+            raise ComponentError(f"{ctx.component}: of the guest's {expected} validate_data rows, {len(rows)} "
+                                 "have a match on every host; run Intersection on them first")
+        y, result, score = rows.T
+        found = COMPUTE[self.task](y, result, score, self.threshold)
+        return {m: found[m] for m in self.metrics}
+
+    def record(self, ctx: Context, it: int, metrics: dict[str, float]) -> bool:
+        """Keep one round's metrics; True when training should stop (early stopping)."""
+        self.history.append((it, metrics))
+        ctx.logger.info("iteration %d validation: %s", it, ", ".join(f"{k}={v:.6f}" for k, v in metrics.items()))
+        if not self.patience or len(self.history) <= self.patience:
+            return False
+        first = self.metrics[0]
+        values = [m[first] for _, m in self.history]
+        best = int(np.argmax(values) if first in HIGHER_IS_BETTER else np.argmin(values))
+        return len(values) - 1 - best >= self.patience
+
+    def log(self, ctx: Context, final: dict[str, float]) -> None:
+        for name, value in final.items():
+            ctx.tracker.log_metric("validate", name, value)
+        for name in self.metrics if self.history else []:
+            curve = {"iteration": [it for it, _ in self.history], "value": [m[name] for _, m in self.history]}
+            ctx.tracker.log_metric("validate_iterations", name, curve)
