@@ -36,7 +36,7 @@ from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.hetero_schedule import Batches, Fit, batch_ids_of, model_scopes, stack_models
 from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
-from components.linear.params import LinearParams
+from components.linear.params import MAX_CLASSES, LinearParams
 from flow.errors import ComponentError
 
 MASK_SCALE = 2.0 ** 20
@@ -98,8 +98,9 @@ class HeteroLR(Component):
         found = np.array(sorted(set().union(*data.table.apply_partitions(rows_fn.labels))), dtype=float)
         if set(found) <= {0.0, 1.0}:
             return None
-        if len(found) < 2 or not np.isfinite(found).all():
-            raise ComponentError(f"{ctx.component}: labels must be 0/1, or classes for one-vs-rest; found {found[:5]}")
+        if len(found) < 2 or len(found) > MAX_CLASSES or not np.isfinite(found).all():
+            raise ComponentError(f"{ctx.component}: labels must be 0/1, or at most {MAX_CLASSES} classes for "
+                                 f"one-vs-rest; found {len(found)} distinct, such as {found[:5]}")
         return found
 
     # ---------------------------------------------------------------- guest

@@ -12,6 +12,11 @@ Setup, once per run: each contributor sends the arbiter its feature names (all m
 agree) and a fresh X25519 public key; the arbiter answers with the initial model and
 relays the list of public keys. The arbiter is trusted to relay keys faithfully
 (honest but curious), as it is in FATE.
+
+Labels other than 0/1 train one-vs-rest, as FATE's HomoLR does: each party sends the
+arbiter its set of labels with its feature names, the arbiter answers with the classes,
+and one binary model per class ("this class or not") is trained after the other, each
+aggregation round under masks of its own.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.activation import sigmoid
-from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, instances_meta, keys_in
+from components.base import (Component, Context, Dataset, Inputs, Instance, Outputs, detail_columns,
+                             instances_meta, keys_in)
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
-from components.linear.params import LinearParams, OptimizerName
+from components.linear.params import MAX_CLASSES, LinearParams, OptimizerName
 from components.linear.optimizer import Optimizer, init_weights
 from federation.api import Party
 from flow.errors import ComponentError
@@ -65,13 +71,16 @@ def contributor_name(party: Party) -> str:
 
 # ---- functions shipped to workers (module level: picklable) ------------------------
 
-def _batch_sums(w: np.ndarray):
-    """Partition -> [X^T(p - y), sum(p - y), sum log-loss, rows] at weights ``w`` (intercept last)."""
+def _batch_sums(w: np.ndarray, positive: float | None):
+    """Partition -> [X^T(p - y), sum(p - y), sum log-loss, rows] at weights ``w`` (intercept
+    last); with ``positive`` (one model of one-vs-rest) y is 1 for that class, else 0."""
     def f(part):
         if not part:
             return None
         x = np.stack([inst.features for _, inst in part])
         y = np.fromiter((inst.label for _, inst in part), dtype=float, count=len(part))
+        if positive is not None:
+            y = (y == positive).astype(float)
         z = x @ w[:-1] + w[-1]
         r = sigmoid(z) - y
         return np.r_[x.T @ r, r.sum(), float(np.sum(np.logaddexp(0.0, z) - y * z)), len(part)]
@@ -82,10 +91,15 @@ def _labels(part):
     return {inst.label for _, inst in part}
 
 
-def _prediction(w: np.ndarray, threshold: float):
+def _prediction(w: np.ndarray, threshold: float, classes: np.ndarray | None):
+    """Instance -> [predict_result, predict_score]; with one-vs-rest (``w`` one row per
+    class) [class, its probability, each class's probability]."""
     def f(inst: Instance) -> Instance:
-        score = float(sigmoid(np.float64(inst.features @ w[:-1] + w[-1])))
-        return Instance(np.array([1.0 if score >= threshold else 0.0, score]), inst.label)
+        p = sigmoid(np.asarray(w[..., :-1] @ inst.features + w[..., -1], dtype=float))
+        if classes is None:
+            return Instance(np.array([1.0 if p >= threshold else 0.0, float(p)]), inst.label)
+        best = int(np.argmax(p))
+        return Instance(np.r_[classes[best], p[best], p], inst.label)
     return f
 
 
@@ -110,21 +124,48 @@ class HomoLR(Component):
                                  "connect the model only in a predict job (input data 'data')")
         data = inputs.require(ctx.component, "train_data", "data")
         header = data.meta.feature_columns
-        n = self._check_labels(ctx, data)
+        n, labels = self._check_labels(ctx, data)
         arbiter = ctx.role_parties("arbiter")
-        ctx.federation.remote(header, "model_header", ctx.tag(), arbiter)
-        (w,) = ctx.federation.get("init_model", ctx.tag(), arbiter)
-        w = np.asarray(w, dtype=float)
+        ctx.federation.remote((header, sorted(labels)), "model_header", ctx.tag(), arbiter)
+        ((w0, classes),) = ctx.federation.get("init_model", ctx.tag(), arbiter)
+        classes = None if classes is None else np.asarray(classes, dtype=float)
         masker = self._exchange_keys(ctx) if p.secure_aggregate else None
         batches = self._batches(p, data)
+        positives = [None] if classes is None else list(classes)
+        fits = [self._fit(ctx, p, batches, n, np.asarray(w0, dtype=float), masker, positive, i, len(positives))
+                for i, positive in enumerate(positives)]  # fmt: skip
+        w = fits[0][0] if classes is None else np.stack([f[0] for f in fits])
+        epochs, losses, converged = (list(v) for v in zip(*[f[1:] for f in fits]))
+        ctx.logger.info("trained %s epochs on %d rows, converged=%s", epochs, n, converged)
+        one = classes is None
+        ctx.tracker.log_metric("train", "iterations", epochs[0] if one else epochs)
+        ctx.tracker.log_metric("train", "converged", converged[0] if one else converged)
+        ctx.tracker.log_metric("train", "loss", losses[0] if one else losses)
+        model = {"header": header, "weights": w[..., :-1], "intercept": float(w[-1]) if one else w[..., -1],
+                 "iters": epochs[0] if one else epochs, "converged": converged[0] if one else converged,
+                 "loss_history": losses[0] if one else losses,
+                 "aggregate_rounds": len(losses[0]) if one else [len(v) for v in losses]}  # fmt: skip
+        if not one:
+            model["classes"] = classes.tolist()
+        predictions = self._predict(p, data, w, "train", classes)
+        if one:
+            predictions.meta.extra["loss_history"] = list(losses[0])  # Evaluation stores it as the loss curve
+        return Outputs(data=[predictions], model=model)
+
+    def _fit(self, ctx: Context, p: HomoLRParams, batches: list, n: int, w: np.ndarray,
+             masker: SecureAggregator | None, positive: float | None, index: int,
+             count: int) -> tuple[np.ndarray, int, list[float], bool]:  # fmt: skip
+        """One model from the arbiter's start ``w``: (weights, epochs, losses, converged)."""
+        arbiter = ctx.role_parties("arbiter")
         opt = Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt,
-                        np.r_[np.ones(len(header)), 0.0])
-        rounds = {e: r for r, e in enumerate(aggregation_epochs(p))}
+                        np.r_[np.ones(len(w) - 1), 0.0])
+        epochs = aggregation_epochs(p)
+        rounds = {e: index * len(epochs) + r for r, e in enumerate(epochs)}  # a fresh mask per round and model
         w_global, losses, converged, epoch = w.copy(), [], False, 0
         for epoch in range(p.max_iter):
             loss_sum, start = 0.0, w.copy()
             for batch in batches:
-                sums = sum(s for s in batch.apply_partitions(_batch_sums(w)) if s is not None)
+                sums = sum(s for s in batch.apply_partitions(_batch_sums(w, positive)) if s is not None)
                 rows = sums[-1]
                 grad = sums[:-2] / rows
                 if p.use_proximal:
@@ -133,7 +174,7 @@ class HomoLR(Component):
                     grad[-1] = 0.0
                 loss_sum += sums[-2]
                 w = opt.step(w, grad, epoch)
-            ctx.tracker.progress(epoch + 1, p.max_iter)
+            ctx.tracker.progress(index * p.max_iter + epoch + 1, count * p.max_iter)
             if epoch not in rounds:
                 continue
             # the loss of the model this epoch started from, as a centralised run would log it
@@ -147,21 +188,12 @@ class HomoLR(Component):
             losses.append(float(reply["loss"]))
             if converged := bool(reply["converged"]):
                 break
-        ctx.logger.info("trained %d epochs on %d rows, %d aggregations, converged=%s", epoch + 1, n,
-                        len(losses), converged)
-        ctx.tracker.log_metric("train", "iterations", epoch + 1)
-        ctx.tracker.log_metric("train", "converged", converged)
-        ctx.tracker.log_metric("train", "loss", losses)
-        model = {"header": header, "weights": w[:-1], "intercept": float(w[-1]), "iters": epoch + 1,
-                 "converged": converged, "loss_history": losses, "aggregate_rounds": len(losses)}
-        predictions = self._predict(p, data, w, "train")
-        predictions.meta.extra["loss_history"] = list(losses)  # Evaluation stores it as the loss curve
-        return Outputs(data=[predictions], model=model)
+        return w, epoch + 1, losses, converged
 
     guest = host = _party
 
     @staticmethod
-    def _check_labels(ctx: Context, data: Dataset) -> int:
+    def _check_labels(ctx: Context, data: Dataset) -> tuple[int, set[float]]:
         where = f"{ctx.component} on {ctx.role} {ctx.local.party_id}"
         if data.meta.label_column is None:
             raise ComponentError(f"{where}: HomoLR needs labelled rows on every party, but table "
@@ -170,10 +202,9 @@ class HomoLR(Component):
         if n == 0:
             raise ComponentError(f"{where}: the training table {data.meta.name} is empty")
         labels = set().union(*data.table.apply_partitions(_labels))
-        if not labels <= {0.0, 1.0}:
-            bad = sorted(labels - {0.0, 1.0}, key=str)[:5]
-            raise ComponentError(f"{where}: HomoLR is binary; labels must be 0 or 1, found {bad}")
-        return n
+        if not all(math.isfinite(v) for v in labels):
+            raise ComponentError(f"{where}: labels must be numbers, found {sorted(labels, key=str)[:5]}")
+        return n, labels
 
     @staticmethod
     def _exchange_keys(ctx: Context) -> SecureAggregator:
@@ -203,9 +234,10 @@ class HomoLR(Component):
                 for i in range(0, len(ids), p.batch_size)]
 
     @staticmethod
-    def _predict(p: HomoLRParams, data: Dataset, w: np.ndarray, kind: str) -> Dataset:
-        table = data.table.map_values(_prediction(w, p.predict_param.threshold))
-        return Dataset(table, instances_meta(data.meta, ["predict_result", "predict_score"], "label", type=kind))
+    def _predict(p: HomoLRParams, data: Dataset, w: np.ndarray, kind: str, classes: np.ndarray | None) -> Dataset:
+        table = data.table.map_values(_prediction(w, p.predict_param.threshold, classes))
+        columns = ["predict_result", "predict_score"] + ([] if classes is None else detail_columns(classes))
+        return Dataset(table, instances_meta(data.meta, columns, "label", type=kind))
 
     def _predict_only(self, ctx: Context, p: HomoLRParams, inputs: Inputs) -> Outputs:
         model = inputs.model[0]
@@ -213,8 +245,10 @@ class HomoLR(Component):
         if list(data.meta.feature_columns) != list(model["header"]):
             raise ComponentError(f"{ctx.component}: the data's features {data.meta.feature_columns} differ from "
                                  f"the model's {list(model['header'])}")
-        w = np.r_[np.asarray(model["weights"], dtype=float), float(model["intercept"])]
-        return Outputs(data=[self._predict(p, data, w, "predict")], model=model)
+        w = np.concatenate([np.asarray(model["weights"], dtype=float),
+                            np.asarray(model["intercept"], dtype=float)[..., None]], axis=-1)
+        classes = np.asarray(model["classes"], dtype=float) if "classes" in model else None
+        return Outputs(data=[self._predict(p, data, w, "predict", classes)], model=model)
 
     # ---------------------------------------------------------------- arbiter
     def arbiter(self, ctx: Context, p: HomoLRParams, inputs: Inputs) -> Outputs:
@@ -223,19 +257,34 @@ class HomoLR(Component):
         parties = ctx.role_parties("guest") + ctx.role_parties("host")
         if len(parties) < 2:
             raise ComponentError(f"{ctx.component}: HomoLR needs at least two parties with data (guest and host)")
-        size = self._agree_header(ctx, parties) + 1
+        size, classes = self._agree_header(ctx, parties)
+        size += 1
         w = init_weights(p.init_param, size)
         if not p.init_param.fit_intercept:
             w[-1] = 0.0
-        ctx.federation.remote(w, "init_model", ctx.tag(), parties)
+        ctx.federation.remote((w, classes), "init_model", ctx.tag(), parties)
         if p.secure_aggregate:
             keys = ctx.federation.get("secure_agg_pubkey", ctx.tag(), parties)
             ctx.federation.remote({contributor_name(q): k for q, k in zip(parties, keys)},
                                   "secure_agg_pubkeys", ctx.tag(), parties)
+        count = 1 if classes is None else len(classes)
+        fits = [self._aggregate(ctx, p, parties, w, size, i, count) for i in range(count)]
+        losses, converged = [f[0] for f in fits], [f[1] for f in fits]
+        ctx.tracker.log_metric("train", "loss", losses[0] if classes is None else losses)
+        ctx.tracker.log_metric("train", "converged", converged[0] if classes is None else converged)
+        if classes is None:
+            return Outputs(model={"aggregate_rounds": len(losses[0]), "converged": converged[0],
+                                  "loss_history": losses[0], "secure_aggregate": p.secure_aggregate})
+        return Outputs(model={"aggregate_rounds": [len(v) for v in losses], "converged": converged,
+                              "loss_history": losses, "secure_aggregate": p.secure_aggregate, "classes": classes})
+
+    def _aggregate(self, ctx: Context, p: HomoLRParams, parties: list[Party], w: np.ndarray, size: int, index: int,
+                   count: int) -> tuple[list[float], bool]:  # fmt: skip
+        """Average one model's updates round by round: (losses, converged)."""
         losses: list[float] = []
         converged, epochs = False, aggregation_epochs(p)
         for r, epoch in enumerate(epochs):
-            tag = ctx.tag(f"agg.{r}")
+            tag = ctx.tag(f"agg.{index * len(epochs) + r}")
             total = self._sum(ctx, p, ctx.federation.get("model_update", tag, parties), parties, size + 2)
             count = total[-1]
             w_new, loss = total[:size] / count, float(total[size] / count)
@@ -245,17 +294,18 @@ class HomoLR(Component):
             ctx.logger.info("aggregation %d (epoch %d): %d rows, loss %.6f", r, epoch, round(count), loss)
             ctx.federation.remote({"model": w, "loss": loss, "converged": converged}, "aggregated_model", tag,
                                   parties)
-            ctx.tracker.progress(r + 1, len(epochs))
+            ctx.tracker.progress(index * len(epochs) + r + 1, count * len(epochs))
             if converged:
                 break
-        ctx.tracker.log_metric("train", "loss", losses)
-        ctx.tracker.log_metric("train", "converged", converged)
-        return Outputs(model={"aggregate_rounds": len(losses), "converged": converged, "loss_history": losses,
-                              "secure_aggregate": p.secure_aggregate})
+        return losses, converged
 
     @staticmethod
-    def _agree_header(ctx: Context, parties: list[Party]) -> int:
-        headers = ctx.federation.get("model_header", ctx.tag(), parties)
+    def _agree_header(ctx: Context, parties: list[Party]) -> tuple[int, list[float] | None]:
+        """The common feature count, and the classes for one-vs-rest (None: labels 0/1 only).
+        Each party's label set is what one-vs-rest needs from it, as in FATE."""
+        messages = ctx.federation.get("model_header", ctx.tag(), parties)
+        headers = [list(h) for h, _ in messages]
+        labels = sorted(set().union(*(map(float, ls) for _, ls in messages)))
         first = list(headers[0])
         for party, header in zip(parties[1:], headers[1:]):
             if list(header) != first:
@@ -265,7 +315,10 @@ class HomoLR(Component):
                     f"{'...' if len(header) > 8 else ''}, {contributor_name(parties[0])} has {first[:8]}"
                     f"{'...' if len(first) > 8 else ''}; HomoLR needs the same columns in the same order"
                     + (f" (differing: {diff})" if diff else " (same names, other order)"))
-        return len(first)
+        if len(labels) > MAX_CLASSES:
+            raise ComponentError(f"{ctx.component}: the parties hold {len(labels)} distinct labels; one-vs-rest "
+                                 f"takes at most {MAX_CLASSES} classes (is the label a continuous value?)")
+        return len(first), None if set(labels) <= {0.0, 1.0} else labels
 
     @staticmethod
     def _sum(ctx: Context, p: HomoLRParams, updates: list, parties: list[Party], size: int) -> np.ndarray:

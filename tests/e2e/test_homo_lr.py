@@ -119,9 +119,15 @@ class _Tracker:
         pass
 
 
-def run_in_process(home: Path, params: dict) -> tuple[dict, dict]:
+def three_classes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A third class out of breast: the positives split by their first feature."""
+    return y + ((y == 1) & (x[:, 0] > -0.5))
+
+
+def run_in_process(home: Path, params: dict, relabel=None) -> tuple[dict, dict]:
     """All four parties of one HomoLR run as threads over the standalone transport. Returns
-    {party: Outputs} and the updates the arbiter received {(party name, round): vector}."""
+    {party: Outputs} and the updates the arbiter received {(party name, round): vector}.
+    ``relabel(x, y)`` gives other labels to every share."""
     parties = {"guest": [GUEST], "host": [HOST1, HOST2], "arbiter": [ARBITER]}
     ids = ["9999", "10000", "10001"]
     received: dict = {}
@@ -144,6 +150,7 @@ def run_in_process(home: Path, params: dict) -> tuple[dict, dict]:
         inputs = Inputs()
         if share is not None:
             rid, x, y = read_share(share)
+            y = y if relabel is None else relabel(x, y)
             table = session.parallelize([(k, Instance(xi, yi)) for k, xi, yi in zip(rid, x, y)])
             meta = instances_meta(TableMeta(namespace="t", name=share), [f"x{i}" for i in range(x.shape[1])], "y")
             inputs.data["train_data"] = Dataset(table, meta)
@@ -219,3 +226,47 @@ def test_the_arbiter_learns_only_the_sum(tmp_path: Path, monkeypatch):
     assert first.dtype == np.float64 and first[-1] == 200
     assert np.corrcoef(np.concatenate([clear[(n, 0)] for n in names]),
                        np.concatenate([plain[(n, 0)][0] for n in names]))[0, 1] > 0.99
+
+
+def test_labels_other_than_0_1_train_one_vs_rest_on_the_pooled_rows(tmp_path: Path):
+    """Three classes spread over the parties: the arbiter learns the classes, each class is
+    one model aggregated under its own masks, each equal to pooled gradient descent on
+    'this class or not'; every party predicts the likeliest class."""
+    params = {"alpha": 0.01, "learning_rate": 0.15, "max_iter": 4, "tol": 0.0, "optimizer": "sgd",
+              "init_param": {"init_method": "zeros"}}
+    results, received = run_in_process(tmp_path / "ovr", params, relabel=three_classes)
+    shares = [read_share(s) for s in SHARES]
+    xs, ys = [x for _, x, _ in shares], [three_classes(x, y) for _, x, y in shares]
+    model = results[GUEST].model
+    assert model["classes"] == [0.0, 1.0, 2.0] and results[ARBITER].model["classes"] == [0.0, 1.0, 2.0]
+    assert sorted({r for _, r in received}) == list(range(12))  # 3 models x 4 rounds, a fresh mask each
+    scores = []
+    for k, cls in enumerate(model["classes"]):
+        w_ref, loss_ref = central_gd(xs, [(y == cls).astype(float) for y in ys], params)
+        np.testing.assert_allclose(model["weights"][k], w_ref[:-1], atol=1e-6)
+        assert abs(model["intercept"][k] - w_ref[-1]) < 1e-6
+        np.testing.assert_allclose(model["loss_history"][k], loss_ref, atol=1e-6)
+        scores.append(np.vstack(xs) @ w_ref[:-1] + w_ref[-1])
+    central = np.argmax(np.stack(scores, axis=1), axis=1)
+    predicted = []
+    for party in (GUEST, HOST1, HOST2):
+        rows = dict(results[party].data[0].table.collect())
+        ids = shares[(GUEST, HOST1, HOST2).index(party)][0]
+        predicted += [rows[i].features[0] for i in ids]
+    np.testing.assert_array_equal(predicted, central)
+    assert results[HOST2].data[0].meta.columns[-3:] == ["predict_detail_0", "predict_detail_1", "predict_detail_2"]
+    # a predict job with the stored model: the same rows again
+    session = LocalSession(partitions=2, workers=1, inline_below=10 ** 9)
+    ids, x, y = shares[1]
+    table = session.parallelize([(k, Instance(xi, yi)) for k, xi, yi in zip(ids, x, ys[1])])
+    data = Dataset(table, instances_meta(TableMeta(namespace="t", name="h1"), [f"x{i}" for i in range(x.shape[1])],
+                                         "y"))  # fmt: skip
+    ctx = Context(job_id="predict", component="homo_lr_0", local=HOST1, parties={"host": [HOST1]},
+                  computing=session, federation=None, storage=None, tracker=_Tracker(),
+                  logger=logging.getLogger("predict"))
+    again = dict(HomoLR().run(ctx, HomoLRParams(**params), Inputs(data={"data": data}, model=[model])).data[0]
+                 .table.collect())
+    trained = dict(results[HOST1].data[0].table.collect())
+    for i in ids:
+        np.testing.assert_allclose(again[i].features, trained[i].features, atol=1e-12)
+    session.stop()

@@ -56,17 +56,26 @@ def test_params_follow_fate_and_refuse_nonsense():
 
 
 def test_arbiter_refuses_parties_with_other_columns():
-    fed = CannedFederation({"model_header": [["x0", "x1", "x2"], ["x0", "x1", "x2"], ["x0", "x2", "x9"]]})
+    headers = [["x0", "x1", "x2"], ["x0", "x1", "x2"], ["x0", "x2", "x9"]]
+    fed = CannedFederation({"model_header": [(h, [0.0, 1.0]) for h in headers]})
     with pytest.raises(ComponentError, match=r"host:10001 has features .*x9.*same columns in the same order"):
         HomoLR().arbiter(context(ARBITER, fed), HomoLRParams(), Inputs())
     assert not fed.sent  # nothing was sent before the check
-    fed = CannedFederation({"model_header": [["x0", "x1"], ["x1", "x0"], ["x0", "x1"]]})
+    fed = CannedFederation({"model_header": [(h, [0.0, 1.0]) for h in (["x0", "x1"], ["x1", "x0"], ["x0", "x1"])]})
     with pytest.raises(ComponentError, match="other order"):
         HomoLR().arbiter(context(ARBITER, fed), HomoLRParams(), Inputs())
 
 
+def test_arbiter_refuses_a_label_with_too_many_values():
+    shares = [(["x0"], [float(i) for i in range(60 * k, 60 * k + 60)]) for k in range(3)]
+    fed = CannedFederation({"model_header": shares})
+    with pytest.raises(ComponentError, match="180 distinct labels; one-vs-rest takes at most 100"):
+        HomoLR().arbiter(context(ARBITER, fed), HomoLRParams(), Inputs())
+    assert not fed.sent
+
+
 @pytest.mark.parametrize("labels, label_col, message", [
-    ([0.0, 1.0, 2.0], "y", "labels must be 0 or 1"),
+    ([0.0, 1.0, float("nan")], "y", "labels must be numbers"),
     ([None, None, None], None, "no label"),
 ])
 def test_parties_refuse_unusable_training_data(labels, label_col, message):
