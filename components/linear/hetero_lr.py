@@ -50,8 +50,8 @@ class EncryptParam(BaseModel):
 
 
 class HeteroLRParams(LinearParams):
-    #: validation_freqs, early_stopping_rounds and metrics act on validate_data (hetero_validation.py)
-    inert = (LinearParams.inert - {"validation_freqs", "early_stopping_rounds", "metrics"}) | {
+    #: validation_freqs, early_stopping_rounds, metrics, use_first_metric_only act on validate_data
+    inert = (LinearParams.inert - {"validation_freqs", "early_stopping_rounds", "metrics", "use_first_metric_only"}) | {
         "batch_strategy", "floating_point_precision", "encrypted_mode_calculator_param", "stepwise_param", "sqn_param"}
     encrypt_param: EncryptParam = EncryptParam()
     batch_strategy: Literal["full", "random"] = "full"

@@ -43,6 +43,8 @@ class Validator:
     metrics: list[str]
     #: stop after this many validation rounds without improvement (None: never)
     patience: int | None
+    #: judge early stopping on the first metric only; else any metric that stalls stops it
+    first_only: bool = False
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     @classmethod
@@ -65,7 +67,8 @@ class Validator:
         if p.early_stopping_rounds and not every:
             ctx.logger.warning("early_stopping_rounds needs validation_freqs (and one model, not one-vs-rest); "
                                "validating after training only")
-        return cls(data, task, p.predict_param.threshold, every, list(p.metrics or DEFAULT_METRICS[task]), patience)
+        return cls(data, task, p.predict_param.threshold, every, list(p.metrics or DEFAULT_METRICS[task]), patience,
+                   p.use_first_metric_only)
 
     def due(self, it: int) -> bool:
         return self.every is not None and (it + 1) % self.every == 0
@@ -87,10 +90,13 @@ class Validator:
         ctx.logger.info("iteration %d validation: %s", it, ", ".join(f"{k}={v:.6f}" for k, v in metrics.items()))
         if not self.patience or len(self.history) <= self.patience:
             return False
-        first = self.metrics[0]
-        values = [m[first] for _, m in self.history]
-        best = int(np.argmax(values) if first in HIGHER_IS_BETTER else np.argmin(values))
-        return len(values) - 1 - best >= self.patience
+        return any(self._stalled(name) for name in (self.metrics[:1] if self.first_only else self.metrics))
+
+    def _stalled(self, name: str) -> bool:
+        """Whether ``name`` has not improved for ``patience`` rounds (equal is no improvement)."""
+        values = [m[name] for _, m in self.history]
+        best = int(np.argmax(values) if name in HIGHER_IS_BETTER else np.argmin(values))
+        return len(values) - 1 - best >= (self.patience or 0)
 
     def log(self, ctx: Context, final: dict[str, float]) -> None:
         for name, value in final.items():

@@ -222,11 +222,12 @@ def test_validate_data_is_scored_with_the_trained_model(breast, tmp_path: Path):
 
 
 def test_validation_every_other_iteration_stops_early_as_fate_does(breast, tmp_path: Path):
-    """validation_freqs 2, early_stopping_rounds 1 on accuracy: every party stops at the first
-    validation round that does not beat the best so far; the curve and the final metrics
-    agree with the weights each party kept."""
+    """validation_freqs 2, early_stopping_rounds 1 on accuracy (use_first_metric_only): every
+    party stops at the first validation round that does not beat the best so far; the
+    curve and the final metrics agree with the weights each party kept."""
     job_id, validate_ids = validated_job(breast, tmp_path, max_iter=12, tol=0.0, validation_freqs=2,
-                                         early_stopping_rounds=1, metrics=["accuracy", "auc"])
+                                         early_stopping_rounds=1, metrics=["accuracy", "auc"],
+                                         use_first_metric_only=True)
     metrics = breast.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "hetero_lr_0")
     curve = metrics["validate_iterations"]["accuracy"]
     assert curve["iteration"] == list(range(1, 2 * len(curve["iteration"]), 2))
