@@ -243,12 +243,12 @@ def test_a_consumer_that_stops_delivering_mid_object_is_replaced(endpoint, caplo
 
 
 def test_a_consumer_is_not_replaced_while_it_delivers_or_nobody_waits(endpoint, caplog):
-    guest, host = endpoint(GUEST), endpoint(HOST, stall_resubscribe_s=2)
+    guest, host = endpoint(GUEST), endpoint(HOST, stall_resubscribe_s=4)  # far above a get's few ms
     with caplog.at_level(logging.INFO, "federation.pulsar"):
         for i in range(2):
             guest.remote(i, "x", str(i), [HOST])
             assert host.get("x", str(i), [GUEST])[0] == i
-            time.sleep(2.5)  # longer than the patience, but nobody is waiting
+            time.sleep(4.5)  # longer than the patience, but nobody is waiting
         guest.remote(2, "x", "2", [HOST])
         assert host.get("x", "2", [GUEST])[0] == 2
     assert "subscribing again" not in caplog.text
