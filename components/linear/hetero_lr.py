@@ -36,7 +36,8 @@ from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.hetero_schedule import Batches, Fit, batch_ids_of, model_scopes, stack_models
 from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
-from components.linear.params import MAX_CLASSES, LinearParams
+from components.linear import ovr
+from components.linear.params import LinearParams
 from flow.errors import ComponentError
 
 MASK_SCALE = 2.0 ** 20
@@ -95,13 +96,7 @@ class HeteroLR(Component):
                                  "(set with_label in DataTransform)")
         if not self.loss.classifier:
             return None
-        found = np.array(sorted(set().union(*data.table.apply_partitions(rows_fn.labels))), dtype=float)
-        if set(found) <= {0.0, 1.0}:
-            return None
-        if len(found) < 2 or len(found) > MAX_CLASSES or not np.isfinite(found).all():
-            raise ComponentError(f"{ctx.component}: labels must be 0/1, or at most {MAX_CLASSES} classes for "
-                                 f"one-vs-rest; found {len(found)} distinct, such as {found[:5]}")
-        return found
+        return ovr.ovr_classes(set().union(*data.table.apply_partitions(ovr.labels)), ctx.component)
 
     # ---------------------------------------------------------------- guest
     def guest(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
@@ -130,18 +125,23 @@ class HeteroLR(Component):
         w = stack_models(fits, n_models)
         predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
         if val is not None:  # the trained model on validate_data
-            val.log(ctx, val.evaluate(ctx, self._predict_guest(ctx, p, val.data, w, hosts, classes, "validate")))
+            val.log(ctx, val.evaluate(ctx, self._predict_guest(ctx, p, val.data, w, hosts, classes, "validate",
+                                                                "validate")))
         if n_models is None:
             predictions.meta.extra["loss_history"] = list(fits[0].losses)  # Evaluation's loss curve
         self._log_training(ctx, fits)
         model = {"header": header, "weights": w[..., :-1], "intercept": w[..., -1] if n_models else float(w[-1]),
-                 "iters": [f.iters for f in fits], "converged": [f.converged for f in fits],
-                 "loss_history": [f.losses for f in fits]}  # fmt: skip
-        if n_models is None:
-            model.update(iters=fits[0].iters, converged=fits[0].converged, loss_history=fits[0].losses)
-        else:
+                 **self._fit_record(fits, n_models)}
+        if classes is not None:
             model["classes"] = classes.tolist()
         return Outputs(data=[predictions], model=model)
+
+    @staticmethod
+    def _fit_record(fits: list[Fit], n_models: int | None) -> dict[str, Any]:
+        """iters, converged and loss_history of the model(s), as the model records store them."""
+        return {"iters": ovr.per_model([f.iters for f in fits], n_models),
+                "converged": ovr.per_model([f.converged for f in fits], n_models),
+                "loss_history": ovr.per_model([f.losses for f in fits], n_models)}
 
     def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: Batches, d: int, positive: float | None,
                    scope: str, index: int, count: int, val: Validator | None) -> Fit:  # fmt: skip
@@ -190,11 +190,9 @@ class HeteroLR(Component):
                                  f"the model's {list(header)}")
 
     def _predict_guest(self, ctx: Context, p: HeteroLRParams, data: Dataset, w: np.ndarray, hosts,
-                       classes: np.ndarray | None, kind: str = "train",
-                       stage: str | None = None) -> Dataset:  # fmt: skip
-        """The guest's predictions of ``data``; the hosts send their wx under the tag
-        ``stage`` (default: ``kind`` for validate data, "predict" for the rest)."""
-        stage = stage or ("validate" if kind == "validate" else "predict")
+                       classes: np.ndarray | None, kind: str = "train", stage: str = "predict") -> Dataset:  # fmt: skip
+        """The guest's predictions of ``data`` (a table of type ``kind``); the hosts send
+        their wx under the tag ``stage``."""
         host_wx = ctx.federation.get("host_predict_wx", ctx.tag(stage), hosts)
         total = host_wx[0]
         for other in host_wx[1:]:
@@ -275,8 +273,8 @@ class HeteroLR(Component):
             if rows is not None:
                 ctx.federation.remote(rows.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx",
                                       ctx.tag(stage), guest)  # fmt: skip
-        ctx.logger.info("trained %s iterations", [f.iters for f in fits])
-        iters = fits[0].iters if n_models is None else [f.iters for f in fits]
+        iters = ovr.per_model([f.iters for f in fits], n_models)
+        ctx.logger.info("trained %s iterations", iters)
         return Outputs(model={"header": header, "weights": w, "iters": iters})
 
     def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: Batches, d: int,
@@ -319,11 +317,7 @@ class HeteroLR(Component):
         fits = [self._arbiter_fit(ctx, p, priv, n_batches, scope, i, len(scopes), stop_every)
                 for i, scope in enumerate(scopes)]
         self._log_training(ctx, fits)
-        model: dict[str, Any] = {"iters": [f.iters for f in fits], "converged": [f.converged for f in fits],
-                                 "loss_history": [f.losses for f in fits], "key_length": p.encrypt_param.key_length}
-        if n_models is None:
-            model.update(iters=fits[0].iters, converged=fits[0].converged, loss_history=fits[0].losses)
-        return Outputs(model=model)
+        return Outputs(model={**self._fit_record(fits, n_models), "key_length": p.encrypt_param.key_length})
 
     def _arbiter_fit(self, ctx: Context, p: HeteroLRParams, priv: Any, n_batches: int, scope: str, index: int,
                      count: int, stop_every: int | None) -> Fit:  # fmt: skip

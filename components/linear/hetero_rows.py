@@ -12,6 +12,7 @@ from components.base import Instance
 from components.crypto.paillier import PaillierPublicKey
 from components.crypto.vector import encrypted_dot
 from components.linear.family import QuadraticLoss
+from components.linear.ovr import ovr_row
 from flow.errors import ComponentError
 
 #: fractional bits of the features in the encrypted dot products (error ~1e-7, a third faster than 32)
@@ -94,10 +95,6 @@ def sum_vectors(parts: list) -> list:
     return total
 
 
-def labels(part) -> set:
-    return {inst.label for _, inst in part}
-
-
 def prediction(loss: QuadraticLoss, threshold: float, classes: np.ndarray | None):
     """((wx_g, y), wx_h) -> [predict_result, predict_score] (one model), or with one-vs-rest
     [class, its probability, each class's probability]."""
@@ -105,7 +102,5 @@ def prediction(loss: QuadraticLoss, threshold: float, classes: np.ndarray | None
         (wx_g, y), wx_h = t
         if classes is None:
             return Instance(np.array(loss.output(wx_g + wx_h, threshold)), y)
-        p = sigmoid(np.asarray(wx_g + wx_h, dtype=float))
-        best = int(np.argmax(p))
-        return Instance(np.r_[classes[best], p[best], p], y)
+        return Instance(ovr_row(sigmoid(np.asarray(wx_g + wx_h, dtype=float)), classes), y)
     return f

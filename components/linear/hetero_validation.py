@@ -15,21 +15,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.base import Context, Dataset
-from components.evaluation.metrics import binary_metrics, multi_metrics, regression_metrics
+from components.evaluation.evaluation import EVAL_TYPES
+from components.evaluation.metrics import binary_metrics
 from components.linear.params import LinearParams
 from flow.errors import ComponentError
 
 #: metrics where more is better; for every other (the errors) less is
 HIGHER_IS_BETTER = frozenset({"auc", "ks", "accuracy", "precision", "recall", "f1_score", "r2_score",
                               "explained_variance"})
-#: FATE's first validation metric per task, when ``metrics`` does not name one
+#: the metrics kept per task when ``metrics`` names none
 DEFAULT_METRICS = {"binary": ["auc", "ks"], "multi": ["accuracy", "precision", "recall"],
                    "regression": ["root_mean_squared_error", "mean_absolute_error"]}
-COMPUTE = {
-    "binary": lambda y, result, score, threshold: binary_metrics(y, score, threshold),
-    "multi": lambda y, result, score, threshold: multi_metrics(y, result),
-    "regression": lambda y, result, score, threshold: regression_metrics(y, result),
-}
+
+
+def scalar_metrics(task: str, threshold: float, y: np.ndarray, result: np.ndarray,
+                   score: np.ndarray) -> dict[str, float]:  # fmt: skip
+    """What the Evaluation component computes for ``task`` (its eval_type) from the column it
+    reads; binary metrics at the model's threshold, as its predict_result."""
+    kind = EVAL_TYPES[task]
+    pred = score if kind.columns[0] == "predict_score" else result
+    return binary_metrics(y, pred, threshold) if task == "binary" else kind.scalars(y, pred)
 
 
 @dataclass
@@ -45,6 +50,8 @@ class Validator:
     patience: int | None
     #: judge early stopping on the first metric only; else any metric that stalls stops it
     first_only: bool = False
+    #: the guest's validate rows (each must match a row on every host)
+    rows: int = 0
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     @classmethod
@@ -56,8 +63,8 @@ class Validator:
             return None
         if data.meta.label_column is None:
             raise ComponentError(f"{ctx.component}: the guest's validate_data has no label")
-        # the names the task's metric function returns, read off one call on two rows
-        known = list(COMPUTE[task](np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([0.2, 0.8]), 0.5))
+        # the names the task's metrics have, read off one computation on two rows
+        known = list(scalar_metrics(task, 0.5, np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([0.2, 0.8])))
         unknown = [m for m in p.metrics or [] if m not in known]
         if unknown:
             raise ComponentError(f"{ctx.component}: metrics {unknown} are not computed for {task} validation; "
@@ -68,7 +75,7 @@ class Validator:
             ctx.logger.warning("early_stopping_rounds needs validation_freqs (and one model, not one-vs-rest); "
                                "validating after training only")
         return cls(data, task, p.predict_param.threshold, every, list(p.metrics or DEFAULT_METRICS[task]), patience,
-                   p.use_first_metric_only)
+                   p.use_first_metric_only, data.table.count())
 
     def due(self, it: int) -> bool:
         return self.every is not None and (it + 1) % self.every == 0
@@ -76,12 +83,10 @@ class Validator:
     def evaluate(self, ctx: Context, scored: Dataset) -> dict[str, float]:
         """The kept metrics of a prediction table of the validate rows."""
         rows = np.array([np.r_[inst.label, inst.features[:2]] for _, inst in scored.table.collect()])
-        expected = self.data.table.count()
-        if len(rows) == 0 or len(rows) != expected:
-            raise ComponentError(f"{ctx.component}: of the guest's {expected} validate_data rows, {len(rows)} "
+        if len(rows) == 0 or len(rows) != self.rows:
+            raise ComponentError(f"{ctx.component}: of the guest's {self.rows} validate_data rows, {len(rows)} "
                                  "have a match on every host; run Intersection on them first")
-        y, result, score = rows.T
-        found = COMPUTE[self.task](y, result, score, self.threshold)
+        found = scalar_metrics(self.task, self.threshold, *rows.T)
         return {m: found[m] for m in self.metrics}
 
     def record(self, ctx: Context, it: int, metrics: dict[str, float]) -> bool:

@@ -13,7 +13,7 @@ agree) and a fresh X25519 public key; the arbiter answers with the initial model
 relays the list of public keys. The arbiter is trusted to relay keys faithfully
 (honest but curious), as it is in FATE.
 
-Labels other than 0/1 train one-vs-rest, as FATE's HomoLR does: each party sends the
+Labels other than 0/1 train one-vs-rest: each party sends the
 arbiter its set of labels with its feature names, the arbiter answers with the classes,
 and one binary model per class ("this class or not") is trained after the other, each
 aggregation round under masks of its own.
@@ -31,7 +31,8 @@ from components.activation import sigmoid
 from components.base import (Component, Context, Dataset, Inputs, Instance, Outputs, detail_columns,
                              instances_meta, keys_in)
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
-from components.linear.params import MAX_CLASSES, LinearParams, OptimizerName
+from components.linear import ovr
+from components.linear.params import LinearParams, OptimizerName
 from components.linear.optimizer import Optimizer, init_weights
 from federation.api import Party
 from flow.errors import ComponentError
@@ -87,10 +88,6 @@ def _batch_sums(w: np.ndarray, positive: float | None):
     return f
 
 
-def _labels(part):
-    return {inst.label for _, inst in part}
-
-
 def _prediction(w: np.ndarray, threshold: float, classes: np.ndarray | None):
     """Instance -> [predict_result, predict_score]; with one-vs-rest (``w`` one row per
     class) [class, its probability, each class's probability]."""
@@ -98,8 +95,7 @@ def _prediction(w: np.ndarray, threshold: float, classes: np.ndarray | None):
         p = sigmoid(np.asarray(w[..., :-1] @ inst.features + w[..., -1], dtype=float))
         if classes is None:
             return Instance(np.array([1.0 if p >= threshold else 0.0, float(p)]), inst.label)
-        best = int(np.argmax(p))
-        return Instance(np.r_[classes[best], p[best], p], inst.label)
+        return Instance(ovr.ovr_row(p, classes), inst.label)
     return f
 
 
@@ -135,21 +131,20 @@ class HomoLR(Component):
         fits = [self._fit(ctx, p, batches, n, np.asarray(w0, dtype=float), masker, positive, i, len(positives))
                 for i, positive in enumerate(positives)]  # fmt: skip
         w = fits[0][0] if classes is None else np.stack([f[0] for f in fits])
-        epochs, losses, converged = (list(v) for v in zip(*[f[1:] for f in fits]))
+        epochs, losses, converged = (ovr.per_model(list(v), classes) for v in zip(*[f[1:] for f in fits]))
         ctx.logger.info("trained %s epochs on %d rows, converged=%s", epochs, n, converged)
-        one = classes is None
-        ctx.tracker.log_metric("train", "iterations", epochs[0] if one else epochs)
-        ctx.tracker.log_metric("train", "converged", converged[0] if one else converged)
-        ctx.tracker.log_metric("train", "loss", losses[0] if one else losses)
-        model = {"header": header, "weights": w[..., :-1], "intercept": float(w[-1]) if one else w[..., -1],
-                 "iters": epochs[0] if one else epochs, "converged": converged[0] if one else converged,
-                 "loss_history": losses[0] if one else losses,
-                 "aggregate_rounds": len(losses[0]) if one else [len(v) for v in losses]}  # fmt: skip
-        if not one:
+        ctx.tracker.log_metric("train", "iterations", epochs)
+        ctx.tracker.log_metric("train", "converged", converged)
+        ctx.tracker.log_metric("train", "loss", losses)
+        intercept = float(w[-1]) if classes is None else w[:, -1]
+        model = {"header": header, "weights": w[..., :-1], "intercept": intercept, "iters": epochs,
+                 "converged": converged, "loss_history": losses,
+                 "aggregate_rounds": ovr.per_model([len(f[2]) for f in fits], classes)}
+        if classes is not None:
             model["classes"] = classes.tolist()
         predictions = self._predict(p, data, w, "train", classes)
-        if one:
-            predictions.meta.extra["loss_history"] = list(losses[0])  # Evaluation stores it as the loss curve
+        if classes is None:
+            predictions.meta.extra["loss_history"] = list(losses)  # Evaluation stores it as the loss curve
         return Outputs(data=[predictions], model=model)
 
     def _fit(self, ctx: Context, p: HomoLRParams, batches: list, n: int, w: np.ndarray,
@@ -201,10 +196,7 @@ class HomoLR(Component):
         n = data.table.count()
         if n == 0:
             raise ComponentError(f"{where}: the training table {data.meta.name} is empty")
-        labels = set().union(*data.table.apply_partitions(_labels))
-        if not all(math.isfinite(v) for v in labels):
-            raise ComponentError(f"{where}: labels must be numbers, found {sorted(labels, key=str)[:5]}")
-        return n, labels
+        return n, set(ovr.numeric_labels(set().union(*data.table.apply_partitions(ovr.labels)), where))
 
     @staticmethod
     def _exchange_keys(ctx: Context) -> SecureAggregator:
@@ -269,14 +261,12 @@ class HomoLR(Component):
                                   "secure_agg_pubkeys", ctx.tag(), parties)
         count = 1 if classes is None else len(classes)
         fits = [self._aggregate(ctx, p, parties, w, size, i, count) for i in range(count)]
-        losses, converged = [f[0] for f in fits], [f[1] for f in fits]
-        ctx.tracker.log_metric("train", "loss", losses[0] if classes is None else losses)
-        ctx.tracker.log_metric("train", "converged", converged[0] if classes is None else converged)
-        if classes is None:
-            return Outputs(model={"aggregate_rounds": len(losses[0]), "converged": converged[0],
-                                  "loss_history": losses[0], "secure_aggregate": p.secure_aggregate})
-        return Outputs(model={"aggregate_rounds": [len(v) for v in losses], "converged": converged,
-                              "loss_history": losses, "secure_aggregate": p.secure_aggregate, "classes": classes})
+        losses, converged = (ovr.per_model([f[i] for f in fits], classes) for i in (0, 1))
+        ctx.tracker.log_metric("train", "loss", losses)
+        ctx.tracker.log_metric("train", "converged", converged)
+        model = {"aggregate_rounds": ovr.per_model([len(f[0]) for f in fits], classes), "converged": converged,
+                 "loss_history": losses, "secure_aggregate": p.secure_aggregate}
+        return Outputs(model=model if classes is None else {**model, "classes": classes})
 
     def _aggregate(self, ctx: Context, p: HomoLRParams, parties: list[Party], w: np.ndarray, size: int, index: int,
                    count: int) -> tuple[list[float], bool]:  # fmt: skip
@@ -302,23 +292,20 @@ class HomoLR(Component):
     @staticmethod
     def _agree_header(ctx: Context, parties: list[Party]) -> tuple[int, list[float] | None]:
         """The common feature count, and the classes for one-vs-rest (None: labels 0/1 only).
-        Each party's label set is what one-vs-rest needs from it, as in FATE."""
+        Each party's set of labels is what one-vs-rest needs from it."""
         messages = ctx.federation.get("model_header", ctx.tag(), parties)
         headers = [list(h) for h, _ in messages]
-        labels = sorted(set().union(*(map(float, ls) for _, ls in messages)))
-        first = list(headers[0])
+        first = headers[0]
         for party, header in zip(parties[1:], headers[1:]):
-            if list(header) != first:
+            if header != first:
                 diff = sorted(set(first) ^ set(header))[:5]
                 raise ComponentError(
                     f"{ctx.component}: {contributor_name(party)} has features {list(header)[:8]}"
                     f"{'...' if len(header) > 8 else ''}, {contributor_name(parties[0])} has {first[:8]}"
                     f"{'...' if len(first) > 8 else ''}; HomoLR needs the same columns in the same order"
                     + (f" (differing: {diff})" if diff else " (same names, other order)"))
-        if len(labels) > MAX_CLASSES:
-            raise ComponentError(f"{ctx.component}: the parties hold {len(labels)} distinct labels; one-vs-rest "
-                                 f"takes at most {MAX_CLASSES} classes (is the label a continuous value?)")
-        return len(first), None if set(labels) <= {0.0, 1.0} else labels
+        classes = ovr.ovr_classes(set().union(*(ls for _, ls in messages)), ctx.component)
+        return len(first), None if classes is None else classes.tolist()
 
     @staticmethod
     def _sum(ctx: Context, p: HomoLRParams, updates: list, parties: list[Party], size: int) -> np.ndarray:

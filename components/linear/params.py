@@ -11,9 +11,6 @@ from components.base import TrainingParams
 from components.linear.optimizer import InitParam
 
 
-#: one-vs-rest trains one model per class: more classes than this is refused
-MAX_CLASSES = 100
-
 OptimizerName = Literal["sgd", "rmsprop", "adam", "adagrad", "nesterov_momentum_sgd"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer
@@ -41,15 +42,22 @@ def write_guest(path: Path, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> No
           ([str(i), int(y[i])] + [fmt(v) for v in x[i, :10]] for i in ids))
 
 
+def write_vertical(name: str, guest_names: list[str], host_names: list[str], x: np.ndarray, labels: list,
+                   seed: int, value: Callable[[float], str] = fmt) -> None:  # fmt: skip
+    """<name>_guest.csv: id, y and the first len(guest_names) columns of every row;
+    <name>_host.csv: id and the other columns, its rows in another order (``seed``), so
+    the intersection has work to do."""
+    ids, g = np.arange(len(labels)), len(guest_names)
+    write(HERE / f"{name}_guest.csv", ["id", "y"] + guest_names,
+          ([str(i), labels[i]] + [value(v) for v in x[i, :g]] for i in ids))
+    write(HERE / f"{name}_host.csv", ["id"] + host_names,
+          ([str(i)] + [value(v) for v in x[i, g:]] for i in np.random.default_rng(seed).permutation(ids)))
+
+
 def main() -> None:
-    ids, x, y = breast()
-    write_guest(HERE / "breast_hetero_guest.csv", ids, x, y)
-    order = np.random.default_rng(7).permutation(ids)
-    write(
-        HERE / "breast_hetero_host.csv",
-        ["id"] + [f"x{i}" for i in range(20)],
-        ([str(i)] + [fmt(v) for v in x[i, 10:]] for i in order),
-    )
+    _, x, y = breast()
+    write_vertical("breast_hetero", [f"x{i}" for i in range(10)], [f"x{i}" for i in range(20)], x,
+                   [int(v) for v in y], seed=7)
 
 
 if __name__ == "__main__":

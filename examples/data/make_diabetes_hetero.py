@@ -10,14 +10,10 @@ Run: python examples/data/make_diabetes_hetero.py
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 from sklearn.datasets import load_diabetes
 
-from make_breast_hetero import write  # type: ignore[import-not-found]  # sibling script
+from make_breast_hetero import write_vertical  # type: ignore[import-not-found]  # sibling script
 
-HERE = Path(__file__).resolve().parent
 GUEST_FEATURES = 4
 
 
@@ -25,19 +21,8 @@ def main() -> None:
     data = load_diabetes(scaled=False)
     x, y, names = data.data, data.target, list(data.feature_names)
     y = (y - y.mean()) / y.std()
-    ids = np.arange(len(y))
-    fmt = lambda v: f"{v:.6g}"  # noqa: E731 - the data set's own precision
-    write(
-        HERE / "diabetes_hetero_guest.csv",
-        ["id", "y"] + names[:GUEST_FEATURES],
-        ([str(i), f"{y[i]:.6f}"] + [fmt(v) for v in x[i, :GUEST_FEATURES]] for i in ids),
-    )
-    order = np.random.default_rng(13).permutation(ids)
-    write(
-        HERE / "diabetes_hetero_host.csv",
-        ["id"] + names[GUEST_FEATURES:],
-        ([str(i)] + [fmt(v) for v in x[i, GUEST_FEATURES:]] for i in order),
-    )
+    write_vertical("diabetes_hetero", names[:GUEST_FEATURES], names[GUEST_FEATURES:], x, [f"{v:.6f}" for v in y],
+                   seed=13, value=lambda v: f"{v:.6g}")  # the data set's own precision
 
 
 if __name__ == "__main__":

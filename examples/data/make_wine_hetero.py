@@ -8,33 +8,19 @@ Run: python examples/data/make_wine_hetero.py
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 from sklearn.datasets import load_wine
 
-from make_breast_hetero import write  # type: ignore[import-not-found]  # sibling script
+from make_breast_hetero import write_vertical  # type: ignore[import-not-found]  # sibling script
 
-HERE = Path(__file__).resolve().parent
 GUEST_FEATURES = 5
 
 
 def main() -> None:
     data = load_wine()
     x, y = data.data, data.target
-    ids = np.arange(len(y))
-    fmt = lambda v: f"{v:.6g}"  # noqa: E731 - the data set's own precision
-    write(
-        HERE / "wine_hetero_guest.csv",
-        ["id", "y"] + [f"x{i}" for i in range(GUEST_FEATURES)],
-        ([str(i), int(y[i])] + [fmt(v) for v in x[i, :GUEST_FEATURES]] for i in ids),
-    )
-    order = np.random.default_rng(11).permutation(ids)
-    write(
-        HERE / "wine_hetero_host.csv",
-        ["id"] + [f"x{i}" for i in range(x.shape[1] - GUEST_FEATURES)],
-        ([str(i)] + [fmt(v) for v in x[i, GUEST_FEATURES:]] for i in order),
-    )
+    guest, host = [f"x{i}" for i in range(GUEST_FEATURES)], [f"x{i}" for i in range(x.shape[1] - GUEST_FEATURES)]
+    write_vertical("wine_hetero", guest, host, x,
+                   [int(v) for v in y], seed=11, value=lambda v: f"{v:.6g}")  # the data set's own precision
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from rich.table import Table as RichTable
 from federation.api import Party
 from flow.cli.main import Env, cli, envelope
 from flow.dsl import load_job
-from flow.dsl.plan import JobPlan
 from flow.errors import FedweaveError
 from flow.scheduler import job as jobs
 from flow.store import FINAL_STATES
@@ -41,14 +40,16 @@ _job_opt = click.option("-j", "--job-id", required=True)
 @envelope
 def validate(conf_path: Path, dsl_path: Path):
     """Check both files and print the DAG and each party's components; runs nothing."""
-    return _noticed(load_job(conf_path, dsl_path)).to_summary()
+    summary = load_job(conf_path, dsl_path).to_summary()
+    _tell(summary["notices"])
+    return summary
 
 
-def _noticed(plan: JobPlan) -> JobPlan:
+def _tell(notices: list[str]) -> list[str]:
     """Tell (on stderr) what the conf sets that is accepted but not acted on."""
-    for notice in plan.notices():
+    for notice in notices:
         click.echo(f"notice: {notice}", err=True)
-    return plan
+    return notices
 
 
 @job.command()
@@ -59,10 +60,11 @@ def _noticed(plan: JobPlan) -> JobPlan:
 @envelope
 def submit(env: Env, conf_path: Path, dsl_path: Path, wait: bool):
     """Validate and start a job; prints its id at once (or waits with --wait)."""
-    plan = _noticed(load_job(conf_path, dsl_path))
+    plan = load_job(conf_path, dsl_path)
+    notices = _tell(plan.notices())
     info = env.ops.job_submit(plan, str(conf_path), str(dsl_path))
-    if plan.notices():
-        info = {**info, "notices": plan.notices()}
+    if notices:
+        info = {**info, "notices": notices}
     if not wait:
         return info
     detail = wait_for(env, info["job_id"])

@@ -54,6 +54,12 @@ class FlowCLI:
         extra = ["--label-column", label] if label else []
         return self.ok("data", "upload", "-f", path, "--namespace", namespace, "--name", name, *extra)
 
+    def models(self, job_id: str, component: str,
+               parties: tuple[tuple[str, str], ...] = (("guest", "9999"), ("host", "10000"))) -> dict[str, dict]:
+        """Each party's model of ``component`` in the job, by role."""
+        return {role: self.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid, "-cpn", component)
+                ["model"] for role, pid in parties}  # fmt: skip
+
     def wait(self, job_id: str, timeout: float = 600) -> dict:
         end = time.monotonic() + timeout
         while time.monotonic() < end:

@@ -41,8 +41,7 @@ def test_hetero_linr_matches_centralised(flow: FlowCLI, tmp_path: Path):
 
     ids, x, y, _, _ = joined("diabetes_hetero", standardise=True)
     w_ref, b_ref, loss_ref = least_squares_gd(x, y, params)
-    models = {role: flow.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid,
-                            "-cpn", "hetero_linr_0")["model"] for role, pid in (("guest", "9999"), ("host", "10000"))}
+    models = flow.models(job_id, "hetero_linr_0")
     guest, host = models["guest"], models["host"]
     assert guest["iters"] == len(loss_ref) and len(host["weights"]) == 6
     np.testing.assert_allclose(np.r_[guest["weights"], host["weights"]], w_ref, atol=1e-3)

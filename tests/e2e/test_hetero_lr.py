@@ -101,8 +101,7 @@ def test_l1_penalty_matches_the_centralised_proximal_descent(breast, tmp_path: P
     assert job["status"] == "success", job["reason"]
     _, x, y = joined_breast()
     w_ref, b_ref, loss_ref = taylor_gd(x, y, params)
-    models = {role: breast.ok("tracking", "output-model", "-j", job["job_id"], "-r", role, "-p", pid,
-                              "-cpn", "hetero_lr_0")["model"] for role, pid in (("guest", "9999"), ("host", "10000"))}
+    models = breast.models(job["job_id"], "hetero_lr_0")
     w = np.r_[models["guest"]["weights"], models["host"]["weights"]]
     np.testing.assert_allclose(w, w_ref, atol=1e-3)
     assert abs(models["guest"]["intercept"] - b_ref) < 1e-3
@@ -134,8 +133,7 @@ def test_multiclass_labels_train_one_vs_rest_as_central_descents_do(flow, tmp_pa
     c, d = write_job(tmp_path, conf, dsl)
     job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert job["status"] == "success", job.get("reason")
-    models = {role: flow.ok("tracking", "output-model", "-j", job["job_id"], "-r", role, "-p", pid,
-                            "-cpn", "hetero_lr_0")["model"] for role, pid in (("guest", "9999"), ("host", "10000"))}
+    models = flow.models(job["job_id"], "hetero_lr_0")
     guest, host = models["guest"], models["host"]
     assert guest["classes"] == [0.0, 1.0, 2.0] and np.shape(host["weights"]) == (3, 8)
 
@@ -197,11 +195,6 @@ def validated_job(flow, tmp_path: Path, **params) -> tuple[str, list[str]]:
         return job["job_id"], [r["id"] for r in csv.DictReader(fh)]
 
 
-def lr_models(flow, job_id: str) -> dict[str, dict]:
-    return {role: flow.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid, "-cpn", "hetero_lr_0")
-            ["model"] for role, pid in (("guest", "9999"), ("host", "10000"), ("arbiter", "10000"))}
-
-
 def test_validate_data_is_scored_with_the_trained_model(breast, tmp_path: Path):
     """validate_data from a data split: the guest logs FATE's default binary metrics (auc,
     ks) of the trained model on those rows (hosts send their wx for them), equal to those
@@ -212,7 +205,7 @@ def test_validate_data_is_scored_with_the_trained_model(breast, tmp_path: Path):
     assert 160 < len(validate_ids) < 180
     metrics = breast.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "hetero_lr_0")
     assert set(metrics["validate"]) == {"auc", "ks"} and "validate_iterations" not in metrics
-    models = lr_models(breast, job_id)
+    models = breast.models(job_id, "hetero_lr_0", (("guest", "9999"), ("host", "10000"), ("arbiter", "10000")))
     ids, x, y, _, _ = joined("breast_hetero")
     rows = np.isin(ids, validate_ids)
     score = x[rows] @ np.r_[models["guest"]["weights"], models["host"]["weights"]] + models["guest"]["intercept"]
@@ -238,7 +231,7 @@ def test_validation_every_other_iteration_stops_early_as_fate_does(breast, tmp_p
             break
         best = value
     assert stop is not None, curve  # the data make this run stop early
-    models = lr_models(breast, job_id)
+    models = breast.models(job_id, "hetero_lr_0", (("guest", "9999"), ("host", "10000"), ("arbiter", "10000")))
     assert models["guest"]["iters"] == models["host"]["iters"] == models["arbiter"]["iters"] == stop + 1
     assert curve["iteration"][-1] == stop and metrics["validate"]["accuracy"] == curve["value"][-1]
     ids, x, y, _, _ = joined("breast_hetero")
