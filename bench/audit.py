@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 
 from federation.api import Party  # noqa: E402
 from federation.standalone import StandaloneFederation  # noqa: E402
-from flow.audit import AuditLog  # noqa: E402
-from flow.audit_trail import audit_message, flush_audit  # noqa: E402
+from flow.governance.audit import AuditLog  # noqa: E402
+from flow.governance.trail import audit_message, flush_audit, install  # noqa: E402
 
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
 
@@ -59,6 +59,7 @@ def per_call(fn, n: int) -> float:
 
 
 def main() -> None:
+    install()  # record federation traffic as the runtime does
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=300)
     parser.add_argument("--floats", type=int, default=100)

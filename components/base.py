@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
 from federation.api import Federation, Party
-from flow.errors import ComponentError
-from flow.registry import Registry
+from flow.core.errors import ComponentError
+from flow.core.registry import Registry
 
 #: the input data ports FATE's DSL v2 knows
 DATA_PORTS = ("data", "train_data", "validate_data", "test_data")

@@ -1,6 +1,6 @@
 """Federation transports, looked up by name (``federation_engine`` in the conf)."""
 
-from flow.registry import Registry
+from flow.core.registry import Registry
 
 from .api import Federation, Party
 

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flow.errors import CodecError
+from flow.core.errors import CodecError
 
 #: numpy kinds that are plain memory: bool, ints, floats, complex, fixed-width bytes/str
 _KINDS = frozenset("biufcSU")

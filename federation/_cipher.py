@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from federation._arrays import pack_shape, read_shape, size_of, type_name
-from flow.errors import CodecError, FedweaveError
+from flow.core.errors import CodecError, FedweaveError
 
 try:
     import gmpy2

@@ -42,8 +42,8 @@ from federation.envelope import (
     plan_pieces,
     seal,
 )
-from flow.audit_trail import audit_received, audit_sent
-from flow.errors import AuthError, CodecError, ConfigError, FederationError, FederationTimeout, PeerFailed
+from flow.core import audit_hook
+from flow.core.errors import AuthError, CodecError, ConfigError, FederationError, FederationTimeout, PeerFailed
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class MessageFederation(Federation):
                 for channel, mid, data in self._frames(pieces, name, tag, dst):
                     self._publish(channel, mid, data)
             self._flush()
-            audit_sent(self, name, tag, parties, pieces)  # one entry per object and receiver, never the payload
+            audit_hook.current().sent(self, name, tag, parties, pieces)  # one entry per object and receiver, never the payload
 
     def abort(self, reason: str, parties: Sequence[Party]) -> None:
         piece = Piece.of([codec.encode({"reason": str(reason)[:2000]})], kind="abort")  # always one message
@@ -361,7 +361,7 @@ class MessageFederation(Federation):
                 # and waiting for it would only end at the timeout
                 self._ready[key].append((_Undecodable(header.name, header.src.party(), str(exc)), []))
                 return
-            audit_received(self, header, asm.chunks)  # one entry per object, not per chunk
+            audit_hook.current().received(self, header, asm.chunks)  # one entry per object, not per chunk
             self._ready[key].append((obj, asm.acks))
 
     def _on_abort(self, h: Header, payload: memoryview) -> None:

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 
 from federation._mq import load_settings
 from federation.envelope import HEADER_RESERVE
-from flow.errors import ConfigError
+from flow.core.errors import ConfigError
 
 #: bytes of a broker's max message size kept for Pulsar's own message and batch metadata
 PULSAR_OVERHEAD = 10 * 1024

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, Callable
 
 from federation._pulsar_conf import FATAL, HINTS
-from flow.errors import FederationError
+from flow.core.errors import FederationError
 
 log = logging.getLogger("federation.pulsar")
 

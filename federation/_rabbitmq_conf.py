@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from federation._mq import load_settings
 from federation.api import Party
-from flow.errors import ConfigError
+from flow.core.errors import ConfigError
 
 PREFIX = "fedweave"
 CONTROL = "-"  # in the src-role slot: not a valid role, so control and data names never meet

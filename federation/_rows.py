@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator
 
 from federation.codec import VERSION, _Reader, _Writer
-from flow.errors import CodecError
+from flow.core.errors import CodecError
 
 _META_KEYS = b"fedweave.paillier_n"
 

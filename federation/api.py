@@ -9,22 +9,11 @@ reason) that interrupt a party waiting in ``get``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, Sequence
 
+from flow.core.party import Party
 
-@dataclass(frozen=True, order=True)
-class Party:
-    """A party as addressed in a job: its role and its party id (kept as a string)."""
-
-    role: str
-    party_id: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "party_id", str(self.party_id))
-
-    def __str__(self) -> str:
-        return f"{self.role}:{self.party_id}"
+__all__ = ["Federation", "Party"]
 
 
 class Federation(ABC):
@@ -39,7 +28,7 @@ class Federation(ABC):
     @abstractmethod
     def from_conf(cls, job_id: str, local: Party, conf: Any, *, parties: Sequence[str], session: Any = None,
                   timeout: float = 600.0, on_reject: Any = None) -> "Federation":
-        """An endpoint built from this party's service conf (``flow.settings.ServiceConf``):
+        """An endpoint built from this party's service conf (``flow.core.settings.ServiceConf``):
         its home, ``federation.max_message_size`` and the transport's own section
         (``federation.<engine>``). ``parties`` are the party ids of the job."""
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from federation import _arrays, _cipher
 from federation._cipher import PAILLIER
-from flow.errors import CodecError
+from flow.core.errors import CodecError
 
 MAGIC = b"FWC"
 VERSION = 1

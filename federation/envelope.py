@@ -24,7 +24,7 @@ from federation import codec
 from federation._rows import iter_row_segments
 from federation.api import Party
 from federation.auth import PartyKeys
-from flow.errors import CodecError, FederationError
+from flow.core.errors import CodecError, FederationError
 
 FRAME_MAGIC = b"FWM1"
 SIG_SIZE = 64

@@ -42,7 +42,7 @@ from federation._pulsar_outbox import Entry, Outbox
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable, route_table_for
 from federation.envelope import DEFAULT_MAX_MESSAGE_SIZE
-from flow.errors import FederationError
+from flow.core.errors import FederationError
 
 __all__ = ["PULSAR_OVERHEAD", "PeerRoute", "PulsarFederation", "PulsarSettings"]
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from federation._mq import MessageFederation, settings_error
 from federation._rabbitmq_conf import CONTROL, PREFIX, Broker, BrokerAddress, RabbitMQConf, grants, queue_name
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable, route_table_for
-from flow.errors import FederationError
+from flow.core.errors import FederationError
 
 __all__ = ["CONTROL", "PREFIX", "Broker", "BrokerAddress", "RabbitMQConf", "RabbitMQFederation", "grants", "queue_name"]
 log = logging.getLogger(__name__)

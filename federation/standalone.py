@@ -26,7 +26,7 @@ from federation._mq import MessageFederation
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable, route_table_for, standalone_route_table
 from federation.envelope import Frame
-from flow.errors import AuthError, FederationError
+from flow.core.errors import AuthError, FederationError
 
 _MID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,200}")
 _SUFFIX = ".msg"

@@ -1,6 +1,6 @@
 """Computing backends, looked up by name (``computing_engine`` in the conf)."""
 
-from flow.registry import Registry
+from flow.core.registry import Registry
 
 from .api import Session, Table, partition_of
 

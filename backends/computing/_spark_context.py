@@ -19,8 +19,8 @@ from typing import Any, Mapping
 
 from backends.computing._spark_tasks import _narrow, _summary, _whole
 from backends.computing.local import _cores
-from flow.errors import ComputingError
-from flow.registry import did_you_mean
+from flow.core.errors import ComputingError
+from flow.core.registry import did_you_mean
 
 STARTUP_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 5.0

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from backends.computing._local_ops import _execute, _unique
 from backends.computing.api import partition_of
 from backends.computing.local import LocalSession
-from flow.errors import ComputingError
+from flow.core.errors import ComputingError
 
 _FAILURE = re.compile(r"<fedweave-failure:([A-Za-z0-9+/=]+):end>")
 

@@ -42,7 +42,7 @@ from backends.computing._local_ops import (  # noqa: F401 - PARENT_POLL_S, sampl
     sample_keep,
 )
 from backends.computing.api import Session, Table, partition_of
-from flow.errors import ComputingError
+from flow.core.errors import ComputingError
 
 #: inputs with fewer rows than this may run inline in the driver (no IPC)
 INLINE_BELOW = 1_000

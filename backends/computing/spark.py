@@ -40,7 +40,7 @@ from backends.computing._spark_tasks import (_flat_buckets, _gather, _head, _nar
                                              _stats, _target, _whole, translate)
 from backends.computing.api import Session, Table, partition_of
 from backends.computing.local import LocalSession, _positive
-from flow.errors import ComputingError
+from flow.core.errors import ComputingError
 
 #: tables up to this many rows keep their pairs in the driver once fetched: repeated
 #: collect/iter_partitions/first of small results (the common case) cost no Spark job

@@ -1,6 +1,6 @@
 """Storage engines, looked up by name (``storage_engine`` in the conf)."""
 
-from flow.registry import Registry
+from flow.core.registry import Registry
 
 from .api import StorageEngine, TableMeta
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from backends.storage._arrow import stored_columns, unify_types
 from backends.storage.api import TableMeta
-from flow.errors import StorageError
+from flow.core.errors import StorageError
 
 if TYPE_CHECKING:
     from backends.storage.hdfs import HdfsEngine

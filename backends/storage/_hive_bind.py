@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from backends.storage._hive_sql import hive_name, ident, read_type
 from backends.storage.api import TableMeta
-from flow.errors import StorageError
+from flow.core.errors import StorageError
 
 if TYPE_CHECKING:
     from backends.storage.hive import HiveEngine

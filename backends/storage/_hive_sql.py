@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from backends.storage.api import TableMeta
 from backends.storage.localfs import check_name
-from flow.errors import StorageError
+from flow.core.errors import StorageError
 
 if TYPE_CHECKING:
     from backends.storage.hive import HiveEngine

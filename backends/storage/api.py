@@ -50,7 +50,7 @@ class StorageEngine(ABC):
 
     @classmethod
     def from_conf(cls, conf: Any) -> "StorageEngine":
-        """This party's engine from its service conf (``flow.settings.ServiceConf``): by
+        """This party's engine from its service conf (``flow.core.settings.ServiceConf``): by
         default the keyword arguments in ``storage.<engine>``."""
         return cls(**dict(conf.storage.get(cls.engine) or {}))
 
@@ -84,6 +84,6 @@ class StorageEngine(ABC):
         """Register data that already lives in this engine (a Hive table, an HDFS path) as
         table ``namespace/name`` without copying it. ``schema`` may name ``id_column`` and
         ``label_column``. Engines that hold only their own files cannot."""
-        from flow.errors import StorageError
+        from flow.core.errors import StorageError
 
         raise StorageError(f"the {self.engine} engine cannot bind existing data; upload it instead")

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
-from flow.errors import StorageError
+from flow.core.errors import StorageError
 
 _COLUMN_IN_ERROR = re.compile(r"CSV column #(\d+)")
 

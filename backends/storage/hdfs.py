@@ -37,7 +37,7 @@ from backends.storage._bound_reads import BoundReads
 from backends.storage._hdfs_bind import bound_meta, bound_rows
 from backends.storage._arrow import check_columns, explicit_types, parquet_rows, rows_to_arrow, unify_types
 from backends.storage.localfs import META_FILE, PART_FILE, check_name, is_name
-from flow.errors import FedweaveError, StorageError
+from flow.core.errors import FedweaveError, StorageError
 
 try:
     import requests

@@ -53,7 +53,7 @@ from backends.storage._arrow import arrow_type, check_columns, explicit_types, r
 from backends.storage._hive_bind import bound_meta, check_source, source_of
 from backends.storage._hive_sql import (HIVE_TYPES, PART_COLUMN, InsertTarget, error_text, hive_columns, hive_name,
                                         hive_type, ident, name_prefix, sql_text)
-from flow.errors import FedweaveError, StorageError
+from flow.core.errors import FedweaveError, StorageError
 
 META_KEY, META_CHUNK = "fedweave.meta", 3000
 

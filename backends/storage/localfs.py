@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from backends.computing.api import Session, Table
 from backends.storage._arrow import parquet_rows, check_columns, explicit_types, rows_to_arrow, unify_types
 from backends.storage.api import StorageEngine, TableMeta
-from flow.errors import FedweaveError, StorageError
+from flow.core.errors import FedweaveError, StorageError
 
 try:
     import fcntl

@@ -21,7 +21,7 @@ from typing import Iterable
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 POINT_BYTES = 32
 _P = 2**255 - 19

@@ -34,7 +34,7 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz, powmod
 
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 #: fractional bits used to encode floats (plaintexts and scalars); 2**-32 ≈ 2.3e-10
 DEFAULT_PRECISION = 32

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import gmpy2
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 PUBLIC_EXPONENT = 65537
 #: the smallest modulus a guest accepts from a host (smaller ones are factorable)

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 FRACTION_BITS = 24
 KEY_BYTES = 32

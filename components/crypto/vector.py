@@ -22,7 +22,7 @@ from components.crypto.paillier import (
     _quantise,
     _rescale,
 )
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 _DOT_ROWS = 2048  # rows per encrypted_dot block: its subset tables stay under ~20 MB at 1024 bits
 

@@ -27,7 +27,7 @@ from components.evaluation.metrics import (
     roc_points,
     thin,
 )
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 __all__ = ["Evaluation", "EvaluationParams", "binary_metrics", "roc_points"]
 

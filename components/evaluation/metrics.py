@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 #: most points a stored curve keeps (the first and last are always kept)
 CURVE_POINTS = 200

@@ -32,7 +32,7 @@ from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.vector import encrypted_sum
 from components.feature.common import gather_matrix, model_columns, pick_columns
 from components.linear.hetero_lr import EncryptParam
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class TransformParam(BaseModel):

@@ -9,7 +9,7 @@ import numpy as np
 
 from backends.storage.api import TableMeta
 from components.base import Instance, instances_meta
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 def pick_columns(component: str, header: Sequence[str], indexes: int | Sequence[int] | None,

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params, keys_in
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 PARTS = ("train", "validate", "test")
 

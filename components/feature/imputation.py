@@ -15,7 +15,7 @@ import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
 from components.feature.common import gather_matrix
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 Method = Literal["min", "max", "mean", "median", "designated"]
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
 from components.feature.common import model_columns, pick_columns, with_columns
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 #: more distinct values than this in one column is almost surely a continuous column
 MAX_CATEGORIES = 1024

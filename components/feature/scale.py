@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class FeatureScaleParams(Params):

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params
 from components.feature.common import gather_matrix, keep_features, model_columns, pick_columns, with_columns
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class _Sub(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 MISSING = {"", "na", "nan", "null", "none"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params
-from flow.audit_trail import audit_event
+from flow.core import audit_hook
 
 
 class TableRef(BaseModel):
@@ -29,8 +29,8 @@ class Reader(Component):
         assert params.table is not None  # the DSL validator insists on it for every party
         meta = ctx.storage.meta(params.table.namespace, params.table.name)
         ctx.logger.info("reading %s/%s (%s rows, engine %s)", meta.namespace, meta.name, meta.count, meta.engine)
-        audit_event("data.read", party=ctx.local.party_id, job=ctx.job_id, role=ctx.local.role,
-                    namespace=meta.namespace, name=meta.name, count=meta.count, sha256=meta.sha256)
+        audit_hook.current().event("data.read", party=ctx.local.party_id, job=ctx.job_id, role=ctx.local.role,
+                                   namespace=meta.namespace, name=meta.name, count=meta.count, sha256=meta.sha256)
         ctx.tracker.log_metric("reader", "table", {"namespace": meta.namespace, "name": meta.name,
                                                    "count": meta.count, "engine": meta.engine})
         return Outputs(data=[Dataset(ctx.storage.read(meta, ctx.computing), meta)])

@@ -14,7 +14,7 @@ import numpy as np
 
 from backends.storage.api import TableMeta
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class UnionParams(Params):

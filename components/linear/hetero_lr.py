@@ -38,7 +38,7 @@ from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
 from components.linear import ovr
 from components.linear.params import LinearParams
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 MASK_SCALE = 2.0 ** 20
 

@@ -13,7 +13,7 @@ from components.crypto.paillier import PaillierPublicKey
 from components.crypto.vector import encrypted_dot
 from components.linear.family import QuadraticLoss
 from components.linear.ovr import ovr_row
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 #: fractional bits of the features in the encrypted dot products (error ~1e-7, a third faster than 32)
 DOT_PRECISION = 24

@@ -18,7 +18,7 @@ from components.base import Context, Dataset
 from components.evaluation.evaluation import EVAL_TYPES
 from components.evaluation.metrics import binary_metrics
 from components.linear.params import LinearParams
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 #: metrics where more is better; for every other (the errors) less is
 HIGHER_IS_BETTER = frozenset({"auc", "ks", "accuracy", "precision", "recall", "f1_score", "r2_score",

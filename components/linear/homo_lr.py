@@ -35,7 +35,7 @@ from components.linear import ovr
 from components.linear.params import LinearParams, OptimizerName
 from components.linear.optimizer import Optimizer, init_weights
 from federation.api import Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class HomoEncryptParam(BaseModel):

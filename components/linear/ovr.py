@@ -8,7 +8,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 #: one-vs-rest trains one model per class: more classes than this is refused
 MAX_CLASSES = 100

@@ -16,7 +16,7 @@ from components.base import Context
 from components.crypto.ecdh import POINT_BYTES, EcdhCipher
 from components.psi._protocol import MethodParams, PsiProtocol, array_to_rows, match, rows_to_array
 from federation.api import Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class EcdhParams(MethodParams):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from components.base import Context
 from federation.api import Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 class MethodParams(BaseModel):
     """Base of the per-method parameter blocks (``rsa_params`` ...): unknown names are errors."""

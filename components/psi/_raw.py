@@ -15,7 +15,7 @@ import numpy as np
 from components.base import Context
 from components.psi._protocol import MethodParams, PsiProtocol, match
 from federation.api import Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class RawParams(MethodParams):

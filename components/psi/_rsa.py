@@ -22,7 +22,7 @@ from components.base import Context
 from components.crypto.rsa_psi import MIN_KEY_BITS, RsaBlinder, RsaHash, RsaSigner
 from components.psi._protocol import MethodParams, PsiProtocol, array_to_rows, match, rows_to_array
 from federation.api import Party
-from flow.errors import ComponentError, CryptoError
+from flow.core.errors import ComponentError, CryptoError
 
 Hash = Literal["md5", "sha1", "sha224", "sha256", "sha384", "sha512"]
 

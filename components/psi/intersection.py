@@ -19,7 +19,7 @@ from components.psi._ecdh import EcdhParams, EcdhProtocol
 from components.psi._protocol import PsiProtocol
 from components.psi._raw import RawParams, RawProtocol
 from components.psi._rsa import RsaParams, RsaProtocol
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 #: intersect_method -> the protocol that runs it
 PROTOCOLS: dict[str, type[PsiProtocol]] = {"ecdh": EcdhProtocol, "rsa": RsaProtocol, "raw": RawProtocol}

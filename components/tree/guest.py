@@ -23,7 +23,7 @@ from components.tree.packing import GHPacker, unpack_candidates
 from components.tree.parallel import decrypt_all, encrypt_all
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import GUEST, SplitRule, Tree, threshold_decider, walk
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 def ids_digest(ids: list[str]) -> str:

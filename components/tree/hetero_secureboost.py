@@ -24,7 +24,7 @@ from components.tree.host import HostTrainer, host_walk
 from components.tree.objective import Objective, make_objective
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import Tree, guest_importance, host_importance
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 def load(ds: Dataset, need_label: bool, component: str) -> tuple[list[Any], list[str], np.ndarray, np.ndarray | None]:

@@ -22,7 +22,7 @@ from components.tree.histogram import Binning, encrypted_candidates
 from components.tree.parallel import node_histograms, pack_groups, row_table
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import threshold_decider
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class HostTrainer:

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from components.activation import sigmoid
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class Objective(ABC):

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from components.crypto.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 #: significant bits kept of each g and h (relative to the largest |value|). The host's sums
 #: only decide which split wins (leaf weights come from the guest's exact sums), and 40

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from flow.cli.main import Env, cli, envelope
-from flow.errors import FedweaveError
-from flow.governance import GovernanceOps
+from flow.core.errors import FedweaveError
+from flow.governance.ops import GovernanceOps
 
 
 def governance(env: Env) -> GovernanceOps:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from flow.cli.main import Env, cli, envelope
-from flow.errors import ConfigError
+from flow.core.errors import ConfigError
 
 
 def _upload_conf(path: Path) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import click
 
-from flow.errors import FedweaveError, ValidationError
-from flow.settings import ServiceConf, load_service_conf
+from flow.core.errors import FedweaveError, ValidationError
+from flow.core.settings import ServiceConf, load_service_conf
 from flow.store import Store
 
 
@@ -47,8 +47,8 @@ class Env:
     def ops(self):
         """Where commands run: the flow server ``flow init`` pointed this home at, else here."""
         if self._ops is None:
-            from flow.cli.client import RemoteOps, load_client_conf
-            from flow.server.ops import LocalOps
+            from flow.ops.remote import RemoteOps, load_client_conf
+            from flow.ops.local import LocalOps
 
             remote = load_client_conf(self.conf.home_path)
             self._ops = (RemoteOps(remote["ip"], remote["port"], remote["token"]) if remote

@@ -11,11 +11,11 @@ import click
 
 from flow.cli.audit import governance
 from flow.cli.main import Env, cli, envelope
-from flow.cron import serve
+from flow.schedules.loop import serve
 from flow.dsl import load_job
-from flow.errors import FedweaveError
-from flow.retrain import party_scheduler
-from flow.schedules import Firing
+from flow.core.errors import FedweaveError
+from flow.schedules.retrain import party_scheduler
+from flow.schedules.rules import Firing
 
 
 @cli.group()

@@ -1,7 +1,7 @@
 """FATE DSL v2 jobs: parse and validate a conf.json + dsl.json pair into a JobPlan.
 
 ``load_job(conf_path, dsl_path)`` is the entry point; it raises
-:class:`flow.errors.ValidationError` carrying every problem of both files, one line each.
+:class:`flow.core.errors.ValidationError` carrying every problem of both files, one line each.
 """
 
 from flow.dsl.loader import load_job, parse_json, plan_from_dicts, read_json

@@ -1,7 +1,7 @@
 """Entry points: read a job's conf.json and dsl.json and turn them into a JobPlan.
 
 Both files are always checked, even when one is broken, and every problem found is
-raised together in one :class:`flow.errors.ValidationError`.
+raised together in one :class:`flow.core.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flow.dsl.params import resolve_component_params, resolve_job_params
 from flow.dsl.plan import JobPlan
 from flow.dsl.problems import Path, Problems
 from flow.dsl.validate import check_conf, check_dsl, check_predict, parties_of
-from flow.errors import ValidationError
+from flow.core.errors import ValidationError
 
 _MISSING = object()
 

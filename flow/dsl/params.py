@@ -19,7 +19,7 @@ from components.base import Component, Params
 from federation.api import Party
 from flow.dsl.models import ComponentParametersConf, DslComponent, JobParametersConf, ResolvedJobParameters
 from flow.dsl.problems import Path, Problems, add_pydantic
-from flow.registry import did_you_mean
+from flow.core.registry import did_you_mean
 
 #: params a module needs on every party that runs it, whatever its params model says
 REQUIRED_AFTER_MERGE: dict[str, tuple[str, ...]] = {"Reader": ("table",)}

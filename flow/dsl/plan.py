@@ -11,10 +11,10 @@ from typing import Any
 
 from components.base import Component, Params
 from federation.api import Party
-from flow.dag import JobDAG
+from flow.dsl.dag import JobDAG
 from flow.dsl.models import Conf, Dsl
-from flow.errors import ValidationError
-from flow.registry import did_you_mean
+from flow.core.errors import ValidationError
+from flow.core.registry import did_you_mean
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 import pydantic
 from pydantic import BaseModel
 
-from flow.errors import ValidationError
-from flow.registry import did_you_mean
+from flow.core.errors import ValidationError
+from flow.core.registry import did_you_mean
 
 PathPart = str | int
 Path = tuple[PathPart, ...]

@@ -12,11 +12,11 @@ import pydantic
 
 from components import base as cbase
 from federation.api import Party
-from flow.dag import EXTERNAL_MODEL_SOURCE, JobDAG, iter_refs, parse_ref
+from flow.dsl.dag import EXTERNAL_MODEL_SOURCE, JobDAG, iter_refs, parse_ref
 from flow.dsl.models import (ROLES, ComponentParametersConf, DslComponent, Initiator,
                              JobParametersConf, PartyId)
 from flow.dsl.problems import Path, Problems, add_pydantic, check_keys, json_type
-from flow.registry import did_you_mean
+from flow.core.registry import did_you_mean
 
 CONF_KEYS = ("dsl_version", "initiator", "role", "job_parameters", "component_parameters")
 CONF_REQUIRED = ("dsl_version", "initiator", "role")

@@ -20,18 +20,18 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flow.errors import ConfigError, FedweaveError, JobNotFound, StorageError, StoreError, ValidationError
+from flow.core.errors import ConfigError, FedweaveError, JobNotFound, StorageError, StoreError, ValidationError
 from flow.server.auth import token_matches
 from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
 from flow.server.model_routes import ROUTERS as MODEL_ROUTERS
-from flow.server.ops import LocalOps
+from flow.ops.local import LocalOps
 from flow.server.routes import ROUTERS
 from flow.server.worker import Worker
-from flow.settings import ServiceConf
+from flow.core.settings import ServiceConf
 from flow.store import Store
 
 if TYPE_CHECKING:
-    from flow.cron import Scheduler
+    from flow.schedules.loop import Scheduler
 
 API_PREFIX = "/v1"
 log = logging.getLogger("fedweave.server")
@@ -70,7 +70,7 @@ def _audit_refusal(request: Request, reason: str) -> None:
     """A refused login goes to the party's audit log (who tried, on which route); a failure
     to write it is logged and never changes the answer."""
     try:
-        from flow.audit import AuditLog
+        from flow.governance.audit import AuditLog
 
         conf = request.app.state.ops.conf
         client = request.client.host if request.client else "unknown"
@@ -115,7 +115,7 @@ def server_scheduler(conf: ServiceConf, store: Store, control: Any = None) -> Sc
     """The party's scheduler as its server runs it: between servers a firing resolves
     ``{latest}`` only in the tables of the roles this party plays (the others resolve
     theirs when the job is proposed to them) and is proposed like ``flow job submit``."""
-    from flow.retrain import party_scheduler, roles_of
+    from flow.schedules.retrain import party_scheduler, roles_of
 
     if control is None:
         return party_scheduler(conf, store)

@@ -11,8 +11,8 @@ import os
 import secrets
 from pathlib import Path
 
-from flow.errors import ConfigError
-from flow.settings import ServiceConf
+from flow.core.errors import ConfigError
+from flow.core.settings import ServiceConf
 
 
 def token_path(conf: ServiceConf) -> Path:

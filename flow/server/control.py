@@ -13,7 +13,7 @@ broker keeps what arrived meanwhile. Every handler is idempotent.
 
 A job submitted to the initiator's server: it records the job with its own parties only
 and proposes it to every other party id of the job. A party accepts when the initiator
-is in its route table and ``flow.privileges.check_job_access`` finds no table the
+is in its route table and ``flow.governance.privileges.check_job_access`` finds no table the
 initiator was not granted; it then records the job with its own parties and starts its
 supervisor. When every party accepted, the initiator starts its own; one rejection
 fails the job at the initiator with that party's reason. Each party reports its tasks'
@@ -34,10 +34,10 @@ from typing import Any, Callable
 from federation.api import Party
 from flow.dsl import JobPlan
 from flow.dsl.loader import plan_from_dicts
-from flow.errors import ConfigError, FedweaveError, FederationTimeout
-from flow.scheduler import job as jobs
-from flow.scheduler.party import job_dir
-from flow.scheduler.transport import make_federation
+from flow.core.errors import ConfigError, FedweaveError, FederationTimeout
+from flow.runtime import job as jobs
+from flow.runtime.party import job_dir
+from flow.runtime.transport import make_federation
 from flow.server.shares import (
     audit_log,
     cleanup_transport,
@@ -49,7 +49,7 @@ from flow.server.shares import (
     write_json,
 )
 from flow.server.worker import Worker
-from flow.settings import ServiceConf
+from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 
 __all__ = ["CONTROL_JOB", "ControlPlane", "remote_reports"]
@@ -98,7 +98,7 @@ class ControlPlane(Worker):
         }
 
     def _endpoint(self) -> Any:
-        from flow.audit import rejection_hook
+        from flow.governance.audit import rejection_hook
 
         from federation.auth import RouteTable
 
@@ -295,7 +295,7 @@ class ControlPlane(Worker):
         """The proposed conf with ``{latest}`` in this party's own tables replaced by the
         newest matching table of its storage, so the grants checked (and the job run) are
         those of the real table."""
-        from flow.retrain import LATEST, resolve_latest, roles_of
+        from flow.schedules.retrain import LATEST, resolve_latest, roles_of
 
         if not isinstance(raw_conf, dict) or not isinstance(raw_dsl, dict) or LATEST not in json.dumps(raw_conf):
             return raw_conf

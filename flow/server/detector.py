@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from flow.server.worker import Worker
-from flow.settings import ServiceConf
+from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 from flow.store.models import Job, PartyRun, Task, utcnow
 

@@ -1,4 +1,4 @@
-"""The flow server's routes for ``flow model``: each calls the :class:`flow.model_ops.ModelOps`
+"""The flow server's routes for ``flow model``: each calls the :class:`flow.models.ops.ModelOps`
 method the CLI calls in standalone mode, on the server's home. An export comes back as the
 archive's bytes (the client writes its ``-o`` file); an import is the archive in the body.
 """
@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from flow.errors import ConfigError
+from flow.core.errors import ConfigError
 from flow.server.routes import ok, ops_of
 
 models = APIRouter(prefix="/models", tags=["models"])

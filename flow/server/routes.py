@@ -1,5 +1,5 @@
 """The HTTP routes of a party's flow server: one per CLI operation, each calling the same
-:class:`flow.server.ops.LocalOps` method the CLI calls in standalone mode.
+:class:`flow.ops.local.LocalOps` method the CLI calls in standalone mode.
 
 Every answer is FATE's envelope ``{"retcode": 0, "retmsg": "success", "data": ...}``;
 logs and table downloads are streamed as they are produced.
@@ -18,8 +18,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from flow.dsl.loader import plan_from_dicts
-from flow.errors import ConfigError
-from flow.server.ops import LocalOps
+from flow.core.errors import ConfigError
+from flow.ops.local import LocalOps
 
 
 def ok(data: Any = None) -> dict[str, Any]:

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow.errors import ConfigError
+from flow.core.errors import ConfigError
 from flow.server.auth import ensure_token
-from flow.server.ops import SERVER_FILE, read_server_file
-from flow.settings import ServiceConf
+from flow.ops.local import SERVER_FILE, read_server_file
+from flow.core.settings import ServiceConf
 
 
 class _Stopped(Exception):

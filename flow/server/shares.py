@@ -12,10 +12,10 @@ from typing import Any, Callable
 
 from federation.api import Party
 from flow.dsl import JobPlan, load_job
-from flow.scheduler import job as jobs
-from flow.scheduler.party import job_dir
-from flow.scheduler.transport import release_share
-from flow.settings import ServiceConf
+from flow.runtime import job as jobs
+from flow.runtime.party import job_dir
+from flow.runtime.transport import release_share
+from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 
 
@@ -90,7 +90,7 @@ def cleanup_transport(conf: ServiceConf, store: Store, job_id: str) -> None:
 def audit_log(home: Path, party_id: str) -> Any:
     """The party's audit log (None where this build has none)."""
     try:
-        from flow.audit import AuditLog
+        from flow.governance.audit import AuditLog
     except ImportError:
         return None
     return AuditLog(home, party_id)
@@ -98,6 +98,6 @@ def audit_log(home: Path, party_id: str) -> Any:
 
 def default_access_check() -> Callable[..., list[str]]:
     """Why an initiator may not read this party's tables (``flow privilege``)."""
-    from flow.privileges import check_job_access
+    from flow.governance.privileges import check_job_access
 
     return check_job_access

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from flow.errors import StoreError
+from flow.core.errors import StoreError
 
 #: the newest revision in migrations/versions (a unit test keeps the two in step)
 HEAD = "0002"

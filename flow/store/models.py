@@ -161,7 +161,7 @@ class Privilege(Base):
 
 
 class CronSchedule(Base):
-    """A job submitted again and again on a cron expression (driven by :mod:`flow.cron`)."""
+    """A job submitted again and again on a cron expression (driven by :mod:`flow.schedules.loop`)."""
 
     __tablename__ = "cron_schedules"
 

@@ -28,8 +28,8 @@ from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from flow.errors import JobNotFound, StoreError
-from flow.registry import did_you_mean
+from flow.core.errors import JobNotFound, StoreError
+from flow.core.registry import did_you_mean
 
 from .models import FINAL_STATES, STATES, Base, Job, Metric, Output, PartyRun, Task, UTCDateTime, utcnow
 

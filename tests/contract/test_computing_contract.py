@@ -25,7 +25,7 @@ import backends.computing.local as local
 from backends.computing import create_session
 from backends.computing.api import Table, partition_of
 from backends.computing.local import LocalSession
-from flow.errors import ComputingError
+from flow.core.errors import ComputingError
 
 DATA = {f"k{i}": i for i in range(60)}
 OTHER = {f"k{i}": i * 10 for i in range(40, 100)}

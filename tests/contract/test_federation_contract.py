@@ -15,7 +15,7 @@ import pytest
 from backends.computing.api import Session, Table, partition_of
 from components.base import Instance
 from federation.api import Party
-from flow.errors import FederationError, FederationTimeout, PeerFailed
+from flow.core.errors import FederationError, FederationTimeout, PeerFailed
 
 GUEST, HOST, HOST2 = Party("guest", "9999"), Party("host", "10000"), Party("host", "10001")
 

@@ -21,7 +21,7 @@ from federation._mq import MessageFederation
 from federation.api import Party
 from federation.auth import PartyKeys
 from federation.envelope import PartyRef, open_frame, seal
-from flow.errors import FederationTimeout
+from flow.core.errors import FederationTimeout
 
 GUEST, HOST, HOST2 = Party("guest", "9999"), Party("host", "10000"), Party("host", "10001")
 NAME, TAG = "w", "iter.1"

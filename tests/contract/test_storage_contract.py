@@ -18,7 +18,7 @@ from backends.storage import create_engine
 from backends.storage.api import TableMeta
 from backends.storage.csv_import import import_csv
 from backends.storage.localfs import LocalFSEngine
-from flow.errors import StorageError
+from flow.core.errors import StorageError
 
 NS = "contract"
 COLUMNS = ["x", "n", "s", "maybe", "flag"]

@@ -119,7 +119,7 @@ def run_union(tables: dict[str, tuple[list[str], list[list]]], **params):
 
 
 def test_union_against_concatenation():
-    from flow.errors import ComponentError
+    from flow.core.errors import ComponentError
 
     rng = np.random.default_rng(5)
     a = [[str(i), float(i % 2), *np.round(rng.normal(size=2), 4)] for i in range(50)]
@@ -155,7 +155,7 @@ def test_union_against_concatenation():
 
 def test_sizes_follow_fate_rules():
     from components.feature.data_split import DataSplitParams, resolve_sizes
-    from flow.errors import ComponentError
+    from flow.core.errors import ComponentError
 
     def sizes(**kw):
         return resolve_sizes(DataSplitParams(**kw), 100, "data_split_0")
@@ -197,7 +197,7 @@ def test_a_host_with_other_ids_is_told_to_intersect_first():
     from components.base import Context, Dataset, Inputs
     from components.feature.data_split import DataSplit, DataSplitParams
     from federation.api import Party
-    from flow.errors import ComponentError
+    from flow.core.errors import ComponentError
 
     class Guest:
         def get(self, name, tag, parties, timeout=None):

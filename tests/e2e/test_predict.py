@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from federation.api import Party
-from flow.audit_trail import home_logs
-from flow.errors import ValidationError
-from flow.model_archive import export_model, import_model
-from flow.model_store import ModelCorrupt, ModelNotFound, ModelStore
+from flow.governance.trail import home_logs
+from flow.core.errors import ValidationError
+from flow.models.archive import export_model, import_model
+from flow.models.store import ModelCorrupt, ModelNotFound, ModelStore
 
 from .conftest import EXAMPLES, FlowCLI, load_example, with_lr_params, write_job
 from .test_hetero_lr import joined_breast
@@ -223,7 +223,7 @@ def test_secureboost_predict_job_from_the_deployed_dsl_and_conf(breast, tmp_path
 
 def test_deploy_rewires_around_training_only_components() -> None:
     """A data split left out of the predict DSL: its consumer reads the split's input instead."""
-    from flow.model_deploy import derive_predict_dsl
+    from flow.models.deploy import derive_predict_dsl
 
     train = {"components": {
         "reader_0": {"module": "Reader", "output": {"data": ["data"]}},

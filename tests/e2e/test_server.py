@@ -139,7 +139,7 @@ def test_a_job_submitted_through_the_server_trains_the_standalone_model(breast, 
     assert not (breast.home / "cli.yaml").exists()
     assert job_id in [j["job_id"] for j in client.ok("job", "list")]
     logs = client("job", "logs", "-j", job_id, "-cpn", "hetero_lr_0", "-r", "guest")
-    from flow.scheduler.logs import read_logs
+    from flow.runtime.logs import read_logs
 
     assert logs.code == 0 and logs.out["raw"].splitlines() == list(read_logs(server_home, job_id, "guest", None,
                                                                              "hetero_lr_0"))
@@ -155,8 +155,8 @@ def test_models_are_the_servers_and_archives_travel_over_http(client, server, se
     is listed and deployed (predict files written here), exported (the archive's bytes come
     here) and imported back (the archive goes up) as in standalone mode."""
     from federation.api import Party
-    from flow.audit_trail import home_logs
-    from flow.model_store import ModelStore, sha256
+    from flow.governance.trail import home_logs
+    from flow.models.store import ModelStore, sha256
 
     job_id, server_home = server_job[0]["job_id"], server[0]
     store = ModelStore(server_home)
@@ -199,7 +199,7 @@ def test_models_are_the_servers_and_archives_travel_over_http(client, server, se
 
 def _follow(job_id: str, port: int, lines: queue.Queue) -> None:
     """What `flow job logs -f` does in client mode, line by line into ``lines``."""
-    from flow.cli.client import RemoteOps
+    from flow.ops.remote import RemoteOps
 
     try:
         for line in RemoteOps("127.0.0.1", port, TOKEN).job_logs(job_id, follow=True):
@@ -264,7 +264,7 @@ def test_privileges_and_the_audit_log_are_the_servers(client, server):
     assert grant["party"] == "guest:10001"
     listed = client.ok("privilege", "list", "--party", "10001")
     assert [(g["party_id"], g["namespace"], g["name"]) for g in listed] == [("10001", "experiment", "breast_hetero_host")]
-    from flow.privileges import list_privileges
+    from flow.governance.privileges import list_privileges
 
     store = _store(server[0])
     assert [g["granted"].isoformat() for g in list_privileges(store, party_id="10001")] == [

@@ -246,7 +246,7 @@ def _existing_queues(names: list[str]) -> list[str]:
 
 
 def _audit(home: Path, pid: str) -> list[dict]:
-    from flow.audit import AuditLog
+    from flow.governance.audit import AuditLog
 
     return list(AuditLog(home, pid).entries())
 

@@ -22,7 +22,7 @@ from backends.storage import create_engine
 from backends.storage.api import TableMeta
 from backends.storage.hdfs import HdfsEngine
 from backends.storage.localfs import LocalFSEngine
-from flow.errors import StorageError
+from flow.core.errors import StorageError
 from tests.contract.backend_hdfs import REAL_URL_ENV, hdfs_service
 from tests.hive_server import free_port
 

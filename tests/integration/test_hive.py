@@ -19,7 +19,7 @@ from backends.computing.local import LocalSession
 from backends.storage import create_engine
 from backends.storage.api import TableMeta
 from backends.storage.hive import HiveEngine, hive_name
-from flow.errors import StorageError
+from flow.core.errors import StorageError
 from tests.contract.backend_hive import hive_address, hive_engine
 
 NS = "it"

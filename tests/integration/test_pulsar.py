@@ -18,8 +18,8 @@ import yaml
 
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable
-from flow.errors import ConfigError, FederationError, FederationTimeout
-from flow.settings import load_service_conf
+from flow.core.errors import ConfigError, FederationError, FederationTimeout
+from flow.core.settings import load_service_conf
 from tests.pulsar_broker import PulsarLiteBroker, free_port, pulsar_broker, require_broker  # noqa: F401 - fixture
 
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")

@@ -33,8 +33,8 @@ except ImportError:  # in CI a missing client is a failure (this import error), 
 from federation.api import Party  # noqa: E402
 from federation.auth import KeyStore, RouteTable, standalone_route_table  # noqa: E402
 from federation.rabbitmq import CONTROL, RabbitMQConf, RabbitMQFederation, grants, queue_name  # noqa: E402
-from flow.errors import ConfigError, FederationError, FederationTimeout, PeerFailed  # noqa: E402
-from flow.settings import FederationConf, ServiceConf  # noqa: E402
+from flow.core.errors import ConfigError, FederationError, FederationTimeout, PeerFailed  # noqa: E402
+from flow.core.settings import FederationConf, ServiceConf  # noqa: E402
 from tests.contract.backend_rabbitmq import broker_url, require_broker  # noqa: E402
 
 GUEST, HOST, HOST2 = Party("guest", "9999"), Party("host", "10000"), Party("host", "10001")

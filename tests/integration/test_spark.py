@@ -27,7 +27,7 @@ from backends.computing import create_session, partition_of
 from backends.computing.local import LocalSession
 from backends.computing.spark import SparkComputing
 from components.crypto import encrypted_dot, generate_keypair
-from flow.errors import ComputingError
+from flow.core.errors import ComputingError
 from tests.contract import backend_spark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,7 +205,7 @@ def test_unreachable_master_is_an_error_naming_it():
         backend_spark.session()  # skips (fails in CI)
     got = _in_subprocess("""
         from backends.computing.spark import SparkComputing
-        from flow.errors import ComputingError
+        from flow.core.errors import ComputingError
         start = time.monotonic()
         try:
             SparkComputing(master="spark://127.0.0.1:1").parallelize([("a", 1)])
@@ -222,7 +222,7 @@ def test_silent_master_times_out_and_leaves_no_jvm():
         backend_spark.session()
     got = _in_subprocess(_JVMS, """
         from backends.computing.spark import SparkComputing
-        from flow.errors import ComputingError
+        from flow.core.errors import ComputingError
         server = socket.create_server(("127.0.0.1", 0))
         held = []
         threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(100)], daemon=True).start()
@@ -242,7 +242,7 @@ def test_sessions_share_one_context_and_the_last_stop_ends_the_jvm():
         backend_spark.session()
     got = _in_subprocess(_JVMS, """
         from backends.computing.spark import SparkComputing
-        from flow.errors import ComputingError
+        from flow.core.errors import ComputingError
         a = SparkComputing(partitions=2, master="local[2]")
         b = SparkComputing(partitions=2, master="local[2]")
         ta = a.parallelize([("x", 1), ("y", 2)])

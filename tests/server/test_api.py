@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flow.server.auth import ensure_token, read_token, token_path
-from flow.settings import ServiceConf
+from flow.core.settings import ServiceConf
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -83,7 +83,7 @@ def test_every_route_and_the_spec_refuse_a_request_without_the_token(client, hea
         assert res.headers["www-authenticate"] == "Bearer"
         assert res.json()["retcode"] == 401
     assert client.get("/v1/jobs", headers=AUTH).json() == {"retcode": 0, "retmsg": "success", "data": []}
-    from flow.audit import AuditLog
+    from flow.governance.audit import AuditLog
 
     refused = [e for e in AuditLog(os.environ["FLOW_HOME"], "local").entries() if e["kind"] == "server.login.refused"]
     assert len(refused) == len(paths) and {e["details"]["path"] for e in refused} == {p for _, p in paths}
@@ -143,7 +143,7 @@ def test_the_token_comes_from_the_conf_else_a_private_file(home: Path):
 
 
 def test_a_server_without_a_token_does_not_start(home: Path):
-    from flow.errors import ConfigError
+    from flow.core.errors import ConfigError
     from flow.server.app import create_app
 
     with pytest.raises(ConfigError, match="token"):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from federation.auth import PartyKeys, RouteTable
-from flow.errors import FederationTimeout
+from flow.core.errors import FederationTimeout
 from flow.server import control
-from flow.settings import ServiceConf
+from flow.core.settings import ServiceConf
 from flow.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +175,7 @@ def _latest_plan():
 
 def _upload(host: control.ControlPlane, names: list[str], tmp_path: Path) -> None:
     """Tables of the host's own storage, stored in this order (the last is the newest)."""
-    from flow.server.ops import LocalOps
+    from flow.ops.local import LocalOps
 
     csv = tmp_path / "t.csv"
     csv.write_text("id,x0,x1\n1,0.5,1.5\n2,2.5,3.5\n")
@@ -184,7 +184,7 @@ def _upload(host: control.ControlPlane, names: list[str], tmp_path: Path) -> Non
 
 
 def test_a_proposal_with_latest_is_checked_and_recorded_on_the_newest_table_of_the_party(plane, tmp_path):
-    from flow.privileges import check_job_access, grant
+    from flow.governance.privileges import check_job_access, grant
 
     guest, host = plane("9999"), plane("10000")
     _upload(host, ["breast_v1", "breast_v2", "other_v3"], tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flow.audit import (
+from flow.governance.audit import (
     GENESIS_HASH,
     AuditError,
     AuditLog,
@@ -20,7 +20,8 @@ from flow.audit import (
     entry_hash,
     rejection_hook,
 )
-from flow.audit_trail import (
+from flow.governance.trail import install as install_audit_trail
+from flow.governance.trail import (
     LOCAL_PARTY,
     audit_event,
     audit_message,
@@ -30,8 +31,8 @@ from flow.audit_trail import (
     party_log,
     record,
 )
-from flow.errors import FedweaveError
-from flow.settings import ServiceConf
+from flow.core.errors import FedweaveError
+from flow.core.settings import ServiceConf
 
 
 class Clock:
@@ -357,6 +358,7 @@ def test_objects_crossing_a_transport_are_audited_once_each_on_both_sides(tmp_pa
     from federation.envelope import plan_pieces
     from federation.standalone import StandaloneFederation
 
+    install_audit_trail()  # what the runtime does before it opens a transport
     guest, host, arbiter = Party("guest", "9999"), Party("host", "10000"), Party("arbiter", "10000")
     ids = ["9999", "10000"]
 

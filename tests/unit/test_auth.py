@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from federation.auth import KeyStore, PartyKeys, RouteTable, standalone_route_table
-from flow.errors import AuthError, ConfigError
+from flow.core.errors import AuthError, ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -142,7 +142,7 @@ def test_route_table_for_prefers_the_file_and_names_missing_parties(tmp_path):
     import pytest as _pytest
 
     from federation.auth import KeyStore, RouteTable, route_table_for
-    from flow.errors import ConfigError
+    from flow.core.errors import ConfigError
 
     home = tmp_path / "home"
     # no file: the keys on this machine, created as needed

@@ -17,7 +17,7 @@ from components.base import Instance
 from federation import codec
 from federation._rows import decode_rows, encode_rows, iter_row_segments
 from federation.codec import decode, encode
-from flow.errors import CodecError
+from flow.core.errors import CodecError
 
 
 def _stand_in_paillier() -> types.ModuleType:

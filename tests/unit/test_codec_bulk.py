@@ -12,7 +12,7 @@ import pytest
 from components.crypto.paillier import EncryptedNumber, PaillierPublicKey, generate_keypair
 from federation import _cipher
 from federation.codec import decode, decode_chunks, encode, encode_parts
-from flow.errors import CodecError
+from flow.core.errors import CodecError
 
 # head 4 | key table (count 4, then length 4 + n) | "E" | key index 4 | count 4 | width 4
 _VECTOR_AT = 4 + 4 + 4 + 1 + 12

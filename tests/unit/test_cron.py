@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine
 
-from flow.cron import (
+from flow.schedules.loop import (
     PromoteRule,
     Schedule,
     ScheduleError,
@@ -25,11 +25,11 @@ from flow.cron import (
     should_promote,
 )
 from backends.storage.api import TableMeta
-from flow.audit import AuditLog
-from flow.errors import FedweaveError, JobNotFound, ValidationError
-from flow.governance import StandaloneGovernance
-from flow.retrain import FiringSubmitter, resolve_latest
-from flow.settings import ServiceConf
+from flow.governance.audit import AuditLog
+from flow.core.errors import FedweaveError, JobNotFound, ValidationError
+from flow.governance.ops import StandaloneGovernance
+from flow.schedules.retrain import FiringSubmitter, resolve_latest
+from flow.core.settings import ServiceConf
 from flow.store import Store
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
@@ -623,7 +623,7 @@ def test_a_firing_submits_the_resolved_validated_job_and_audits_it(tmp_path: Pat
         return {"job_id": f"job{len(started)}"}
 
     storage = Tables(("experiment", "g_20240501", 1), ("experiment", "g_20240502", 2))
-    monkeypatch.setattr("flow.retrain.engine_from_conf", lambda conf_: storage)
+    monkeypatch.setattr("flow.schedules.retrain.engine_from_conf", lambda conf_: storage)
     audit = AuditLog(tmp_path / "home", "local", fsync=False)
     submit = FiringSubmitter(service, store, audit=audit, start=start)
     sched = Schedule.build(name="nightly", cron="0 2 * * *", conf_path=str(tmp_path / "conf.json"),

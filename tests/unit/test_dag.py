@@ -1,4 +1,4 @@
-"""flow.dag: order, stages, up/downstream, cycles and resolved inputs of a DSL's graph."""
+"""flow.dsl.dag: order, stages, up/downstream, cycles and resolved inputs of a DSL's graph."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flow.dag import JobDAG, parse_ref
+from flow.dsl.dag import JobDAG, parse_ref
 from flow.dsl.models import Dsl
-from flow.errors import ValidationError
+from flow.core.errors import ValidationError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from components.crypto.ecdh import EcdhCipher, hash_to_point
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 IDS = ["alice", "bob", "carol", "", "ünïcødé-id", "10000", "10001"]
 

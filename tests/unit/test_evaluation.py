@@ -14,7 +14,7 @@ from components.base import Dataset, Inputs, Instance, instances_meta
 from components.evaluation.evaluation import Evaluation, EvaluationParams
 from components.evaluation.metrics import binary_metrics, ks_curve, multi_metrics, regression_metrics, thin
 from federation.api import Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 class Tracker:

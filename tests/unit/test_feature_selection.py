@@ -10,7 +10,7 @@ from backends.computing.local import LocalSession
 from components.base import Inputs
 from components.feature.binning import HeteroFeatureBinning
 from components.feature.selection import HeteroFeatureSelection
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 from tests.unit.test_binning import central_stats, make_data
 from tests.unit.test_feature_harness import GUEST, HOST, dataset, rows_of, run_parties
 

@@ -11,8 +11,8 @@ from backends.computing.local import LocalSession
 from components.base import Inputs
 from components.feature.imputation import FeatureImputation
 from components.feature.onehot import OneHotEncoder
-from flow.errors import ComponentError
-from flow.scheduler.tracking import dump_model, load_model_text
+from flow.core.errors import ComponentError
+from flow.models.format import dump_model, load_model_text
 from tests.unit.test_feature_harness import GUEST, HOST, dataset, rows_of, run_parties
 
 

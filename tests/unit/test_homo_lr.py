@@ -13,7 +13,7 @@ from backends.storage.api import TableMeta
 from components.base import Context, Dataset, Inputs, Instance, instances_meta
 from components.linear.homo_lr import HomoLR, HomoLRParams, aggregation_epochs
 from federation.api import Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 GUEST, HOST, HOST2 = Party("guest", "9999"), Party("host", "10000"), Party("host", "10001")
 ARBITER = Party("arbiter", "10000")

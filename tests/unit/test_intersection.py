@@ -17,7 +17,7 @@ from components.psi._protocol import PsiProtocol, array_to_rows, rows_to_array
 from components.psi._rsa import Hash
 from components.psi.intersection import PROTOCOLS, Intersection, IntersectionParams
 from federation.api import Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 from tests.unit.test_feature_harness import GUEST, HOST, dataset, run_parties
 
 HOST2 = Party("host", "10001")

@@ -12,7 +12,7 @@ from backends.storage.api import TableMeta
 from components.base import Dataset, Instance, instances_meta
 from components.linear.hetero_linr import HeteroLinR
 from components.linear.hetero_lr import HeteroLR
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 
 def labelled(session: LocalSession, labels: list[float]) -> Dataset:

@@ -16,7 +16,7 @@ from components.crypto.paillier import (
     generate_keypair,
 )
 from components.crypto.vector import encrypted_dot, encrypted_sum
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import gmpy2
 import pytest
 
 from components.crypto.rsa_psi import RsaBlinder, RsaHash, RsaSigner
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 IDS = ["alice", "bob", "carol", "", "ünïcødé-id", "10000", "10001"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from components.crypto.secure_agg import FRACTION_BITS, SecureAggregator, add_words, decode, encode, prg_words
-from flow.errors import CryptoError
+from flow.core.errors import CryptoError
 
 NAMES = ["guest:9999", "host:10000", "host:10001", "host:10002"]
 

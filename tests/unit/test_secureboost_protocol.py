@@ -23,7 +23,7 @@ from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import SplitRule
 from federation import codec
 from federation.api import Federation, Party
-from flow.errors import ComponentError
+from flow.core.errors import ComponentError
 
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
 

@@ -15,7 +15,7 @@ import pytest
 from federation.api import Party
 from federation.auth import KeyStore, PartyKeys
 from federation.standalone import StandaloneFederation
-from flow.errors import CodecError, FederationTimeout
+from flow.core.errors import CodecError, FederationTimeout
 from tests.contract.test_federation_security import reseal
 
 IDS = ["9999", "10000", "10001"]

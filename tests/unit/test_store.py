@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from flow.errors import JobNotFound, StoreError
+from flow.core.errors import JobNotFound, StoreError
 from flow.store import Store, derive_status
 from flow.store.migrate import BASELINE, HEAD, SCRIPT_LOCATION, current_revision, downgrade, include_name, upgrade
 from flow.store.models import Base, Job

@@ -14,8 +14,8 @@ from typing import Any, Iterator, Mapping
 
 import networkx as nx
 
-from flow.errors import ValidationError
-from flow.registry import did_you_mean
+from flow.core.errors import ValidationError
+from flow.core.registry import did_you_mean
 
 #: the reference kinds of a component's ``input`` section
 INPUT_KINDS = ("data", "model", "isometric_model")

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from flow.errors import StoreError
+from flow.core.errors import StoreError
 
 if TYPE_CHECKING:  # typing only: the audit log must not pull in the federation stack
     from federation.envelope import Rejection

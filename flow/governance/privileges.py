@@ -15,8 +15,8 @@ from typing import Any, Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from flow.audit import AuditLog
-from flow.errors import FedweaveError
+from flow.governance.audit import AuditLog
+from flow.core.errors import FedweaveError
 from flow.store import Store
 from flow.store.models import Privilege
 

@@ -11,12 +11,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from backends.computing.api import Session
 from backends.storage.api import StorageEngine, TableMeta
 from components.base import Dataset, instance_to_row, row_to_instance
 from federation.api import Party
+from flow.models.format import dump_model, to_plain
 from flow.store import Store
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -47,34 +47,6 @@ def component_logger(home: Path, job_id: str, party: Party, component: str) -> l
     return logger
 
 
-class _ModelEncoder(json.JSONEncoder):
-    def default(self, o: Any) -> Any:
-        if isinstance(o, np.ndarray):
-            return {"__ndarray__": o.tolist(), "dtype": str(o.dtype)}
-        if isinstance(o, np.generic):
-            return o.item()
-        return super().default(o)
-
-
-def _model_hook(obj: dict) -> Any:
-    if "__ndarray__" in obj:
-        return np.asarray(obj["__ndarray__"], dtype=obj["dtype"])
-    return obj
-
-
-def model_view(text: str) -> dict[str, Any]:
-    """A stored model as plain JSON (arrays as lists), for showing to people."""
-    return json.loads(text, object_hook=lambda o: o["__ndarray__"] if "__ndarray__" in o else o)
-
-
-def dump_model(model: dict[str, Any]) -> str:
-    return json.dumps(model, cls=_ModelEncoder, indent=1, sort_keys=True)
-
-
-def load_model_text(text: str) -> dict[str, Any]:
-    return json.loads(text, object_hook=_model_hook)
-
-
 class TaskTracker:
     """The tracker a component gets: metrics and progress go to the store."""
 
@@ -83,7 +55,7 @@ class TaskTracker:
         self._last_progress = -1
 
     def log_metric(self, namespace: str, name: str, value: Any) -> None:
-        value = json.loads(json.dumps(value, cls=_ModelEncoder))
+        value = to_plain(value)
         self.store.add_metric(self.job_id, self.party.role, self.party.party_id,
                               self.component, namespace, name, value)
 

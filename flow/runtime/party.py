@@ -1,6 +1,6 @@
 """One party's runtime for one job: runs its share of each component in DAG order.
 
-Started by the supervisor as ``python -m flow.scheduler.party JOB_ID ROLE PARTY_ID``.
+Started by the supervisor as ``python -m flow.runtime.party JOB_ID ROLE PARTY_ID``.
 Components of the same stage run at once (up to ``task_parallelism``); parties meet
 only through federation. Exit codes: 0 success, 1 this party failed, 3 a peer failed.
 """
@@ -19,11 +19,11 @@ from backends.storage import engine_from_conf
 from components.base import Context, Inputs, Outputs
 from federation.api import Federation, Party
 from flow.dsl import load_job
-from flow.errors import FedweaveError, PeerFailed
-from flow.model_store import deployed_model, save_job_models
-from flow.scheduler.tracking import LOG_FORMAT, OutputKeeper, TaskTracker, component_logger
-from flow.scheduler.transport import make_federation
-from flow.settings import ServiceConf, load_service_conf
+from flow.core.errors import FedweaveError, PeerFailed
+from flow.models.store import deployed_model, save_job_models
+from flow.runtime.tracking import LOG_FORMAT, OutputKeeper, TaskTracker, component_logger
+from flow.runtime.transport import make_federation
+from flow.core.settings import ServiceConf, load_service_conf
 from flow.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_PEER_FAILED = 0, 1, 3

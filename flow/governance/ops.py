@@ -15,15 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from flow import privileges
-from flow.audit import AuditLog
-from flow.audit_trail import home_log, home_logs, user_actor
-from flow.cron import Scheduler
+from flow.governance import privileges
+from flow.governance.audit import AuditLog
+from flow.governance.trail import home_log, home_logs, user_actor
+from flow.schedules.loop import Scheduler
 from flow.dsl.loader import plan_from_dicts
-from flow.errors import FedweaveError
-from flow.retrain import party_scheduler
-from flow.schedules import Schedule, ScheduleError
-from flow.settings import ServiceConf
+from flow.core.errors import FedweaveError
+from flow.schedules.retrain import party_scheduler
+from flow.schedules.rules import Schedule, ScheduleError
+from flow.core.settings import ServiceConf
 from flow.store import Store
 
 

@@ -1,6 +1,6 @@
 """Where a party's audit entries go, and the hooks that write them.
 
-A home keeps one log per party (``<home>/audit/<party_id>.log``, see :mod:`flow.audit`):
+A home keeps one log per party (``<home>/audit/<party_id>.log``, see :mod:`flow.governance.audit`):
 each party runtime writes its own (the tables its Reader read, the objects it sent and
 received), and the home's own actions (uploads, downloads, submissions, grants, schedule
 firings) go to the log of the home's party (``server.party_id`` in the service conf, else
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow.audit import AuditError, AuditLog
+from flow.core import audit_hook
+from flow.governance.audit import AuditError, AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +201,17 @@ def audit_event(kind: str, *, party: str, job: str | None = None, **details: Any
         audit.append(kind, actor=party, job=job, details=details)
     except Exception:  # noqa: BLE001
         log.exception("audit log of party %s: could not record %s", party, kind)
+
+
+class TrailHook:
+    """The :class:`flow.core.audit_hook.AuditHook` the runtime installs: the functions above."""
+
+    sent = staticmethod(audit_sent)
+    received = staticmethod(audit_received)
+    event = staticmethod(audit_event)
+
+
+def install() -> None:
+    """Record federation traffic and data reads of this process in its home's party logs."""
+    if not isinstance(audit_hook.current(), TrailHook):
+        audit_hook.install(TrailHook())

@@ -10,7 +10,8 @@ import logging
 from typing import Any
 
 from federation import ENGINES, Federation, Party
-from flow.settings import ServiceConf
+from flow.core.settings import ServiceConf
+from flow.governance import trail
 
 log = logging.getLogger("fedweave.federation")
 
@@ -22,6 +23,7 @@ def _record_rejection(rejection: Any) -> None:
 def make_federation(engine: str, conf: ServiceConf, job_id: str, local: Party, session: Any,
                     parties: dict[str, list[Party]], timeout: float) -> Federation:
     """A ready endpoint of ``engine`` for ``local`` in ``job_id``; ``parties`` are the job's."""
+    trail.install()  # the transports and the Reader record through flow.core.audit_hook
     ids = sorted({p.party_id for ps in parties.values() for p in ps} | {local.party_id})
     return ENGINES.get(engine).from_conf(job_id, local, conf, parties=ids, session=session, timeout=timeout,
                                          on_reject=_record_rejection)

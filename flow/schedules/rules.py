@@ -1,6 +1,6 @@
 """What a schedule is: its validated model, cron slot arithmetic and promotion rules.
 
-Everything here is pure (no clock, no I/O); :mod:`flow.cron` drives it, and the rows that
+Everything here is pure (no clock, no I/O); :mod:`flow.schedules.loop` drives it, and the rows that
 keep schedules and their firings are the job store's (``cron_schedules``, ``cron_firings``
 in :mod:`flow.store.models`, created by its Alembic migrations).
 """
@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticError
-from flow.errors import FedweaveError
-from flow.registry import did_you_mean
+from flow.core.errors import FedweaveError
+from flow.core.registry import did_you_mean
 
 UTC = timezone.utc
 _ALIASES = {

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from federation.api import Party
-from flow.errors import StoreError
-from flow.model_deploy import derive_predict_dsl
-from flow.scheduler.tracking import load_model_text
+from flow.core.errors import StoreError
+from flow.models.deploy import derive_predict_dsl
+from flow.models.format import load_model_text
 
 if TYPE_CHECKING:
     from flow.dsl import JobPlan

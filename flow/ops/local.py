@@ -1,7 +1,7 @@
 """The operations behind the CLI's commands, run in this process.
 
 The CLI calls these in standalone mode and the flow server calls the same ones for its
-HTTP routes, so a command gives the same answer either way. ``flow.cli.client.RemoteOps``
+HTTP routes, so a command gives the same answer either way. ``flow.ops.remote.RemoteOps``
 has the same methods and sends them to a server. Nothing here imports FastAPI.
 """
 
@@ -18,15 +18,15 @@ from typing import Any, Callable, Iterator
 from backends.computing import Session, create_session
 from backends.storage import StorageEngine, engine_from_conf
 from backends.storage.csv_import import import_csv
-from flow.audit_trail import record as audit_record
+from flow.governance.trail import record as audit_record
 from flow.dsl import JobPlan
-from flow.errors import StoreError
-from flow.governance import GovernanceOps
-from flow.model_ops import ModelOps
-from flow.scheduler import job as jobs
-from flow.scheduler.logs import iter_follow, read_logs
-from flow.scheduler.tracking import model_view
-from flow.settings import ServiceConf
+from flow.core.errors import StoreError
+from flow.governance.ops import GovernanceOps
+from flow.models.ops import ModelOps
+from flow.runtime import job as jobs
+from flow.runtime.logs import iter_follow, read_logs
+from flow.models.format import model_view
+from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 
 #: what ``flow server start`` writes under the home while it serves: {pid, host, port, url, started}

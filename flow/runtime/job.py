@@ -22,11 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from federation.api import Party
 from flow.dsl import JobPlan, load_job
-from flow.errors import FedweaveError, StoreError
-from flow.model_store import check_predict_model, model_info
-from flow.scheduler.party import job_dir
-from flow.scheduler.transport import release_share
-from flow.settings import ServiceConf
+from flow.core.errors import FedweaveError, StoreError
+from flow.models.store import check_predict_model, model_info
+from flow.runtime.party import job_dir
+from flow.runtime.transport import release_share
+from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store, derive_status
 
 
@@ -42,7 +42,7 @@ def _start_supervisor(conf: ServiceConf, job_id: str) -> int:
         env["FEDWEAVE_SERVICE_CONF"] = conf.source
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flow.scheduler.supervisor", job_id],
+            [sys.executable, "-m", "flow.runtime.supervisor", job_id],
             stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env,
         )
@@ -89,7 +89,7 @@ def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, 
     others only through the federation transport. Running it again resumes: components
     that succeeded are reused.
     """
-    from flow.scheduler.party import PartyRuntime  # heavy: only this command needs it
+    from flow.runtime.party import PartyRuntime  # heavy: only this command needs it
 
     plan = load_job(conf_path, dsl_path)
     plan.party_index(party)  # ValidationError naming the parties if this one is not in the job

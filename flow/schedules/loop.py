@@ -1,5 +1,5 @@
 """Scheduled retraining: the scheduler that fires cron schedules by submitting their job.
-(What a schedule is, its slot arithmetic and the promotion rule live in :mod:`flow.schedules`.)
+(What a schedule is, its slot arithmetic and the promotion rule live in :mod:`flow.schedules.rules`.)
 
 The scheduler is a pure core: it never sleeps or reads the wall clock itself. A server
 calls :meth:`Scheduler.tick` now and then with an injected clock, which keeps every rule
@@ -31,9 +31,9 @@ from typing import Any, Callable
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from flow.errors import FedweaveError, JobNotFound
-from flow.registry import did_you_mean
-from flow.schedules import (
+from flow.core.errors import FedweaveError, JobNotFound
+from flow.core.registry import did_you_mean
+from flow.schedules.rules import (
     UTC,
     Firing,
     PromoteRule,

@@ -12,7 +12,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from flow.errors import ConfigError
+from flow.core.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The CLI's client mode: after ``flow init --ip --port``, commands go to a flow server.
 
-``RemoteOps`` has the methods of :class:`flow.server.ops.LocalOps` and the same answers;
+``RemoteOps`` has the methods of :class:`flow.ops.local.LocalOps` and the same answers;
 the server's errors come back as the same FedweaveError (message and exit code), so a
 command prints and exits exactly as it would in standalone mode.
 """
@@ -18,7 +18,7 @@ from urllib.parse import quote
 import yaml
 
 from flow.dsl import JobPlan
-from flow.errors import ConfigError, FedweaveError, StoreError, ValidationError
+from flow.core.errors import ConfigError, FedweaveError, StoreError, ValidationError
 
 #: the CLI's config under the home: {ip, port, token}; absent = standalone
 CLIENT_FILE = "cli.yaml"

@@ -1,6 +1,6 @@
 """The standalone job supervisor: starts one runtime per party and watches them.
 
-Started detached by ``flow job submit``/``rerun`` as ``python -m flow.scheduler.supervisor
+Started detached by ``flow job submit``/``rerun`` as ``python -m flow.runtime.supervisor
 JOB_ID``. It owns the job's final state: it notices a party process that died without
 saying why (killed, crashed), tells the others, enforces the job timeout, honours
 ``flow job stop`` (SIGTERM), and records the root-cause reason at the job.
@@ -25,12 +25,12 @@ import backends.computing
 import backends.storage
 import federation
 from federation.api import Party
-from flow.audit_trail import flush_audit
+from flow.governance.trail import flush_audit
 from flow.dsl import load_job
-from flow.scheduler import party as party_runtime
-from flow.scheduler.party import EXIT_PEER_FAILED, job_dir
-from flow.scheduler.transport import make_federation, release_share
-from flow.settings import ServiceConf, load_service_conf
+from flow.runtime import party as party_runtime
+from flow.runtime.party import EXIT_PEER_FAILED, job_dir
+from flow.runtime.transport import make_federation, release_share
+from flow.core.settings import ServiceConf, load_service_conf
 from flow.store import Store, derive_status
 
 POLL_S = 0.2

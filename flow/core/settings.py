@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
-from flow.errors import ConfigError
+from flow.core.errors import ConfigError
 
-REPO_CONF = Path(__file__).resolve().parents[1] / "conf"
+REPO_CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 class _Section(BaseModel):

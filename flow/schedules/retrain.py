@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from backends.storage import StorageEngine, engine_from_conf
-from flow.audit import AuditLog
-from flow.audit_trail import home_log
-from flow.cron import Scheduler
+from flow.governance.audit import AuditLog
+from flow.governance.trail import home_log
+from flow.schedules.loop import Scheduler
 from flow.dsl import JobPlan
 from flow.dsl.loader import plan_from_dicts
-from flow.errors import ValidationError
-from flow.schedules import Schedule, ScheduleError
-from flow.settings import ServiceConf
+from flow.core.errors import ValidationError
+from flow.schedules.rules import Schedule, ScheduleError
+from flow.core.settings import ServiceConf
 from flow.store import Store
 
 LATEST = "{latest}"
@@ -113,7 +113,7 @@ class FiringSubmitter:
     def __init__(self, conf: ServiceConf, store: Store, *, roles: Roles = None,
                  audit: AuditLog | None = None,
                  start: Callable[[ServiceConf, Store, JobPlan, str, str], dict[str, Any]] | None = None):
-        from flow.scheduler import job as jobs  # the runtime is only needed when a schedule fires
+        from flow.runtime import job as jobs  # the runtime is only needed when a schedule fires
 
         self.conf, self.store, self.roles = conf, store, roles
         self.audit = audit if audit is not None else home_log(conf)
@@ -135,7 +135,7 @@ class FiringSubmitter:
 
 def job_state(store: Store) -> Callable[[str], str]:
     """A job's state as ``flow job query`` shows it (a job whose supervisor is gone is failed)."""
-    from flow.scheduler import job as jobs
+    from flow.runtime import job as jobs
 
     return lambda job_id: str(jobs.job_detail(store, job_id)["status"])
 

@@ -24,9 +24,9 @@ from typing import Any
 from federation.api import Party
 from federation.auth import KeyStore, RouteTable
 from flow.dsl.models import ROLES
-from flow.errors import AuthError, StoreError
-from flow.model_store import ModelCorrupt, ModelStore, check_name, sha256, write_atomic
-from flow.scheduler.tracking import load_model_text
+from flow.core.errors import AuthError, StoreError
+from flow.models.store import ModelCorrupt, ModelStore, check_name, sha256, write_atomic
+from flow.models.format import load_model_text
 
 FORMAT = "fedweave-model"
 FORMAT_VERSION = 1
