@@ -5,6 +5,8 @@ been granted to the initiator (``flow privilege grant``). Grants are rows of the
 (``privileges``): a party id, optionally a role (empty: the party in any role it initiates
 in), a namespace and a table name, where ``*`` stands for every table of the namespace.
 Nothing is granted by default. Every grant and revoke is written to the audit log.
+The rows are read and written by ``store.privileges``
+(:class:`flow.store.privileges.PrivilegeRepository`); this module validates and decides.
 """
 
 from __future__ import annotations
@@ -12,13 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-
-from flow.governance.audit import AuditLog
 from flow.core.errors import FedweaveError
+from flow.governance.audit import AuditLog
 from flow.store import Store
-from flow.store.models import Privilege
 
 ANY_TABLE = "*"
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -49,9 +47,10 @@ def _check_table(namespace: str, name: str) -> None:
         raise PrivilegeError("--namespace cannot be '*': grant namespaces one by one")
 
 
-def _view(row: Privilege) -> dict[str, Any]:
-    return {"party": f"{row.role}:{row.party_id}" if row.role else row.party_id, "party_id": row.party_id,
-            "role": row.role or None, "namespace": row.namespace, "name": row.name, "granted": row.granted}
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    role, pid = row["role"], row["party_id"]
+    return {"party": f"{role}:{pid}" if role else pid, "party_id": pid, "role": role or None,
+            "namespace": row["namespace"], "name": row["name"], "granted": row["granted"]}
 
 
 def grant(store: Store, party: str, namespace: str, name: str, *, audit: AuditLog | None = None,
@@ -59,15 +58,8 @@ def grant(store: Store, party: str, namespace: str, name: str, *, audit: AuditLo
     """Let ``party`` (``ROLE:ID`` or ``ID``) read NAMESPACE/NAME; granting twice is a no-op."""
     role, pid = parse_party(party)
     _check_table(namespace, name)
-    try:
-        with store.session() as s:
-            s.add(Privilege(party_id=pid, role=role, namespace=namespace, name=name))
-        created = True
-    except IntegrityError:
-        created = False
-    with store.session() as s:
-        row = s.scalars(select(Privilege).filter_by(party_id=pid, role=role, namespace=namespace, name=name)).one()
-        out = {**_view(row), "created": created}
+    row, created = store.privileges.grant(pid, role, namespace, name)
+    out = {**_view(row), "created": created}
     if audit is not None and created:
         audit.append("privilege.grant", actor=actor, details={"party": out["party"], "namespace": namespace,
                                                               "name": name})
@@ -79,10 +71,7 @@ def revoke(store: Store, party: str, namespace: str, name: str, *, audit: AuditL
     """Take back exactly that grant; a grant that does not exist is an error naming the ones that do."""
     role, pid = parse_party(party)
     _check_table(namespace, name)
-    with store.session() as s:
-        gone = s.execute(delete(Privilege).where(Privilege.party_id == pid, Privilege.role == role,
-                                                 Privilege.namespace == namespace, Privilege.name == name)).rowcount
-    if not gone:
+    if not store.privileges.revoke(pid, role, namespace, name):
         held = [f"{p['namespace']}/{p['name']}" + (f" as {p['role']}" if p["role"] else "")
                 for p in list_privileges(store, party_id=pid)]
         raise PrivilegeError(f"party {party} holds no grant on {namespace}/{name}"
@@ -94,13 +83,8 @@ def revoke(store: Store, party: str, namespace: str, name: str, *, audit: AuditL
 
 def list_privileges(store: Store, *, party_id: str | None = None, namespace: str | None = None,
                     name: str | None = None) -> list[dict[str, Any]]:
-    q = select(Privilege)
-    for column, value in ((Privilege.party_id, party_id), (Privilege.namespace, namespace), (Privilege.name, name)):
-        if value is not None:
-            q = q.where(column == str(value))
-    with store.session() as s:
-        rows = s.scalars(q.order_by(Privilege.party_id, Privilege.namespace, Privilege.name, Privilege.role))
-        return [_view(r) for r in rows]
+    """The grants matching every filter given, by party, namespace, name and role."""
+    return [_view(r) for r in store.privileges.find(party_id=party_id, namespace=namespace, name=name)]
 
 
 def _table(item: Any) -> tuple[str, str]:
@@ -120,8 +104,7 @@ def check_job_access(store: Store, initiator_party_id: str, tables: Iterable[Any
     pid = str(initiator_party_id)
     if local_party_id is not None and pid == str(local_party_id):
         return []
-    with store.session() as s:
-        grants = {(r.role, r.namespace, r.name) for r in s.scalars(select(Privilege).where(Privilege.party_id == pid))}
+    grants = {(r["role"], r["namespace"], r["name"]) for r in store.privileges.find(party_id=pid)}
     roles = {""} | ({initiator_role} if initiator_role else set())
     reasons = []
     for namespace, name in dict.fromkeys(_table(t) for t in tables):

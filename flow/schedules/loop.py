@@ -17,8 +17,10 @@ below testable without waiting:
   schedule's deployed job, and the new job becomes the deployed one only if it is at least
   as good. The decision is kept on the firing (``promotion``).
 
-Schedules live in the job store (``cron_schedules``, ``cron_firings``); :func:`serve` is the
-loop a foreground ``flow schedule serve`` or a flow server runs.
+Schedules live in the job store (``cron_schedules``, ``cron_firings``), whose
+``store.schedules`` (:class:`flow.store.schedules.ScheduleRepository`) holds every query and
+transaction; the scheduler keeps the rules and the clock. :func:`serve` is the loop a
+foreground ``flow schedule serve`` or a flow server runs.
 """
 
 from __future__ import annotations
@@ -27,9 +29,6 @@ import logging
 import time
 from datetime import datetime
 from typing import Any, Callable
-
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
 from flow.core.errors import FedweaveError, JobNotFound
 from flow.core.registry import did_you_mean
@@ -47,14 +46,15 @@ from flow.schedules.rules import (
 )
 from flow.store import Store
 from flow.store.models import FINAL_STATES
-from flow.store.models import CronFiring as FiringRow
-from flow.store.models import CronSchedule as ScheduleRow
+from flow.store.schedules import Deployment
 
 __all__ = ["Firing", "PromoteRule", "Schedule", "ScheduleError", "ScheduleNotFound", "Scheduler",
            "evaluation_metrics", "serve", "should_promote"]
 
 log = logging.getLogger(__name__)
 _LIVE = ("submitted", "waiting", "running")  # firing states whose job may still be running
+#: the builtin's name is taken inside Scheduler by its ``list`` method
+_Firings = list[Firing]
 
 
 # -- the scheduler ----------------------------------------------------------------------------
@@ -100,34 +100,27 @@ class Scheduler:
     def now(self) -> datetime:
         return aware(self._clock())  # type: ignore[return-value]
 
-    def _tx(self):
-        return self.store.session()
-
     # -- managing schedules -------------------------------------------------------------
     def add(self, name: str, cron: str, conf_path: str, dsl_path: str, *, timezone: str = "UTC",
             overlap: str = "skip", promote_if: str | None = None, paused: bool = False) -> Schedule:
         sched = Schedule.build(name=name, cron=cron, timezone=timezone, conf_path=str(conf_path),
                                dsl_path=str(dsl_path), overlap=overlap, promote_if=promote_if, paused=paused)
         now = self.now()
-        with self._tx() as s:
-            if s.get(ScheduleRow, name) is not None:
-                raise ScheduleError(f"schedule '{name}' already exists; remove it first or pick another name")
-            s.add(ScheduleRow(name=name, cron=sched.cron, timezone=sched.timezone, conf_path=sched.conf_path,
-                              dsl_path=sched.dsl_path, overlap=sched.overlap, paused=paused,
-                              promote_if=sched.promote_if.text if sched.promote_if else "",
-                              created=now, anchor=now))
+        if not self.store.schedules.add(name=name, cron=sched.cron, timezone=sched.timezone,
+                                        conf_path=sched.conf_path, dsl_path=sched.dsl_path, overlap=sched.overlap,
+                                        paused=paused, promote_if=sched.promote_if.text if sched.promote_if else "",
+                                        created=now, anchor=now):
+            raise ScheduleError(f"schedule '{name}' already exists; remove it first or pick another name")
         return self.get(name)
 
     def get(self, name: str, history: int = 50) -> Schedule:
         """The schedule with its latest ``history`` firings, oldest first."""
-        with self._tx() as s:
-            return self._load(s, self._row(s, name), history)
+        return _schedule(self._row(name, history))
 
     def list(self, history: int = 0) -> list[Schedule]:
-        with self._tx() as s:
-            return [self._load(s, r, history) for r in s.scalars(select(ScheduleRow).order_by(ScheduleRow.name))]
+        return [_schedule(r) for r in self.store.schedules.all(history)]
 
-    def history(self, name: str, limit: int | None = None) -> list[Firing]:
+    def history(self, name: str, limit: int | None = None) -> _Firings:
         return self.get(name, history=limit if limit is not None else 1 << 31).history
 
     def next_fire(self, name: str) -> datetime | None:
@@ -136,25 +129,17 @@ class Scheduler:
         return None if sched.paused else sched.next_after(anchor)
 
     def pause(self, name: str) -> None:
-        with self._tx() as s:
-            row = self._row(s, name)
-            row.paused, row.version = True, row.version + 1
-            queued = self._queued(s, name)
-            if queued is not None:
-                queued.status, queued.reason = "skipped", "schedule paused"
-            row.queued_fire = None
+        if not self.store.schedules.pause(name, reason="schedule paused"):
+            raise self._not_found(name)
 
     def resume(self, name: str) -> None:
         """Unpause; the slots missed while paused are not replayed."""
-        with self._tx() as s:
-            row = self._row(s, name)
-            if row.paused:
-                row.paused, row.anchor, row.version = False, self.now(), row.version + 1
+        if not self.store.schedules.resume(name, anchor=self.now()):
+            raise self._not_found(name)
 
     def remove(self, name: str) -> None:
-        with self._tx() as s:
-            s.delete(self._row(s, name))
-            s.execute(delete(FiringRow).where(FiringRow.schedule == name))
+        if not self.store.schedules.remove(name):
+            raise self._not_found(name)
 
     def run_now(self, name: str, *, force: bool = False) -> str | None:
         """Submit the schedule's job now, outside its cron slots (also while paused).
@@ -162,19 +147,15 @@ class Scheduler:
         ``queue`` queues it (returns None) and ``skip`` refuses."""
         now = self.now()
         running = self._running_job(name)
-        with self._tx() as s:
-            row = self._row(s, name)
-            if running and not force:
-                if row.overlap == "skip":
-                    raise ScheduleError(f"schedule '{name}': job {running} is still running (overlap=skip); "
-                                        "use force to start another")
-                if row.queued_fire is None:
-                    row.queued_fire, row.version = now, row.version + 1
-                    s.add(FiringRow(schedule=name, fire_time=now, status="queued", manual=True,
-                                    reason=f"waiting for job {running}", recorded=now))
-                return None
-            sched = self._load(s, row, 0)
-        firing = self._fire(sched, now, manual=True)
+        row = self._row(name)
+        if running and not force:
+            if row["overlap"] == "skip":
+                raise ScheduleError(f"schedule '{name}': job {running} is still running (overlap=skip); "
+                                    "use force to start another")
+            if self.store.schedules.queue_manual(name, now, reason=f"waiting for job {running}") is None:
+                raise self._not_found(name)
+            return None
+        firing = self._fire(_schedule(row), now, manual=True)
         if firing.status == "failed":
             raise ScheduleError(f"schedule '{name}': submitting its job failed: {firing.reason}")
         return firing.job_id
@@ -182,31 +163,23 @@ class Scheduler:
     def refresh(self, name: str | None = None) -> None:
         """Bring firings' states up to their jobs' (and apply promote_if to jobs that
         succeeded) without firing anything: what a listing does before it shows them."""
-        with self._tx() as s:
-            names = [name] if name else list(s.scalars(select(ScheduleRow.name)))
-        for one in names:
-            self._row_exists(one)
+        for one in [name] if name else self.store.schedules.names():
+            self._row(one)
             self._running_job(one)
 
-    def _row_exists(self, name: str) -> None:
-        with self._tx() as s:
-            self._row(s, name)
-
     # -- firing --------------------------------------------------------------------------
-    def tick(self) -> list[Firing]:
+    def tick(self) -> _Firings:
         """Handle every active schedule's due slot; returns the firings recorded."""
-        now, out = self.now(), []
-        with self._tx() as s:
-            names = list(s.scalars(select(ScheduleRow.name).where(ScheduleRow.paused.is_(False))))
-        for name in names:
+        now, out = self.now(), _Firings()
+        for name in self.store.schedules.names(active_only=True):
             try:
                 out += self._tick_one(name, now)
             except ScheduleNotFound:  # removed meanwhile
                 continue
         return out
 
-    def _tick_one(self, name: str, now: datetime) -> list[Firing]:
-        out: list[Firing] = []
+    def _tick_one(self, name: str, now: datetime) -> _Firings:
+        out: _Firings = []
         running = self._running_job(name)
         sched, anchor, version = self._with_anchor(name)
         if sched.queued_fire is not None and running is None and self._claim(name, version, queued_fire=None):
@@ -240,117 +213,94 @@ class Scheduler:
             log.warning("schedule %s: submitting its job failed: %s", sched.name, exc)
             job_id, status, reason = None, "failed", str(exc) or type(exc).__name__
         if queued:
-            with self._tx() as s:
-                row = self._queued(s, sched.name)
-                if row is not None:
-                    row.job_id, row.status, row.reason = job_id, status, reason
-                    return Firing(schedule=sched.name, fire_time=fire_time, job_id=job_id, status=status,
-                                  reason=reason, manual=row.manual)
+            was_manual = self.store.schedules.settle_queued(sched.name, job_id, status, reason)
+            if was_manual is not None:
+                return Firing(schedule=sched.name, fire_time=fire_time, job_id=job_id, status=status,
+                              reason=reason, manual=was_manual)
         return self._record(sched.name, fire_time, status, job_id=job_id, reason=reason, manual=manual)
 
     def _record(self, name: str, fire_time: datetime, status: str, *, job_id: str | None = None,
                 reason: str = "", manual: bool = False) -> Firing:
-        with self._tx() as s:
-            s.add(FiringRow(schedule=name, fire_time=fire_time, job_id=job_id, status=status, reason=reason,
-                            manual=manual, recorded=self.now()))
+        self.store.schedules.record_firing(name, fire_time, status, job_id=job_id, reason=reason, manual=manual,
+                                           recorded=self.now())
         return Firing(schedule=name, fire_time=fire_time, job_id=job_id, status=status, reason=reason,
                       manual=manual)
 
-    def _claim(self, name: str, version: int, **values: Any) -> bool:
-        """Take the schedule's current version (compare-and-set), so a slot is handled once
-        even with several tickers on one database."""
-        with self._tx() as s:
-            res = s.execute(update(ScheduleRow).where(ScheduleRow.name == name, ScheduleRow.version == version)
-                            .values(version=version + 1, **values))
-            return res.rowcount == 1
+    def _claim(self, name: str, version: int, **values: datetime | None) -> bool:
+        """Take the schedule's current version, so a slot is handled once even with several
+        tickers on one database (the repository's compare-and-set)."""
+        return self.store.schedules.claim(name, version, **values)
 
     def _running_job(self, name: str) -> str | None:
         """The schedule's job that still runs, if any; firings of ended jobs take the job's state."""
-        with self._tx() as s:
-            live = list(s.scalars(select(FiringRow).where(FiringRow.schedule == name, FiringRow.status.in_(_LIVE),
-                                                          FiringRow.job_id.is_not(None))))
         running = None
-        for firing in live:
+        for firing in self.store.schedules.live_firings(name, _LIVE):
+            job_id = firing["job_id"]
             try:
-                state = self.job_status(firing.job_id)  # type: ignore[arg-type]
+                state = self.job_status(job_id)
             except JobNotFound:
                 state = "lost"
             except Exception as exc:  # cannot tell: assume it runs rather than overlap it
-                log.warning("schedule %s: status of job %s unknown: %s", name, firing.job_id, exc)
-                running = firing.job_id
+                log.warning("schedule %s: status of job %s unknown: %s", name, job_id, exc)
+                running = job_id
                 continue
             ended = state in FINAL_STATES or state == "lost"
             if not ended:
-                running = firing.job_id
-            if state != firing.status and (ended or state in _LIVE):
-                with self._tx() as s:  # compare-and-set: one ticker sees each change
-                    changed = s.execute(update(FiringRow).where(FiringRow.id == firing.id,
-                                                                FiringRow.status == firing.status)
-                                        .values(status=state)).rowcount == 1
+                running = job_id
+            if state != firing["status"] and (ended or state in _LIVE):
+                # compare-and-set: one ticker sees each change, so one promotes
+                changed = self.store.schedules.set_firing_status(firing["id"], firing["status"], state)
                 if changed and state == "success":
-                    self._promote(name, firing.id, firing.job_id)  # type: ignore[arg-type]
+                    self._promote(name, firing["id"], job_id)
         return running
 
     def _promote(self, name: str, firing_id: int, job_id: str) -> None:
         """Apply the schedule's promote_if to a job that just succeeded."""
         for _ in range(5):  # retried only when another promotion changed the deployed job meanwhile
-            with self._tx() as s:
-                row = s.get(ScheduleRow, name)
-                if row is None or not row.promote_if:
-                    return
-                rule, deployed, current = row.promote_if, row.deployed_job, row.deployed_metrics
+            row = self.store.schedules.get(name)
+            if row is None or not row["promote_if"]:
+                return
+            deployed, current = row["deployed_job"], row["deployed_metrics"]
             try:
                 new = self.job_metrics(job_id)
-                better, why = judge_promotion(rule, new, current)
+                better, why = judge_promotion(row["promote_if"], new, current)
             except FedweaveError as exc:
                 better, why = False, str(exc)
             note = f"deployed ({why})" if better else f"kept {deployed or 'no model'} ({why})"
-            with self._tx() as s:
-                if better:
-                    col = ScheduleRow.deployed_job
-                    same = col.is_(None) if deployed is None else col == deployed
-                    res = s.execute(update(ScheduleRow).where(ScheduleRow.name == name, same).values(
-                        deployed_job=job_id, deployed_metrics=new, deployed_at=self.now()))
-                    if res.rowcount != 1:
-                        continue
-                s.execute(update(FiringRow).where(FiringRow.id == firing_id).values(promotion=note))
+            deploy = Deployment(job_id, new, self.now(), replacing=deployed) if better else None
+            if not self.store.schedules.promote(name, firing_id, note, deploy):
+                continue
             log.info("schedule %s: job %s %s", name, job_id, note)
             return
 
     # -- rows -----------------------------------------------------------------------------
-    @staticmethod
-    def _row(s: Session, name: str) -> ScheduleRow:
-        row = s.get(ScheduleRow, name)
+    def _row(self, name: str, history: int = 0) -> dict[str, Any]:
+        """The schedule's stored row (with ``history`` firings); ScheduleNotFound if none."""
+        row = self.store.schedules.get(name, history)
         if row is None:
-            names = list(s.scalars(select(ScheduleRow.name)))
-            raise ScheduleNotFound(f"no schedule '{name}'{did_you_mean(name, names)}")
+            raise self._not_found(name)
         return row
 
-    @staticmethod
-    def _queued(s: Session, name: str) -> FiringRow | None:
-        return s.scalars(select(FiringRow).where(FiringRow.schedule == name, FiringRow.status == "queued")
-                         .order_by(FiringRow.id.desc()).limit(1)).first()
+    def _not_found(self, name: str) -> ScheduleNotFound:
+        return ScheduleNotFound(f"no schedule '{name}'{did_you_mean(name, self.store.schedules.names())}")
 
     def _with_anchor(self, name: str) -> tuple[Schedule, datetime, int]:
         """The schedule, the time its next slot follows, and its version for a claim."""
-        with self._tx() as s:
-            row = self._row(s, name)
-            return self._load(s, row, 0), row.anchor, row.version
+        row = self._row(name)
+        return _schedule(row), row["anchor"], row["version"]
 
-    @staticmethod
-    def _load(s: Session, row: ScheduleRow, history: int) -> Schedule:
-        firings: list[FiringRow] = []
-        if history > 0:
-            firings = list(s.scalars(select(FiringRow).where(FiringRow.schedule == row.name)
-                                     .order_by(FiringRow.id.desc()).limit(history)))[::-1]
-        return Schedule(
-            name=row.name, cron=row.cron, timezone=row.timezone, conf_path=row.conf_path, dsl_path=row.dsl_path,
-            overlap=row.overlap, paused=row.paused, promote_if=row.promote_if or None, created=row.created,
-            last_fire=row.last_fire, queued_fire=row.queued_fire, deployed_job=row.deployed_job,
-            deployed_metrics=row.deployed_metrics, deployed_at=row.deployed_at,
-            history=[Firing(schedule=row.name, fire_time=f.fire_time, job_id=f.job_id, status=f.status, reason=f.reason,
-                            manual=f.manual, promotion=f.promotion) for f in firings],
-        )  # fmt: skip
+
+def _schedule(row: dict[str, Any]) -> Schedule:
+    """The model of a stored schedule row (:meth:`ScheduleRepository.get`), firings included."""
+    return Schedule(
+        name=row["name"], cron=row["cron"], timezone=row["timezone"], conf_path=row["conf_path"],
+        dsl_path=row["dsl_path"], overlap=row["overlap"], paused=row["paused"],
+        promote_if=row["promote_if"] or None, created=row["created"], last_fire=row["last_fire"],
+        queued_fire=row["queued_fire"], deployed_job=row["deployed_job"],
+        deployed_metrics=row["deployed_metrics"], deployed_at=row["deployed_at"],
+        history=[Firing(schedule=row["name"], fire_time=f["fire_time"], job_id=f["job_id"], status=f["status"],
+                        reason=f["reason"], manual=f["manual"], promotion=f["promotion"]) for f in row["history"]],
+    )  # fmt: skip
 
 
 # -- the loop ---------------------------------------------------------------------------------

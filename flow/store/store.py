@@ -32,6 +32,8 @@ from flow.core.errors import JobNotFound, StoreError
 from flow.core.registry import did_you_mean
 
 from .models import FINAL_STATES, STATES, Base, Job, Metric, Output, PartyRun, Task, UTCDateTime, utcnow
+from .privileges import PrivilegeRepository
+from .schedules import ScheduleRepository
 
 #: bare scheme -> the driver fedweave ships (psycopg 3)
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
@@ -200,6 +202,9 @@ class Store:
             raise
         self._where = self.engine.url.render_as_string(hide_password=True)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        #: the repositories that own the other tables' queries (on this store's transactions)
+        self.schedules = ScheduleRepository(self.session)
+        self.privileges = PrivilegeRepository(self.session)
 
     @classmethod
     def for_home(cls, home: Path) -> "Store":

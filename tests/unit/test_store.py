@@ -7,7 +7,7 @@ import multiprocessing
 import subprocess
 import sys
 import traceback
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Iterator
 
 import numpy as np
@@ -19,6 +19,7 @@ from flow.core.errors import JobNotFound, StoreError
 from flow.store import Store, derive_status
 from flow.store.migrate import BASELINE, HEAD, SCRIPT_LOCATION, current_revision, downgrade, include_name, upgrade
 from flow.store.models import Base, Job
+from flow.store.schedules import Deployment
 from tests.postgres import fresh_database, postgres_url, require_postgres  # noqa: F401  (fixture)
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -269,6 +270,40 @@ def test_put_output_replaces_the_same_slot(store):
 ])
 def test_derive_status(states, expected):
     assert derive_status(states) == expected
+
+
+# -- repositories: schedules and privileges -----------------------------------------------------
+
+def test_schedule_repository_compare_and_set_writes_win_once(store):
+    repo, t0 = store.schedules, datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    row = dict(name="n", cron="* * * * *", conf_path="c", dsl_path="d", created=t0, anchor=t0)
+    assert repo.add(**row) and not repo.add(**row)  # a second add of the name is refused
+    assert repo.claim("n", 0, anchor=t0, last_fire=t0) and not repo.claim("n", 0, anchor=t0)
+    assert repo.get("n")["version"] == 1 and repo.get("nope") is None and repo.names() == ["n"]
+    repo.record_firing("n", t0, "submitted", job_id="j1", recorded=t0)
+    (live,) = repo.live_firings("n", ["submitted"])
+    assert repo.set_firing_status(live["id"], "submitted", "success")
+    assert not repo.set_firing_status(live["id"], "submitted", "failed")  # another ticker moved it first
+    assert repo.queue_manual("n", t0, "waiting") is True and repo.queue_manual("n", t0, "again") is False
+    assert repo.queue_manual("nope", t0, "x") is None
+    deploy = Deployment("j1", {"auc": 0.9}, t0, replacing=None)
+    assert repo.promote("n", live["id"], "deployed", deploy) and not repo.promote("n", live["id"], "x", deploy)
+    assert repo.pause("n", "schedule paused") and repo.names(active_only=True) == []
+    got = repo.get("n", history=5)
+    assert (got["deployed_job"], got["queued_fire"]) == ("j1", None)
+    assert [(f["status"], f["promotion"]) for f in got["history"]] == [("success", "deployed"), ("skipped", "")]
+    assert repo.remove("n") and not repo.remove("n") and repo.all(history=1) == []
+
+
+def test_privilege_repository_grants_once_and_revokes_what_exists(store):
+    repo = store.privileges
+    first, created = repo.grant("9999", "guest", "experiment", "t")
+    again, created_again = repo.grant("9999", "guest", "experiment", "t")
+    assert created and not created_again and again["id"] == first["id"]
+    repo.grant("8888", "", "bank", "*")
+    assert [(r["party_id"], r["name"]) for r in repo.find()] == [("8888", "*"), ("9999", "t")]
+    assert [r["name"] for r in repo.find(party_id=8888)] == ["*"] and repo.find(namespace="none") == []
+    assert repo.revoke("9999", "guest", "experiment", "t") and not repo.revoke("9999", "guest", "experiment", "t")
 
 
 # -- several processes at once -----------------------------------------------------------------
