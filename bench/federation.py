@@ -76,7 +76,7 @@ def conversion_floor(obj: Any) -> float | None:
         return None
     import gmpy2
 
-    from federation._cipher import width_for
+    from components.crypto.paillier_wire import width_for
 
     cts, bits = [c._c for c in obj], 8 * width_for(obj[0].public_key.n)
     start = time.perf_counter()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
+from federation import codec
 from federation.api import Federation, Party
 from flow.core.errors import ComponentError
 from flow.core.registry import Registry
@@ -66,6 +67,18 @@ class Instance:
 
     features: np.ndarray
     label: float | None = None
+
+
+def register_codec() -> None:
+    """Put Instance on the wire as tag ``X`` (its fields by name); the ``instance`` entry
+    point of ``fedweave.codecs``, so a receiver decodes it before importing components."""
+    codec.register_type(Instance, _INSTANCE_ENCODER)
+    codec.register_tag(b"X", _INSTANCE_DECODER)
+
+
+_INSTANCE_ENCODER = codec.dataclass_encoder(b"X")
+_INSTANCE_DECODER = codec.dataclass_decoder(Instance)
+register_codec()
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 An array is its dtype string, its shape and its raw memory (C order), so the sender's
 part is a view of the array and the receiver rebuilds it with one copy: only plain
-memory kinds travel, never object arrays (except Paillier ciphertexts, see
-:mod:`federation._cipher`). The functions take the codec's writer and reader.
+memory kinds travel, never object arrays (except ciphertext vectors, which a codec
+plugin writes: see :func:`federation.codec.register_vector`). The functions take the
+codec's writer and reader.
 """
 
 from __future__ import annotations

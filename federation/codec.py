@@ -1,13 +1,19 @@
 """The wire format: typed values to bytes and back, never pickle.
 
 Whatever crosses a party line is decoded by this module only, so a peer can make us
-build nothing but plain values, numeric numpy arrays, Paillier ciphertexts,
-Instances and Tables. Every value is one tag byte and its payload; a stream starts
-with a magic, a version and a table of the Paillier public keys it uses, so a
-vector of ciphertexts carries its modulus once and goes columnar. Tables are Arrow
-IPC streams of (key, value) cells, one stream per partition. numpy values are in
-:mod:`federation._arrays`, Paillier values in :mod:`federation._cipher`, table rows in
-:mod:`federation._rows`.
+build nothing but plain values, numeric numpy arrays, Tables and the types that codec
+plugins register. Every value is one tag byte and its payload; a stream starts with a
+magic, a version and a table of the public-key moduli it uses, so a vector of
+ciphertexts carries its modulus once and goes columnar. Tables are Arrow IPC streams
+of (key, value) cells, one stream per partition. numpy values are in
+:mod:`federation._arrays`, table rows in :mod:`federation._rows`.
+
+This package sits below the algorithms and never imports them: a package that owns a
+type puts it on the wire with :func:`register_type` / :func:`register_tag` (and
+:func:`register_vector` / :func:`register_key` for ciphertext vectors and the key
+table) when it is imported, and declares a ``register`` callable in the entry-point
+group ``fedweave.codecs``. A process that meets an unknown type or tag before it has
+imported that package loads the group once and tries again.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from federation import _arrays, _cipher
-from federation._cipher import PAILLIER
+from federation import _arrays, _plugins
+from federation._plugins import load_plugins, register_key, register_tag, register_type, register_vector
 from flow.core.errors import CodecError
 
 MAGIC = b"FWC"
@@ -34,6 +40,10 @@ _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 _I64, _F64 = struct.Struct("<q"), struct.Struct("<d")
 
 Encoder = Callable[["_Writer", Any], None]
+Decoder = Callable[["_Reader"], Any]
+
+__all__ = ["CodecError", "decode", "decode_chunks", "encode", "encode_parts", "load_plugins", "register_key",
+           "register_tag", "register_type", "register_vector", "dataclass_decoder", "dataclass_encoder"]
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -71,6 +81,7 @@ class _Writer:
         self.parts += [_U32.pack(len(raw)), raw]
 
     def key_index(self, public_key: Any) -> int:
+        """The stream's index of a public key, listed once by its modulus ``n``."""
         return self.keys.setdefault(int(public_key.n), len(self.keys))
 
     def bare(self, obj: Any) -> bytes:
@@ -95,16 +106,16 @@ def _enc_int(w: _Writer, x: int) -> None:
         w.big(x)
 
 
-def _enc_seq(tag: bytes) -> Encoder:
-    def enc(w: _Writer, seq: Any) -> None:
-        if tag == b"l" and _cipher.is_vector(seq):
-            w.parts += [b"E"]
-            _cipher.enc_vector(w, seq)
-            return
-        w.parts += [tag, _U32.pack(len(seq))]
-        w.nested(seq)
+def _enc_list(w: _Writer, seq: list) -> None:
+    if seq and any(hook(w, seq, None) for hook in _plugins.VECTOR_HOOKS):
+        return
+    w.parts += [b"l", _U32.pack(len(seq))]
+    w.nested(seq)
 
-    return enc
+
+def _enc_tuple(w: _Writer, seq: tuple) -> None:
+    w.parts += [b"t", _U32.pack(len(seq))]
+    w.nested(seq)
 
 
 def _enc_dict(w: _Writer, d: dict) -> None:
@@ -113,15 +124,46 @@ def _enc_dict(w: _Writer, d: dict) -> None:
 
 
 def _enc_ndarray(w: _Writer, arr: np.ndarray) -> None:
-    (_cipher.enc_object_array if arr.dtype.kind == "O" else _arrays.enc_ndarray)(w, arr)
+    if arr.dtype.kind != "O":
+        _arrays.enc_ndarray(w, arr)
+        return
+    flat = arr.reshape(-1)
+    for attempt in range(2):
+        if any(hook(w, flat, arr.shape) for hook in _plugins.VECTOR_HOOKS):
+            return
+        if not attempt:
+            load_plugins()
+    kinds = sorted({_arrays.type_name(type(x)) for x in flat[:100]})
+    raise CodecError(f"numpy arrays of dtype object are refused (only registered ciphertext vectors, "
+                     f"such as Paillier's); found {kinds}")
 
 
-def _enc_instance(w: _Writer, inst: Any) -> None:
-    fields = [f.name for f in dataclasses.fields(inst)]
-    w.parts += [b"X", _U32.pack(len(fields))]
-    for name in fields:
-        w.text(name)
-    w.nested(getattr(inst, name) for name in fields)
+def dataclass_encoder(tag: bytes) -> Encoder:
+    """An encoder of a dataclass as ``tag | field count | names | values`` (Instance's layout)."""
+
+    def enc(w: _Writer, obj: Any) -> None:
+        fields = [f.name for f in dataclasses.fields(obj)]
+        w.parts += [tag, _U32.pack(len(fields))]
+        for name in fields:
+            w.text(name)
+        w.nested(getattr(obj, name) for name in fields)
+
+    enc.__qualname__ = f"dataclass_encoder[{tag!r}]"
+    return enc
+
+
+def dataclass_decoder(cls: type) -> Decoder:
+    """The inverse of :func:`dataclass_encoder`: ``cls(**fields)``, CodecError on bad names."""
+
+    def dec(r: _Reader) -> Any:
+        names = [r.text() for _ in range(r.count())]
+        try:
+            return cls(**dict(zip(names, r.nested(len(names)))))
+        except TypeError as exc:
+            raise CodecError(f"invalid {cls.__name__} fields {names}: {exc}") from None
+
+    dec.__qualname__ = f"dataclass_decoder[{cls.__module__}.{cls.__qualname__}]"
+    return dec
 
 
 def _enc_table(w: _Writer, table: Any) -> None:
@@ -140,25 +182,22 @@ _ENCODERS: dict[type, Encoder] = {
     str: lambda w, x: (w.parts.append(b"u"), w.text(x)),
     bytes: lambda w, x: (w.parts.append(b"b"), w.blob(bytes(x))),
     bytearray: lambda w, x: (w.parts.append(b"b"), w.blob(bytes(x))),
-    list: _enc_seq(b"l"),
-    tuple: _enc_seq(b"t"),
+    list: _enc_list,
+    tuple: _enc_tuple,
     dict: _enc_dict,
     np.ndarray: _enc_ndarray,
     np.generic: _arrays.enc_scalar,
 }
 
-#: types whose modules are imported only by the code that uses them
+#: types of this layer's own neighbours, imported only by the code that uses them
 _LAZY: dict[str, Encoder] = {
-    f"{PAILLIER}:EncryptedNumber": _cipher.enc_one,
-    f"{PAILLIER}:PaillierPublicKey": _cipher.enc_public_key,
-    "components.base:Instance": _enc_instance,
     "backends.computing.api:Table": _enc_table,
     "gmpy2:mpz": _enc_int,
 }
 
 
 def _lookup(t: type) -> Encoder | None:
-    fn = _ENCODERS.get(t)
+    fn = _ENCODERS.get(t) or _plugins.encoder_for(t)  # a plugin's type is not cached here: it may re-register
     if fn is not None:
         return fn
     fn = next((_ENCODERS[b] for b in t.__mro__[1:] if b in _ENCODERS), None)
@@ -175,6 +214,9 @@ def _lookup(t: type) -> Encoder | None:
 
 def _encoder_for(t: type) -> Encoder:
     fn = _lookup(t)
+    if fn is None:
+        load_plugins()
+        fn = _lookup(t)
     if fn is None:
         raise CodecError(
             f"cannot send a value of type {_arrays.type_name(t)}: the wire format carries None, bool, int, float, "
@@ -252,9 +294,12 @@ class _Reader:
 
     def value(self) -> Any:
         tag = self.take(1)[0]
-        fn = _DECODERS.get(tag)
+        fn = _DECODERS.get(tag) or _plugins.DECODERS.get(tag)
         if fn is None:
-            raise CodecError(f"unknown tag {bytes([tag])!r} at offset {self.pos - 1}")
+            load_plugins()
+            fn = _plugins.DECODERS.get(tag)
+        if fn is None:
+            raise CodecError(f"unknown tag {bytes([tag])!r} at offset {self.pos - 1}{_plugins.note()}")
         return fn(self)
 
     def nested(self, n: int) -> list:
@@ -266,9 +311,13 @@ class _Reader:
         return out
 
     def key(self, index: int) -> Any:
+        """Public key #index of the stream's key table, built by the registered key maker."""
         if index >= len(self.keys):
             raise CodecError(f"ciphertext names public key #{index}, stream has {len(self.keys)}")
-        return _cipher.public_key(self.keys[index])
+        make = _plugins.key_maker()
+        if make is None:
+            raise CodecError(f"the stream lists public keys but no codec plugin builds them{_plugins.note()}")
+        return make(self.keys[index])
 
 
 def _dec_dict(r: _Reader) -> dict:
@@ -281,16 +330,6 @@ def _dec_dict(r: _Reader) -> dict:
 
 def _dec_tuple(r: _Reader) -> tuple:
     return tuple(r.nested(r.count()))
-
-
-def _dec_instance(r: _Reader) -> Any:
-    from components.base import Instance
-
-    names = [r.text() for _ in range(r.count())]
-    try:
-        return Instance(**dict(zip(names, r.nested(len(names)))))
-    except TypeError as exc:
-        raise CodecError(f"invalid Instance fields {names}: {exc}") from None
 
 
 def _dec_table(r: _Reader) -> Any:
@@ -317,13 +356,9 @@ _DECODERS: dict[int, Callable[[_Reader], Any]] = {
     ord("d"): _dec_dict,
     ord("a"): _arrays.dec_ndarray,
     ord("s"): _arrays.dec_scalar,
-    ord("k"): lambda r: _cipher.public_key(r.big()),
-    ord("e"): _cipher.dec_one,
-    ord("E"): _cipher.dec_vector,
-    ord("O"): _cipher.dec_object_array,
-    ord("X"): _dec_instance,
     ord("Q"): _dec_table,
 }
+_plugins.RESERVED.update(_DECODERS)
 
 
 #: first opcodes of protocol 0/1 pickles (protocol 2+ start with PROTO, 0x80); all end with STOP "."
@@ -367,3 +402,4 @@ def decode_chunks(parts: Sequence[bytes | memoryview], session: Any = None) -> A
     returned as a (writable) view into it instead of a second copy."""
     offset = _arrays.array_offset(memoryview(parts[0])[:4096], _HEAD) if parts else 0
     return decode(_arrays.aligned_join(parts, offset), session, _views=True)
+

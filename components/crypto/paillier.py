@@ -19,6 +19,9 @@ Obfuscation is lazy: arithmetic works on raw values, and every ciphertext gets f
 randomness when it is first exposed through :attr:`EncryptedNumber.ciphertext` (what
 the wire codec reads). So a value never leaves the party without randomness its
 receiver does not know, and intermediates never pay for it twice.
+
+Keys and ciphertexts cross a party line through :mod:`components.crypto.paillier_wire`,
+imported at the end of this module so that whoever holds these objects can send them.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ class EncryptedNumber:
         self.ciphertext  # noqa: B018 - the property does the work
         return self
 
-    def __reduce__(self):  # local worker processes only; the wire uses federation/codec.py
+    def __reduce__(self):  # local worker processes only; the wire uses paillier_wire.py
         return _new, (self.public_key, self._c, self.exponent, self._obfuscated)
 
     def __repr__(self) -> str:
@@ -407,3 +410,7 @@ def generate_keypair(key_length: int = 1024) -> tuple[PaillierPublicKey, Paillie
         if p != q and (p * q).bit_length() == key_length:
             public = PaillierPublicKey(int(p * q))
             return public, PaillierPrivateKey(public, int(p), int(q))
+
+
+# last: the wire codec of these types needs them defined (it imports this module back)
+from components.crypto import paillier_wire as _paillier_wire  # noqa: E402,F401

@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
+from components.crypto.params import EncryptParam
 from components.crypto.vector import encrypted_sum
 from components.feature.common import gather_matrix, model_columns, pick_columns
-from components.linear.hetero_lr import EncryptParam
 from flow.core.errors import ComponentError
 
 

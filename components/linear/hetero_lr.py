@@ -27,27 +27,20 @@ import secrets
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
+from components.crypto.params import EncryptParam
 from components.linear import hetero_rows as rows_fn
+from components.linear import ovr
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.hetero_schedule import Batches, Fit, batch_ids_of, model_scopes, stack_models
 from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
-from components.linear import ovr
 from components.linear.params import LinearParams
 from flow.core.errors import ComponentError
 
 MASK_SCALE = 2.0 ** 20
-
-
-class EncryptParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["Paillier", "paillier"] = "Paillier"
-    key_length: int = 1024
 
 
 class HeteroLRParams(LinearParams):

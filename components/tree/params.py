@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.base import TrainingParams
-from components.linear.hetero_lr import EncryptParam
+from components.crypto.params import EncryptParam
 from components.linear.params import PredictParam
 from components.tree.tree import SplitRule
 

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.computing.api import Session, Table, partition_of
+from backends.computing.api import Table
+from backends.computing.local import LocalSession
 from components.base import Instance
+from components.crypto.paillier import generate_keypair
 from federation.api import Party
 from flow.core.errors import FederationError, FederationTimeout, PeerFailed
 
@@ -30,55 +32,12 @@ def pair(transport, job_id):
     return transport.endpoint(job_id, GUEST, default_timeout=30), transport.endpoint(job_id, HOST, default_timeout=30)
 
 
-# -- a computing session for Tables: the local backend, else a minimal one --------------
-
-
-class MiniTable(Table):
-    def __init__(self, parts: list[list]):
-        self._parts = parts
-
-    partitions = property(lambda self: len(self._parts))  # type: ignore[assignment]
-
-    def collect(self):
-        return (kv for p in self._parts for kv in p)
-
-    def count(self) -> int:
-        return sum(map(len, self._parts))
-
-    def iter_partitions(self):
-        yield from (list(p) for p in self._parts)
-
-    def _unsupported(self, *args, **kwargs):
-        raise NotImplementedError
-
-    map_values = map_partitions = apply_partitions = map = join = union = _unsupported
-    filter = reduce = sample = first = _unsupported
-
-
-class MiniSession(Session):
-    default_partitions = 4  # type: ignore[assignment]
-
-    def parallelize(self, pairs, partitions=None):
-        parts: list[list] = [[] for _ in range(partitions or 4)]
-        for k, v in pairs:
-            parts[partition_of(k, len(parts))].append((k, v))
-        return MiniTable(parts)
-
-    def from_partitions(self, parts, partitions):
-        return MiniTable([list(p) for p in parts])
-
-    def stop(self) -> None:
-        pass
+# -- a computing session for Tables --------------------------------------------------
 
 
 @pytest.fixture
 def compute():
     """Named apart from conftest's ``session`` (the computing suite's parametrised one)."""
-    try:
-        from backends.computing.local import LocalSession
-    except ImportError:
-        yield MiniSession()
-        return
     with LocalSession(partitions=4, workers=1) as s:
         yield s
 
@@ -128,8 +87,7 @@ def test_each_codec_type_crosses(pair, name):
 
 
 def test_ciphertexts_cross_and_decrypt(pair):
-    paillier = pytest.importorskip("components.crypto.paillier")
-    pk, sk = paillier.generate_keypair(256)
+    pk, sk = generate_keypair(256)
     values = [0.25, -3.5, 1e3]
     guest, host = pair
     guest.remote({"key": pk, "grad": [pk.encrypt(v) for v in values]}, "enc", "iter.0", [HOST])
@@ -158,8 +116,7 @@ def test_table_of_100k_rows_keeps_rows_and_partitions(transport, job_id, compute
 
 
 def test_ciphertext_table_is_compact(transport, job_id, compute, monkeypatch):
-    paillier = pytest.importorskip("components.crypto.paillier")
-    pk, sk = paillier.generate_keypair(256)
+    pk, sk = generate_keypair(256)
     guest = transport.endpoint(job_id, GUEST)
     host = transport.endpoint(job_id, HOST, session=compute)
     table = compute.parallelize([(i, pk.encrypt(i / 10)) for i in range(2000)], 3)

@@ -29,7 +29,7 @@ def test_binning_selection_lr(breast, tmp_path):
     conf, dsl = load_example("binning_selection_lr")
     common = conf["component_parameters"]["common"]
     for cpn in ("hetero_feature_binning_0", "hetero_lr_0"):  # small keys: the protocol is the same, 2x faster
-        common[cpn]["encrypt_param"] = {"key_length": 512}
+        common[cpn]["encrypt_param"] = {"key_length": 512, "allow_short_key": True}
     c, d = write_job(tmp_path, conf, dsl)
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert job["status"] == "success", job

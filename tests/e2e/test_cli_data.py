@@ -42,7 +42,8 @@ def test_upload_errors_are_one_clear_line(flow, tmp_path: Path):
 
 def test_logs_are_prefixed_and_filterable(breast, tmp_path: Path):
     conf, dsl = load_example("hetero_lr")
-    conf["component_parameters"]["common"]["hetero_lr_0"].update(max_iter=2, encrypt_param={"key_length": 512})
+    conf["component_parameters"]["common"]["hetero_lr_0"].update(
+        max_iter=2, encrypt_param={"key_length": 512, "allow_short_key": True})
     c, d = write_job(tmp_path, conf, dsl)
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     res = breast("job", "logs", "-j", job["job_id"], "-r", "host", "-cpn", "intersection_0")

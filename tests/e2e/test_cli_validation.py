@@ -56,8 +56,20 @@ def _mutations():
         del c["component_parameters"]["role"]["host"]["0"]["reader_0"]
         return "reader_0", "table"
 
+    def key_below_the_floor(c, d):
+        c["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": 100}
+        return "conf.json: component_parameters.common.hetero_lr_0.encrypt_param.key_length", "minimum of 256"
+
+    def odd_key_length(c, d):
+        c["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": 1025}
+        return "hetero_lr_0.encrypt_param.key_length", "must be even"
+
+    def short_key_not_allowed(c, d):
+        c["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": 512}
+        return "hetero_lr_0.encrypt_param.key_length", "set encrypt_param.allow_short_key: true"
+
     for fn in (unknown_module, dangling_input, cycle, bad_param_type, unknown_param, party_out_of_range,
-               role_not_in_job, reader_without_table):
+               role_not_in_job, reader_without_table, key_below_the_floor, odd_key_length, short_key_not_allowed):
         yield pytest.param(fn, copy.deepcopy(conf), copy.deepcopy(dsl), id=fn.__name__)
 
 
@@ -110,3 +122,26 @@ def test_fate_switches_that_are_not_acted_on_are_noticed(flow, tmp_path: Path):
                 for name in ("cv_param", "floating_point_precision")]  # validation_freqs is acted on
     assert res.data["notices"] == expected
     assert [line for line in res.err.splitlines() if line.startswith("notice:")] == [f"notice: {n}" for n in expected]
+
+
+@pytest.mark.parametrize("bits", [100, 1025, 512])
+def test_a_bad_paillier_key_length_is_one_line(flow, tmp_path: Path, bits: int):
+    conf, dsl = load_example("hetero_lr")
+    conf["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": bits}
+    c, d = write_job(tmp_path, conf, dsl)
+    res = flow("job", "validate", "-c", c, "-d", d)
+    assert res.code == 2, res
+    lines = [ln for ln in res.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "hetero_lr_0.encrypt_param.key_length" in lines[0], lines
+
+
+def test_a_short_key_asked_for_explicitly_validates_with_a_notice(flow, tmp_path: Path):
+    conf, dsl = load_example("hetero_lr")
+    conf["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": 512,
+                                                                              "allow_short_key": True}
+    c, d = write_job(tmp_path, conf, dsl)
+    res = flow("job", "validate", "-c", c, "-d", d)
+    assert res.code == 0, res.err
+    [notice] = res.data["notices"]
+    assert notice.startswith("hetero_lr_0.encrypt_param.key_length: ") and "shorter than 1024" in notice
+    assert "insecure" in notice and f"notice: {notice}" in res.err.splitlines()

@@ -33,7 +33,8 @@ def _wait_task(flow, job_id: str, component: str, role: str, min_progress: int =
 
 def _long_job(flow, tmp_path: Path, **params) -> str:
     conf, dsl = load_example("hetero_lr")
-    params = {"encrypt_param": {"key_length": 512}, "max_iter": 8, "early_stop": "abs", "tol": 0.0, **params}
+    params = {"encrypt_param": {"key_length": 512, "allow_short_key": True}, "max_iter": 8, "early_stop": "abs",
+              "tol": 0.0, **params}
     conf = with_lr_params(conf, **params)
     c, d = write_job(tmp_path, conf, dsl)
     return flow.ok("job", "submit", "-c", c, "-d", d)["job_id"]
@@ -81,7 +82,8 @@ def test_stop_cancels_every_party(breast, tmp_path: Path):
 
 def test_job_timeout(breast, tmp_path: Path):
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, max_iter=500, early_stop="abs", tol=0.0)
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True}, max_iter=500,
+                          early_stop="abs", tol=0.0)
     conf["job_parameters"]["common"]["timeout"] = 8
     c, d = write_job(tmp_path, conf, dsl)
     job_id = breast.ok("job", "submit", "-c", c, "-d", d)["job_id"]

@@ -94,7 +94,8 @@ def test_l1_penalty_matches_the_centralised_proximal_descent(breast, tmp_path: P
     """FATE's L1: each party shrinks its own weights after the step, which is exactly the
     central proximal gradient step, since the penalty is separable by weight."""
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, penalty="L1", alpha=0.05, max_iter=8, tol=0.0)
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True}, penalty="L1", alpha=0.05,
+                          max_iter=8, tol=0.0)
     params = conf["component_parameters"]["common"]["hetero_lr_0"]
     c, d = write_job(tmp_path, conf, dsl)
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
@@ -112,8 +113,8 @@ def test_l1_penalty_matches_the_centralised_proximal_descent(breast, tmp_path: P
 
 def test_small_key_job_with_mini_batches_and_adam(breast, tmp_path: Path):
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, batch_size=200, optimizer="adam",
-                          max_iter=4, early_stop="weight_diff", learning_rate=0.1)
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True}, batch_size=200,
+                          optimizer="adam", max_iter=4, early_stop="weight_diff", learning_rate=0.1)
     c, d = write_job(tmp_path, conf, dsl)
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert job["status"] == "success", job["reason"]
@@ -128,7 +129,7 @@ def test_multiclass_labels_train_one_vs_rest_as_central_descents_do(flow, tmp_pa
     flow.upload(EXAMPLES / "data" / "wine_hetero_guest.csv", "wine_hetero_guest", label="y")
     flow.upload(EXAMPLES / "data" / "wine_hetero_host.csv", "wine_hetero_host")
     conf, dsl = load_example("hetero_lr_multiclass")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, max_iter=6)
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True}, max_iter=6)
     params = conf["component_parameters"]["common"]["hetero_lr_0"]
     c, d = write_job(tmp_path, conf, dsl)
     job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
@@ -186,7 +187,8 @@ def validated_job(flow, tmp_path: Path, **params) -> tuple[str, list[str]]:
                                                          "validate_data": ["split_0.validate_data"]}
     conf["component_parameters"]["common"]["split_0"] = {"train_size": 0.7, "validate_size": 0.3, "test_size": 0.0,
                                                          "stratified": True, "random_seed": 7}
-    c, d = write_job(tmp_path, with_lr_params(conf, encrypt_param={"key_length": 512}, **params), dsl)
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True}, **params)
+    c, d = write_job(tmp_path, conf, dsl)
     job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert job["status"] == "success", job.get("reason")
     items = flow.ok("tracking", "output-data", "-j", job["job_id"], "-r", "guest", "-p", "9999", "-cpn", "split_0",

@@ -55,7 +55,7 @@ def test_two_hosts_match_the_centralised_computation(flow, tmp_path: Path):
         flow.upload(EXAMPLES / "data" / f"breast_multi_host_{name}.csv", f"breast_multi_host_{name}",
                     label="y" if role == "guest" else None)
     conf, dsl = load_example("hetero_lr_multi_host")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512})
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True})
     params = conf["component_parameters"]["common"]["hetero_lr_0"]
     c, d = write_job(tmp_path, conf, dsl)
     job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")

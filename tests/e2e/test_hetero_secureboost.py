@@ -18,8 +18,8 @@ pytestmark = pytest.mark.e2e
 
 def small_key(conf: dict, **params) -> dict:
     conf = copy.deepcopy(conf)
-    conf["component_parameters"]["common"]["hetero_secureboost_0"].update(encrypt_param={"key_length": 512},
-                                                                          **params)
+    conf["component_parameters"]["common"]["hetero_secureboost_0"].update(
+        encrypt_param={"key_length": 512, "allow_short_key": True}, **params)
     return conf
 
 

@@ -33,7 +33,7 @@ def run_parties(flow, conf: Path, dsl: Path, job_id: str, homes: dict[str, Path]
 
 def test_three_separately_started_parties_train_the_same_model(breast, tmp_path: Path):
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512})
+    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512, "allow_short_key": True})
     c, d = write_job(tmp_path, conf, dsl)
     reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert reference["status"] == "success"
@@ -105,7 +105,7 @@ def test_parties_sharing_nothing_but_the_broker_train_the_standalone_model(breas
     broker = broker_settings["engine"]
 
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512})
+    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512, "allow_short_key": True})
     c, d = write_job(tmp_path, conf, dsl)
     reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert reference["status"] == "success"
@@ -176,7 +176,7 @@ def test_broker_restart_mid_training_loses_nothing(breast, tmp_path: Path, broke
     from .conftest import EXAMPLES
 
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, max_iter=10, encrypt_param={"key_length": 512})
+    conf = with_lr_params(conf, max_iter=10, encrypt_param={"key_length": 512, "allow_short_key": True})
     c, d = write_job(tmp_path, conf, dsl)
     reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     homes = {pid: _org_home(tmp_path, pid, broker_settings) for pid in ("9999", "10000")}

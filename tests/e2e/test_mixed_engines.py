@@ -45,7 +45,7 @@ def test_guest_on_spark_and_a_bound_hive_table_matches_all_local(breast, tmp_pat
     token = uuid.uuid4().hex[:10]
     database, bank = f"fwe2e_{token}", f"bank_{token}"
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512})
+    conf = with_lr_params(conf, max_iter=5, encrypt_param={"key_length": 512, "allow_short_key": True})
     c, d = write_job(tmp_path, conf, dsl, tag="local")
     reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert reference["status"] == "success"

@@ -44,7 +44,8 @@ def trained(tmp_path_factory) -> tuple[FlowCLI, str, Path, dict[str, float]]:
     flow.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
     flow.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512}, max_iter=3, learning_rate=0.3)
+    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True}, max_iter=3,
+                          learning_rate=0.3)
     c, d = write_job(tmp, conf, dsl, "train")
     job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert job["status"] == "success", job
@@ -199,7 +200,7 @@ def test_secureboost_predict_job_from_the_deployed_dsl_and_conf(breast, tmp_path
     the trees walked across parties again give every row its training score."""
     conf, dsl = load_example("hetero_secureboost")
     params = conf["component_parameters"]["common"]["hetero_secureboost_0"]
-    params.update(num_trees=2, encrypt_param={"method": "Paillier", "key_length": 512})
+    params.update(num_trees=2, encrypt_param={"method": "Paillier", "key_length": 512, "allow_short_key": True})
     params["tree_param"]["max_depth"] = 2
     c, d = write_job(tmp_path, conf, dsl, "train")
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")

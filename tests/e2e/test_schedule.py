@@ -50,7 +50,7 @@ def test_per_minute_schedule_runs_real_jobs_on_the_newest_table(flow, tmp_path: 
         local.data_upload(data / "breast_hetero_guest.csv", "experiment", f"guest_{version}", label_column="y",
                           partitions=2)
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, max_iter=2, encrypt_param={"key_length": 512})
+    conf = with_lr_params(conf, max_iter=2, encrypt_param={"key_length": 512, "allow_short_key": True})
     conf["component_parameters"]["role"]["guest"]["0"]["reader_0"]["table"]["name"] = "guest_{latest}"
     c, d = write_job(tmp_path, conf, dsl)
 

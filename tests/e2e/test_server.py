@@ -103,7 +103,7 @@ def server_job(client, tmp_path_factory) -> tuple[dict, Path, Path]:
     detail as `job submit --wait` printed it, and its conf and dsl files."""
     conf, dsl = load_example("hetero_lr")
     c, d = write_job(tmp_path_factory.mktemp("server_job"),
-                     with_lr_params(conf, max_iter=4, encrypt_param={"key_length": 512}), dsl)
+                     with_lr_params(conf, max_iter=4, encrypt_param={"key_length": 512, "allow_short_key": True}), dsl)
     return client.ok("job", "submit", "-c", c, "-d", d, "--wait"), c, d
 
 
@@ -210,7 +210,7 @@ def _follow(job_id: str, port: int, lines: queue.Queue) -> None:
 
 def test_logs_stream_while_running_and_the_detector_fails_a_job_whose_processes_were_killed(client, server, tmp_path):
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, max_iter=500, tol=1e-12, encrypt_param={"key_length": 512})
+    conf = with_lr_params(conf, max_iter=500, tol=1e-12, encrypt_param={"key_length": 512, "allow_short_key": True})
     c, d = write_job(tmp_path, conf, dsl)
     job_id = client.ok("job", "submit", "-c", c, "-d", d)["job_id"]
 

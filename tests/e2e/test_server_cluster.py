@@ -133,7 +133,7 @@ def client(cluster, tmp_path_factory) -> InProcessCLI:
 
 def _job(tmp_path: Path, tag: str, **lr) -> tuple[Path, Path]:
     conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, **{"max_iter": 3, "encrypt_param": {"key_length": 512}, **lr})
+    conf = with_lr_params(conf, **{"max_iter": 3, "encrypt_param": {"key_length": 512, "allow_short_key": True}, **lr})
     conf["role"]["arbiter"] = [int(PARTIES["arbiter"])]
     return write_job(tmp_path, conf, dsl, tag)
 

@@ -62,7 +62,7 @@ def test_quantile_iv_of_guest_and_host_match_centralised(tmp_path, sessions):
     gs, hs = sessions
     guest_x, host_x, y = make_data()
     gnames, hnames = ["g0", "g1", "g2"], ["h0", "h1", "h2", "h3"]
-    params = {"method": "quantile", "bin_num": 6, "encrypt_param": {"key_length": 512},
+    params = {"method": "quantile", "bin_num": 6, "encrypt_param": {"key_length": 512, "allow_short_key": True},
               "category_names": ["g1"]}
     out = run_parties(tmp_path, HeteroFeatureBinning, {
         GUEST: (gs, params, Inputs(data={"data": dataset(gs, guest_x, gnames, y)})),

@@ -7,55 +7,26 @@ import os
 import pickle
 import random
 import struct
+import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
+from backends.computing import local
 from components.base import Instance
+from components.crypto import paillier as paillier_mod
 from federation import codec
 from federation._rows import decode_rows, encode_rows, iter_row_segments
 from federation.codec import decode, encode
 from flow.core.errors import CodecError
 
 
-def _stand_in_paillier() -> types.ModuleType:
-    """Just the contract the codec relies on, for when the real module is absent."""
-    mod = types.ModuleType("components.crypto.paillier")
-
-    class PaillierPublicKey:
-        def __init__(self, n: int):
-            self.n = int(n)
-
-        def __eq__(self, other):
-            return isinstance(other, PaillierPublicKey) and other.n == self.n
-
-        def __hash__(self):
-            return hash(self.n)
-
-    class EncryptedNumber:
-        def __init__(self, public_key, ciphertext, exponent):
-            self.public_key, self.ciphertext, self.exponent = public_key, int(ciphertext), int(exponent)
-
-    mod.PaillierPublicKey, mod.EncryptedNumber = PaillierPublicKey, EncryptedNumber
-    return mod
-
-
 @pytest.fixture
-def paillier(monkeypatch):
-    """(module, public key, encrypt(list) -> ciphertexts, decrypt(list) -> values or None)."""
-    try:
-        from components.crypto import paillier as mod
-    except ImportError:
-        mod = _stand_in_paillier()
-        monkeypatch.setitem(sys.modules, "components.crypto.paillier", mod)
-        n = (2**127 - 1) * (2**89 - 1)
-        pk = mod.PaillierPublicKey(n)
-        rng = random.Random(1)
-        return mod, pk, lambda xs: [mod.EncryptedNumber(pk, rng.randrange(1, n * n), 16) for _ in xs], None
-    pk, sk = mod.generate_keypair(256)
-    return mod, pk, lambda xs: [pk.encrypt(float(x)) for x in xs], sk.decrypt_many
+def paillier():
+    """(module, public key, encrypt(list) -> ciphertexts, decrypt(list) -> values)."""
+    pk, sk = paillier_mod.generate_keypair(256)
+    return paillier_mod, pk, lambda xs: [pk.encrypt(float(x)) for x in xs], sk.decrypt_many
 
 
 def same(a, b) -> bool:
@@ -135,8 +106,7 @@ def test_ciphertexts_round_trip_and_decrypt(paillier):
         assert (got.ciphertext, got.exponent, got.public_key.n) == (want.ciphertext, want.exponent, pk.n)
     assert vec[0].public_key is vec[-1].public_key  # one key object per stream
     assert decode(encode(pk)) == pk
-    if decrypt is not None:
-        assert np.allclose(decrypt(vec), values)
+    assert np.allclose(decrypt(vec), values)
 
 
 def test_ciphertext_vector_carries_the_modulus_once(paillier):
@@ -152,7 +122,7 @@ def test_ciphertext_vector_carries_the_modulus_once(paillier):
 
 def test_mixed_keys_and_empty_ciphertext_arrays(paillier):
     mod, pk, encrypt, _ = paillier
-    other = mod.PaillierPublicKey(pk.n + 2) if not hasattr(mod, "generate_keypair") else mod.generate_keypair(256)[0]
+    other = mod.generate_keypair(256)[0]
     a = encrypt([1.0])[0]
     b = mod.EncryptedNumber(other, 12345, a.exponent)
     out = decode(encode([a, b]))
@@ -171,7 +141,6 @@ def test_out_of_range_ciphertext_is_refused(paillier):
 
 
 def test_table_needs_a_session():
-    local = pytest.importorskip("backends.computing.local")
     with local.LocalSession(partitions=3, workers=1) as session:
         table = session.parallelize([(i, float(i)) for i in range(30)], 3)
         data = encode({"t": table})
@@ -323,3 +292,61 @@ def test_streams_ending_in_a_pickle_stop_byte_still_decode():
         arr = np.arange(64, dtype=np.uint8)
         arr[-1] = last
         np.testing.assert_array_equal(decode(encode(arr)), arr)
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_a_receiver_decodes_before_importing_the_owning_packages(tmp_path, paillier):
+    """Paillier values and Instances come back in a process that has imported only the
+    codec: the ``fedweave.codecs`` entry points are loaded on the first unknown tag."""
+    _, pk, encrypt, _ = paillier
+    arr = np.empty(2, dtype=object)
+    arr[:] = encrypt([3.0, 4.0])
+    sent = {"v": encrypt([1.0, 2.0]), "e": encrypt([5.0])[0], "a": arr, "k": pk, "i": Instance(np.ones(2), 1.0)}
+    (tmp_path / "s.bin").write_bytes(encode(sent))
+    res = _fresh(
+        "import sys\n"
+        "from federation.codec import decode\n"
+        "assert not [m for m in sys.modules if m.startswith('components')]\n"
+        f"out = decode(open({str(tmp_path / 's.bin')!r}, 'rb').read())\n"
+        "print(sorted((k, type(v).__name__) for k, v in out.items()))\n"
+        "print(out['v'][1].ciphertext, out['a'].shape, out['k'].n)\n"
+    )
+    assert res.returncode == 0, res.stderr
+    kinds, numbers = res.stdout.splitlines()
+    assert kinds == str(sorted({"v": "list", "e": "EncryptedNumber", "a": "ndarray", "k": "PaillierPublicKey",
+                                "i": "Instance"}.items()))
+    assert numbers == f"{sent['v'][1].ciphertext} (2,) {pk.n}"
+
+
+def test_the_federation_package_imports_no_components():
+    res = _fresh(
+        "import importlib, pkgutil, sys, federation\n"
+        "for m in pkgutil.iter_modules(federation.__path__):\n"
+        "    try:\n"
+        "        importlib.import_module('federation.' + m.name)\n"
+        "    except ImportError as exc:\n"
+        "        if (exc.name or '').startswith(('federation', 'components')):\n"
+        "            raise\n"
+        "print([m for m in sys.modules if m.split('.')[0] == 'components'])\n"
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_tags_and_types_have_one_owner():
+    with pytest.raises(CodecError, match="already taken"):
+        codec.register_tag(b"i", lambda r: None)  # the codec's own int
+    with pytest.raises(CodecError, match="already taken"):
+        codec.register_tag(b"e", lambda r: None)  # Paillier's ciphertext
+    with pytest.raises(CodecError, match="already has a wire encoder"):
+        codec.register_type(paillier_mod.EncryptedNumber, lambda w, x: None)
+    with pytest.raises(CodecError, match="one byte"):
+        codec.register_tag(b"ab", lambda r: None)
+    from components.crypto import paillier_wire
+
+    paillier_wire.register()  # registering again is harmless
+    pk = paillier_mod.generate_keypair(256)[0]
+    assert decode(encode(pk)) == pk

@@ -1,5 +1,5 @@
 """The codec's bulk paths: the columnar encoding of Paillier ciphertext vectors
-(federation/_cipher.py) — exact round trips, the documented layout, a clear CodecError
+(components/crypto/paillier_wire.py) — exact round trips, the documented layout, a clear CodecError
 for every truncated or garbled block — and large arrays sent and received with one copy."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from components.crypto.paillier import EncryptedNumber, PaillierPublicKey, generate_keypair
-from federation import _cipher
+from components.crypto.paillier import EncryptedNumber, PaillierPublicKey, _new, generate_keypair
 from federation.codec import decode, decode_chunks, encode, encode_parts
 from flow.core.errors import CodecError
 
@@ -155,7 +154,7 @@ def test_random_garbling_fails_only_with_codec_error(keys):
 def test_a_vector_that_does_not_fit_its_width_is_refused_on_encode(keys):
     pk, _ = keys
     x = pk.encrypt(1.0)
-    huge = _cipher.paillier()._new(pk, x.ciphertext << (4 * pk.n.bit_length()), 0, True)
+    huge = _new(pk, x.ciphertext << (4 * pk.n.bit_length()), 0, True)
     with pytest.raises(CodecError, match="ciphertext #1 of the vector does not fit its key"):
         encode([x, huge])
 

@@ -21,7 +21,8 @@ GNAMES, HNAMES = ["g0", "g1", "g2"], ["h0", "h1", "h2", "h3"]
 def binned(tmp_path_factory):
     """Data, both parties' binning models and the centralised IV of every column (by anonymous name)."""
     guest_x, host_x, y = make_data(200, seed=7)
-    params = {"bin_num": 5, "encrypt_param": {"key_length": 512}, "transform_param": {"transform_type": None}}
+    params = {"bin_num": 5, "encrypt_param": {"key_length": 512, "allow_short_key": True},
+              "transform_param": {"transform_type": None}}
     with LocalSession(partitions=2, workers=1) as s:
         out = run_parties(tmp_path_factory.mktemp("bin"), HeteroFeatureBinning, {
             GUEST: (s, params, Inputs(data={"data": dataset(s, guest_x, GNAMES, y)})),
