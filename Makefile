@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLOW   := $(VENV)/bin/flow
 
-.PHONY: demo test services install install-test bench clean
+.PHONY: demo test check services install install-test bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,15 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(PY) examples/demo.py
 
-## test: install the test extras, start the services the suite needs, run the whole suite
-test: install-test services
+## test: install the test extras, run the checks, start the services the suite needs, run the whole suite
+test: install-test check services
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## check: lint and import order (ruff), the floors (import-linter, contracts in pyproject.toml), types (mypy)
+check: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 services:
 	bash tests/services.sh

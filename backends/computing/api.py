@@ -85,7 +85,9 @@ class Table(ABC):
 
     def iter_partitions(self) -> Iterator[list[tuple[K, V]]]:
         """Partitions one at a time, for streaming a table to storage or another party."""
-        parts: list[list[tuple[K, V]]] = [[] for _ in range(self.partitions)]
+        parts: list[list[tuple[Any, Any]]] = [[] for _ in range(self.partitions)]
+        k: Any
+        v: Any
         for k, v in self.collect():
             parts[partition_of(k, self.partitions)].append((k, v))
         yield from parts
