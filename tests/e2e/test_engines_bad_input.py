@@ -15,6 +15,8 @@ from typing import Iterator
 import pytest
 import yaml
 
+from tests.conftest import service_unavailable
+
 from .conftest import FlowCLI, write_job
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +38,8 @@ def failed_reader_job(flow: FlowCLI, tmp_path: Path, table: str, engines: dict) 
     conf = {"dsl_version": 2, "initiator": {"role": "guest", "party_id": 9999}, "role": {"guest": [9999]},
             "job_parameters": {"common": {"computing_partitions": 2, "timeout": 180},
                                "role": {"guest": {"0": engines}}},
-            "component_parameters": {"role": {"guest": {"0": {"reader_0": {"table": {"namespace": NS, "name": table}}}}}}}
+            "component_parameters": {"role": {"guest": {"0": {"reader_0": {
+                "table": {"namespace": NS, "name": table}}}}}}}
     c, d = write_job(tmp_path, conf, DSL)
     job = flow("job", "submit", "-c", c, "-d", d, "--wait", timeout=300)
     assert job.code != 0 and job.data["status"] == "failed", job
@@ -104,14 +107,22 @@ def test_hive_column_missing_fails_the_task_naming_it(hive, tmp_path: Path):
 
 
 def test_hdfs_path_without_permission_fails_the_task_naming_it(tmp_path: Path):
+    """The bound file belongs to the service's user; the party reads as an ordinary user of its
+    own (never HDFS's superuser, which permission checks do not apply to, whatever user the
+    cluster under test gives), so taking the file's permissions away must fail the read."""
     from backends.storage.hdfs import HdfsEngine
     from tests.contract.backend_hdfs import hdfs_service
 
-    source = f"/tmp/fedweave-bank/{uuid.uuid4().hex}/guest.csv"
+    token = uuid.uuid4().hex
+    source = f"/tmp/fedweave-bank/{token}/guest.csv"
+    reader = f"fedweave-reader-{token[:8]}"  # a made-up user: no superuser, in no group
     with hdfs_service() as (url, user):
-        owner = HdfsEngine(url, base=f"/tmp/fedweave-e2e/{uuid.uuid4().hex}", user=user)
+        assert reader != user
+        owner = HdfsEngine(url, base=f"/tmp/fedweave-e2e/{token}", user=user)
         owner.client.write(source, data=b"id,y,x0\na,1,0.5\nb,0,2.5\n")
-        flow = home_with(tmp_path, {"storage": {"hdfs": {"url": url, "user": user, "base": owner.base}}})
+        owner.client.set_permission(owner.base, "777")  # the party's tables (meta.json) go there
+        party = HdfsEngine(url, base=owner.base, user=reader)
+        flow = home_with(tmp_path, {"storage": {"hdfs": {"url": url, "user": reader, "base": owner.base}}})
         try:
             bound = flow.ok("table", "bind", "--namespace", NS, "--name", "guest", "--engine", "hdfs",
                             "--address", json.dumps({"path": source}), "--label-column", "y")
@@ -122,10 +133,11 @@ def test_hdfs_path_without_permission_fails_the_task_naming_it(tmp_path: Path):
         finally:
             owner.client.set_permission(source, "644")
             owner.client.delete(source.rsplit("/", 1)[0], recursive=True)
+            for name in party.client.list(owner.base):  # the party's own folders: only it may empty them
+                party.client.delete(f"{owner.base}/{name}", recursive=True)
             owner.client.delete(owner.base, recursive=True)
-    if "permission denied" not in reason and user == "hdfs":
-        pytest.skip("the HDFS user is a superuser: permissions are not checked")
     assert f"hdfs path {source}" in reason and "permission denied" in reason, reason
+    assert f"user={reader}" in reason, reason  # denied to the party's user, as configured
 
 
 # ---------------------------------------------------------------- Spark
@@ -136,7 +148,7 @@ def test_unreachable_spark_master_fails_the_task_naming_it(tmp_path: Path):
     from tests.hive_server import free_port
 
     if not available():
-        pytest.skip("pyspark and a Java runtime are needed")
+        service_unavailable("Spark (pyspark and a Java runtime)")
     master = f"spark://127.0.0.1:{free_port()}"  # nobody listens there
     flow = home_with(tmp_path, {"computing": {"engines": {"spark": {"startup_timeout": 60}}}})
     data = tmp_path / "guest.csv"

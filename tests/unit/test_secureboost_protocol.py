@@ -1,5 +1,6 @@
 """HeteroSecureBoost's guest and host talking through the real wire codec (in memory, threads),
-checked against the same boosting computed centrally in numpy on the joined columns."""
+checked against the same boosting computed centrally in plain numpy on the joined columns
+(its own loss derivatives, gain and binning: nothing of components.tree's maths)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,7 @@ from backends.computing.local import LocalSession
 from backends.storage.api import TableMeta
 from components.base import Context, Dataset, Inputs, Instance
 from components.tree.hetero_secureboost import HeteroSecureBoost
-from components.tree.histogram import Binning, candidates, plain_histogram
-from components.tree.objective import make_objective
 from components.tree.params import HeteroSecureBoostParams
-from components.tree.tree import SplitRule
 from federation import codec
 from federation.api import Federation, Party
 from flow.core.errors import ComponentError
@@ -139,52 +137,112 @@ def predictions(outputs) -> dict[str, np.ndarray]:
     return {k: inst.features for k, inst in outputs.data[0].table.collect()}
 
 
-def central_boost(x: np.ndarray, y: np.ndarray, split_cols: int | list[int], p: dict,
-                  importance: dict | None = None) -> np.ndarray:
-    """The same boosting on the joined columns, computed in one place: each party's columns are
-    binned on their own; at every node the best (feature, bin) of all columns wins.
+def quantile_bins(col: np.ndarray, n: int) -> np.ndarray:
+    """A column's candidate thresholds: its 1/n, 2/n, .., n/n quantiles (duplicates merged)."""
+    return np.unique(np.quantile(col, np.arange(1, n + 1) / n))
+
+
+def central_boost(x: np.ndarray, y: np.ndarray, p: dict, importance: dict | None = None) -> np.ndarray:
+    """The same boosting on the joined columns, computed in one place with nothing of
+    components.tree: the losses' gradients and hessians, start scores, XGBoost's gain and leaf
+    weight and the quantile thresholds are written out below, and every candidate split is
+    scored from the rows it sends left (no histograms). At every node the best threshold of all
+    columns wins (the first of equal gains: the same partition). Each party cuts its columns at
+    their own quantiles: per column, the same thresholds as in the joined table.
     ``importance`` collects column -> [splits, summed gain]."""
     params = HeteroSecureBoostParams.model_validate(p)
-    rule: SplitRule = params.split_rule()
+    tp = params.tree_param
+    # what this reference covers: L2 only, no minimum child weight, one row per leaf at least
+    assert len(tp.criterion_param) == 1 and params.min_child_weight is None and tp.min_child_weight == 0
+    assert tp.min_leaf_node == 1 and tp.min_sample_split == 2 and params.max_depth is None
+    lam = params.l2 if params.l2 is not None else tp.criterion_param[0]
+    min_gain, depth_max, lr = tp.min_impurity_split, tp.max_depth, params.learning_rate
     classes = np.unique(y)
     task = params.task if params.task != "classification" else ("binary" if len(classes) == 2 else "multiclass")
-    obj = make_objective(task, len(classes), "t")
-    yy = np.searchsorted(classes, y).astype(float) if obj.classifier else y
-    edges = [0, *([split_cols] if isinstance(split_cols, int) else split_cols), x.shape[1]]
-    bins = np.concatenate([Binning.fit(x[:, a:b], params.bins).bins for a, b in zip(edges, edges[1:])], axis=1)
-    n_bins = list(bins.max(axis=0) + 1)
-    scores = np.tile(obj.init_score(yy), (len(y), 1))
+    n, k_dim = len(y), (len(classes) if task == "multiclass" else 1)
+    if task == "regression":
+        yy = y.astype(float)
+        start = np.array([yy.mean()])
+
+        def grad_hess(f):  # ½ (f - y)²
+            return (f[:, 0] - yy)[:, None], np.ones((n, 1))
+
+        def loss(f):
+            return np.mean((f[:, 0] - yy) ** 2)
+
+        def output(f):
+            return f[:, 0]
+    else:
+        idx = np.searchsorted(classes, y)
+        onehot = (idx[:, None] == np.arange(len(classes))[None, :]).astype(float)
+        if task == "binary":
+            rate = idx.mean()
+            start = np.array([np.log(rate / (1 - rate))])
+
+            def probs(f):
+                q = 1.0 / (1.0 + np.exp(-f[:, 0]))
+                return np.stack([1 - q, q], axis=1)
+
+            def grad_hess(f):  # log loss of sigmoid(f)
+                q = probs(f)[:, 1]
+                return (q - idx)[:, None], (q * (1 - q))[:, None]
+        else:
+            start = np.log(onehot.mean(axis=0))
+
+            def probs(f):
+                e = np.exp(f - f.max(axis=1, keepdims=True))
+                return e / e.sum(axis=1, keepdims=True)
+
+            def grad_hess(f):  # multinomial log loss of softmax(f), diagonal hessian
+                q = probs(f)
+                return q - onehot, q * (1 - q)
+
+        def loss(f):
+            return -np.mean(np.log(probs(f)[np.arange(n), idx]))
+
+        output = probs
+
+    def leaf(g_sum, h_sum):
+        return -g_sum / (h_sum + lam)
+
+    def gain(gl, hl, gr, hr):
+        return gl ** 2 / (hl + lam) + gr ** 2 / (hr + lam) - (gl + gr) ** 2 / (hl + hr + lam)
+
+    thresholds = [quantile_bins(x[:, j], params.bins) for j in range(x.shape[1])]
+    scores = np.tile(start, (n, 1))
     losses: list[float] = []
     for _ in range(params.num_trees):
         if params.n_iter_no_change and len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol:
             break
-        g_all, h_all = obj.gradients(yy, scores)
-        for k in range(obj.tree_dim):
+        g_all, h_all = grad_hess(scores)
+        for k in range(k_dim):
             g, h = g_all[:, k], h_all[:, k]
-            frontier, out = [np.arange(len(y))], np.zeros(len(y))
-            for depth in range(params.depth + 1):
+            frontier, out = [np.arange(n)], np.zeros(n)
+            for depth in range(depth_max + 1):
                 nxt = []
                 for rows in frontier:
-                    total = np.array([g[rows].sum(), h[rows].sum(), len(rows)])
-                    out[rows] = rule.leaf_weight(total[0], total[1])
-                    if depth == params.depth or not rule.can_split(total):
+                    out[rows] = leaf(g[rows].sum(), h[rows].sum())
+                    if depth == depth_max or len(rows) < 2:
                         continue
-                    best, where = (-1, -np.inf), None
-                    for f, hf in enumerate(plain_histogram(bins, n_bins, rows, g, h)):
-                        keep, cum = candidates(hf)
-                        i, gain = rule.best(cum, total)
-                        if i >= 0 and gain > best[1]:
-                            best, where = (i, gain), (f, keep[i])
+                    best, where = min_gain, None
+                    for f in range(x.shape[1]):
+                        for t in thresholds[f]:
+                            go = x[rows, f] <= t
+                            if go.all() or not go.any():
+                                continue
+                            gn = gain(g[rows][go].sum(), h[rows][go].sum(), g[rows][~go].sum(), h[rows][~go].sum())
+                            if gn > best:
+                                best, where = gn, (f, t)
                     if where is not None:
                         if importance is not None:
                             entry = importance.setdefault(where[0], [0, 0.0])
-                            entry[0], entry[1] = entry[0] + 1, entry[1] + best[1]
-                        go = bins[rows, where[0]] <= where[1]
+                            entry[0], entry[1] = entry[0] + 1, entry[1] + best
+                        go = x[rows, where[0]] <= where[1]
                         nxt += [rows[go], rows[~go]]
                 frontier = nxt
-            scores[:, k] += params.learning_rate * out
-        losses.append(obj.loss(yy, scores))
-    return obj.predict(scores)
+            scores[:, k] += lr * out
+        losses.append(loss(scores))
+    return output(scores)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +253,8 @@ def data():
     return x, (logit + 0.3 * rng.normal(size=160) > 0).astype(float)
 
 
-BASE = {"num_trees": 3, "learning_rate": 0.3, "bin_num": 16, "encrypt_param": {"key_length": 512},
+BASE = {"num_trees": 3, "learning_rate": 0.3, "bin_num": 16,
+        "encrypt_param": {"key_length": 512, "allow_short_key": True},
         "tree_param": {"max_depth": 3, "criterion_param": [0.1]}}
 
 
@@ -204,7 +263,7 @@ def test_binary_equals_central_and_predict_mode_reproduces(data):
     out, tracker = run_parties(x[:, :3], x[:, 3:], y, BASE)
     got = predictions(out["guest"])
     central: dict = {}
-    ref = central_boost(x, y, 3, BASE, central)[:, 1]
+    ref = central_boost(x, y, BASE, central)[:, 1]
     score = np.array([got[f"id{i:04d}"][1] for i in range(len(y))])
     np.testing.assert_allclose(score, ref, atol=1e-9)
     guest_model, host_model = out["guest"].model, out["host"].model
@@ -250,7 +309,7 @@ def test_multiclass_and_no_compress_equal_central_and_validate(data):
     out, tracker = run_parties(x[:, :3], x[:, 3:], y, p, validate=(x[half, :3], x[half, 3:], y[half]))
     got = predictions(out["guest"])
     prob = np.array([got[f"id{i:04d}"][2:] for i in range(len(y))])
-    ref = central_boost(x, y, 3, p)
+    ref = central_boost(x, y, p)
     np.testing.assert_allclose(prob, ref, atol=1e-9)
     assert tracker.metrics[("validate", "accuracy")] == pytest.approx(float((ref[half].argmax(1) == y[half]).mean()))
     loss = -np.mean(np.log(ref[np.arange(80), y[half].astype(int)]))
@@ -265,7 +324,7 @@ def test_regression_equals_central(data):
     p = {**BASE, "task_type": "regression", "objective_param": {"objective": "lse"}}
     out, _ = run_parties(x[:, :3], x[:, 3:], y, p)
     got = predictions(out["guest"])
-    np.testing.assert_allclose([got[f"id{i:04d}"][0] for i in range(len(y))], central_boost(x, y, 3, p), atol=1e-9)
+    np.testing.assert_allclose([got[f"id{i:04d}"][0] for i in range(len(y))], central_boost(x, y, p), atol=1e-9)
 
 
 def test_boosting_stops_once_the_loss_barely_moves_as_fates_n_iter_no_change(data):
@@ -283,7 +342,7 @@ def test_boosting_stops_once_the_loss_barely_moves_as_fates_n_iter_no_change(dat
     assert len(out["guest"].model["trees"]) == 4 and tracker.metrics[("train", "trees")] == 4
     np.testing.assert_allclose(out["guest"].model["loss_history"], full["guest"].model["loss_history"][:4])
     got = predictions(out["guest"])
-    np.testing.assert_allclose([got[f"id{i:04d}"][0] for i in range(len(y))], central_boost(x, y, 3, p), atol=1e-9)
+    np.testing.assert_allclose([got[f"id{i:04d}"][0] for i in range(len(y))], central_boost(x, y, p), atol=1e-9)
 
 
 def test_two_hosts_equal_central(data):
@@ -292,7 +351,7 @@ def test_two_hosts_equal_central(data):
     got = predictions(out["guest"])
     score = np.array([got[f"id{i:04d}"][1] for i in range(len(y))])
     central: dict = {}
-    np.testing.assert_allclose(score, central_boost(x, y, [2, 4], BASE, central)[:, 1], atol=1e-9)
+    np.testing.assert_allclose(score, central_boost(x, y, BASE, central)[:, 1], atol=1e-9)
     check_importance(out["guest"].model, {"10000": (out["host0"].model, 2, 4), "10001": (out["host1"].model, 4, 7)},
                      central, guest_cols=2)
     owners = {n["party"] for t in out["guest"].model["trees"] for n in t["nodes"]} - {None}
