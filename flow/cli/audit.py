@@ -5,18 +5,6 @@ from __future__ import annotations
 import click
 
 from flow.cli.main import Env, cli, envelope
-from flow.core.errors import FedweaveError
-from flow.governance.ops import GovernanceOps
-
-
-def governance(env: Env) -> GovernanceOps:
-    """Where schedule, privilege and audit commands run: this home, or the flow server
-    ``flow init`` pointed it at."""
-    ops = env.ops
-    if not isinstance(ops, GovernanceOps) and not hasattr(ops, "schedule_add"):
-        raise FedweaveError("this flow server client cannot run schedule, privilege or audit commands; "
-                            "run them on the server's machine")
-    return ops  # type: ignore[return-value]
 
 
 @cli.group()
@@ -38,7 +26,7 @@ _party_opt = click.option("--party", default=None, help="only this party's log (
 def list_entries(env: Env, job: str | None, since: str | None, kind: str | None, party: str | None,
                  limit: int | None):
     """Entries, oldest first, merged across the home's logs by time."""
-    return governance(env).audit_list(job=job, since=since, kind=kind, party=party, limit=limit)
+    return env.ops.audit_list(job=job, since=since, kind=kind, party=party, limit=limit)
 
 
 @audit.command()
@@ -47,7 +35,7 @@ def list_entries(env: Env, job: str | None, since: str | None, kind: str | None,
 @envelope
 def verify(env: Env, party: str | None):
     """Check every chain; exit 1 naming the first bad entry of each broken log."""
-    results = governance(env).audit_verify(party=party)
+    results = env.ops.audit_verify(party=party)
     for r in results:
         if not r["ok"]:
             click.echo(f"audit log of party {r['party']} is broken at seq {r['first_bad_seq']}: {r['reason']}",

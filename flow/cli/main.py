@@ -12,13 +12,17 @@ import json
 import os
 import sys
 import threading
-from typing import Any, Callable
+from datetime import date
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from flow.core.errors import FedweaveError, ValidationError
 from flow.core.settings import ServiceConf, load_service_conf
 from flow.store import Store
+
+if TYPE_CHECKING:
+    from flow.ops.api import Ops
 
 
 class Env:
@@ -28,7 +32,7 @@ class Env:
         self._conf_path = conf_path
         self._conf: ServiceConf | None = None
         self._store: Store | None = None
-        self._ops = None
+        self._ops: Ops | None = None
 
     @property
     def conf(self) -> ServiceConf:
@@ -44,11 +48,13 @@ class Env:
         return self._store
 
     @property
-    def ops(self):
-        """Where commands run: the flow server ``flow init`` pointed this home at, else here."""
+    def ops(self) -> Ops:
+        """Where commands run: the flow server ``flow init`` pointed this home at, else here
+        (imported only when a command needs them: the CLI starts without the engines)."""
         if self._ops is None:
-            from flow.ops.remote import RemoteOps, load_client_conf
+            from flow.ops.client_conf import load_client_conf
             from flow.ops.local import LocalOps
+            from flow.ops.remote import RemoteOps
 
             remote = load_client_conf(self.conf.home_path)
             self._ops = (RemoteOps(remote["ip"], remote["port"], remote["token"]) if remote
@@ -56,8 +62,14 @@ class Env:
         return self._ops
 
 
+def json_default(value: Any) -> Any:
+    """How a command prints what JSON has no type for: times in ISO form, as a flow server
+    sends them, so a command prints the same in standalone and client mode."""
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
 def emit(data: Any = None, retcode: int = 0, retmsg: str = "success") -> None:
-    click.echo(json.dumps({"retcode": retcode, "retmsg": retmsg, "data": data}, indent=2, default=str))
+    click.echo(json.dumps({"retcode": retcode, "retmsg": retmsg, "data": data}, indent=2, default=json_default))
 
 
 def envelope(fn: Callable) -> Callable:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from flow.cli.audit import governance
 from flow.cli.main import Env, cli, envelope
 
 
@@ -26,7 +25,7 @@ _name_opt = click.option("--name", required=True, help="table name, or * for eve
 @envelope
 def grant(env: Env, party: str, namespace: str, name: str):
     """Let PARTY's jobs read NAMESPACE/NAME."""
-    return governance(env).privilege_grant(party, namespace, name)
+    return env.ops.privilege_grant(party, namespace, name)
 
 
 @privilege.command()
@@ -37,7 +36,7 @@ def grant(env: Env, party: str, namespace: str, name: str):
 @envelope
 def revoke(env: Env, party: str, namespace: str, name: str):
     """Take back a grant."""
-    return governance(env).privilege_revoke(party, namespace, name)
+    return env.ops.privilege_revoke(party, namespace, name)
 
 
 @privilege.command("list")
@@ -48,4 +47,4 @@ def revoke(env: Env, party: str, namespace: str, name: str):
 @envelope
 def list_grants(env: Env, party: str | None, namespace: str | None, name: str | None):
     """The grants held, by party and table."""
-    return governance(env).privilege_list(party=party, namespace=namespace, name=name)
+    return env.ops.privilege_list(party=party, namespace=namespace, name=name)

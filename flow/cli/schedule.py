@@ -9,11 +9,10 @@ from pathlib import Path
 
 import click
 
-from flow.cli.audit import governance
 from flow.cli.main import Env, cli, envelope
-from flow.schedules.loop import serve
-from flow.dsl import load_job
 from flow.core.errors import FedweaveError
+from flow.dsl import load_job
+from flow.schedules.loop import serve
 from flow.schedules.retrain import party_scheduler
 from flow.schedules.rules import Firing
 
@@ -49,7 +48,7 @@ def add(env: Env, cron: str, conf_path: Path, dsl_path: Path, name: str | None, 
     more characters, that was stored last (upload or bind time; a tie goes to the name
     sorting last)."""
     plan = load_job(conf_path, dsl_path)  # a bad job is refused naming the file before anything is stored
-    return governance(env).schedule_add(
+    return env.ops.schedule_add(
         cron, plan.raw_conf, plan.raw_dsl, name=name or dsl_path.resolve().parent.name, timezone=timezone,
         overlap=overlap, promote_if=promote_if, paused=paused, conf_file=str(conf_path), dsl_file=str(dsl_path))
 
@@ -59,7 +58,7 @@ def add(env: Env, cron: str, conf_path: Path, dsl_path: Path, name: str | None, 
 @envelope
 def list_schedules(env: Env):
     """Every schedule: next firing, last job and the deployed job."""
-    return governance(env).schedule_list()
+    return env.ops.schedule_list()
 
 
 @schedule.command()
@@ -68,7 +67,7 @@ def list_schedules(env: Env):
 @envelope
 def pause(env: Env, name: str):
     """Stop firing (a queued firing is dropped)."""
-    return governance(env).schedule_pause(name)
+    return env.ops.schedule_pause(name)
 
 
 @schedule.command()
@@ -77,7 +76,7 @@ def pause(env: Env, name: str):
 @envelope
 def resume(env: Env, name: str):
     """Fire again from the next slot on (slots missed while paused are not replayed)."""
-    return governance(env).schedule_resume(name)
+    return env.ops.schedule_resume(name)
 
 
 @schedule.command()
@@ -86,7 +85,7 @@ def resume(env: Env, name: str):
 @envelope
 def remove(env: Env, name: str):
     """Delete a schedule and its history (its jobs stay)."""
-    return governance(env).schedule_remove(name)
+    return env.ops.schedule_remove(name)
 
 
 @schedule.command("run-now")
@@ -96,7 +95,7 @@ def remove(env: Env, name: str):
 @envelope
 def run_now(env: Env, name: str, force: bool):
     """Submit the schedule's job now, outside its slots."""
-    return governance(env).schedule_run_now(name, force=force)
+    return env.ops.schedule_run_now(name, force=force)
 
 
 @schedule.command()
@@ -106,7 +105,7 @@ def run_now(env: Env, name: str, force: bool):
 @envelope
 def history(env: Env, name: str, limit: int):
     """The schedule's firings, oldest first: job, status, promotion decision."""
-    return governance(env).schedule_history(name, limit)
+    return env.ops.schedule_history(name, limit)
 
 
 @schedule.command("serve")
@@ -115,7 +114,7 @@ def history(env: Env, name: str, limit: int):
 @click.pass_obj
 def serve_cmd(env: Env, interval: float, once: bool) -> None:
     """Fire due schedules until interrupted (the flow server runs the same loop)."""
-    if getattr(env.ops, "remote", False):
+    if env.ops.remote:
         raise click.ClickException("this home points at a flow server, which fires its schedules itself")
     sched = party_scheduler(env.conf, env.store)
     stop = threading.Event()

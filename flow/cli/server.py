@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from flow.ops.remote import ServerError, client_file, save_client_conf
 from flow.cli.main import Env, cli, envelope
 from flow.core.errors import ConfigError
 from flow.core.settings import load_service_conf
+from flow.ops.client_conf import client_file, save_client_conf
 
 
 @cli.group()
@@ -63,7 +63,7 @@ def init(env: Env, ip: str | None, port: int | None, token: str | None, reset: b
         if not token:
             raise ConfigError("flow init: --token is required (the server's token is not in this home)")
     path = save_client_conf(home, ip, port, token)
-    from flow.ops.remote import RemoteOps
+    from flow.ops.remote import RemoteOps, ServerError
 
     try:
         RemoteOps(ip, port, token, timeout=5).server_status()

@@ -13,17 +13,17 @@ import json
 import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
+from flow.core.errors import FedweaveError
+from flow.core.settings import ServiceConf
+from flow.dsl.loader import plan_from_dicts
 from flow.governance import privileges
 from flow.governance.audit import AuditLog
 from flow.governance.trail import home_log, home_logs, user_actor
 from flow.schedules.loop import Scheduler
-from flow.dsl.loader import plan_from_dicts
-from flow.core.errors import FedweaveError
 from flow.schedules.retrain import party_scheduler
 from flow.schedules.rules import Schedule, ScheduleError
-from flow.core.settings import ServiceConf
 from flow.store import Store
 
 
@@ -109,13 +109,19 @@ class GovernanceOps:
         """The log of this home's own actions (uploads, submissions, grants, schedules)."""
         return home_log(self.conf)
 
-    def privilege_grant(self, party: str, namespace: str, name: str, actor: str | None = None) -> dict[str, Any]:
-        return privileges.grant(self.store, party, namespace, name, audit=self.audit_log(),
-                                actor=actor or user_actor())
+    def privilege_grant(self, party: str, namespace: str, name: str) -> dict[str, Any]:
+        return self.privilege_change("grant", party, namespace, name)
 
-    def privilege_revoke(self, party: str, namespace: str, name: str, actor: str | None = None) -> dict[str, Any]:
-        return privileges.revoke(self.store, party, namespace, name, audit=self.audit_log(),
-                                 actor=actor or user_actor())
+    def privilege_revoke(self, party: str, namespace: str, name: str) -> dict[str, Any]:
+        return self.privilege_change("revoke", party, namespace, name)
+
+    def privilege_change(self, action: Literal["grant", "revoke"], party: str, namespace: str, name: str,
+                         actor: str | None = None) -> dict[str, Any]:
+        """A grant or revoke on behalf of ``actor`` (default: this machine's user): the flow
+        server names its client here, which the operations of :class:`flow.ops.api.Ops` leave
+        out because a client must not choose who the audit log says it is."""
+        change = privileges.grant if action == "grant" else privileges.revoke
+        return change(self.store, party, namespace, name, audit=self.audit_log(), actor=actor or user_actor())
 
     def privilege_list(self, party: str | None = None, namespace: str | None = None,
                        name: str | None = None) -> list[dict[str, Any]]:

@@ -11,11 +11,11 @@ from typing import Any
 
 from federation.api import Party
 from federation.auth import KeyStore, RouteTable, standalone_route_table
-from flow.governance.trail import record as audit_record
 from flow.core.errors import FedweaveError
+from flow.core.settings import ServiceConf
+from flow.governance.trail import record as audit_record
 from flow.models.archive import export_model, import_model
 from flow.models.store import ModelStore
-from flow.core.settings import ServiceConf
 
 
 class ModelOps:

@@ -1,8 +1,9 @@
 """The operations behind the CLI's commands, run in this process.
 
 The CLI calls these in standalone mode and the flow server calls the same ones for its
-HTTP routes, so a command gives the same answer either way. ``flow.ops.remote.RemoteOps``
-has the same methods and sends them to a server. Nothing here imports FastAPI.
+HTTP routes, so a command gives the same answer either way. Both this class and
+``flow.ops.remote.RemoteOps`` (which sends them to a server) implement
+:class:`flow.ops.api.Ops`. Nothing here imports FastAPI.
 """
 
 from __future__ import annotations
@@ -13,24 +14,28 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from backends.computing import Session, create_session
 from backends.storage import StorageEngine, engine_from_conf
+from backends.storage.api import TableMeta
 from backends.storage.csv_import import import_csv
-from flow.governance.trail import record as audit_record
-from flow.dsl import JobPlan
 from flow.core.errors import StoreError
+from flow.core.settings import ServiceConf
+from flow.dsl import JobPlan
 from flow.governance.ops import GovernanceOps
+from flow.governance.trail import record as audit_record
+from flow.models.format import model_view
 from flow.models.ops import ModelOps
+from flow.ops.api import Ops
 from flow.runtime import job as jobs
 from flow.runtime.logs import iter_follow, read_logs
-from flow.models.format import model_view
-from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 
 #: what ``flow server start`` writes under the home while it serves: {pid, host, port, url, started}
 SERVER_FILE = "server.json"
+#: seconds between looks at a followed job's logs
+LOG_POLL = 0.5
 
 
 def table_view(meta) -> dict[str, Any]:
@@ -47,7 +52,7 @@ def read_server_file(home: Path) -> dict[str, Any] | None:
     return info
 
 
-class LocalOps(GovernanceOps, ModelOps):
+class LocalOps(GovernanceOps, ModelOps, Ops):
     """Every CLI operation against this party's own conf, store and storage."""
 
     remote = False
@@ -62,6 +67,10 @@ class LocalOps(GovernanceOps, ModelOps):
             self._store = self._store()
         return self._store
 
+    @store.setter
+    def store(self, store: Store) -> None:
+        self._store = store
+
     # engines ------------------------------------------------------------
     def storage(self, engine: str | None = None) -> StorageEngine:
         return engine_from_conf(self.conf, engine)
@@ -69,6 +78,11 @@ class LocalOps(GovernanceOps, ModelOps):
     def session(self, partitions: int) -> Session:
         """A computing session of this party's engine for moving a table in or out (one worker)."""
         return create_session(self.conf.default_engines.computing, partitions=partitions, workers=1)
+
+    def partitions(self, storage: StorageEngine, meta: TableMeta) -> Generator[list[tuple[Any, Any]], None, None]:
+        """A stored table's partitions in turn, read in a session that lives as long as the reading."""
+        with self.session(meta.partitions) as session:
+            yield from storage.read(meta, session).iter_partitions()
 
     # jobs ---------------------------------------------------------------
     def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
@@ -99,14 +113,14 @@ class LocalOps(GovernanceOps, ModelOps):
         return jobs.rerun_job(self.conf, self.store, job_id, component)
 
     def job_logs(self, job_id: str, role: str | None = None, party_id: str | None = None,
-                 component: str | None = None, follow: bool = False, poll: float = 0.5) -> Iterator[str]:
+                 component: str | None = None, follow: bool = False) -> Iterator[str]:
         """Log lines, each prefixed [role party component]; with ``follow`` until the job ends."""
         self.store.job(job_id)  # JobNotFound before anything is printed
         home = self.conf.home_path
         if not follow:
             return read_logs(home, job_id, role, party_id, component)
         return iter_follow(home, job_id, role, party_id, component,
-                           done=lambda: self.store.job(job_id)["status"] in FINAL_STATES, poll=poll)
+                           done=lambda: self.store.job(job_id)["status"] in FINAL_STATES, poll=LOG_POLL)
 
     # data and tables ----------------------------------------------------
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
@@ -142,11 +156,10 @@ class LocalOps(GovernanceOps, ModelOps):
 
         writer.writerow([meta.id_column] + meta.columns)
         yield flush()
-        with self.session(meta.partitions) as session:
-            for part in storage.read(meta, session).iter_partitions():
-                for key, row in part:
-                    writer.writerow([key, *row])
-                yield flush()
+        for part in self.partitions(storage, meta):
+            for key, row in part:
+                writer.writerow([key, *row])
+            yield flush()
 
     def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:
         return {"file": str(output), "count": write_csv(self.iter_csv(namespace, name, engine), output)}
@@ -197,12 +210,13 @@ class LocalOps(GovernanceOps, ModelOps):
                 target = Path(output_path) / f"{component}_{ref['index']}.csv"
                 write_csv(self.iter_csv(meta.namespace, meta.name, engine), target)
                 item["file"] = str(target)
-            with self.session(meta.partitions) as session:
-                rows: list[list] = []
-                for part in storage.read(meta, session).iter_partitions():
-                    rows.extend([k, *v] for k, v in part[: limit - len(rows)])
-                    if len(rows) >= limit:
-                        break
+            rows: list[list] = []
+            parts = self.partitions(storage, meta)
+            for part in parts:
+                rows.extend([k, *v] for k, v in part[: limit - len(rows)])
+                if len(rows) >= limit:
+                    break
+            parts.close()  # the session ends here, not when the generator is collected
             item["rows"] = rows
             result.append(item)
         return result

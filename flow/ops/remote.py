@@ -1,7 +1,8 @@
 """The CLI's client mode: after ``flow init --ip --port``, commands go to a flow server.
 
-``RemoteOps`` has the methods of :class:`flow.ops.local.LocalOps` and the same answers;
-the server's errors come back as the same FedweaveError (message and exit code), so a
+``RemoteOps`` implements :class:`flow.ops.api.Ops` like :class:`flow.ops.local.LocalOps`,
+with the same answers; each request goes to the route :data:`flow.ops.api.ROUTES` names.
+The server's errors come back as the same FedweaveError (message and exit code), so a
 command prints and exits exactly as it would in standalone mode.
 """
 
@@ -10,19 +11,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import quote
+from typing import IO, Any, Iterator
 
-import yaml
-
+from flow.core.errors import FedweaveError, StoreError, ValidationError
 from flow.dsl import JobPlan
-from flow.core.errors import ConfigError, FedweaveError, StoreError, ValidationError
-
-#: the CLI's config under the home: {ip, port, token}; absent = standalone
-CLIENT_FILE = "cli.yaml"
-API = "/v1"
+from flow.ops.api import API_PREFIX, Ops, route
 
 
 class ServerError(FedweaveError):
@@ -33,35 +28,7 @@ class ServerError(FedweaveError):
         self.exit_code = exit_code
 
 
-def client_file(home: Path) -> Path:
-    return home / CLIENT_FILE
-
-
-def load_client_conf(home: Path) -> dict[str, Any] | None:
-    """The server this home's CLI talks to, or None (standalone)."""
-    path = client_file(home)
-    if not path.is_file():
-        return None
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    missing = [k for k in ("ip", "port", "token") if not raw.get(k)]
-    if missing:
-        raise ConfigError(f"{path}: missing {', '.join(missing)} (run flow init --ip --port --token again)")
-    return raw
-
-
-def save_client_conf(home: Path, ip: str, port: int, token: str) -> Path:
-    home.mkdir(parents=True, exist_ok=True)
-    path = client_file(home)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the API token
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump({"ip": ip, "port": int(port), "token": token}, fh)
-    return path
-
-
-def _raise_for(resp) -> None:
+def _raise_for(resp: Any) -> None:
     """Turn the server's envelope of a failed request into the error the CLI would raise."""
     if resp.status_code < 400:
         return
@@ -80,7 +47,7 @@ def _raise_for(resp) -> None:
     raise ServerError(message or f"flow server answered HTTP {resp.status_code}", exit_code=code or 1)
 
 
-class RemoteOps:
+class RemoteOps(Ops):
     """The CLI's operations sent to a flow server over HTTP."""
 
     remote = True
@@ -90,21 +57,28 @@ class RemoteOps:
 
         self.base = f"http://{ip}:{port}"
         self._httpx = httpx
-        self.http = httpx.Client(base_url=self.base + API, timeout=timeout,
+        self.http = httpx.Client(base_url=self.base + API_PREFIX, timeout=timeout,
                                  headers={"Authorization": f"Bearer {token}"})
 
-    def _call(self, method: str, path: str, **kwargs) -> Any:
+    def _send(self, op: str, path: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        """The response to operation ``op`` (its route filled with ``path``), errors raised."""
+        method, url = route(op, **(path or {}))
         try:
-            resp = self.http.request(method, path, **kwargs)
+            resp = self.http.request(method, url, **kwargs)
         except self._httpx.TransportError as exc:
             raise ServerError(f"cannot reach the flow server at {self.base}: {exc}") from exc
         _raise_for(resp)
-        return resp.json()["data"]
+        return resp
 
-    def _stream(self, path: str, params: dict[str, Any], lines: bool = True) -> Iterator[Any]:
+    def _call(self, op: str, path: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        """The ``data`` of the server's envelope for operation ``op``."""
+        return self._send(op, path, **kwargs).json()["data"]
+
+    def _stream(self, op: str, path: dict[str, str], params: dict[str, Any], lines: bool = True) -> Iterator[Any]:
         """A streamed response as it arrives: text lines, or raw byte chunks."""
+        method, url = route(op, **path)
         try:
-            with self.http.stream("GET", path, params=_clean(params), timeout=None) as resp:
+            with self.http.stream(method, url, params=_clean(params), timeout=None) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     _raise_for(resp)
@@ -114,26 +88,26 @@ class RemoteOps:
 
     # jobs ---------------------------------------------------------------
     def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
-        return self._call("POST", "/jobs", json={"conf": plan.raw_conf, "dsl": plan.raw_dsl,
-                                                 "conf_file": conf_path, "dsl_file": dsl_path})
+        return self._call("job_submit", json={"conf": plan.raw_conf, "dsl": plan.raw_dsl,
+                                              "conf_file": conf_path, "dsl_file": dsl_path})
 
     def job_query(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/jobs/{job_id}")
+        return self._call("job_query", {"job_id": job_id})
 
     def job_list(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._call("GET", "/jobs", params={"limit": limit})
+        return self._call("job_list", params={"limit": limit})
 
     def job_stop(self, job_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/jobs/{job_id}/stop")
+        return self._call("job_stop", {"job_id": job_id})
 
     def job_rerun(self, job_id: str, component: str | None = None) -> dict[str, Any]:
-        return self._call("POST", f"/jobs/{job_id}/rerun", json={"component": component})
+        return self._call("job_rerun", {"job_id": job_id}, json={"component": component})
 
     def job_logs(self, job_id: str, role: str | None = None, party_id: str | None = None,
                  component: str | None = None, follow: bool = False) -> Iterator[str]:
         self.job_query(job_id)  # JobNotFound before anything is printed
-        return self._stream(f"/jobs/{job_id}/logs", {"role": role, "party_id": party_id,
-                                                     "component": component, "follow": follow})
+        return self._stream("job_logs", {"job_id": job_id}, {"role": role, "party_id": party_id,
+                                                              "component": component, "follow": follow})
 
     # data and tables ----------------------------------------------------
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
@@ -145,7 +119,7 @@ class RemoteOps:
         params = {"namespace": namespace, "name": name, "id_column": id_column, "label_column": label_column,
                   "partitions": partitions, "engine": engine, "filename": file.name}
         with file.open("rb") as fh:
-            return self._call("POST", "/data/upload", params=_clean(params), content=_chunks(fh),
+            return self._call("data_upload", params=_clean(params), content=_chunks(fh),
                               headers={"Content-Type": "text/csv"})
 
     def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:
@@ -153,7 +127,7 @@ class RemoteOps:
         self.table_info(namespace, name, engine)  # a missing table fails before the file is created
         output.parent.mkdir(parents=True, exist_ok=True)
         with output.open("wb") as fh:
-            for chunk in self._stream("/data/download", {"namespace": namespace, "name": name, "engine": engine},
+            for chunk in self._stream("data_download", {}, {"namespace": namespace, "name": name, "engine": engine},
                                       lines=False):
                 fh.write(chunk)
         with output.open(newline="") as fh:
@@ -161,31 +135,27 @@ class RemoteOps:
         return {"file": str(output), "count": count}
 
     def table_info(self, namespace: str, name: str, engine: str | None = None) -> dict[str, Any]:
-        return self._call("GET", f"/tables/{namespace}/{name}", params=_clean({"engine": engine}))
+        return self._call("table_info", {"namespace": namespace, "name": name}, params=_clean({"engine": engine}))
 
     def table_bind(self, namespace: str, name: str, engine: str, address: dict[str, Any],
                    id_column: str = "id", label_column: str | None = None) -> dict[str, Any]:
-        return self._call("POST", "/tables/bind", json={
+        return self._call("table_bind", json={
             "namespace": namespace, "name": name, "engine": engine, "address": address,
             "id_column": id_column, "label_column": label_column})
 
     def table_list(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/tables", params=_clean({"namespace": namespace}))
+        return self._call("table_list", params=_clean({"namespace": namespace}))
 
     def table_delete(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/tables/{namespace}/{name}")
+        return self._call("table_delete", {"namespace": namespace, "name": name})
 
     # tracking -----------------------------------------------------------
-    def _task(self, job_id: str, role: str, party_id: str, component: str) -> str:
-        return f"/tracking/{job_id}/{role}/{party_id}/{component}"
-
     def tracking_metrics(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, dict]:
-        return self._call("GET", self._task(job_id, role, party_id, component) + "/metrics")
+        return self._call("tracking_metrics", _task(job_id, role, party_id, component))
 
     def tracking_output_data(self, job_id: str, role: str, party_id: str, component: str,
                              output_path: Path | None = None, limit: int = 10) -> list[dict[str, Any]]:
-        items = self._call("GET", self._task(job_id, role, party_id, component) + "/output-data",
-                           params={"limit": limit})
+        items = self._call("tracking_output_data", _task(job_id, role, party_id, component), params={"limit": limit})
         if output_path is not None:  # the tables come over as CSV, written here
             for item in items:
                 target = Path(output_path) / f"{component}_{item['index']}.csv"
@@ -194,61 +164,63 @@ class RemoteOps:
         return items
 
     def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
-        return self._call("GET", self._task(job_id, role, party_id, component) + "/output-model")
+        return self._call("tracking_output_model", _task(job_id, role, party_id, component))
 
-    # schedules, privileges, audit -----------------------------------------
+    # schedules ----------------------------------------------------------
     def schedule_add(self, cron: str, conf: Any, dsl: Any, *, name: str, timezone: str = "UTC",
                      overlap: str = "skip", promote_if: str | None = None, paused: bool = False,
                      conf_file: str = "conf.json", dsl_file: str = "dsl.json") -> dict[str, Any]:
         """The job's files go as JSON: the server keeps its own copy and fires that."""
-        return self._call("POST", "/schedules", json={
+        return self._call("schedule_add", json={
             "name": name, "cron": cron, "conf": conf, "dsl": dsl, "timezone": timezone, "overlap": overlap,
             "promote_if": promote_if, "paused": paused, "conf_file": conf_file, "dsl_file": dsl_file})
 
     def schedule_list(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/schedules")
+        return self._call("schedule_list")
 
     def schedule_pause(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/schedules/{quote(name, safe='')}/pause")
+        return self._call("schedule_pause", {"name": name})
 
     def schedule_resume(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/schedules/{quote(name, safe='')}/resume")
+        return self._call("schedule_resume", {"name": name})
 
     def schedule_remove(self, name: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/schedules/{quote(name, safe='')}")
+        return self._call("schedule_remove", {"name": name})
 
     def schedule_run_now(self, name: str, force: bool = False) -> dict[str, Any]:
-        return self._call("POST", f"/schedules/{quote(name, safe='')}/run-now", params={"force": force})
+        return self._call("schedule_run_now", {"name": name}, params={"force": force})
 
     def schedule_history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
-        return self._call("GET", f"/schedules/{quote(name, safe='')}/history", params={"limit": limit})
+        return self._call("schedule_history", {"name": name}, params={"limit": limit})
 
+    # privileges and audit -----------------------------------------------
     def privilege_grant(self, party: str, namespace: str, name: str) -> dict[str, Any]:
-        return self._call("POST", "/privileges/grant", json={"party": party, "namespace": namespace, "name": name})
+        return self._call("privilege_grant", json={"party": party, "namespace": namespace, "name": name})
 
     def privilege_revoke(self, party: str, namespace: str, name: str) -> dict[str, Any]:
-        return self._call("POST", "/privileges/revoke", json={"party": party, "namespace": namespace, "name": name})
+        return self._call("privilege_revoke", json={"party": party, "namespace": namespace, "name": name})
 
     def privilege_list(self, party: str | None = None, namespace: str | None = None,
                        name: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/privileges", params=_clean({"party": party, "namespace": namespace, "name": name}))
+        return self._call("privilege_list", params=_clean({"party": party, "namespace": namespace, "name": name}))
 
-    def audit_list(self, job: str | None = None, since: str | None = None, kind: str | None = None,
+    def audit_list(self, job: str | None = None, since: str | datetime | None = None, kind: str | None = None,
                    party: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        params = {"job": job, "since": since, "kind": kind, "party": party, "limit": limit}
-        return self._call("GET", "/audit", params=_clean(params))
+        when = since.isoformat() if isinstance(since, datetime) else since
+        params = {"job": job, "since": when, "kind": kind, "party": party, "limit": limit}
+        return self._call("audit_list", params=_clean(params))
 
     def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/audit/verify", params=_clean({"party": party}))
+        return self._call("audit_verify", params=_clean({"party": party}))
 
     # models -------------------------------------------------------------
     def model_list(self, model_id: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/models", params=_clean({"model_id": model_id}))
+        return self._call("model_list", params=_clean({"model_id": model_id}))
 
     def model_deploy(self, job_id: str | None = None, model_id: str | None = None,
                      model_version: str | None = None, cpn_list: list[str] | None = None) -> dict[str, Any]:
-        return self._call("POST", "/models/deploy", json={"job_id": job_id, "model_id": model_id,
-                                                          "model_version": model_version, "cpn_list": cpn_list})
+        return self._call("model_deploy", json={"job_id": job_id, "model_id": model_id,
+                                                "model_version": model_version, "cpn_list": cpn_list})
 
     def model_export(self, output_path: Path, job_id: str | None = None, model_id: str | None = None,
                      model_version: str | None = None, role: str | None = None,
@@ -258,11 +230,7 @@ class RemoteOps:
         out = Path(output_path)
         params = {"job_id": job_id, "model_id": model_id, "model_version": model_version, "role": role,
                   "party_id": party_id, "filename": out.name}
-        try:
-            resp = self.http.get("/models/export", params=_clean(params))
-        except self._httpx.TransportError as exc:
-            raise ServerError(f"cannot reach the flow server at {self.base}: {exc}") from exc
-        _raise_for(resp)
+        resp = self._send("model_export", params=_clean(params))
         meta = json.loads(resp.headers.get("x-fedweave-export") or "{}")
         if meta.get("sha256") != hashlib.sha256(resp.content).hexdigest():
             raise ServerError(f"the model archive from {self.base} does not match its sha256; export it again")
@@ -278,20 +246,24 @@ class RemoteOps:
         if not file.is_file():
             raise StoreError(f"model archive {file}: no such file")
         with file.open("rb") as fh:
-            result = self._call("POST", "/models/import",
+            result = self._call("model_import",
                                 params={"force": force, "require_signed": require_signed, "filename": file.name},
                                 content=_chunks(fh), headers={"Content-Type": "application/zip"})
         return {**result, "file": str(file)}
 
     # server -------------------------------------------------------------
     def server_status(self) -> dict[str, Any]:
-        return {**self._call("GET", "/server/status"), "client": {"server": self.base}}
+        return {**self._call("server_status"), "client": {"server": self.base}}
+
+
+def _task(job_id: str, role: str, party_id: str, component: str) -> dict[str, str]:
+    return {"job_id": job_id, "role": role, "party_id": party_id, "component": component}
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _chunks(fh, size: int = 1 << 20) -> Iterator[bytes]:
+def _chunks(fh: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
     while chunk := fh.read(size):
         yield chunk

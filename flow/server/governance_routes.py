@@ -85,12 +85,14 @@ def schedule_history(name: str, request: Request, limit: int = Query(50, ge=0)):
 # privileges -------------------------------------------------------------
 @privileges.post("/grant", summary="let a party's jobs read a table (flow privilege grant)")
 def grant(body: GrantBody, request: Request):
-    return ok(ops_of(request).privilege_grant(body.party, body.namespace, body.name, actor=_actor(request)))
+    return ok(ops_of(request).privilege_change("grant", body.party, body.namespace, body.name,
+                                                 actor=_actor(request)))
 
 
 @privileges.post("/revoke", summary="take back a grant (flow privilege revoke)")
 def revoke(body: GrantBody, request: Request):
-    return ok(ops_of(request).privilege_revoke(body.party, body.namespace, body.name, actor=_actor(request)))
+    return ok(ops_of(request).privilege_change("revoke", body.party, body.namespace, body.name,
+                                                 actor=_actor(request)))
 
 
 @privileges.get("", summary="the grants held, by party and table (flow privilege list)")

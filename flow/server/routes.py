@@ -17,8 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from flow.dsl.loader import plan_from_dicts
 from flow.core.errors import ConfigError
+from flow.dsl.loader import plan_from_dicts
 from flow.ops.local import LocalOps
 
 

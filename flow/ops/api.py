@@ -1,0 +1,227 @@
+"""Every operation a user can ask for, declared once.
+
+A command reaches an operation one of two ways: :class:`flow.ops.local.LocalOps` runs it in
+this process (standalone mode, and inside the flow server), :class:`flow.ops.remote.RemoteOps`
+asks a flow server for it over HTTP (after ``flow init --ip --port``). Both declare
+:class:`Ops`, so a method one of them lacks, or takes other parameters, is an error before
+any command runs, and the CLI is written against this protocol alone. :data:`ROUTES` names the
+HTTP route of each operation: RemoteOps builds its requests from it, and
+``tests/contract/test_ops_contract.py`` checks that the server offers every one.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+from urllib.parse import quote
+
+from flow.dsl import JobPlan
+
+#: the flow server's API prefix; every route below is under it
+API_PREFIX = "/v1"
+
+_TASK = "/tracking/{job_id}/{role}/{party_id}/{component}"
+
+#: operation -> (HTTP method, path under API_PREFIX) of the flow server route that runs it
+ROUTES: dict[str, tuple[str, str]] = {
+    "job_submit": ("POST", "/jobs"),
+    "job_query": ("GET", "/jobs/{job_id}"),
+    "job_list": ("GET", "/jobs"),
+    "job_stop": ("POST", "/jobs/{job_id}/stop"),
+    "job_rerun": ("POST", "/jobs/{job_id}/rerun"),
+    "job_logs": ("GET", "/jobs/{job_id}/logs"),
+    "data_upload": ("POST", "/data/upload"),
+    "data_download": ("GET", "/data/download"),
+    "table_info": ("GET", "/tables/{namespace}/{name}"),
+    "table_bind": ("POST", "/tables/bind"),
+    "table_list": ("GET", "/tables"),
+    "table_delete": ("DELETE", "/tables/{namespace}/{name}"),
+    "tracking_metrics": ("GET", _TASK + "/metrics"),
+    "tracking_output_data": ("GET", _TASK + "/output-data"),
+    "tracking_output_model": ("GET", _TASK + "/output-model"),
+    "schedule_add": ("POST", "/schedules"),
+    "schedule_list": ("GET", "/schedules"),
+    "schedule_pause": ("POST", "/schedules/{name}/pause"),
+    "schedule_resume": ("POST", "/schedules/{name}/resume"),
+    "schedule_remove": ("DELETE", "/schedules/{name}"),
+    "schedule_run_now": ("POST", "/schedules/{name}/run-now"),
+    "schedule_history": ("GET", "/schedules/{name}/history"),
+    "privilege_grant": ("POST", "/privileges/grant"),
+    "privilege_revoke": ("POST", "/privileges/revoke"),
+    "privilege_list": ("GET", "/privileges"),
+    "audit_list": ("GET", "/audit"),
+    "audit_verify": ("GET", "/audit/verify"),
+    "model_list": ("GET", "/models"),
+    "model_deploy": ("POST", "/models/deploy"),
+    "model_export": ("GET", "/models/export"),
+    "model_import": ("POST", "/models/import"),
+    "server_status": ("GET", "/server/status"),
+}
+
+
+def route(op: str, **path: str) -> tuple[str, str]:
+    """The method and path (under API_PREFIX) of ``op``, its path parameters filled in and
+    quoted, so a name with ``/`` or spaces stays one path segment."""
+    method, template = ROUTES[op]
+    return method, template.format(**{k: quote(str(v), safe="") for k, v in path.items()})
+
+
+class Ops(Protocol):
+    """The operations behind the ``flow`` commands; each returns the JSON-able data the CLI prints."""
+
+    #: True where the operations run on a flow server (commands that only make sense here check it)
+    remote: bool
+
+    # jobs ---------------------------------------------------------------
+    @abstractmethod
+    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
+        """Start a validated job; its id, parties and model info (the paths name the files in messages)."""
+
+    @abstractmethod
+    def job_query(self, job_id: str) -> dict[str, Any]:
+        """The job, its status and every party's tasks, with failure reasons."""
+
+    @abstractmethod
+    def job_list(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` jobs, newest first."""
+
+    @abstractmethod
+    def job_stop(self, job_id: str) -> dict[str, Any]:
+        """Cancel every party's processes of a job."""
+
+    @abstractmethod
+    def job_rerun(self, job_id: str, component: str | None = None) -> dict[str, Any]:
+        """Rerun a finished job from ``component`` (default: the first failed one), reusing what came before."""
+
+    @abstractmethod
+    def job_logs(self, job_id: str, role: str | None = None, party_id: str | None = None,
+                 component: str | None = None, follow: bool = False) -> Iterator[str]:
+        """Log lines prefixed ``[role party component]``; with ``follow`` until the job ends."""
+
+    # data and tables ----------------------------------------------------
+    @abstractmethod
+    def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
+                    label_column: str | None = None, partitions: int | None = None,
+                    engine: str | None = None) -> dict[str, Any]:
+        """Store the CSV ``file`` (on this machine) as table ``namespace/name``."""
+
+    @abstractmethod
+    def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:
+        """Write a table as CSV to ``output`` (on this machine); the file and its row count."""
+
+    @abstractmethod
+    def table_info(self, namespace: str, name: str, engine: str | None = None) -> dict[str, Any]:
+        """A table's engine, address, schema, count and checksum."""
+
+    @abstractmethod
+    def table_bind(self, namespace: str, name: str, engine: str, address: dict[str, Any],
+                   id_column: str = "id", label_column: str | None = None) -> dict[str, Any]:
+        """Register an existing table of another engine (Hive table, HDFS path) under a name."""
+
+    @abstractmethod
+    def table_list(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The stored tables (of one namespace when given)."""
+
+    @abstractmethod
+    def table_delete(self, namespace: str, name: str) -> dict[str, Any]:
+        """Remove a table."""
+
+    # tracking -----------------------------------------------------------
+    @abstractmethod
+    def tracking_metrics(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, dict]:
+        """The metrics a task logged, by namespace and name."""
+
+    @abstractmethod
+    def tracking_output_data(self, job_id: str, role: str, party_id: str, component: str,
+                             output_path: Path | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        """A task's output tables with their first ``limit`` rows; also written as CSV under ``output_path``."""
+
+    @abstractmethod
+    def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
+        """The model part a task left, readable."""
+
+    # schedules ----------------------------------------------------------
+    @abstractmethod
+    def schedule_add(self, cron: str, conf: Any, dsl: Any, *, name: str, timezone: str = "UTC",
+                     overlap: str = "skip", promote_if: str | None = None, paused: bool = False,
+                     conf_file: str = "conf.json", dsl_file: str = "dsl.json") -> dict[str, Any]:
+        """Add a cron schedule firing the job of ``conf``/``dsl`` (the files' JSON; a copy is kept)."""
+
+    @abstractmethod
+    def schedule_list(self) -> list[dict[str, Any]]:
+        """Every schedule with its next firing, last job and deployed job."""
+
+    @abstractmethod
+    def schedule_pause(self, name: str) -> dict[str, Any]:
+        """Stop a schedule firing."""
+
+    @abstractmethod
+    def schedule_resume(self, name: str) -> dict[str, Any]:
+        """Fire a paused schedule again from its next slot."""
+
+    @abstractmethod
+    def schedule_remove(self, name: str) -> dict[str, Any]:
+        """Delete a schedule and its history (its jobs stay)."""
+
+    @abstractmethod
+    def schedule_run_now(self, name: str, force: bool = False) -> dict[str, Any]:
+        """Submit a schedule's job now, outside its slots."""
+
+    @abstractmethod
+    def schedule_history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """A schedule's firings, oldest first."""
+
+    # privileges and audit -----------------------------------------------
+    @abstractmethod
+    def privilege_grant(self, party: str, namespace: str, name: str) -> dict[str, Any]:
+        """Let ``party``'s jobs read ``namespace/name`` (``*``: every table of the namespace)."""
+
+    @abstractmethod
+    def privilege_revoke(self, party: str, namespace: str, name: str) -> dict[str, Any]:
+        """Take back a grant."""
+
+    @abstractmethod
+    def privilege_list(self, party: str | None = None, namespace: str | None = None,
+                       name: str | None = None) -> list[dict[str, Any]]:
+        """The grants held, by party and table."""
+
+    @abstractmethod
+    def audit_list(self, job: str | None = None, since: str | datetime | None = None, kind: str | None = None,
+                   party: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Audit entries oldest first, merged across the home's logs; ``limit``: the newest N."""
+
+    @abstractmethod
+    def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:
+        """Each audit log's hash chain checked, with the first bad entry and why."""
+
+    # models -------------------------------------------------------------
+    @abstractmethod
+    def model_list(self, model_id: str | None = None) -> list[dict[str, Any]]:
+        """Every model version kept, with its parties, components and deployment."""
+
+    @abstractmethod
+    def model_deploy(self, job_id: str | None = None, model_id: str | None = None,
+                     model_version: str | None = None, cpn_list: list[str] | None = None) -> dict[str, Any]:
+        """Record a deployment; the predict DSL and a predict conf to start from."""
+
+    @abstractmethod
+    def model_export(self, output_path: Path, job_id: str | None = None, model_id: str | None = None,
+                     model_version: str | None = None, role: str | None = None,
+                     party_id: str | None = None) -> dict[str, Any]:
+        """Write a model version's parts (``role:party_id``'s only, when given) to one archive here."""
+
+    @abstractmethod
+    def model_import(self, file: Path, force: bool = False, require_signed: bool = False) -> dict[str, Any]:
+        """Add an exported archive (on this machine) after checking its hashes and signatures."""
+
+    # server -------------------------------------------------------------
+    @abstractmethod
+    def server_status(self) -> dict[str, Any]:
+        """The server (if any), transport, store and engines these operations run against."""
+
+
+def operations() -> list[str]:
+    """The names of the operations, in declaration order."""
+    return [name for name, value in vars(Ops).items() if getattr(value, "__isabstractmethod__", False)]
