@@ -56,8 +56,16 @@ from backends.computing.local import LocalSession  # noqa: E402
 from backends.computing.spark import SparkComputing  # noqa: E402
 from components.base import Instance, keys_in  # noqa: E402
 from components.crypto import generate_keypair  # noqa: E402
-from components.linear.hetero_lr import (_enc_dot, _encrypt, _fore4, _guest_columns, _guest_row, _linear,  # noqa: E402
-                                         _pair_features, _sum_vectors)
+from components.linear.hetero_lr import (  # noqa: E402
+    _enc_dot,
+    _encrypt,
+    _fore4,
+    _guest_columns,
+    _guest_row,
+    _linear,
+    _pair_features,
+    _sum_vectors,
+)
 
 STEPS = ("host_encrypt", "guest_fore", "guest_grad", "host_grad", "decrypt")
 

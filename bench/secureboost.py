@@ -138,8 +138,8 @@ def _party(role: str, home: str, rows: int, params: dict, workers: int, out: mp.
     from components.tree.hetero_secureboost import HeteroSecureBoost
     from components.tree.params import HeteroSecureBoostParams
     from federation.api import Party
-    from flow.runtime.transport import make_federation
     from flow.core.settings import load_service_conf
+    from flow.runtime.transport import make_federation
 
     guest, host = Party("guest", "9999"), Party("host", "10000")
     me = guest if role == "guest" else host

@@ -34,10 +34,28 @@ import weakref
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from backends.computing._local_ops import _execute
-from backends.computing._spark_context import (LOG_LEVELS, STARTUP_TIMEOUT_S, _Spark, acquire, local_cores,
-                                               release, settings)
-from backends.computing._spark_tasks import (_flat_buckets, _gather, _head, _narrow, _one, _paired, _scatter,
-                                             _stats, _target, _whole, translate)
+from backends.computing._spark_context import (
+    LOG_LEVELS,
+    STARTUP_TIMEOUT_S,
+    _Spark,
+    acquire,
+    local_cores,
+    release,
+    settings,
+)
+from backends.computing._spark_tasks import (
+    _flat_buckets,
+    _gather,
+    _head,
+    _narrow,
+    _one,
+    _paired,
+    _scatter,
+    _stats,
+    _target,
+    _whole,
+    translate,
+)
 from backends.computing.api import Session, Table, partition_of
 from backends.computing.local import LocalSession, _positive
 from flow.core.errors import ComputingError

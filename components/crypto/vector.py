@@ -14,8 +14,8 @@ import numpy as np
 from gmpy2 import mpz, powmod
 
 from components.crypto.paillier import (
-    DEFAULT_PRECISION,
     _ONE,
+    DEFAULT_PRECISION,
     EncryptedNumber,
     PaillierPublicKey,
     _new,

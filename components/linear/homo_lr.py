@@ -28,12 +28,21 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.activation import sigmoid
-from components.base import (Component, Context, Dataset, Inputs, Instance, Outputs, detail_columns,
-                             instances_meta, keys_in)
+from components.base import (
+    Component,
+    Context,
+    Dataset,
+    Inputs,
+    Instance,
+    Outputs,
+    detail_columns,
+    instances_meta,
+    keys_in,
+)
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
 from components.linear import ovr
-from components.linear.params import LinearParams, OptimizerName
 from components.linear.optimizer import Optimizer, init_weights
+from components.linear.params import LinearParams, OptimizerName
 from federation.api import Party
 from flow.core.errors import ComponentError
 

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.base import TrainingParams
 from components.linear.optimizer import InitParam
 
-
 OptimizerName = Literal["sgd", "rmsprop", "adam", "adagrad", "nesterov_momentum_sgd"]
 
 

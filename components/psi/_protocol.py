@@ -18,6 +18,7 @@ from components.base import Context
 from federation.api import Party
 from flow.core.errors import ComponentError
 
+
 class MethodParams(BaseModel):
     """Base of the per-method parameter blocks (``rsa_params`` ...): unknown names are errors."""
 

@@ -11,7 +11,6 @@ Run: python examples/data/make_breast_multi_host.py
 from __future__ import annotations
 
 import numpy as np
-
 from make_breast_hetero import HERE, breast, fmt, write, write_guest
 
 

@@ -10,9 +10,8 @@ Run: python examples/data/make_diabetes_hetero.py
 
 from __future__ import annotations
 
-from sklearn.datasets import load_diabetes
-
 from make_breast_hetero import write_vertical  # type: ignore[import-not-found]  # sibling script
+from sklearn.datasets import load_diabetes
 
 GUEST_FEATURES = 4
 

@@ -8,9 +8,8 @@ Run: python examples/data/make_wine_hetero.py
 
 from __future__ import annotations
 
-from sklearn.datasets import load_wine
-
 from make_breast_hetero import write_vertical  # type: ignore[import-not-found]  # sibling script
+from sklearn.datasets import load_wine
 
 GUEST_FEATURES = 5
 

@@ -23,10 +23,10 @@ from typing import Any
 
 from federation.api import Party
 from federation.auth import KeyStore, RouteTable
-from flow.dsl.models import ROLES
 from flow.core.errors import AuthError, StoreError
-from flow.models.store import ModelCorrupt, ModelStore, check_name, sha256, write_atomic
+from flow.dsl.models import ROLES
 from flow.models.format import load_model_text
+from flow.models.store import ModelCorrupt, ModelStore, check_name, sha256, write_atomic
 
 FORMAT = "fedweave-model"
 FORMAT_VERSION = 1

@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from components.base import Component, get_component
+from flow.core.errors import ValidationError
+from flow.core.registry import did_you_mean
 from flow.dsl.dag import parse_ref
 from flow.dsl.problems import Problems
 from flow.dsl.validate import check_dsl
-from flow.core.errors import ValidationError
-from flow.core.registry import did_you_mean
 
 #: modules whose work is only part of training: left out of a predict DSL unless asked for
 TRAINING_ONLY = frozenset({"Evaluation", "DataSplit", "HeteroDataSplit", "HomoDataSplit"})

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from backends.storage import StorageEngine, engine_from_conf
+from flow.core.errors import ValidationError
+from flow.core.settings import ServiceConf
+from flow.dsl import JobPlan
+from flow.dsl.loader import plan_from_dicts
 from flow.governance.audit import AuditLog
 from flow.governance.trail import home_log
 from flow.schedules.loop import Scheduler
-from flow.dsl import JobPlan
-from flow.dsl.loader import plan_from_dicts
-from flow.core.errors import ValidationError
 from flow.schedules.rules import Schedule, ScheduleError
-from flow.core.settings import ServiceConf
 from flow.store import Store
 
 LATEST = "{latest}"

@@ -28,6 +28,7 @@ from federation._mq import MessageFederation
 from federation.api import Party
 from federation.standalone import StandaloneFederation
 
+
 def _lazy(path: str) -> Callable[..., Any]:
     """``"module:attr"`` imported only when the backend is used, so optional packages
     (pyspark, pika, pulsar-client, pyhive, hdfs) are needed only by their own entries."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flow.ops.local import LocalOps
 from flow.core.settings import load_service_conf
+from flow.ops.local import LocalOps
 from flow.store import Store
 
 from .conftest import EXAMPLES

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from federation.api import Party
-from flow.governance.trail import home_logs
 from flow.core.errors import ValidationError
+from flow.governance.trail import home_logs
 from flow.models.archive import export_model, import_model
 from flow.models.store import ModelCorrupt, ModelNotFound, ModelStore
 

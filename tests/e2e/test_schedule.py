@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from flow.schedules.retrain import party_scheduler
-from flow.runtime import job as jobs
-from flow.ops.local import LocalOps
 from flow.core.settings import load_service_conf
+from flow.ops.local import LocalOps
+from flow.runtime import job as jobs
+from flow.schedules.retrain import party_scheduler
 from flow.store import FINAL_STATES, Store
 
 from .conftest import EXAMPLES, load_example, with_lr_params, write_job

@@ -58,10 +58,10 @@ class InProcessCLI(FlowCLI):
     server pays no interpreter start per command."""
 
     def __call__(self, *args: str, timeout: float = 600) -> FlowResult:
-        from click.testing import CliRunner
-
         import importlib
         import pkgutil
+
+        from click.testing import CliRunner
 
         import flow.cli
         from flow.cli.main import cli

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from flow.server.auth import ensure_token, read_token, token_path
 from flow.core.settings import ServiceConf
+from flow.server.auth import ensure_token, read_token, token_path
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -10,8 +10,8 @@ import pytest
 
 from federation.auth import PartyKeys, RouteTable
 from flow.core.errors import FederationTimeout
-from flow.server import control
 from flow.core.settings import ServiceConf
+from flow.server import control
 from flow.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flow.server.detector import TIMEOUT_GRACE_S, JobDetector, process_alive
 from flow.core.settings import ServiceConf
+from flow.server.detector import TIMEOUT_GRACE_S, JobDetector, process_alive
 from flow.store import Store
 
 PARTIES = [("guest", "9999"), ("host", "10000")]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from flow.core.errors import FedweaveError
+from flow.core.settings import ServiceConf
 from flow.governance.audit import (
     GENESIS_HASH,
     AuditError,
@@ -20,7 +22,6 @@ from flow.governance.audit import (
     entry_hash,
     rejection_hook,
 )
-from flow.governance.trail import install as install_audit_trail
 from flow.governance.trail import (
     LOCAL_PARTY,
     audit_event,
@@ -31,8 +32,7 @@ from flow.governance.trail import (
     party_log,
     record,
 )
-from flow.core.errors import FedweaveError
-from flow.core.settings import ServiceConf
+from flow.governance.trail import install as install_audit_trail
 
 
 class Clock:

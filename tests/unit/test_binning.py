@@ -9,10 +9,9 @@ import pytest
 from backends.computing.local import LocalSession
 from components.base import Inputs
 from components.feature.binning import HeteroFeatureBinning
+from federation.api import Party
 from flow.core.errors import ComponentError
 from flow.models.format import dump_model, load_model_text
-
-from federation.api import Party
 from tests.unit.test_feature_harness import GUEST, HOST, dataset, rows_of, run_parties
 
 HOST2 = Party("host", "10001")

@@ -14,6 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine
 
+from backends.storage.api import TableMeta
+from flow.core.errors import FedweaveError, JobNotFound, ValidationError
+from flow.core.settings import ServiceConf
+from flow.governance.audit import AuditLog
+from flow.governance.ops import StandaloneGovernance
 from flow.schedules.loop import (
     PromoteRule,
     Schedule,
@@ -24,12 +29,7 @@ from flow.schedules.loop import (
     serve,
     should_promote,
 )
-from backends.storage.api import TableMeta
-from flow.governance.audit import AuditLog
-from flow.core.errors import FedweaveError, JobNotFound, ValidationError
-from flow.governance.ops import StandaloneGovernance
 from flow.schedules.retrain import FiringSubmitter, resolve_latest
-from flow.core.settings import ServiceConf
 from flow.store import Store
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from flow.core.errors import ValidationError
 from flow.dsl.dag import JobDAG, parse_ref
 from flow.dsl.models import Dsl
-from flow.core.errors import ValidationError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from components import base as cbase
 from federation.api import Party
-from flow.dsl import JobPlan, load_job, plan_from_dicts
 from flow.core.errors import FedweaveError, ValidationError
+from flow.dsl import JobPlan, load_job, plan_from_dicts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hetero_lr"
 GUEST, HOST, ARBITER = Party("guest", "9999"), Party("host", "10000"), Party("arbiter", "10000")

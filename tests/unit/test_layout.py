@@ -8,10 +8,10 @@ import pkgutil
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import flow
 

@@ -9,8 +9,8 @@ from typing import Iterator
 import pytest
 from sqlalchemy import create_engine
 
-from flow.governance.audit import AuditLog
 from flow.core.errors import FedweaveError
+from flow.governance.audit import AuditLog
 from flow.governance.privileges import PrivilegeError, check_job_access, grant, list_privileges, parse_party, revoke
 from flow.store import Store
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
