@@ -5,8 +5,19 @@
 """
 
 from flow.dsl.loader import load_job, parse_json, plan_from_dicts, read_json
-from flow.dsl.models import (ROLES, ComponentParametersConf, Conf, Dsl, DslComponent, DslInput, DslOutput,
-                             Initiator, JobParametersConf, JobParams, ResolvedJobParameters)
+from flow.dsl.models import (
+                             ROLES,
+                             ComponentParametersConf,
+                             Conf,
+                             Dsl,
+                             DslComponent,
+                             DslInput,
+                             DslOutput,
+                             Initiator,
+                             JobParametersConf,
+                             JobParams,
+                             ResolvedJobParameters,
+)
 from flow.dsl.plan import JobPlan
 
 __all__ = [

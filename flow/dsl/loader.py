@@ -11,12 +11,12 @@ import json
 import os
 from typing import Any
 
+from flow.core.errors import ValidationError
 from flow.dsl.models import Conf, Dsl
 from flow.dsl.params import resolve_component_params, resolve_job_params
 from flow.dsl.plan import JobPlan
 from flow.dsl.problems import Path, Problems
 from flow.dsl.validate import check_conf, check_dsl, check_predict, parties_of
-from flow.core.errors import ValidationError
 
 _MISSING = object()
 

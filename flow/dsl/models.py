@@ -13,8 +13,12 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt
 from pydantic_core import PydanticCustomError
 
+from flow.core.settings import EnginesConf
+
 #: the roles a FATE job knows, in the order parties are listed and started
 ROLES = ("guest", "host", "arbiter")
+#: seconds a job may run when its conf sets no ``timeout``
+DEFAULT_JOB_TIMEOUT = 3600
 
 _PARTY_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -114,14 +118,19 @@ class JobParams(_Model):
 
 
 class ResolvedJobParameters(BaseModel):
-    """Job parameters of one party after merging, with fedweave's defaults filled in."""
+    """Job parameters of one party after merging, with fedweave's defaults filled in.
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    Built once per party when a plan is made and handed to every layer as is (frozen, so
+    one layer cannot change what another reads); :meth:`engines` is the one place where
+    the job's engine choices meet the service's defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True)
 
     job_type: Literal["train", "predict"] = "train"
     task_parallelism: PositiveInt = 1
     computing_partitions: PositiveInt = 4
-    timeout: PositiveInt = 3600
+    timeout: PositiveInt = DEFAULT_JOB_TIMEOUT
     computing_engine: str | None = None
     storage_engine: str | None = None
     federation_engine: str | None = None
@@ -135,6 +144,20 @@ class ResolvedJobParameters(BaseModel):
     pulsar_run: dict[str, Any] = Field(default_factory=dict)
     federated_mode: str | None = None
     adaptation_parameters: dict[str, Any] = Field(default_factory=dict)
+
+    def engines(self, defaults: EnginesConf) -> EnginesConf:
+        """This party's engines: the job's choices over the service's ``defaults``, in
+        lowercase (as the engine registries and ``computing.engines`` are keyed)."""
+        return EnginesConf(
+            computing=(self.computing_engine or defaults.computing).lower(),
+            storage=(self.storage_engine or defaults.storage).lower(),
+            federation=(self.federation_engine or defaults.federation).lower(),
+        )
+
+    def computing_run(self, computing: str) -> dict[str, Any]:
+        """FATE's per-engine session settings (``spark_run``, ``eggroll_run``) for the
+        ``computing`` engine; empty for an engine FATE has none for."""
+        return {"spark": self.spark_run, "eggroll": self.eggroll_run}.get(computing.lower(), {})
 
 
 class JobParametersConf(_Model):

@@ -17,9 +17,9 @@ from pydantic import TypeAdapter
 
 from components.base import Component, Params
 from federation.api import Party
+from flow.core.registry import did_you_mean
 from flow.dsl.models import ComponentParametersConf, DslComponent, JobParametersConf, ResolvedJobParameters
 from flow.dsl.problems import Path, Problems, add_pydantic
-from flow.core.registry import did_you_mean
 
 #: params a module needs on every party that runs it, whatever its params model says
 REQUIRED_AFTER_MERGE: dict[str, tuple[str, ...]] = {"Reader": ("table",)}
@@ -151,19 +151,20 @@ def _party_params(cls: type[Component], name: str, layers: list[tuple[Mapping[st
 
 
 def resolve_job_params(jp: JobParametersConf, parties: Mapping[str, list[Party]],
-                       file: str, problems: Problems) -> dict[Party, dict[str, Any]]:
+                       file: str, problems: Problems) -> dict[Party, ResolvedJobParameters]:
     """Job parameters per party, defaults filled (each block was validated on its own)."""
     parsed = parse_role_keys(jp.role, parties, ("job_parameters", "role"), file, problems)
-    out: dict[Party, dict[str, Any]] = {}
+    out: dict[Party, ResolvedJobParameters] = {}
     for role, plist in parties.items():
         for index, party in enumerate(plist):
-            layers = [(jp.common.model_dump(exclude_none=True), ("job_parameters", "common"))]
+            layers: list[tuple[Mapping[str, Any], Path]] = [
+                (jp.common.model_dump(exclude_none=True), ("job_parameters", "common"))]
             for key in keys_for(parsed.get(role, {}), index):
                 layers.append((jp.role[role][key].model_dump(exclude_none=True),
                                ("job_parameters", "role", role, key)))
             merged, origins = merge_layers(layers)
             try:
-                out[party] = ResolvedJobParameters.model_validate(merged).model_dump()
+                out[party] = ResolvedJobParameters.model_validate(merged)
             except pydantic.ValidationError as exc:
                 add_pydantic(problems, file, exc, merged, base=("job_parameters",),
                              model=ResolvedJobParameters, label="job parameter", origins=origins)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from components.base import Component, Params
 from federation.api import Party
-from flow.dsl.dag import JobDAG
-from flow.dsl.models import Conf, Dsl
 from flow.core.errors import ValidationError
 from flow.core.registry import did_you_mean
+from flow.dsl.dag import JobDAG
+from flow.dsl.models import DEFAULT_JOB_TIMEOUT, Conf, Dsl, ResolvedJobParameters
 
 
 @dataclass
@@ -31,7 +33,7 @@ class JobPlan:
     #: component name -> its Component class
     modules: dict[str, type[Component]]
     _params: dict[tuple[str, Party], Params | None] = field(repr=False, default_factory=dict)
-    _job_params: dict[Party, dict[str, Any]] = field(repr=False, default_factory=dict)
+    _job_params: dict[Party, ResolvedJobParameters] = field(repr=False, default_factory=dict)
 
     # ------------------------------------------------------------ lookups
 
@@ -48,10 +50,22 @@ class JobPlan:
         self._check_component(component)
         return self.modules[component]
 
-    def job_parameters(self, party: Party) -> dict[str, Any]:
-        """Common job parameters merged with ``party``'s role/party overrides, defaults filled."""
+    def resolved_job_parameters(self, party: Party) -> ResolvedJobParameters:
+        """Common job parameters merged with ``party``'s role/party overrides, defaults filled:
+        the typed object the runtime reads (built once, when the plan was made)."""
         self._check_party(party)
-        return dict(self._job_params[party])
+        return self._job_params[party]
+
+    def job_parameters(self, party: Party) -> dict[str, Any]:
+        """:meth:`resolved_job_parameters` as a fresh plain dict, for JSON output and the
+        callers that read keys (``flow.models.store``)."""
+        return self.resolved_job_parameters(party).model_dump()
+
+    @property
+    def timeout(self) -> int:
+        """The job's deadline in seconds: the ``common`` block's timeout, as the job detector
+        reads it (a party's own override bounds only that party's waits)."""
+        return self.conf.job_parameters.common.timeout or DEFAULT_JOB_TIMEOUT
 
     def component_params(self, component: str, party: Party) -> Params | None:
         """The validated params of ``component`` for ``party``; None if that party does not run it."""
@@ -94,10 +108,20 @@ class JobPlan:
         }
 
     def notices(self) -> list[str]:
-        """What the conf sets that is accepted for FATE compatibility but not acted on."""
-        found = {f"{cpn}.{name}": None for (cpn, _), params in self._params.items() if params is not None
-                 for name in params.inert_settings()}  # fmt: skip
-        return [f"{key}: accepted for FATE compatibility, not acted on" for key in found]
+        """What the conf sets that is accepted for FATE compatibility but not acted on, and
+        what a nested settings model says about itself through ``notices() -> {field: text}``
+        (e.g. ``encrypt_param``: a Paillier key shorter than 1024 bits)."""
+        found: dict[str, str] = {}
+        for (cpn, _), params in self._params.items():
+            if params is None:
+                continue
+            for name in params.inert_settings():
+                found.setdefault(f"{cpn}.{name}", "accepted for FATE compatibility, not acted on")
+            for name, value in params:
+                tell = getattr(value, "notices", None) if isinstance(value, BaseModel) else None
+                for sub, text in (tell() if callable(tell) else {}).items():
+                    found.setdefault(f"{cpn}.{name}.{sub}", text)
+        return [f"{key}: {text}" for key, text in found.items()]
 
     # ------------------------------------------------------------ guards
 

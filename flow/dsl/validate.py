@@ -12,11 +12,18 @@ import pydantic
 
 from components import base as cbase
 from federation.api import Party
-from flow.dsl.dag import EXTERNAL_MODEL_SOURCE, JobDAG, iter_refs, parse_ref
-from flow.dsl.models import (ROLES, ComponentParametersConf, DslComponent, Initiator,
-                             JobParametersConf, PartyId)
-from flow.dsl.problems import Path, Problems, add_pydantic, check_keys, json_type
 from flow.core.registry import did_you_mean
+from flow.dsl.dag import EXTERNAL_MODEL_SOURCE, JobDAG, iter_refs, parse_ref
+from flow.dsl.models import (
+    ROLES,
+    ComponentParametersConf,
+    DslComponent,
+    Initiator,
+    JobParametersConf,
+    PartyId,
+    ResolvedJobParameters,
+)
+from flow.dsl.problems import Path, Problems, add_pydantic, check_keys, json_type
 
 CONF_KEYS = ("dsl_version", "initiator", "role", "job_parameters", "component_parameters")
 CONF_REQUIRED = ("dsl_version", "initiator", "role")
@@ -246,17 +253,18 @@ def parties_of(roles: Mapping[str, list[str]]) -> dict[str, list[Party]]:
     return {r: [Party(r, pid) for pid in roles[r]] for r in ROLES if roles.get(r)}
 
 
-def check_predict(dag: JobDAG, job_params: Mapping[Party, Mapping[str, Any]], file: str, problems: Problems) -> None:
+def check_predict(dag: JobDAG, job_params: Mapping[Party, ResolvedJobParameters], file: str,
+                  problems: Problems) -> None:
     """A predict job names its model (model_id, model_version) and takes deployed models
     (``pipeline.<component>.model``); a training DSL with ``job_type`` predict is a mistake."""
     external = [f"pipeline.{m}" for c in dag.components for m in dag.inputs(c).external_model]
     for params in job_params.values():
-        missing = [k for k in ("model_id", "model_version") if not params.get(k)]
+        missing = [k for k, v in (("model_id", params.model_id), ("model_version", params.model_version)) if not v]
         if external and missing:
             problems.add(file, ("job_parameters", "common", missing[0]),
                          f"the DSL takes deployed models ({', '.join(external)}): set model_id and model_version "
                          "('flow model deploy' prints them)")
-        if params.get("job_type") == "predict" and not external:
+        if params.job_type == "predict" and not external:
             problems.add(file, ("job_parameters", "common", "job_type"),
                          "job_type 'predict' needs a predict DSL, whose components take deployed models "
                          "(input.model \"pipeline.<component>.model\"); 'flow model deploy' makes one")

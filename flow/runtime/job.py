@@ -21,12 +21,12 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from federation.api import Party
-from flow.dsl import JobPlan, load_job
 from flow.core.errors import FedweaveError, StoreError
+from flow.core.settings import ServiceConf
+from flow.dsl import JobPlan, load_job
 from flow.models.store import check_predict_model, model_info
 from flow.runtime.party import job_dir
 from flow.runtime.transport import release_share
-from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store, derive_status
 
 
@@ -99,8 +99,9 @@ def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, 
     components = {(p.role, p.party_id): [(c, plan.module(c).module) for c in plan.party_components(p)]
                   for p in plan.all_parties()}
     try:
-        store.job(job_id)
+        recorded = store.job(job_id)
     except StoreError:
+        recorded = None
         jdir.mkdir(parents=True, exist_ok=True)
         (jdir / "conf.json").write_text(json.dumps(plan.raw_conf, indent=2))
         (jdir / "dsl.json").write_text(json.dumps(plan.raw_dsl, indent=2))
@@ -113,7 +114,9 @@ def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, 
             pass
     store.add_parties(job_id, [(party.role, party.party_id)], components)
     store.update_job(job_id, status="running")
-    code = PartyRuntime(job_id, party, conf).run()
+    # the files recorded first are the job's: a resumed run given other files runs those
+    same = recorded is None or (recorded["conf"], recorded["dsl"]) == (plan.raw_conf, plan.raw_dsl)
+    code = PartyRuntime(job_id, party, conf, plan if same else None).run()
     # what only this party reads can go now, whatever the others still do; a rerun
     # starts on empty channels
     release_share(conf, plan, job_id, party)

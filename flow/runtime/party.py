@@ -1,6 +1,7 @@
 """One party's runtime for one job: runs its share of each component in DAG order.
 
-Started by the supervisor as ``python -m flow.runtime.party JOB_ID ROLE PARTY_ID``.
+Forked by the supervisor with the job's plan already parsed (:func:`run_share`), or
+started on its own as ``python -m flow.runtime.party JOB_ID ROLE PARTY_ID``.
 Components of the same stage run at once (up to ``task_parallelism``); parties meet
 only through federation. Exit codes: 0 success, 1 this party failed, 3 a peer failed.
 """
@@ -18,12 +19,12 @@ from backends.computing import create_session
 from backends.storage import engine_from_conf
 from components.base import Context, Inputs, Outputs
 from federation.api import Federation, Party
-from flow.dsl import load_job
 from flow.core.errors import FedweaveError, PeerFailed
+from flow.core.settings import ServiceConf, load_service_conf
+from flow.dsl import JobPlan, load_job
 from flow.models.store import deployed_model, save_job_models
 from flow.runtime.tracking import LOG_FORMAT, OutputKeeper, TaskTracker, component_logger
 from flow.runtime.transport import make_federation
-from flow.core.settings import ServiceConf, load_service_conf
 from flow.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_PEER_FAILED = 0, 1, 3
@@ -34,28 +35,30 @@ def job_dir(home: Path, job_id: str) -> Path:
 
 
 class PartyRuntime:
-    def __init__(self, job_id: str, party: Party, conf: ServiceConf):
+    def __init__(self, job_id: str, party: Party, conf: ServiceConf, plan: JobPlan | None = None):
+        """``plan``: the job as the caller already holds it (the supervisor it was forked
+        from, ``flow job run-party``), so a process parses the job once; without it the
+        job's files are read from its folder."""
         self.job_id, self.party, self.conf = job_id, party, conf
         self.home = conf.home_path
         self.store = Store(conf.database_url)
         jdir = job_dir(self.home, job_id)
-        self.plan = load_job(jdir / "conf.json", jdir / "dsl.json")
+        self.plan = plan or load_job(jdir / "conf.json", jdir / "dsl.json")
         self.job = self.store.job(job_id)
-        self.params = self.plan.job_parameters(party)
-        engines = conf.default_engines
-        computing = (self.params.get("computing_engine") or engines.computing).lower()
-        run = f"{computing}_run"  # FATE's per-engine job settings, e.g. spark_run
+        self.params = self.plan.resolved_job_parameters(party)
+        engines = self.params.engines(conf.default_engines)
+        run = self.params.computing_run(engines.computing)
         self.session = create_session(
-            computing,
-            partitions=int(self.params.get("computing_partitions") or conf.computing.partitions),
+            engines.computing,
+            partitions=self.params.computing_partitions,
             workers=self._workers(conf),
-            **dict(conf.computing.engines.get(computing) or {}),
-            **({run: self.params[run]} if self.params.get(run) else {}),
+            **dict(conf.computing.engines.get(engines.computing) or {}),
+            **({f"{engines.computing}_run": run} if run else {}),
         )
-        self.storage = engine_from_conf(conf, self.params.get("storage_engine"))
+        self.storage = engine_from_conf(conf, engines.storage)
         self.federation: Federation = make_federation(
-            self.params.get("federation_engine") or engines.federation, conf, job_id, party, self.session,
-            self.plan.parties, timeout=float(self.params.get("timeout") or conf.federation.receive_timeout),
+            engines.federation, conf, job_id, party, self.session, self.plan.parties,
+            timeout=float(self.params.timeout),
         )
         self.keeper = OutputKeeper(self.store, self.storage, self.home, job_id, party)
         self.results: dict[str, Outputs] = {}
@@ -78,7 +81,7 @@ class PartyRuntime:
         mine = set(self.plan.party_components(self.party))
         done = {t["component"] for t in self.store.tasks(self.job_id, self.party.role, self.party.party_id)
                 if t["status"] == "success"}
-        parallelism = max(1, int(self.params.get("task_parallelism") or 1))
+        parallelism = self.params.task_parallelism
         self.store.update_party_run(self.job_id, self.party.role, self.party.party_id,
                                     status="running", pid=os.getpid(), reason="")
         try:
@@ -128,7 +131,8 @@ class PartyRuntime:
                 job_id=self.job_id, component=cpn, local=party, parties=self.plan.parties,
                 computing=self.session, federation=self.federation, storage=self.storage,
                 tracker=TaskTracker(store, self.job_id, party, cpn), logger=logger,
-                job_parameters=self.params, tag_prefix=f"a{self.job['attempt']}",
+                job_parameters=self.params.model_dump(),  # a component's own copy, as plain data
+                tag_prefix=f"a{self.job['attempt']}",
             )
             outputs = self._call(component, ctx, cpn)
             self.keeper.save(cpn, outputs.data, outputs.model)
@@ -179,15 +183,21 @@ class PartyRuntime:
                     target.append(outputs.model)
         module = self.plan.module(cpn).module
         for ref in refs.external_model:  # predict jobs: pipeline.<cpn>.model, from this party's model store
-            inputs.model.append(deployed_model(self.home, self.params, self.party, ref, module))
+            inputs.model.append(deployed_model(self.home, self.plan.job_parameters(self.party), self.party,
+                                               ref, module))
         return inputs
+
+
+def run_share(job_id: str, party: Party, conf: ServiceConf, plan: JobPlan | None = None) -> int:
+    """Run ``party``'s share in this process, logging to stderr: the body of both
+    ``python -m flow.runtime.party`` and a party forked by the supervisor."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    return PartyRuntime(job_id, party, conf, plan).run()
 
 
 def main(argv: list[str] | None = None) -> int:
     job_id, role, party_id = (argv or sys.argv[1:])[:3]
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
-    runtime = PartyRuntime(job_id, Party(role, party_id), load_service_conf())
-    return runtime.run()
+    return run_share(job_id, Party(role, party_id), load_service_conf())
 
 
 if __name__ == "__main__":

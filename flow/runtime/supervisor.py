@@ -25,12 +25,12 @@ import backends.computing
 import backends.storage
 import federation
 from federation.api import Party
+from flow.core.settings import EnginesConf, ServiceConf, load_service_conf
+from flow.dsl import JobPlan, load_job
 from flow.governance.trail import flush_audit
-from flow.dsl import load_job
 from flow.runtime import party as party_runtime
 from flow.runtime.party import EXIT_PEER_FAILED, job_dir
 from flow.runtime.transport import make_federation, release_share
-from flow.core.settings import ServiceConf, load_service_conf
 from flow.store import Store, derive_status
 
 POLL_S = 0.2
@@ -47,9 +47,12 @@ def _describe_exit(code: int) -> str:
 
 
 class ForkedParty:
-    """One party runtime in a forked child, with the part of Popen's interface we use."""
+    """One party runtime in a forked child, with the part of Popen's interface we use.
 
-    def __init__(self, job_id: str, party: Party, log: Path):
+    The child runs ``party``'s share of ``plan`` as the supervisor parsed it: the job's
+    files are read once, by the supervisor, not again by each party."""
+
+    def __init__(self, job_id: str, party: Party, log: Path, conf: ServiceConf, plan: JobPlan):
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         pid = os.fork()
         if pid == 0:  # the child never returns from here
@@ -59,7 +62,7 @@ class ForkedParty:
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
                 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-                code = party_runtime.main([job_id, party.role, party.party_id])
+                code = party_runtime.run_share(job_id, party, conf, plan)
             except BaseException:  # noqa: BLE001 - report anything, then leave without cleanup
                 traceback.print_exc()
             finally:
@@ -108,24 +111,25 @@ class Supervisor:
         self.stopping = False
         self.root_reason = ""
         jdir = job_dir(self.home, job_id)
-        self.plan = plan = load_job(jdir / "conf.json", jdir / "dsl.json")
-        self.federation_engine = (plan.job_parameters(plan.initiator).get("federation_engine")
-                                  or conf.default_engines.federation)
-        self._preload(plan)
+        self.plan = load_job(jdir / "conf.json", jdir / "dsl.json")
+        self._preload()
 
-    def _preload(self, plan) -> None:
+    def _engines(self, party: Party) -> EnginesConf:
+        """``party``'s engines, decided as its runtime decides them (one rule, in the plan)."""
+        return self.plan.resolved_job_parameters(party).engines(self.conf.default_engines)
+
+    def _preload(self) -> None:
         """Import every engine the parties will use, so the forked runtimes find them loaded."""
-        engines = self.conf.default_engines
-        for p in plan.all_parties():
-            params = plan.job_parameters(p)
-            backends.computing.ENGINES.get(params.get("computing_engine") or engines.computing)
-            backends.storage.ENGINES.get(params.get("storage_engine") or engines.storage)
-            federation.ENGINES.get(params.get("federation_engine") or engines.federation)
+        for p in self.plan.all_parties():
+            engines = self._engines(p)
+            backends.computing.ENGINES.get(engines.computing)
+            backends.storage.ENGINES.get(engines.storage)
+            federation.ENGINES.get(engines.federation)
 
     def _spawn(self, party: Party) -> ForkedParty:
         log = job_dir(self.home, self.job_id) / f"runtime_{party.role}_{party.party_id}.log"
         self.store.engine.dispose()  # no open database connection may cross the fork
-        proc = ForkedParty(self.job_id, party, log)
+        proc = ForkedParty(self.job_id, party, log, self.conf, self.plan)
         self.store.update_party_run(self.job_id, party.role, party.party_id, pid=proc.pid, status="running")
         return proc
 
@@ -134,8 +138,7 @@ class Supervisor:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
-        job = self.store.job(self.job_id)
-        timeout = float(job["conf"].get("job_parameters", {}).get("common", {}).get("timeout", 3600))
+        timeout = float(self.plan.timeout)
         self.store.update_job(self.job_id, status="running", supervisor_pid=os.getpid(), reason="")
         parties = [Party(r["role"], r["party_id"]) for r in self.store.party_runs(self.job_id)]
         for party in parties:
@@ -184,11 +187,13 @@ class Supervisor:
             self.root_reason = reason
 
     def _abort_others(self, failed: Party, reason: str) -> None:
-        """Speak for the dead party (standalone: its key is on this machine) so peers stop waiting."""
+        """Speak for the dead party (standalone: its key is on this machine), through its own
+        transport, so peers stop waiting."""
         others = [p for p in self.children]
         if not others:
             return
-        fed = make_federation(self.federation_engine, self.conf, self.job_id, failed, None, {}, timeout=1.0)
+        fed = make_federation(self._engines(failed).federation, self.conf, self.job_id, failed, None, {},
+                              timeout=1.0)
         try:
             fed.abort(reason, others)
         finally:

@@ -6,17 +6,15 @@ Outputs are persisted as soon as a task succeeds so that a rerun can reuse them 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
-
 
 from backends.computing.api import Session
 from backends.storage.api import StorageEngine, TableMeta
 from components.base import Dataset, instance_to_row, row_to_instance
 from federation.api import Party
-from flow.models.format import dump_model, to_plain
+from flow.models.format import dump_model, load_model_text, to_plain
 from flow.store import Store
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"

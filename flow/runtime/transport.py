@@ -7,11 +7,14 @@ The runtime asks for an engine by name; the transport class comes from the
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation import ENGINES, Federation, Party
 from flow.core.settings import ServiceConf
 from flow.governance import trail
+
+if TYPE_CHECKING:
+    from flow.dsl import JobPlan
 
 log = logging.getLogger("fedweave.federation")
 
@@ -29,11 +32,11 @@ def make_federation(engine: str, conf: ServiceConf, job_id: str, local: Party, s
                                          on_reject=_record_rejection)
 
 
-def release_share(conf: ServiceConf, plan: Any, job_id: str, party: Party) -> None:
+def release_share(conf: ServiceConf, plan: JobPlan, job_id: str, party: Party) -> None:
     """Remove ``party``'s own channels of a job whose share has ended (``Federation.release``),
     through a fresh endpoint of the engine that share used. A transport that refuses or
     cannot be reached is logged: left-over queues are untidy, not wrong."""
-    engine = plan.job_parameters(party).get("federation_engine") or conf.default_engines.federation
+    engine = plan.resolved_job_parameters(party).engines(conf.default_engines).federation
     try:
         fed = make_federation(engine, conf, job_id, party, None, plan.parties, timeout=1.0)
     except Exception:  # noqa: BLE001 - see above

@@ -1,6 +1,6 @@
 """A party's share of a job that runs between flow servers: what it records, which
 tables it reads, what the initiator was told by the others, how it ends and cleans up.
-Used by :mod:`flow.server.control`; no messaging here."""
+Used by :mod:`flow.server.control` (and ``flow job query`` for the reports); no messaging here."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from federation.api import Party
+from flow.core.settings import ServiceConf
 from flow.dsl import JobPlan, load_job
 from flow.runtime import job as jobs
 from flow.runtime.party import job_dir
 from flow.runtime.transport import release_share
-from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
-
 
 
 def tables_read(plan: JobPlan, party_id: str) -> list[dict[str, str]]:
