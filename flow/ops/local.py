@@ -23,13 +23,14 @@ from backends.storage.csv_import import import_csv
 from flow.core.errors import StoreError
 from flow.core.settings import ServiceConf
 from flow.dsl import JobPlan
-from flow.governance.ops import GovernanceOps
 from flow.governance.trail import record as audit_record
 from flow.models.format import model_view
 from flow.models.ops import ModelOps
 from flow.ops.api import Ops
+from flow.ops.governance import GovernanceOps
 from flow.runtime import job as jobs
 from flow.runtime.logs import iter_follow, read_logs
+from flow.runtime.shares import remote_reports
 from flow.store import FINAL_STATES, Store
 
 #: what ``flow server start`` writes under the home while it serves: {pid, host, port, url, started}
@@ -92,8 +93,6 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
 
     def job_query(self, job_id: str) -> dict[str, Any]:
         """The job and its tasks; for a job proposed to other servers, their reported tasks too."""
-        from flow.server.control import remote_reports
-
         detail = jobs.job_detail(self.store, job_id)
         reports = remote_reports(self.conf.home_path, job_id)
         if reports:

@@ -21,13 +21,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flow.core.errors import ConfigError, FedweaveError, JobNotFound, StorageError, StoreError, ValidationError
+from flow.core.settings import ServiceConf
+from flow.ops.local import LocalOps
 from flow.server.auth import token_matches
 from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
 from flow.server.model_routes import ROUTERS as MODEL_ROUTERS
-from flow.ops.local import LocalOps
 from flow.server.routes import ROUTERS
 from flow.server.worker import Worker
-from flow.core.settings import ServiceConf
 from flow.store import Store
 
 if TYPE_CHECKING:

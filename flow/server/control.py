@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from federation.api import Party
+from flow.core.errors import ConfigError, FederationTimeout, FedweaveError
+from flow.core.settings import ServiceConf
 from flow.dsl import JobPlan
 from flow.dsl.loader import plan_from_dicts
-from flow.core.errors import ConfigError, FedweaveError, FederationTimeout
 from flow.runtime import job as jobs
 from flow.runtime.party import job_dir
-from flow.runtime.transport import make_federation
-from flow.server.shares import (
+from flow.runtime.shares import (
     audit_log,
     cleanup_transport,
     default_access_check,
@@ -48,8 +48,8 @@ from flow.server.shares import (
     tables_read,
     write_json,
 )
+from flow.runtime.transport import make_federation
 from flow.server.worker import Worker
-from flow.core.settings import ServiceConf
 from flow.store import FINAL_STATES, Store
 
 __all__ = ["CONTROL_JOB", "ControlPlane", "remote_reports"]
@@ -98,9 +98,8 @@ class ControlPlane(Worker):
         }
 
     def _endpoint(self) -> Any:
-        from flow.governance.audit import rejection_hook
-
         from federation.auth import RouteTable
+        from flow.governance.audit import rejection_hook
 
         table = RouteTable.load(self.conf.route_table_path)
         me = Party(ROLE, self.party_id)

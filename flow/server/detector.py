@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from flow.server.worker import Worker
 from flow.core.settings import ServiceConf
+from flow.server.worker import Worker
 from flow.store import FINAL_STATES, Store
 from flow.store.models import Job, PartyRun, Task, utcnow
 

@@ -1,5 +1,5 @@
 """The flow server's routes for ``flow schedule``, ``flow privilege`` and ``flow audit``:
-each calls the :class:`flow.governance.ops.GovernanceOps` method the CLI calls in standalone
+each calls the :class:`flow.ops.governance.GovernanceOps` method the CLI calls in standalone
 mode, so the answers are the same. A schedule added here keeps the server's copy of the
 job's files (the client sends their JSON); it fires from the server's schedule loop.
 """

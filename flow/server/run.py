@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from flow.core.errors import ConfigError
-from flow.server.auth import ensure_token
-from flow.ops.local import SERVER_FILE, read_server_file
 from flow.core.settings import ServiceConf
+from flow.ops.local import SERVER_FILE, read_server_file
+from flow.server.auth import ensure_token
 
 
 class _Stopped(Exception):

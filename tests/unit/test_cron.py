@@ -18,7 +18,7 @@ from backends.storage.api import TableMeta
 from flow.core.errors import FedweaveError, JobNotFound, ValidationError
 from flow.core.settings import ServiceConf
 from flow.governance.audit import AuditLog
-from flow.governance.ops import StandaloneGovernance
+from flow.ops.governance import StandaloneGovernance
 from flow.schedules.loop import (
     PromoteRule,
     Schedule,
