@@ -1,15 +1,21 @@
-"""Rows <-> Arrow, shared by every engine that stores tables as Arrow/Parquet data
-(localfs, HDFS, Hive), so they accept and refuse exactly the same rows with the same words."""
+"""Rows <-> Arrow and the one partition-writing loop, shared by every engine that stores
+tables as Arrow/Parquet data (localfs, HDFS, Hive), so they accept and refuse exactly the
+same rows with the same words, and fingerprint and type them the same way."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from backends.computing.api import Table
 from backends.storage.api import TableMeta
-from flow.core.errors import StorageError
+from flow.core.errors import FedweaveError, StorageError
 
 _CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError)
 
@@ -49,6 +55,7 @@ def check_columns(meta: TableMeta, label: str) -> list[str]:
     if meta.label_column is not None and meta.label_column not in columns:
         raise StorageError(f"table {label}: label column '{meta.label_column}' is not among columns {columns}")
     return columns
+
 
 def explicit_types(meta: TableMeta, columns: list[str], label: str) -> list[pa.DataType] | None:
     """The arrow types meta.dtypes asks for, or None to infer them."""
@@ -112,3 +119,72 @@ def parquet_rows(data: bytes, stored: TableMeta, where: str) -> list[tuple[str, 
         raise StorageError(f"table {stored.namespace}/{stored.name}: cannot read {where}: {exc}") from exc
     values = zip(*cols) if cols else ((),) * len(ids)
     return list(zip(ids, values))
+
+
+def parquet_bytes(arrow: pa.Table) -> bytes:
+    """A partition as a Parquet file (the same bytes ``pq.write_table`` puts on disk)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(arrow, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def ipc_bytes(arrow: pa.Table) -> bytes:
+    """A partition as an Arrow IPC stream: what Hive fingerprints, its files being the server's."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, arrow.schema) as writer:
+        writer.write_table(arrow)
+    return sink.getvalue().to_pybytes()
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What writing all partitions found: the meta fields a stored table gets from its rows."""
+
+    columns: list[str]
+    dtypes: list[str]
+    count: int
+    partitions: int
+    sha256: str
+
+    def stored(self, meta: TableMeta, engine: str, address: dict[str, Any]) -> TableMeta:
+        """``meta`` as stored: these fields, the engine and where the table now lives."""
+        return meta.model_copy(update={
+            "engine": engine, "address": address, "columns": self.columns, "dtypes": self.dtypes,
+            "count": self.count, "partitions": self.partitions, "sha256": self.sha256,
+            "created": datetime.now(timezone.utc),
+        })
+
+
+def write_partitions(table: Table, meta: TableMeta, columns: list[str], explicit: list[pa.DataType] | None,
+                     label: str, encode: Callable[[pa.Table], bytes],
+                     take: Callable[[int, pa.Table, bytes], None]) -> Scanned:
+    """Each partition checked and typed by arrow, encoded, fingerprinted (sha256 over the
+    encoded bytes in partition order), then handed to ``take(index, arrow, data)``. Column
+    dtypes are meta's explicit ones, else unified over all partitions."""
+    digest, count, n = hashlib.sha256(), 0, 0
+    seen: list[set[pa.DataType]] = [set() for _ in columns]
+    part: list[tuple[Any, Any]]
+    for index, part in enumerate(table.iter_partitions()):
+        arrow = rows_to_arrow(part, meta.id_column, columns, explicit, index, label)
+        data = encode(arrow)
+        digest.update(data)
+        take(index, arrow, data)
+        for j, column in enumerate(columns):
+            seen[j].add(arrow.schema.field(column).type)
+        count, n = count + arrow.num_rows, index + 1
+    dtypes = list(meta.dtypes) if explicit else [str(unify_types(c, s)) for c, s in zip(columns, seen)]
+    return Scanned(columns, dtypes, count, n, digest.hexdigest())
+
+
+@contextlib.contextmanager
+def writing(label: str, undo: Callable[[], None]) -> Iterator[None]:
+    """A write that fails (or is interrupted) runs ``undo`` (drop the temp table or
+    folder); an unexpected error becomes a StorageError naming the table."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            undo()
+        if isinstance(exc, Exception) and not isinstance(exc, FedweaveError):
+            raise StorageError(f"writing table {label} failed: {type(exc).__name__}: {exc}") from exc
+        raise

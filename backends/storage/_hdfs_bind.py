@@ -66,12 +66,12 @@ def _format_of(path: str, fmt: str | None, label: str) -> str:
 
 def data_files(engine: "HdfsEngine", path: str, fmt: str | None, label: str) -> tuple[list[str], str]:
     """The files a path holds (the file itself, or a folder's visible files) and their format."""
-    status = engine._status(path)
+    status = engine.fs.status(path)
     if status is None:
         raise StorageError(f"cannot bind {label}: hdfs path {path} does not exist ({engine.url})")
     if status["type"] != "DIRECTORY":
         return [path], _format_of(path, fmt, label)
-    with engine._errors(f"bind {label}", path):
+    with engine.fs.errors(f"bind {label}", path):
         entries = engine.client.list(path, status=True)
     files = sorted(posixpath.join(path, n) for n, s in entries
                    if s["type"] == "FILE" and not n.startswith((".", "_")) and s["length"] > 0)
@@ -84,8 +84,8 @@ def data_files(engine: "HdfsEngine", path: str, fmt: str | None, label: str) -> 
 
 
 def _file_bytes(engine: "HdfsEngine", path: str, doing: str) -> bytes:
-    with engine._errors(doing, path), engine.client.read(path) as reader:
-        return reader.read()
+    with engine.fs.errors(doing, path):
+        return engine.fs.read(path)
 
 
 def _decode(data: bytes, fmt: str, id_column: str, where: str) -> pa.Table:

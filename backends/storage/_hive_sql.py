@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from backends.storage.api import TableMeta
-from backends.storage.localfs import check_name
+from backends.storage.filetree import check_name
 from flow.core.errors import StorageError
 
 if TYPE_CHECKING:

@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import shutil
 import threading
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -47,13 +45,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backends.computing.api import Session, Table
-from backends.storage.api import StorageEngine, TableMeta
+from backends.storage._arrow import (Scanned, arrow_type, check_columns, explicit_types, ipc_bytes,
+                                     write_partitions, writing)
 from backends.storage._bound_reads import BoundReads
-from backends.storage._arrow import arrow_type, check_columns, explicit_types, rows_to_arrow, unify_types
 from backends.storage._hive_bind import bound_meta, check_source, source_of
 from backends.storage._hive_sql import (HIVE_TYPES, PART_COLUMN, InsertTarget, error_text, hive_columns, hive_name,
                                         hive_type, ident, name_prefix, sql_text)
-from flow.core.errors import FedweaveError, StorageError
+from backends.storage.api import StorageEngine, TableMeta
+from flow.core.errors import StorageError
 
 META_KEY, META_CHUNK = "fedweave.meta", 3000
 
@@ -202,25 +201,18 @@ class HiveEngine(StorageEngine):
         tmp, staging = f"{base}_3t{token}", f"{base}_3s{token}"
         local = self.staging_dir / f"{base}_{token}" if self.staging_dir else None
         target = InsertTarget(self, meta, label, id_col, cols, tmp, staging, list(meta.dtypes) if explicit else None)
+        address = {"host": self.host, "port": self.port, "database": self.database, "table": base,
+                   "id": id_col, "columns": cols, "partition_column": PART_COLUMN}
         try:
-            if local:
-                dtypes, count, n, digest = self._load(table, meta, columns, explicit, target, local)
-            else:
-                dtypes, count, n, digest = self._scan(table, meta, columns, explicit, target.take)
-                target.finish(dtypes)
-            stored = meta.model_copy(update={
-                "engine": self.engine, "columns": columns, "dtypes": dtypes, "count": count, "partitions": n,
-                "sha256": digest, "created": datetime.now(timezone.utc),
-                "address": {"host": self.host, "port": self.port, "database": self.database, "table": base,
-                            "id": id_col, "columns": cols, "partition_column": PART_COLUMN},
-            })
-            self._set_meta(tmp, stored, "TABLE")
-            self._swap(tmp, base, "TABLE", label)
-        except BaseException as exc:
-            self._drop(tmp)
-            if isinstance(exc, Exception) and not isinstance(exc, FedweaveError):
-                raise StorageError(f"writing table {label} failed: {type(exc).__name__}: {exc}") from exc
-            raise
+            with writing(label, lambda: self._drop(tmp)):
+                if local:
+                    scanned = self._load(table, meta, columns, explicit, target, local)
+                else:
+                    scanned = self._scan(table, meta, columns, explicit, target.take)
+                    target.finish(scanned.dtypes)
+                stored = scanned.stored(meta, self.engine, address)
+                self._set_meta(tmp, stored, "TABLE")
+                self._swap(tmp, base, "TABLE", label)
         finally:
             if target.staged:
                 self._drop(staging)
@@ -235,29 +227,18 @@ class HiveEngine(StorageEngine):
                   f"'fedweave.name'='{meta.name}')", f"create {table}")
 
     def _scan(self, table: Table, meta: TableMeta, columns: list[str], explicit: list[pa.DataType] | None,
-              take: Callable[[int, pa.Table], None]) -> tuple[list[str], int, int, str]:
-        """Each partition checked and typed by arrow, fingerprinted, then handed to ``take``;
-        returns the column dtypes (unified over all partitions), count, partitions, sha256."""
+              take: Callable[[int, pa.Table], None]) -> Scanned:
+        """Each partition checked, typed and fingerprinted (as an Arrow IPC stream: the
+        server keeps the files), then handed to ``take``; refuses dtypes Hive cannot store."""
         label = f"{meta.namespace}/{meta.name}"
-        digest, count, n = hashlib.sha256(), 0, 0
-        seen: list[set[pa.DataType]] = [set() for _ in columns]
-        for index, part in enumerate(table.iter_partitions()):
-            arrow = rows_to_arrow(part, meta.id_column, columns, explicit, index, label)
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, arrow.schema) as writer:
-                writer.write_table(arrow)
-            digest.update(sink.getvalue())
-            take(index, arrow)
-            for j, column in enumerate(columns):
-                seen[j].add(arrow.schema.field(column).type)
-            count, n = count + arrow.num_rows, index + 1
-        dtypes = list(meta.dtypes) if explicit else [str(unify_types(c, s)) for c, s in zip(columns, seen)]
-        for column, dtype in zip(columns, dtypes):
+        scanned = write_partitions(table, meta, columns, explicit, label, ipc_bytes,
+                                   lambda index, arrow, data: take(index, arrow))
+        for column, dtype in zip(columns, scanned.dtypes):
             hive_type(label, column, dtype)
-        return dtypes, count, n, digest.hexdigest()
+        return scanned
 
     def _load(self, table: Table, meta: TableMeta, columns: list[str], explicit: list[pa.DataType] | None,
-              target: "InsertTarget", local: Path) -> tuple[list[str], int, int, str]:
+              target: "InsertTarget", local: Path) -> Scanned:
         """Each partition as a local Parquet file (re-cast once the column types are known),
         loaded into its Hive partition with LOAD DATA LOCAL INPATH."""
         local.mkdir(parents=True)
@@ -267,11 +248,11 @@ class HiveEngine(StorageEngine):
             if arrow.num_rows:
                 pq.write_table(arrow.rename_columns(names), local / f"part-{index:05d}.parquet")
 
-        dtypes, count, n, digest = self._scan(table, meta, columns, explicit, take)
+        scanned = self._scan(table, meta, columns, explicit, take)
         wanted = pa.schema([(names[0], pa.string())] + [(c, pa.string() if d == "null" else arrow_type(d))
-                                                         for c, d in zip(names[1:], dtypes)])
-        target.create(dtypes)
-        for index in range(n):
+                                                         for c, d in zip(names[1:], scanned.dtypes)])
+        target.create(scanned.dtypes)
+        for index in range(scanned.partitions):
             path = local / f"part-{index:05d}.parquet"
             if not path.exists():
                 continue
@@ -280,7 +261,7 @@ class HiveEngine(StorageEngine):
                 pq.write_table(part.cast(wanted), path)
             self._run(f"LOAD DATA LOCAL INPATH {sql_text(str(path))} INTO TABLE {self._q(target.tmp)} "
                       f"PARTITION ({PART_COLUMN}={index})", f"load partition {index} of {target.label}")
-        return dtypes, count, n, digest
+        return scanned
 
     def _swap(self, tmp: str, base: str, keyword: str, label: str) -> None:
         """Old object aside, new one in place, old one dropped."""
