@@ -44,6 +44,17 @@ class Params(BaseModel):
         return sorted(name for name in self.inert & self.model_fields_set
                       if getattr(self, name) != fields[name].get_default(call_default_factory=True))
 
+    def notices(self) -> dict[str, str]:
+        """What a job should be told about this conf, by dotted field: inert settings it sets, and
+        what a nested settings model says about itself through its own ``notices()`` (e.g.
+        ``encrypt_param.key_length``: a Paillier key shorter than 1024 bits)."""
+        found = {name: "accepted for FATE compatibility, not acted on" for name in self.inert_settings()}
+        for name, value in self:
+            tell = getattr(value, "notices", None) if isinstance(value, BaseModel) else None
+            for sub, text in (tell() if callable(tell) else {}).items():
+                found.setdefault(f"{name}.{sub}", text)
+        return found
+
 
 class TrainingParams(Params):
     """FATE's validation, early-stopping, callback and cross-validation switches that every

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
 from components.base import Component, Params
 from federation.api import Party
 from flow.core.errors import ValidationError
@@ -108,19 +106,12 @@ class JobPlan:
         }
 
     def notices(self) -> list[str]:
-        """What the conf sets that is accepted for FATE compatibility but not acted on, and
-        what a nested settings model says about itself through ``notices() -> {field: text}``
-        (e.g. ``encrypt_param``: a Paillier key shorter than 1024 bits)."""
+        """What each component's conf should be told (``Params.notices``): FATE settings accepted
+        but not acted on, and what nested settings say about themselves (short Paillier keys)."""
         found: dict[str, str] = {}
         for (cpn, _), params in self._params.items():
-            if params is None:
-                continue
-            for name in params.inert_settings():
-                found.setdefault(f"{cpn}.{name}", "accepted for FATE compatibility, not acted on")
-            for name, value in params:
-                tell = getattr(value, "notices", None) if isinstance(value, BaseModel) else None
-                for sub, text in (tell() if callable(tell) else {}).items():
-                    found.setdefault(f"{cpn}.{name}.{sub}", text)
+            for name, text in (params.notices() if params is not None else {}).items():
+                found.setdefault(f"{cpn}.{name}", text)
         return [f"{key}: {text}" for key, text in found.items()]
 
     # ------------------------------------------------------------ guards

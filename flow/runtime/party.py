@@ -152,8 +152,8 @@ class PartyRuntime:
 
     def _call(self, component, ctx: Context, cpn: str) -> Outputs:
         args = (ctx, self.plan.component_params(cpn, self.party), self.inputs_of(cpn))
-        for name in args[1].inert_settings():
-            ctx.logger.warning("%s is accepted for FATE compatibility and not acted on", name)
+        for name, text in args[1].notices().items():
+            ctx.logger.warning("%s: %s", name, text)
         if not os.environ.get("FEDWEAVE_PROFILE"):
             return component.run(*args)
         import cProfile  # developer aid: one cProfile dump per task in the job's folder
