@@ -40,14 +40,13 @@ class EncryptParam(BaseModel):
         if bits % 2:
             raise PydanticCustomError("key_length", "Paillier key_length must be even (two primes of "
                                       "key_length/2 bits each), got {bits}", {"bits": bits})
-        if bits < MIN_KEY_LENGTH:
-            raise PydanticCustomError("key_length", "Paillier key_length {bits} is below the minimum of "
-                                      "{floor} bits", {"bits": bits, "floor": MIN_KEY_LENGTH})
-        if bits < SECURE_KEY_LENGTH and not info.data.get("allow_short_key", False):
-            raise PydanticCustomError(
-                "key_length", "Paillier key_length {bits} is shorter than {secure} bits and insecure; "
-                "set encrypt_param.allow_short_key: true to use it anyway (tests, benchmarks)",
-                {"bits": bits, "secure": SECURE_KEY_LENGTH})
+        allowed = info.data.get("allow_short_key", False)
+        if bits < MIN_KEY_LENGTH or (bits < SECURE_KEY_LENGTH and not allowed):
+            floor = MIN_KEY_LENGTH if allowed else SECURE_KEY_LENGTH
+            hint = ("; set encrypt_param.allow_short_key: true to use it anyway (tests, benchmarks)"
+                    if bits >= MIN_KEY_LENGTH else f" ({MIN_KEY_LENGTH} even with allow_short_key)")
+            raise PydanticCustomError("key_length", "Paillier key_length must be at least {floor} bits, got "
+                                      "{bits}{hint}", {"bits": bits, "floor": floor, "hint": hint})
         return bits
 
     def notices(self) -> dict[str, str]:
