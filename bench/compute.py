@@ -98,8 +98,10 @@ def epoch(guest, host, w_g: np.ndarray, b: float, w_h: np.ndarray, keys) -> tupl
         return rows, enc_h.join(rows, _fore4)
 
     times["guest_fore"], (rows, fore4) = _timed(fore)
-    times["guest_grad"], enc_g = _timed(lambda: _sum_vectors(fore4.join(rows, _guest_columns).apply_partitions(_enc_dot)))
-    times["host_grad"], enc_hg = _timed(lambda: _sum_vectors(fore4.join(host, _pair_features).apply_partitions(_enc_dot)))
+    times["guest_grad"], enc_g = _timed(
+        lambda: _sum_vectors(fore4.join(rows, _guest_columns).apply_partitions(_enc_dot)))
+    times["host_grad"], enc_hg = _timed(
+        lambda: _sum_vectors(fore4.join(host, _pair_features).apply_partitions(_enc_dot)))
     times["decrypt"], plain = _timed(lambda: (private.decrypt_many(enc_g), private.decrypt_many(enc_hg)))
     times["epoch"] = sum(times[s] for s in STEPS)
     return times, plain[0], plain[1]
@@ -112,7 +114,8 @@ def check(x_g, x_h, y, w_g, b, w_h, guest_plain, host_plain, name: str) -> float
     coef = 0.25 * wx_g - 0.5 * (2 * y - 1)
     want_g = np.concatenate([x_g.T @ d4, [d4.sum(), coef @ d4]])
     want_h = x_h.T @ d4
-    error = max(float(np.max(np.abs(np.array(guest_plain) - want_g))), float(np.max(np.abs(np.array(host_plain) - want_h))))
+    error = max(float(np.max(np.abs(np.array(guest_plain) - want_g))),
+                float(np.max(np.abs(np.array(host_plain) - want_h))))
     per_row = error / len(y)
     assert per_row < 1e-6, f"{name}: decrypted gradients off by {error} ({per_row} per row)"
     return per_row
@@ -146,12 +149,13 @@ def hetero_lr(args) -> None:
     try:
         tables = {}
         for name, session in sessions.items():
-            warm, small = _timed(lambda: session.parallelize([(k, 1.0) for k in ids[:1000]]).map_values(abs))
-            op = float(np.median([_timed(lambda: small.map_values(abs))[0] for _ in range(5)]))
-            load, (guest, host) = _timed(lambda: (
+            warm, small = _timed(
+                lambda session=session: session.parallelize([(k, 1.0) for k in ids[:1000]]).map_values(abs))
+            op = float(np.median([_timed(lambda small=small: small.map_values(abs))[0] for _ in range(5)]))
+            load, (guest, host) = _timed(lambda session=session: (
                 session.parallelize(((k, Instance(x_g[i], y[i])) for i, k in enumerate(ids)), args.partitions),
                 session.parallelize(((k, Instance(x_h[i])) for i, k in enumerate(ids)), args.partitions)))
-            cut, tables[name] = _timed(lambda: [
+            cut, tables[name] = _timed(lambda guest=guest, host=host: [
                 (guest.filter(keys_in(frozenset(ids[i] for i in batch))),
                  host.filter(keys_in(frozenset(ids[i] for i in batch)))) for batch in timed])
             print(f"[{name}] start {warm:.1f}s; one operation on a 1,000-row table (its fixed cost) {op:.3f}s; "
@@ -209,7 +213,8 @@ def hive_round_trip(args) -> None:
             del table  # only what is read back stays in memory
             read, back = _timed(lambda: engine.read(engine.meta("bench", "source"), s))
             assert back.count() == n
-            write, stored = _timed(lambda: engine.write(back, TableMeta(namespace="bench", name="copy", columns=columns)))
+            write, stored = _timed(
+                lambda: engine.write(back, TableMeta(namespace="bench", name="copy", columns=columns)))
             total, sums = engine._run(f"SELECT COUNT(*), SUM(b) FROM `{engine.database}`.`{stored.address['table']}`",
                                       "check the copy")[0]
             assert (total, int(sums)) == (n, n * (n - 1) // 2), (total, sums)

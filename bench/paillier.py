@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         def cell(base: float | None, width: int) -> str:
             return f"{base:>{width}.0f}" if base else f"{'-':>{width}}"
 
-        def ratio(base: float | None) -> str:
+        def ratio(base: float | None, layer: float = layer) -> str:
             return f"{layer / base:>7.2f}" if base else f"{'-':>7}"
 
         print(f"{name:<34} {layer:>12.0f} {cell(same, 12)} {ratio(same)} {cell(textbook, 15)} {ratio(textbook)}")

@@ -242,7 +242,8 @@ class MessageFederation(Federation):
                 for channel, mid, data in self._frames(pieces, name, tag, dst):
                     self._publish(channel, mid, data)
             self._flush()
-            audit_hook.current().sent(self, name, tag, parties, pieces)  # one entry per object and receiver, never the payload
+            # one entry per object and receiver, never the payload
+            audit_hook.current().sent(self, name, tag, parties, pieces)
 
     def abort(self, reason: str, parties: Sequence[Party]) -> None:
         piece = Piece.of([codec.encode({"reason": str(reason)[:2000]})], kind="abort")  # always one message

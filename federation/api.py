@@ -53,7 +53,7 @@ class Federation(ABC):
     def cleanup(self) -> None:
         """Remove everything this job left in the transport (queues, topics, files)."""
 
-    def release(self, peers: Sequence[Party]) -> None:
+    def release(self, peers: Sequence[Party]) -> None:  # noqa: B027 - optional hook, a no-op unless overridden
         """Remove what only this party reads: its channels from each of ``peers`` and its
         control channel. Safe once this party's share has ended while the others still
         run, since nobody else reads them (unlike :meth:`cleanup`). Nothing by default."""

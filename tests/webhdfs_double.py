@@ -53,7 +53,8 @@ def _octal(params: dict, default: int) -> int:
     try:
         return default if value is None else int(value, 8)
     except ValueError:
-        raise RemoteError("IllegalArgumentException", f"Invalid value for webhdfs parameter \"permission\": {value}") from None
+        raise RemoteError("IllegalArgumentException",
+                          f"Invalid value for webhdfs parameter \"permission\": {value}") from None
 
 
 class WebHdfsDouble:
@@ -125,7 +126,8 @@ class WebHdfsDouble:
             raise RemoteError("IllegalArgumentException", f"Invalid value for webhdfs parameter \"destination\": {dst}")
         return dst
 
-    def datanode_op(self, method: str, op: str, path: str, params: dict, user: str, body: bytes) -> tuple[int, dict, object]:
+    def datanode_op(self, method: str, op: str, path: str, params: dict, user: str,
+                    body: bytes) -> tuple[int, dict, object]:
         if (method, op) == ("PUT", "CREATE"):
             self.fs.create(path, user, _flag(params, "overwrite"), _octal(params, 0o644), body)
             return 201, {"Location": f"hdfs://127.0.0.1{quote(path)}"}, None
@@ -186,9 +188,9 @@ def _handler(double: WebHdfsDouble, role: str) -> type[BaseHTTPRequestHandler]:
             op = (params.pop("op", "") or "").upper()
             user = params.get("user.name", "dr.who")
             if not url.path.startswith(PREFIX):
-                return self._send(404, {}, {"RemoteException": {"exception": "FileNotFoundException",
-                                                                "javaClassName": _EXCEPTIONS["FileNotFoundException"][1],
-                                                                "message": f"not a WebHDFS path: {url.path}"}})
+                return self._send(404, {}, {"RemoteException": {
+                    "exception": "FileNotFoundException", "javaClassName": _EXCEPTIONS["FileNotFoundException"][1],
+                    "message": f"not a WebHDFS path: {url.path}"}})
             path = unquote(url.path[len(PREFIX):]) or "/"
             double.requests.append((role, method, op))
             try:
@@ -203,7 +205,8 @@ def _handler(double: WebHdfsDouble, role: str) -> type[BaseHTTPRequestHandler]:
                     "exception": exc.exception, "javaClassName": java, "message": exc.message}}
             except (ValueError, KeyError) as exc:
                 status, headers, payload = 400, {}, {"RemoteException": {
-                    "exception": "IllegalArgumentException", "javaClassName": _EXCEPTIONS["IllegalArgumentException"][1],
+                    "exception": "IllegalArgumentException",
+                    "javaClassName": _EXCEPTIONS["IllegalArgumentException"][1],
                     "message": str(exc)}}
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._send(status, headers, payload)

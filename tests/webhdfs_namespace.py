@@ -228,12 +228,14 @@ class Namespace:
         chain = self.existing(path, user)
         node = chain[-1][1]
         if user not in (node.owner, self.superuser):
-            raise RemoteError("AccessControlException", f"Permission denied. user={user} is not the owner of inode={path}")
+            raise RemoteError("AccessControlException",
+                              f"Permission denied. user={user} is not the owner of inode={path}")
         node.permission = permission
 
     def set_owner(self, path: str, user: str, owner: str | None, group: str | None) -> None:
         chain = self.existing(path, user)
         if user != self.superuser:
-            raise RemoteError("AccessControlException", f"User {user} is not a super user (non-super user cannot change owner).")
+            raise RemoteError("AccessControlException",
+                              f"User {user} is not a super user (non-super user cannot change owner).")
         chain[-1][1].owner = owner or chain[-1][1].owner
         chain[-1][1].group = group or chain[-1][1].group

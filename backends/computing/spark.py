@@ -348,4 +348,7 @@ class SparkTable(Table):
             return
         sc = self._session._context().sc
         for i, rows in enumerate(self._sizes):
-            yield self._session._job("iter_partitions", lambda: sc.runJob(self._rdd, _whole, [i])) if rows else []
+            if rows:
+                yield self._session._job("iter_partitions", lambda i=i: sc.runJob(self._rdd, _whole, [i]))
+            else:
+                yield []

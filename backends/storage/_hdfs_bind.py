@@ -118,7 +118,8 @@ def bound_meta(engine: "HdfsEngine", namespace: str, name: str, address: str | d
         arrow = _decode(data, fmt, id_column, f"cannot bind {label}: hdfs path {file}")
         names = arrow.schema.names
         if id_column not in names:
-            raise StorageError(f"cannot bind {label}: hdfs path {file} has no id column '{id_column}'; its columns are {names}")
+            raise StorageError(f"cannot bind {label}: hdfs path {file} has no id column '{id_column}'; "
+                               f"its columns are {names}")
         if columns is None:
             columns = [c for c in names if c != id_column]
             if label_column is not None and label_column not in columns:

@@ -43,7 +43,8 @@ def bound_meta(engine: "HiveEngine", namespace: str, name: str, database: str, s
     schema = engine._describe(database, source)
     names = [c for c, _ in schema]
     if id_column.lower() not in [n.lower() for n in names]:
-        raise StorageError(f"cannot bind {label}: Hive table {full} has no id column '{id_column}'; its columns are {names}")
+        raise StorageError(f"cannot bind {label}: Hive table {full} has no id column '{id_column}'; "
+                           f"its columns are {names}")
     id_hive = names[[n.lower() for n in names].index(id_column.lower())]
     columns = [(c, t) for c, t in schema if c != id_hive]
     if label_column is not None and label_column not in [c for c, _ in columns]:
@@ -58,7 +59,8 @@ def bound_meta(engine: "HiveEngine", namespace: str, name: str, database: str, s
         dtypes.append(dtype)
     stats = ", ".join(["COUNT(*)", f"COUNT(`{id_hive}`)", f"COUNT(DISTINCT `{id_hive}`)",
                        f"SUM(CAST(hash({', '.join(f'`{c}`' for c in names)}) AS DECIMAL(38,0)))"])
-    total, with_id, distinct, fingerprint = engine._run(f"SELECT {stats} FROM `{database}`.`{source}`", f"count {full}")[0]
+    total, with_id, distinct, fingerprint = engine._run(f"SELECT {stats} FROM `{database}`.`{source}`",
+                                                        f"count {full}")[0]
     if with_id != total or distinct != total:
         raise StorageError(f"cannot bind {label}: id column '{id_hive}' of {full} has "
                            f"{total - with_id} NULL and {with_id - distinct} duplicate values")

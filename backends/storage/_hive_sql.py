@@ -149,7 +149,8 @@ class InsertTarget:
         if self.spark:
             sql = f"{into} SELECT {self._source(rows, dtypes)}"
         else:
-            sql = f"{into} VALUES " + ", ".join("(" + ", ".join(map(sql_text, row[:-1])) + f", {row[-1]})" for row in rows)
+            sql = f"{into} VALUES " + ", ".join(
+                "(" + ", ".join(map(sql_text, row[:-1])) + f", {row[-1]})" for row in rows)
         self.engine._run(sql, f"insert rows of {self.label}")
 
     def flush(self) -> None:
@@ -174,4 +175,5 @@ class InsertTarget:
         self.create(dtypes)
         casts = "".join(f", CAST(`{c}` AS {HIVE_TYPES[d]})" for c, d in zip(self.cols, dtypes))
         self.engine._run(f"INSERT INTO {self.engine._q(self.tmp)} PARTITION ({PART_COLUMN}) SELECT `{self.id_col}`"
-                         f"{casts}, {PART_COLUMN} FROM {self.engine._q(self.staging)}", f"type the rows of {self.label}")
+                         f"{casts}, {PART_COLUMN} FROM {self.engine._q(self.staging)}",
+                         f"type the rows of {self.label}")

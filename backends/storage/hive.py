@@ -45,12 +45,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backends.computing.api import Session, Table
-from backends.storage._arrow import (Scanned, arrow_type, check_columns, explicit_types, ipc_bytes,
-                                     write_partitions, writing)
+from backends.storage._arrow import (
+    Scanned,
+    arrow_type,
+    check_columns,
+    explicit_types,
+    ipc_bytes,
+    write_partitions,
+    writing,
+)
 from backends.storage._bound_reads import BoundReads
 from backends.storage._hive_bind import bound_meta, check_source, source_of
-from backends.storage._hive_sql import (HIVE_TYPES, PART_COLUMN, InsertTarget, error_text, hive_columns, hive_name,
-                                        hive_type, ident, name_prefix, sql_text)
+from backends.storage._hive_sql import (
+    HIVE_TYPES,
+    PART_COLUMN,
+    InsertTarget,
+    error_text,
+    hive_columns,
+    hive_name,
+    hive_type,
+    ident,
+    name_prefix,
+    sql_text,
+)
 from backends.storage.api import StorageEngine, TableMeta
 from flow.core.errors import StorageError
 
@@ -69,7 +86,8 @@ class HiveEngine(StorageEngine):
         try:
             from pyhive import hive  # noqa: F401
         except ImportError as exc:
-            raise StorageError(f"the hive engine needs pyhive with thrift_sasl: pip install 'fedweave[hive]' ({exc})")
+            raise StorageError("the hive engine needs pyhive with thrift_sasl: "
+                               f"pip install 'fedweave[hive]' ({exc})") from exc
         self.host, self.port, self.database = host, int(port), ident("database", database)
         self.username, self.password, self.auth = username or "fedweave", password, auth
         self.staging_dir = Path(staging_dir).resolve() if staging_dir else None
@@ -137,7 +155,8 @@ class HiveEngine(StorageEngine):
 
     def _tables(self, database: str, pattern: str | None = None) -> list[str]:
         like = f" LIKE '{pattern}'" if pattern else ""
-        with self._lock, contextlib.closing(self._cursor(f"SHOW TABLES IN `{database}`{like}", f"list {database}")) as cursor:
+        show = f"SHOW TABLES IN `{database}`{like}"
+        with self._lock, contextlib.closing(self._cursor(show, f"list {database}")) as cursor:
             names = [d[0].lower() for d in cursor.description]
             at = next((names.index(n) for n in ("tablename", "tab_name") if n in names), 0)
             return sorted(row[at] for row in cursor.fetchall())
@@ -151,7 +170,8 @@ class HiveEngine(StorageEngine):
             text = "".join(props[f"{META_KEY}.{i}"] for i in range(int(props[f"{META_KEY}.parts"])))
             return TableMeta.model_validate_json(base64.b64decode(text))
         except (KeyError, ValueError) as exc:
-            raise StorageError(f"table {label}: Hive table {self.database}.{table} holds no readable fedweave meta") from exc
+            raise StorageError(f"table {label}: Hive table {self.database}.{table} "
+                               "holds no readable fedweave meta") from exc
 
     def _set_meta(self, table: str, meta: TableMeta, keyword: str) -> None:
         text = base64.b64encode(meta.model_dump_json().encode()).decode()
@@ -312,7 +332,8 @@ class HiveEngine(StorageEngine):
         address, label = stored.address, f"{stored.namespace}/{stored.name}"
         source = f"`{ident('database', address['database'])}`.`{ident('table', address['table'])}`"
         key = f"CAST(`{ident('column', address['id'])}` AS STRING)"
-        values = "".join(f", CAST(`{ident('column', c)}` AS {HIVE_TYPES[d]})" for c, d in zip(address["columns"], stored.dtypes))
+        values = "".join(f", CAST(`{ident('column', c)}` AS {HIVE_TYPES[d]})"
+                         for c, d in zip(address["columns"], stored.dtypes))
         part_col = address.get("partition_column")
         with contextlib.closing(self.connect()) as conn:  # its own session: the stream outlives other calls
             for index in range(stored.partitions):

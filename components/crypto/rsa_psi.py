@@ -8,8 +8,9 @@ host (holds d)                                       guest (knows n, e)
 
 The host sees only uniformly blinded values (r is unknown to it), so it learns nothing of
 the guest's ids; the guest sees ``F(H(y)^d)`` of the host's ids but cannot test a guess
-``y`` without ``d`` (it gets one signature per value it sends). ``H`` is ``hash_method`` over ``salt + id`` read as an integer, ``F`` is
-``final_hash_method`` over the signature's fixed-width big-endian bytes.
+``y`` without ``d`` (it gets one signature per value it sends). ``H`` is ``hash_method``
+over ``salt + id`` read as an integer, ``F`` is ``final_hash_method`` over the signature's
+fixed-width big-endian bytes.
 
 Parties are assumed semi-honest, as in FATE: the guest checks every signature, so a host
 that signs with another key is caught, but it cannot check that ``e`` is a valid RSA

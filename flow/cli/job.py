@@ -13,8 +13,8 @@ from rich.table import Table as RichTable
 
 from federation.api import Party
 from flow.cli.main import Env, cli, envelope
-from flow.dsl import load_job
 from flow.core.errors import FedweaveError
+from flow.dsl import load_job
 from flow.runtime import job as jobs
 from flow.store import FINAL_STATES
 

@@ -107,9 +107,16 @@ def cli(ctx: click.Context, service_conf: str | None) -> None:
 
 
 def main() -> None:
-    from flow.cli import data, job, server, tracking  # noqa: F401 - registers the command groups
-    from flow.cli import audit, privilege, schedule  # noqa: F401,I001 - cron, privileges, audit
-    from flow.cli import model  # noqa: F401,I001 - flow model (deploy, list, export, import)
+    from flow.cli import (  # noqa: F401 - registers the command groups  # noqa: F401,I001 - cron, privileges, audit
+        audit,
+        data,
+        job,
+        model,  # noqa: F401,I001 - flow model (deploy, list, export, import)
+        privilege,
+        schedule,
+        server,
+        tracking,
+    )
 
     try:
         cli()

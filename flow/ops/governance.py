@@ -69,7 +69,8 @@ class GovernanceOps:
         (folder / "conf.json").write_text(json.dumps(conf, indent=2))
         (folder / "dsl.json").write_text(json.dumps(dsl, indent=2))
         try:
-            added = sched.add(name, cron, str(folder / "conf.json"), str(folder / "dsl.json"), **fields)
+            added = sched.add(name, cron, str(folder / "conf.json"), str(folder / "dsl.json"), timezone=timezone,
+                              overlap=overlap, promote_if=promote_if, paused=paused)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -63,8 +63,10 @@ def test_guest_on_spark_and_a_bound_hive_table_matches_all_local(breast, tmp_pat
         bound = mixed.ok("table", "bind", "--namespace", "experiment", "--name", "breast_hetero_guest",
                          "--engine", "hive", "--address", json.dumps({"database": bank, "table": "breast_guest"}),
                          "--label-column", "y")
-        assert bound["engine"] == "hive" and bound["count"] == 569 and bound["columns"] == ["y"] + [f"x{i}" for i in range(10)]
-        info = mixed.ok("table", "info", "--namespace", "experiment", "--name", "breast_hetero_guest", "--engine", "hive")
+        assert bound["engine"] == "hive" and bound["count"] == 569
+        assert bound["columns"] == ["y"] + [f"x{i}" for i in range(10)]
+        info = mixed.ok("table", "info", "--namespace", "experiment", "--name", "breast_hetero_guest",
+                        "--engine", "hive")
         assert info == bound and (info["address"]["database"], info["address"]["table"]) == (bank, "breast_guest")
         assert hive_type(admin, f"{database}.{hive_name('experiment', 'breast_hetero_guest')}") == "VIEW"
         mixed.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")

@@ -263,7 +263,8 @@ def test_privileges_and_the_audit_log_are_the_servers(client, server):
                       "--name", "breast_hetero_host")
     assert grant["party"] == "guest:10001"
     listed = client.ok("privilege", "list", "--party", "10001")
-    assert [(g["party_id"], g["namespace"], g["name"]) for g in listed] == [("10001", "experiment", "breast_hetero_host")]
+    assert [(g["party_id"], g["namespace"], g["name"]) for g in listed] == [
+        ("10001", "experiment", "breast_hetero_host")]
     from flow.governance.privileges import list_privileges
 
     store = _store(server[0])

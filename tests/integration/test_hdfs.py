@@ -91,7 +91,8 @@ def test_write_without_permission_names_the_path(engine, session):
     engine.client.makedirs(folder)
     engine.client.set_permission(folder, "555")
     skip_if_superuser(engine, folder)
-    with pytest.raises(StorageError, match=f"hdfs path {folder}/.*permission denied.*Permission denied: user={engine.user}"):
+    with pytest.raises(StorageError,
+                       match=f"hdfs path {folder}/.*permission denied.*Permission denied: user={engine.user}"):
         write(engine, session, namespace="locked")
     assert engine.list("locked") == []
 
@@ -154,8 +155,8 @@ def test_unreachable_name_node_and_bad_config(service):
 
 def test_second_name_node_takes_over(service, session):
     url, user = service
-    engine = create_engine("hdfs", url=[f"http://127.0.0.1:{free_port()}", url], base=f"/tmp/fedweave-it/{uuid.uuid4().hex}",
-                           user=user)
+    engine = create_engine("hdfs", url=[f"http://127.0.0.1:{free_port()}", url],
+                           base=f"/tmp/fedweave-it/{uuid.uuid4().hex}", user=user)
     try:
         assert rows_of(engine.read(write(engine, session), session)) == ROWS
     finally:

@@ -44,7 +44,8 @@ def source(engine):
     engine._run(f"CREATE DATABASE {db}", "create")
     engine._run(f"CREATE TABLE {db}.customers (uid STRING, age INT, income DOUBLE, city STRING, "
                 f"score DECIMAL(10,2), joined DATE, churn BOOLEAN) STORED AS PARQUET", "create")
-    rows = ", ".join(f"('c{i}', {20 + i}, {i * 1.5}, 'city{i % 3}', {i}.25, DATE '2024-01-{i + 1:02d}', {str(i % 2 == 0).lower()})"
+    rows = ", ".join(f"('c{i}', {20 + i}, {i * 1.5}, 'city{i % 3}', {i}.25, "
+                     f"DATE '2024-01-{i + 1:02d}', {str(i % 2 == 0).lower()})"
                      for i in range(12))
     engine._run(f"INSERT INTO {db}.customers VALUES {rows}", "insert")
     yield db
@@ -107,7 +108,8 @@ def test_write_replaces_a_bound_table_and_bind_replaces_a_written_one(engine, so
     assert rows_of(engine.read(written, session)) == {"k": (1.0,)}
     bound = engine.bind(NS, "swap", f"{source}.customers", id_column="uid")
     assert engine.meta(NS, "swap") == bound and rows_of(engine.read(bound, session))["c0"][0] == 20
-    assert [t for t in engine._tables(engine.database) if t.startswith(hive_name(NS, "swap"))] == [hive_name(NS, "swap")]
+    swap = hive_name(NS, "swap")
+    assert [t for t in engine._tables(engine.database) if t.startswith(swap)] == [swap]
 
 
 @pytest.mark.parametrize("address", ["nowhere_db.customers", "{db}.no_such_table"])
@@ -212,7 +214,8 @@ def test_meta_is_kept_in_hive_for_a_new_engine(engine, session):
 def test_load_data_path_round_trip(tmp_path, session):
     rows = {f"r{i}": (i if i % 3 else None, float(i) if i < 20 else i + 0.5, f"s{i}") for i in range(40)}
     with hive_engine(tmp_path, staging_dir=tmp_path / "staging") as loader:
-        stored = loader.write(session.parallelize(rows.items(), 4), TableMeta(namespace=NS, name="l", columns=["a", "b", "c"]))
+        stored = loader.write(session.parallelize(rows.items(), 4),
+                              TableMeta(namespace=NS, name="l", columns=["a", "b", "c"]))
         assert stored.dtypes == ["int64", "double", "string"]
         assert rows_of(loader.read(stored, session)) == rows
         assert list((tmp_path / "staging").iterdir()) == []  # local files removed
@@ -222,7 +225,8 @@ def test_load_data_path_round_trip(tmp_path, session):
 def test_many_batches_go_through_the_staging_table(tmp_path, session, dialect):
     rows = {f"r{i}": (i, None, f"it's \\ {i}\n") for i in range(25)}
     with hive_engine(tmp_path, batch_rows=7, dialect=dialect) as small:
-        stored = small.write(session.parallelize(rows.items(), 3), TableMeta(namespace=NS, name="s", columns=["a", "b", "c"]))
+        stored = small.write(session.parallelize(rows.items(), 3),
+                             TableMeta(namespace=NS, name="s", columns=["a", "b", "c"]))
         assert stored.dtypes == ["int64", "null", "string"] and rows_of(small.read(stored, session)) == rows
         assert small._tables(small.database) == [hive_name(NS, "s")]
 
@@ -241,7 +245,8 @@ def test_unreachable_server_and_bad_database_are_storage_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("FEDWEAVE_SLOW"), reason="set FEDWEAVE_SLOW=1 to run the 1,000,000-row round trip")
+@pytest.mark.skipif(not os.environ.get("FEDWEAVE_SLOW"),
+                    reason="set FEDWEAVE_SLOW=1 to run the 1,000,000-row round trip")
 @pytest.mark.parametrize("path", ["load", "insert"])
 def test_million_row_round_trip(tmp_path, path):
     n = 1_000_000

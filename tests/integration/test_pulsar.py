@@ -20,7 +20,7 @@ from federation.api import Party
 from federation.auth import KeyStore, PartyKeys, RouteTable
 from flow.core.errors import ConfigError, FederationError, FederationTimeout
 from flow.core.settings import load_service_conf
-from tests.pulsar_broker import PulsarLiteBroker, free_port, pulsar_broker, require_broker  # noqa: F401 - fixture
+from tests.pulsar_broker import PulsarLiteBroker, free_port, require_broker  # the pulsar_broker fixture: conftest.py
 
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
 
@@ -280,7 +280,7 @@ def test_from_conf_exchanges_between_two_homes(pulsar_broker, tmp_path, job_id, 
     monkeypatch.delenv("FLOW_HOME", raising=False)
     homes = {"9999": tmp_path / "guest", "10000": tmp_path / "host"}
     confs = {}
-    for pid, home in homes.items():
+    for home in homes.values():
         home.mkdir()
     for pid, home in homes.items():
         confs[pid] = load_service_conf(_write_conf(home, pulsar_broker.url, homes, token="not-checked-by-pulsar-lite"))

@@ -94,7 +94,8 @@ def test_encrypted_dot_on_executors_matches_local(spark, local):
         enc = session.parallelize(d.items(), 3).map_values(public.encrypt)
         joined = enc.join(session.parallelize(x.items(), 3), lambda c, row: (c, row))
         parts = joined.apply_partitions(
-            lambda part: encrypted_dot([c for _, (c, _) in part], np.stack([r for _, (_, r) in part])) if part else None)
+            lambda part: (encrypted_dot([c for _, (c, _) in part], np.stack([r for _, (_, r) in part]))
+                          if part else None))
         total = [sum(col[1:], col[0]) for col in zip(*[p for p in parts if p is not None])]
         return private.decrypt_many(total)
 
@@ -155,7 +156,8 @@ def test_settings_from_conf_and_spark_run():
                                   "conf": {"spark.speculation": True}})
     assert isinstance(s, SparkComputing) and s.default_partitions == 2
     conf = s.conf
-    assert (conf["spark.master"], conf["spark.executor.instances"], conf["spark.executor.cores"]) == ("local[1]", "3", "2")
+    assert (conf["spark.master"], conf["spark.executor.instances"], conf["spark.executor.cores"]) == (
+        "local[1]", "3", "2")
     assert conf["spark.executor.memory"] == "4g", "the job's spark_run wins over the service conf"
     assert conf["spark.speculation"] == "true" and conf["spark.driver.host"] == "127.0.0.1"
     assert SparkComputing(master="spark://h:7077").conf.get("spark.driver.host") is None

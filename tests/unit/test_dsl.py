@@ -182,7 +182,8 @@ def test_job_parameters_role_overrides() -> None:
     conf, dsl = example()
     conf["role"]["host"] = [10000, 10001, 10002]
     for i in (1, 2):
-        conf["component_parameters"]["role"]["host"][str(i)] = copy.deepcopy(conf["component_parameters"]["role"]["host"]["0"])
+        hosts = conf["component_parameters"]["role"]["host"]
+        hosts[str(i)] = copy.deepcopy(hosts["0"])
     conf["job_parameters"]["common"]["spark_run"] = {"num-executors": 2, "conf": {"a": 1}}
     conf["job_parameters"]["role"] = {
         "host": {"all": {"timeout": 900, "spark_run": {"conf": {"b": 2}}},
@@ -278,7 +279,7 @@ def test_invalid_json_gives_line_and_column(tmp_path: Path) -> None:
     conf, dsl = example()
     text = json.dumps(conf, indent=2).replace('"dsl_version": 2,', '"dsl_version": 2')
     conf_path, dsl_path = write(tmp_path, text, dsl)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if '"initiator"' in l)
+    line = next(i for i, line_text in enumerate(text.splitlines(), 1) if '"initiator"' in line_text)
     with pytest.raises(ValidationError) as info:
         load_job(conf_path, dsl_path)
     assert info.value.problems == [f"{conf_path}: line {line} column 3: invalid JSON: Expecting ',' delimiter"]

@@ -74,7 +74,7 @@ def run_parties(tmp: Path, component: type[Component], jobs: dict[Party, tuple[S
         t.start()
     for t in threads:
         t.join(120)
-    for party, res in results.items():
+    for res in results.values():
         if isinstance(res, BaseException):
             raise res
     return results

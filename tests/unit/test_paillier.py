@@ -181,7 +181,7 @@ def test_invalid_arguments_raise(keys):
 
 
 def test_mixing_keys_raises(keys, other_keys):
-    (pk, sk), (pk2, sk2) = keys, other_keys
+    (pk, _sk), (pk2, sk2) = keys, other_keys
     a, b = pk.encrypt(1.0), pk2.encrypt(1.0)
     for call in (lambda: a + b, lambda: a - b, lambda: sk2.decrypt(a), lambda: encrypted_sum([a, b]),
                  lambda: encrypted_dot([a, b], np.ones((2, 1)))):

@@ -122,8 +122,9 @@ def test_without_a_party_list_late_keys_are_read_from_the_store(tmp_path):
     guest.remote("hello", "w", "0", [HOST])
     assert host.get("w", "0", [GUEST], timeout=10) == ["hello"]
     stranger = PartyKeys.generate("6666")
+    routes = guest.route_table.with_party("6666", stranger.public_key_b64)
     intruder = StandaloneFederation(JOB, Party("guest", "6666"), tmp_path, keys=stranger,
-                                    route_table=guest.route_table.with_party("6666", stranger.public_key_b64))  # fmt: skip
+                                    route_table=routes)  # fmt: skip
     intruder.remote("hi", "w", "1", [HOST])
     with pytest.raises(FederationTimeout):
         host.get("w", "1", [Party("guest", "6666")], timeout=0.2)
