@@ -58,7 +58,8 @@ def _mutations():
 
     def key_below_the_floor(c, d):
         c["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": 100}
-        return "conf.json: component_parameters.common.hetero_lr_0.encrypt_param.key_length", "minimum of 256"
+        return ("conf.json: component_parameters.common.hetero_lr_0.encrypt_param.key_length",
+                "at least 1024 bits, got 100 (256 even with allow_short_key)")
 
     def odd_key_length(c, d):
         c["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": 1025}
