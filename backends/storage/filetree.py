@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import uuid
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -30,19 +29,22 @@ from backends.storage._arrow import (
     writing,
 )
 from backends.storage.api import StorageEngine, TableMeta
-from backends.storage.fs import FileSystem, Missing
-from flow.core.errors import StorageError
+from backends.storage.fs import FileSystem, LocalFileSystem, Missing
+from flow.core.errors import InvalidIdentifier, StorageError
+from flow.core.ids import is_valid
+from flow.core.paths import safe_join
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 META_FILE = "meta.json"
 PART_FILE = "part-{:05d}.parquet"
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
 
 
 def is_name(value: Any) -> bool:
-    return isinstance(value, str) and _NAME.fullmatch(value) is not None and ".." not in value
+    """A namespace or table name (flow.core.ids: letters, digits, '_', '-', '.' not first,
+    no '..', at most 200): one folder name, never a path."""
+    return is_valid("table_name", value)
 
 
 def check_name(what: str, value: Any) -> str:
@@ -67,8 +69,15 @@ class FileTreeStorage(StorageEngine):
         """The meta's address of a table written to folder ``target``."""
 
     def path(self, namespace: str, name: str) -> str:
-        """Folder of a table (whether or not it exists)."""
-        return self.fs.join(self.top, check_name("namespace", namespace), check_name("name", name))
+        """Folder of a table (whether or not it exists); on the local disk it must stay
+        under ``top`` with links followed."""
+        folder = self.fs.join(self.top, check_name("namespace", namespace), check_name("name", name))
+        if isinstance(self.fs, LocalFileSystem):
+            try:
+                safe_join(self.top, namespace, name, fields=("namespace", "name"))
+            except InvalidIdentifier as exc:
+                raise StorageError(f"invalid table {namespace}/{name}: {exc}") from None
+        return folder
 
     def _list(self, folder: str) -> list[str]:
         """Names in a folder, sorted; none when it does not exist."""

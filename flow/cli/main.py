@@ -98,6 +98,7 @@ def envelope(fn: Callable) -> Callable:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fedweave", message="fedweave %(version)s")
 @click.option("--service-conf", envvar="FEDWEAVE_SERVICE_CONF", default=None,
               help="service_conf.yaml of this party (default: $FLOW_HOME/service_conf.yaml, then conf/).")
 @click.pass_context
@@ -116,6 +117,7 @@ def main() -> None:
         schedule,
         server,
         tracking,
+        user,  # noqa: F401 - flow user (add, list, remove, rotate)
     )
 
     try:

@@ -72,3 +72,12 @@ class StoreError(FedweaveError):
 
 class JobNotFound(StoreError):
     exit_code = 2
+
+
+class InvalidIdentifier(ValidationError):
+    """A job id, role, party id, table or other name that cannot be one (it would leave its
+    folder, or is no name at all); one problem line naming the field."""
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        super().__init__([problem])

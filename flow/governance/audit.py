@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from flow.core.errors import StoreError
+from flow.core.ids import is_valid
 
 if TYPE_CHECKING:  # typing only: the audit log must not pull in the federation stack
     from federation.envelope import Rejection
@@ -49,7 +50,6 @@ KNOWN_KINDS: dict[str, str] = {
     "login": "a user authenticated against this party's flow server",
 }
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
-_PARTY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _FIELDS = ("seq", "time", "kind", "party", "actor", "job", "details", "prev_hash")
 _TAIL_CHUNK = 64 * 1024
 
@@ -104,8 +104,9 @@ class AuditLog:
     def __init__(self, home: str | os.PathLike[str], party_id: str, *,
                  clock: Callable[[], datetime] | None = None, fsync: bool = True):
         party_id = str(party_id)
-        if not _PARTY_RE.match(party_id):
-            raise AuditError(f"audit log: party_id '{party_id}' must be 1-64 letters, digits, '_', '-' or '.'")
+        if not is_valid("party_id", party_id):
+            raise AuditError(f"audit log: party_id '{party_id}' must be 1-64 letters, digits, '_', '-' or '.' "
+                             "(not starting with '.')")
         self.party_id = party_id
         self.dir = Path(home) / "audit"
         self.path = self.dir / f"{party_id}.log"

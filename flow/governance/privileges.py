@@ -11,16 +11,17 @@ The rows are read and written by ``store.privileges``
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
-from flow.core.errors import FedweaveError
+from flow.core.errors import FedweaveError, InvalidIdentifier
+from flow.core.ids import ROLES, is_valid, problem
 from flow.governance.audit import AuditLog
 from flow.store import Store
 
 ANY_TABLE = "*"
-_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_ROLES = ("guest", "host", "arbiter")
+_ROLES = ROLES
+#: the longest namespace or table name a grant may name
+_TABLE_MAX = 128
 
 
 class PrivilegeError(FedweaveError):
@@ -29,22 +30,45 @@ class PrivilegeError(FedweaveError):
     exit_code = 2
 
 
+class InvalidGrant(PrivilegeError, InvalidIdentifier):
+    """The party, namespace or name of a grant is no identifier of its kind (flow.core.ids):
+    one line naming the flag; a flow server answers 400."""
+
+    def __init__(self, field: str, problem: str):
+        InvalidIdentifier.__init__(self, field, problem)
+
+
 def parse_party(text: str) -> tuple[str, str]:
     """``"host:10000"`` -> ("host", "10000"); ``"10000"`` -> ("", "10000") (any role)."""
     role, _, pid = str(text).strip().rpartition(":")
     if role and role not in _ROLES:
-        raise PrivilegeError(f"--party '{text}': role '{role}' is not one of {', '.join(_ROLES)}")
-    if not _ID_RE.match(pid):
-        raise PrivilegeError(f"--party '{text}': party id must be 1-64 letters, digits, '_', '-' or '.'")
+        raise InvalidGrant("--party", f"--party {text!r}: role {role!r} is not one of {', '.join(_ROLES)}")
+    if not is_valid("party_id", pid):
+        raise InvalidGrant("--party", f"--party {text!r}: party id must be 1-64 letters, digits, '_', '-' "
+                                      "or '.' (not starting with '.')")
     return role, pid
 
 
+def check_grant(party: str, namespace: str, name: str) -> tuple[str, str]:
+    """(role, party id) of a grant's party once the party, namespace and name are each one
+    of their kind; InvalidGrant naming the flag otherwise (before anything is read or written)."""
+    role_pid = parse_party(party)
+    _check_table(namespace, name)
+    return role_pid
+
+
 def _check_table(namespace: str, name: str) -> None:
-    for flag, value, limit in (("--namespace", namespace, 128), ("--name", name, 128)):
-        if not value or len(value) > limit or "/" in value:
-            raise PrivilegeError(f"{flag} '{value}' must be 1-{limit} characters without '/'")
+    """Both must be table names (flow.core.ids) of at most 128 characters; ``name`` may be ``*``."""
     if namespace == ANY_TABLE:
-        raise PrivilegeError("--namespace cannot be '*': grant namespaces one by one")
+        raise InvalidGrant("--namespace", "--namespace cannot be '*': grant namespaces one by one")
+    for flag, kind, value in (("--namespace", "namespace", namespace), ("--name", "table_name", name)):
+        if kind == "table_name" and value == ANY_TABLE:
+            continue
+        reason = problem(kind, value, flag)
+        if reason is None and len(value) > _TABLE_MAX:
+            reason = f"{flag}: {value[:40]!r}... is longer than {_TABLE_MAX} characters"
+        if reason is not None:
+            raise InvalidGrant(flag, reason)
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:

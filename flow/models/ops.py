@@ -12,6 +12,7 @@ from typing import Any
 from federation.api import Party
 from federation.auth import KeyStore, RouteTable, standalone_route_table
 from flow.core.errors import FedweaveError
+from flow.core.ids import identifiers
 from flow.core.settings import ServiceConf
 from flow.governance.trail import record as audit_record
 from flow.models.archive import export_model, import_model
@@ -26,10 +27,12 @@ class ModelOps:
     def model_store(self) -> ModelStore:
         return ModelStore(self.conf.home_path)
 
+    @identifiers(model_id="model_id")
     def model_list(self, model_id: str | None = None) -> list[dict[str, Any]]:
         """Every model version kept in this home, with its parties, components and deployment."""
         return self.model_store().list(model_id)
 
+    @identifiers(job_id="job_id", model_id="model_id", model_version="model_version", cpn_list="component")
     def model_deploy(self, job_id: str | None = None, model_id: str | None = None,
                      model_version: str | None = None, cpn_list: list[str] | None = None) -> dict[str, Any]:
         """The predict DSL and a predict conf to start from; the deployment is recorded in this home."""
@@ -39,6 +42,8 @@ class ModelOps:
         audit_record(self.conf, "model.deploy", job=version, model_id=mid, cpn_list=result["cpn_list"])
         return result
 
+    @identifiers(job_id="job_id", model_id="model_id", model_version="model_version", role="role",
+                 party_id="party_id")
     def model_export(self, output_path: Path, job_id: str | None = None, model_id: str | None = None,
                      model_version: str | None = None, role: str | None = None,
                      party_id: str | None = None) -> dict[str, Any]:

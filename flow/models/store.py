@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from federation.api import Party
 from flow.core.errors import StoreError
+from flow.core.ids import is_valid, problem
+from flow.core.paths import is_inside, safe_join
 from flow.models.deploy import derive_predict_dsl
 from flow.models.format import load_model_text
 
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
     from flow.dsl import JobPlan
     from flow.store import Store
 
-#: model ids and versions become folder names: no separators, no "." or ".."
-_NAME = re.compile(r"^[A-Za-z0-9_#.-]{1,255}$")
+#: what each name of the store's layout is, as an identifier (flow.core.ids)
+_KINDS = {"model_id": "model_id", "model_version": "model_version", "role": "role", "party_id": "party_id",
+          "component": "component"}
 
 
 class ModelNotFound(StoreError):
@@ -59,8 +61,11 @@ def gen_model_id(roles: dict[str, list[str]]) -> str:
 
 
 def check_name(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value) or value in (".", ".."):
-        raise ModelNotFound(f"{what} {value!r} is not a valid name (letters, digits, '_', '#', '.', '-')")
+    """``value`` if it is a valid ``what`` (model_id, model_version, role, party_id or
+    component: the folder and file names of the store); ModelNotFound naming it otherwise."""
+    reason = problem(_KINDS.get(what, "model_id"), value, what)
+    if reason is not None:
+        raise ModelNotFound(reason)
     return value
 
 
@@ -94,11 +99,13 @@ class ModelStore:
 
     # ------------------------------------------------------------ paths
     def version_dir(self, model_id: str, model_version: str) -> Path:
-        return self.root / check_name(model_id, "model_id") / check_name(str(model_version), "model_version")
+        version = str(model_version)
+        return safe_join(self.root, check_name(model_id, "model_id"), check_name(version, "model_version"),
+                         fields=("model_id", "model_version"))
 
     def part_dir(self, model_id: str, model_version: str, party: Party) -> Path:
-        return (self.version_dir(model_id, model_version) / check_name(party.role, "role")
-                / check_name(party.party_id, "party_id"))
+        return safe_join(self.version_dir(model_id, model_version), check_name(party.role, "role"),
+                         check_name(party.party_id, "party_id"), fields=("role", "party_id"))
 
     # ------------------------------------------------------------ write
     def save_party(self, plan: JobPlan, job_id: str, party: Party, parts: dict[str, tuple[str, str]]) -> dict:
@@ -113,7 +120,7 @@ class ModelStore:
         pdir = self.part_dir(model_id, version, party)
         files = {}
         for cpn, (module, text) in parts.items():
-            write_atomic(pdir / f"{check_name(cpn, 'component')}.json", text)
+            write_atomic(safe_join(pdir, f"{check_name(cpn, 'component')}.json", fields=("component",)), text)
             files[cpn] = {"module": module, "sha256": sha256(text.encode())}
         part = {"role": party.role, "party_id": party.party_id, "saved": _now(), "components": files}
         write_atomic(pdir / "part.json", _json(part))
@@ -128,9 +135,9 @@ class ModelStore:
         ids = [check_name(model_id, "model_id")] if model_id else sorted(p.name for p in self.root.iterdir())
         for mid in ids:
             base = self.root / mid
-            if base.is_dir():
+            if is_valid("model_id", mid) and base.is_dir() and is_inside(self.root, base):
                 for v in sorted(p.name for p in base.iterdir()):
-                    if (base / v / "model.json").is_file():
+                    if is_valid("model_version", v) and (base / v / "model.json").is_file():
                         yield mid, v
 
     def find(self, job_id: str | None = None, model_id: str | None = None,
@@ -184,7 +191,7 @@ class ModelStore:
         if module and entry["module"] != module:
             raise ModelNotFound(f"component '{component}' of model {model_id} version {model_version} is a "
                                 f"{entry['module']}, not a {module}")
-        text = (pdir / f"{check_name(component, 'component')}.json").read_bytes()
+        text = safe_join(pdir, f"{check_name(component, 'component')}.json", fields=("component",)).read_bytes()
         if sha256(text) != entry["sha256"]:
             raise ModelCorrupt(f"model {model_id} version {model_version}: the stored model of '{component}' "
                                f"for {party} does not match its sha256; import the model again")

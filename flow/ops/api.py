@@ -7,6 +7,8 @@ asks a flow server for it over HTTP (after ``flow init --ip --port``). Both decl
 any command runs, and the CLI is written against this protocol alone. :data:`ROUTES` names the
 HTTP route of each operation: RemoteOps builds its requests from it, and
 ``tests/contract/test_ops_contract.py`` checks that the server offers every one.
+:data:`ROLES` names the least role a person needs for each operation; the flow server
+refuses every route of an operation it does not name.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Literal, Protocol, get_args
 from urllib.parse import quote
 
 from flow.dsl import JobPlan
@@ -58,7 +60,67 @@ ROUTES: dict[str, tuple[str, str]] = {
     "model_export": ("GET", "/models/export"),
     "model_import": ("POST", "/models/import"),
     "server_status": ("GET", "/server/status"),
+    "user_add": ("POST", "/users"),
+    "user_list": ("GET", "/users"),
+    "user_remove": ("DELETE", "/users/{name}"),
+    "user_rotate": ("POST", "/users/{name}/rotate"),
 }
+
+#: what a person may do on a flow server, least first; each role may do all the one before may
+Role = Literal["viewer", "operator", "admin"]
+ROLE_ORDER: tuple[Role, ...] = get_args(Role)
+
+#: operation -> the least role that may ask a flow server for it. A viewer reads jobs, their
+#: logs, metrics and models, the table list and schedules; an operator also changes them
+#: (submit, stop, rerun, upload, bind and delete tables, schedules, deploy) and reads the data
+#: itself (downloads, output rows, model archives) and the grants; an admin also grants and
+#: revokes privileges, manages users, imports models and reads the audit log.
+ROLES: dict[str, Role] = {
+    "job_submit": "operator",
+    "job_query": "viewer",
+    "job_list": "viewer",
+    "job_stop": "operator",
+    "job_rerun": "operator",
+    "job_logs": "viewer",
+    "data_upload": "operator",
+    "data_download": "operator",
+    "table_info": "viewer",
+    "table_bind": "operator",
+    "table_list": "viewer",
+    "table_delete": "operator",
+    "tracking_metrics": "viewer",
+    "tracking_output_data": "operator",
+    "tracking_output_model": "viewer",
+    "schedule_add": "operator",
+    "schedule_list": "viewer",
+    "schedule_pause": "operator",
+    "schedule_resume": "operator",
+    "schedule_remove": "operator",
+    "schedule_run_now": "operator",
+    "schedule_history": "viewer",
+    "privilege_grant": "admin",
+    "privilege_revoke": "admin",
+    "privilege_list": "operator",
+    "audit_list": "admin",
+    "audit_verify": "admin",
+    "model_list": "viewer",
+    "model_deploy": "operator",
+    "model_export": "operator",
+    "model_import": "admin",
+    "server_status": "viewer",
+    "user_add": "admin",
+    "user_list": "admin",
+    "user_remove": "admin",
+    "user_rotate": "admin",
+}
+
+
+def role_allows(role: str, op: str) -> bool:
+    """Whether ``role`` may ask for ``op``; an operation or role not named is refused."""
+    need = ROLES.get(op)
+    if need is None or role not in ROLE_ORDER:
+        return False
+    return ROLE_ORDER.index(role) >= ROLE_ORDER.index(need)
 
 
 def route(op: str, **path: str) -> tuple[str, str]:
@@ -220,6 +282,23 @@ class Ops(Protocol):
     @abstractmethod
     def server_status(self) -> dict[str, Any]:
         """The server (if any), transport, store and engines these operations run against."""
+
+    # users ----------------------------------------------------------------
+    @abstractmethod
+    def user_add(self, name: str, role: str) -> dict[str, Any]:
+        """Let ``name`` use the flow server as ``role``; the answer holds its token, shown this once."""
+
+    @abstractmethod
+    def user_list(self) -> list[dict[str, Any]]:
+        """Every user: name, role, created, last used (never a token)."""
+
+    @abstractmethod
+    def user_remove(self, name: str) -> dict[str, Any]:
+        """Take a user away; its token stops working at once."""
+
+    @abstractmethod
+    def user_rotate(self, name: str) -> dict[str, Any]:
+        """Give a user a new token (shown this once); the old one stops working."""
 
 
 def operations() -> list[str]:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from flow.core.errors import FedweaveError
+from flow.core.ids import check_id, identifiers
+from flow.core.paths import safe_join
 from flow.core.settings import ServiceConf
 from flow.dsl.loader import plan_from_dicts
 from flow.governance import privileges
@@ -49,9 +51,11 @@ class GovernanceOps:
     def scheduler(self) -> Scheduler:
         return self.make_scheduler() if self.make_scheduler is not None else party_scheduler(self.conf, self.store)
 
+    @identifiers(name="schedule")
     def schedule_folder(self, name: str) -> Path:
-        return self.conf.home_path / "schedules" / name
+        return safe_join(self.conf.home_path / "schedules", name, fields=("name",))
 
+    @identifiers(name="schedule")
     def schedule_add(self, cron: str, conf: Any, dsl: Any, *, name: str, timezone: str = "UTC",
                      overlap: str = "skip", promote_if: str | None = None, paused: bool = False,
                      conf_file: str = "conf.json", dsl_file: str = "dsl.json") -> dict[str, Any]:
@@ -82,24 +86,29 @@ class GovernanceOps:
         sched.refresh()
         return [_schedule_view(s, sched) for s in sched.list(history=1)]
 
+    @identifiers(name="schedule")
     def schedule_pause(self, name: str) -> dict[str, Any]:
         self.scheduler().pause(name)
         return {"name": name, "paused": True}
 
+    @identifiers(name="schedule")
     def schedule_resume(self, name: str) -> dict[str, Any]:
         sched = self.scheduler()
         sched.resume(name)
         return {"name": name, "paused": False, "next_fire": sched.next_fire(name)}
 
+    @identifiers(name="schedule")
     def schedule_remove(self, name: str) -> dict[str, Any]:
         self.scheduler().remove(name)
         shutil.rmtree(self.schedule_folder(name), ignore_errors=True)
         return {"name": name, "removed": True}
 
+    @identifiers(name="schedule")
     def schedule_run_now(self, name: str, force: bool = False) -> dict[str, Any]:
         job_id = self.scheduler().run_now(name, force=force)
         return {"name": name, "job_id": job_id, "queued": job_id is None}
 
+    @identifiers(name="schedule")
     def schedule_history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         sched = self.scheduler()
         sched.refresh(name)
@@ -121,11 +130,15 @@ class GovernanceOps:
         """A grant or revoke on behalf of ``actor`` (default: this machine's user): the flow
         server names its client here, which the operations of :class:`flow.ops.api.Ops` leave
         out because a client must not choose who the audit log says it is."""
+        privileges.check_grant(party, namespace, name)  # before the audit log or the store is touched
         change = privileges.grant if action == "grant" else privileges.revoke
         return change(self.store, party, namespace, name, audit=self.audit_log(), actor=actor or user_actor())
 
+    @identifiers(namespace="namespace")
     def privilege_list(self, party: str | None = None, namespace: str | None = None,
                        name: str | None = None) -> list[dict[str, Any]]:
+        if name is not None and name != privileges.ANY_TABLE:
+            check_id("table_name", name, "name")
         party_id = privileges.parse_party(party)[1] if party else None
         return privileges.list_privileges(self.store, party_id=party_id, namespace=namespace, name=name)
 
@@ -138,6 +151,7 @@ class GovernanceOps:
             raise FedweaveError(f"no audit log of party '{party}' in {self.conf.home_path / 'audit'} (logs: {have})")
         return chosen
 
+    @identifiers(job="job_id", party="party_id")
     def audit_list(self, job: str | None = None, since: str | datetime | None = None, kind: str | None = None,
                    party: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Entries oldest first, merged across the home's logs by time; ``limit``: the newest N."""
@@ -148,6 +162,7 @@ class GovernanceOps:
         entries.sort(key=lambda e: (e["time"], e["party"], e["seq"]))
         return entries[-limit:] if limit else entries
 
+    @identifiers(party="party_id")
     def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:
         """Each log's chain checked: ``ok``, entries good, and the first bad entry with why."""
         out = []

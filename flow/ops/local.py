@@ -1,5 +1,11 @@
 """The operations behind the CLI's commands, run in this process.
 
+Every identifier a caller passes (job id, role, party id, component, namespace, table,
+schedule, model id and version) is checked against its kind (:mod:`flow.core.ids`) before
+any path, query or queue name is built from it: ``@identifiers`` on each method. A bad
+one is an :class:`flow.core.errors.InvalidIdentifier`: one line naming the field, exit
+code 2 on the CLI, HTTP 400 from the server (whose routes call these methods).
+
 The CLI calls these in standalone mode and the flow server calls the same ones for its
 HTTP routes, so a command gives the same answer either way. Both this class and
 ``flow.ops.remote.RemoteOps`` (which sends them to a server) implement
@@ -21,6 +27,8 @@ from backends.storage import StorageEngine, engine_from_conf
 from backends.storage.api import TableMeta
 from backends.storage.csv_import import import_csv
 from flow.core.errors import StoreError
+from flow.core.ids import identifiers
+from flow.core.paths import safe_join
 from flow.core.settings import ServiceConf
 from flow.dsl import JobPlan
 from flow.governance.trail import record as audit_record
@@ -28,6 +36,7 @@ from flow.models.format import model_view
 from flow.models.ops import ModelOps
 from flow.ops.api import Ops
 from flow.ops.governance import GovernanceOps
+from flow.ops.users import UserOps
 from flow.runtime import job as jobs
 from flow.runtime.logs import iter_follow, read_logs
 from flow.runtime.shares import remote_reports
@@ -53,7 +62,7 @@ def read_server_file(home: Path) -> dict[str, Any] | None:
     return info
 
 
-class LocalOps(GovernanceOps, ModelOps, Ops):
+class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
     """Every CLI operation against this party's own conf, store and storage."""
 
     remote = False
@@ -91,6 +100,7 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
         audit_record(self.conf, "job.submit", job=info["job_id"], conf=conf_path, dsl=dsl_path)
         return info
 
+    @identifiers(job_id="job_id")
     def job_query(self, job_id: str) -> dict[str, Any]:
         """The job and its tasks; for a job proposed to other servers, their reported tasks too."""
         detail = jobs.job_detail(self.store, job_id)
@@ -105,12 +115,15 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
                  "initiator": f"{j['initiator_role']}:{j['initiator_party']}", "reason": j["reason"]}
                 for j in self.store.jobs(limit)]
 
+    @identifiers(job_id="job_id")
     def job_stop(self, job_id: str) -> dict[str, Any]:
         return jobs.stop_job(self.store, job_id)
 
+    @identifiers(job_id="job_id", component="component")
     def job_rerun(self, job_id: str, component: str | None = None) -> dict[str, Any]:
         return jobs.rerun_job(self.conf, self.store, job_id, component)
 
+    @identifiers(job_id="job_id", role="role", party_id="party_id", component="component")
     def job_logs(self, job_id: str, role: str | None = None, party_id: str | None = None,
                  component: str | None = None, follow: bool = False) -> Iterator[str]:
         """Log lines, each prefixed [role party component]; with ``follow`` until the job ends."""
@@ -122,6 +135,7 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
                            done=lambda: self.store.job(job_id)["status"] in FINAL_STATES, poll=LOG_POLL)
 
     # data and tables ----------------------------------------------------
+    @identifiers(namespace="namespace", name="table_name")
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
                     label_column: str | None = None, partitions: int | None = None,
                     engine: str | None = None) -> dict[str, Any]:
@@ -135,6 +149,7 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
         return {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
                 "partitions": meta.partitions, "engine": meta.engine, "columns": meta.columns}
 
+    @identifiers(namespace="namespace", name="table_name")
     def iter_csv(self, namespace: str, name: str, engine: str | None = None) -> Iterator[str]:
         """A stored table as CSV text, header first, a partition at a time (a missing
         table raises here, before anything is written)."""
@@ -160,21 +175,26 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
                 writer.writerow([key, *row])
             yield flush()
 
+    @identifiers(namespace="namespace", name="table_name")
     def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:
         return {"file": str(output), "count": write_csv(self.iter_csv(namespace, name, engine), output)}
 
+    @identifiers(namespace="namespace", name="table_name")
     def table_info(self, namespace: str, name: str, engine: str | None = None) -> dict[str, Any]:
         return table_view(self.storage(engine).meta(namespace, name))
 
+    @identifiers(namespace="namespace", name="table_name")
     def table_bind(self, namespace: str, name: str, engine: str, address: dict[str, Any],
                    id_column: str = "id", label_column: str | None = None) -> dict[str, Any]:
         meta = self.storage(engine).bind(namespace, name, address, id_column=id_column, label_column=label_column)
         return table_view(meta)
 
+    @identifiers(namespace="namespace")
     def table_list(self, namespace: str | None = None) -> list[dict[str, Any]]:
         return [{"namespace": m.namespace, "name": m.name, "count": m.count, "engine": m.engine}
                 for m in self.storage().list(namespace)]
 
+    @identifiers(namespace="namespace", name="table_name")
     def table_delete(self, namespace: str, name: str) -> dict[str, Any]:
         storage = self.storage()
         storage.meta(namespace, name)
@@ -186,6 +206,7 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
         if not any(t["component"] == component for t in self.store.tasks(job_id, role, party_id)):
             raise StoreError(f"job {job_id} has no task {component} on {role}:{party_id}")
 
+    @identifiers(job_id="job_id", role="role", party_id="party_id", component="component")
     def tracking_metrics(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, dict]:
         self._check_task(job_id, role, party_id, component)
         out: dict[str, dict] = {}
@@ -193,6 +214,7 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
             out.setdefault(m["namespace"], {})[m["name"]] = m["value"]["value"]
         return out
 
+    @identifiers(job_id="job_id", role="role", party_id="party_id", component="component")
     def tracking_output_data(self, job_id: str, role: str, party_id: str, component: str,
                              output_path: Path | None = None, limit: int = 10) -> list[dict[str, Any]]:
         """A task's output tables: header and first ``limit`` rows; with ``output_path``
@@ -206,7 +228,7 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
             item = {"namespace": meta.namespace, "name": meta.name, "count": meta.count,
                     "header": [meta.id_column] + meta.columns, "index": ref["index"]}
             if output_path is not None:
-                target = Path(output_path) / f"{component}_{ref['index']}.csv"
+                target = safe_join(output_path, f"{component}_{ref['index']}.csv", fields=("component",))
                 write_csv(self.iter_csv(meta.namespace, meta.name, engine), target)
                 item["file"] = str(target)
             rows: list[list] = []
@@ -220,6 +242,7 @@ class LocalOps(GovernanceOps, ModelOps, Ops):
             result.append(item)
         return result
 
+    @identifiers(job_id="job_id", role="role", party_id="party_id", component="component")
     def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
         self._check_task(job_id, role, party_id, component)
         refs = self.store.outputs(job_id, role, party_id, component, "model")

@@ -39,6 +39,8 @@ def _raise_for(resp: Any) -> None:
     if resp.status_code == 401:
         raise ServerError(f"flow server refused the request: {body.get('retmsg') or 'unauthorized'} "
                           f"(check the token given to flow init)", exit_code=2)
+    if resp.status_code == 403:  # a known user whose role may not do this (flow.ops.api.ROLES)
+        raise ServerError(f"flow server refused the request: {body.get('retmsg') or 'forbidden'}", exit_code=2)
     data = body.get("data") if isinstance(body, dict) else None
     if isinstance(data, dict) and data.get("problems"):
         raise ValidationError(data["problems"])
@@ -254,6 +256,19 @@ class RemoteOps(Ops):
     # server -------------------------------------------------------------
     def server_status(self) -> dict[str, Any]:
         return {**self._call("server_status"), "client": {"server": self.base}}
+
+    # users ----------------------------------------------------------------
+    def user_add(self, name: str, role: str) -> dict[str, Any]:
+        return self._call("user_add", json={"name": name, "role": role})
+
+    def user_list(self) -> list[dict[str, Any]]:
+        return self._call("user_list")
+
+    def user_remove(self, name: str) -> dict[str, Any]:
+        return self._call("user_remove", {"name": name})
+
+    def user_rotate(self, name: str) -> dict[str, Any]:
+        return self._call("user_rotate", {"name": name})
 
 
 def _task(job_id: str, role: str, party_id: str, component: str) -> dict[str, str]:

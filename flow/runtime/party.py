@@ -20,6 +20,8 @@ from backends.storage import engine_from_conf
 from components.base import Context, Inputs, Outputs
 from federation.api import Federation, Party
 from flow.core.errors import FedweaveError, PeerFailed
+from flow.core.ids import check_id
+from flow.core.paths import safe_join
 from flow.core.settings import ServiceConf, load_service_conf
 from flow.dsl import JobPlan, load_job
 from flow.models.store import deployed_model, save_job_models
@@ -31,7 +33,7 @@ EXIT_OK, EXIT_FAILED, EXIT_PEER_FAILED = 0, 1, 3
 
 
 def job_dir(home: Path, job_id: str) -> Path:
-    return home / "jobs" / job_id
+    return safe_join(home / "jobs", check_id("job_id", job_id, "job_id"), fields=("job_id",))
 
 
 class PartyRuntime:

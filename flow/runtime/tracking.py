@@ -14,6 +14,7 @@ from backends.computing.api import Session
 from backends.storage.api import StorageEngine, TableMeta
 from components.base import Dataset, instance_to_row, row_to_instance
 from federation.api import Party
+from flow.core.paths import safe_join
 from flow.models.format import dump_model, load_model_text, to_plain
 from flow.store import Store
 
@@ -29,7 +30,8 @@ def output_name(component: str, party: Party, index: int) -> str:
 
 
 def log_path(home: Path, job_id: str, party: Party, component: str) -> Path:
-    return home / "logs" / job_id / party.role / party.party_id / f"{component}.log"
+    return safe_join(home / "logs", job_id, party.role, party.party_id, f"{component}.log",
+                     fields=("job_id", "role", "party_id", "component"))
 
 
 def component_logger(home: Path, job_id: str, party: Party, component: str) -> logging.Logger:
@@ -72,7 +74,8 @@ class OutputKeeper:
         self.store, self.storage, self.home, self.job_id, self.party = store, storage, home, job_id, party
 
     def model_path(self, component: str) -> Path:
-        return self.home / "models" / self.job_id / self.party.role / self.party.party_id / f"{component}.json"
+        return safe_join(self.home / "models", self.job_id, self.party.role, self.party.party_id,
+                         f"{component}.json", fields=("job_id", "role", "party_id", "component"))
 
     def save(self, component: str, data: list[Dataset], model: dict[str, Any] | None) -> None:
         for i, ds in enumerate(data):

@@ -25,7 +25,8 @@ _ALIASES = {
     "@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
     "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
 }  # fmt: skip
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: a schedule name is a folder name (``<home>/schedules/<name>``): flow.core.ids' schedule rule
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 
 
 class ScheduleError(FedweaveError):

@@ -1,9 +1,12 @@
 """A party's flow server: the FastAPI app behind the CLI's client mode.
 
-Every route, the OpenAPI spec included, needs ``Authorization: Bearer <token>`` (the
-party's token, :mod:`flow.server.auth`); anything else gets 401. Errors come back in
-FATE's envelope with the exit code the CLI would have used, so a client prints them
-exactly as standalone mode does.
+Every route, the OpenAPI spec included, needs ``Authorization: Bearer <token>``: a user's
+token (``flow user add``, :mod:`flow.ops.users`) or the party's own token
+(:mod:`flow.server.auth`), which acts as the admin ``admin``; anything else gets 401. A known
+user whose role is below the operation's (:data:`flow.ops.api.ROLES`) gets 403. Every refusal
+(401, 403, 400, 422) and every request that changes something (POST, DELETE) goes to the
+party's audit log with the user's name as actor. Errors come back in FATE's envelope with
+the exit code the CLI would have used, so a client prints them exactly as standalone mode does.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,11 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flow.core.errors import ConfigError, FedweaveError, JobNotFound, StorageError, StoreError, ValidationError
 from flow.core.settings import ServiceConf
+from flow.ops.api import ROLES, ROUTES, role_allows
 from flow.ops.local import LocalOps
-from flow.server.auth import token_matches
+from flow.ops.users import acting_user
+from flow.server.auth import identify
 from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
 from flow.server.model_routes import ROUTERS as MODEL_ROUTERS
 from flow.server.routes import ROUTERS
+from flow.server.user_routes import ROUTERS as USER_ROUTERS
 from flow.server.worker import Worker
 from flow.store import Store
 
@@ -46,19 +53,71 @@ HTTP_STATUS: list[tuple[type[FedweaveError], int]] = [
     (FedweaveError, 409),
 ]
 
-_bearer = HTTPBearer(auto_error=False, description="the party's API token (service_conf server.token)")
+_bearer = HTTPBearer(auto_error=False,
+                     description="a user's token (flow user add), or the party's API token (service_conf server.token)")
+
+
+#: where a request's scope carries what the audit of its answer needs (see :class:`AuditRequests`)
+USER_KEY, OP_KEY, REASON_KEY = "fedweave.user", "fedweave.operation", "fedweave.reason"
+#: answers that refuse a request: each is audited with its reason
+REFUSED = frozenset({400, 403, 422})
 
 
 class Unauthorized(Exception):
-    """No token, or not this party's."""
+    """No token, or not this party's nor a user's."""
 
 
-def require_token(request: Request,
-                  creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+class Forbidden(Exception):
+    """A known user whose role may not ask for this operation."""
+
+
+async def require_token(request: Request,
+                        creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+    """The user behind the request's token (name and role); 401 when there is none. The
+    user's changes are audited under its name (:data:`flow.ops.users.acting_user`)."""
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthorized("missing 'Authorization: Bearer <token>'")
-    if not token_matches(request.app.state.token, creds.credentials):
+    user = await run_in_threadpool(identify, request.app.state.token, request.app.state.ops.store,
+                                   creds.credentials)
+    if user is None:
         raise Unauthorized("wrong token")
+    request.scope[USER_KEY] = user
+    acting_user.set(user["name"])
+    return user
+
+
+async def require_role(request: Request, user: dict[str, Any] = Depends(require_token)) -> None:
+    """403 unless the user's role may ask for the route's operation (:data:`flow.ops.api.ROLES`);
+    a route no operation claims is refused to everyone."""
+    route = request.scope.get("route")
+    op = request.app.state.operations.get((request.method, id(route))) or _BY_PATH.get(
+        (request.method, getattr(route, "path", None)))  # a FastAPI that copies included routes
+    request.scope[OP_KEY] = op
+    if op is None:
+        raise Forbidden(f"user '{user['name']}' ({user['role']}) may not {request.method} {request.url.path}: "
+                        f"no operation in flow.ops.api.ROUTES claims this route")
+    if not role_allows(user["role"], op):
+        raise Forbidden(f"user '{user['name']}' ({user['role']}) may not {op}: needs {ROLES[op]}")
+
+
+#: (method, full path) -> operation
+_BY_PATH = {(method, API_PREFIX + path): op for op, (method, path) in ROUTES.items()}
+
+
+def route_operations(routers: list[APIRouter]) -> dict[tuple[str, int], str]:
+    """(method, id of the route object) -> operation, for every route of ``routers``; a route
+    whose operation is not in :data:`flow.ops.api.ROUTES`, or has no role in
+    :data:`flow.ops.api.ROLES`, is a ConfigError: no route is served unguarded."""
+    found: dict[tuple[str, int], str] = {}
+    for router in routers:
+        for route in router.routes:
+            for method in sorted(getattr(route, "methods", None) or ()):
+                op = _BY_PATH.get((method, API_PREFIX + getattr(route, "path", "")))
+                if op is None or op not in ROLES:
+                    raise ConfigError(f"flow server route {method} {API_PREFIX}{getattr(route, 'path', '')} has "
+                                      f"{'no role in flow.ops.api.ROLES' if op else 'no operation in ROUTES'}")
+                found[(method, id(route))] = op
+    return found
 
 
 def audit_party(conf: ServiceConf) -> str:
@@ -80,6 +139,56 @@ def _audit_refusal(request: Request, reason: str) -> None:
         log.exception("could not audit a refused request")
 
 
+def _audit_request(scope: dict[str, Any], status: int) -> None:
+    """One entry in the party's audit log for a refused or state-changing request, by the
+    user who asked (requests with no user are 401s, audited by their handler)."""
+    user = scope.get(USER_KEY)
+    method = scope.get("method", "")
+    refused = status in REFUSED
+    if user is None or not (refused or method in ("POST", "DELETE")):
+        return
+    try:
+        from flow.governance.audit import AuditLog
+
+        conf = scope["app"].state.ops.conf
+        details: dict[str, Any] = {"operation": scope.get(OP_KEY), "method": method, "path": scope.get("path"),
+                                   "status": status}
+        if refused:
+            details["reason"] = (str(scope.get(REASON_KEY) or "").splitlines() or [""])[0]
+        AuditLog(conf.home_path, audit_party(conf)).append(
+            "server.request.refused" if refused else "server.request", actor=user["name"], details=details)
+    except Exception:  # noqa: BLE001
+        log.exception("could not audit a request")
+
+
+class AuditRequests:
+    """ASGI middleware: audits each answer as it starts (:func:`_audit_request`), before the
+    client sees it; a streamed answer (a followed log) is audited once, not per line."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def audited_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                await run_in_threadpool(_audit_request, scope, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except Exception:
+            if not started:
+                await run_in_threadpool(_audit_request, scope, 500)
+            raise
+
+
 def _envelope(status: int, retcode: int, retmsg: str, data: Any = None, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"retcode": retcode, "retmsg": retmsg, "data": data}, status_code=status, headers=headers)
 
@@ -90,16 +199,23 @@ def _install_handlers(app: FastAPI) -> None:
         _audit_refusal(request, str(exc))
         return _envelope(401, 401, f"unauthorized: {exc}", headers={"WWW-Authenticate": "Bearer"})
 
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden):
+        request.scope[REASON_KEY] = str(exc)
+        return _envelope(403, 403, str(exc))
+
     @app.exception_handler(FedweaveError)
-    async def _fedweave(_request: Request, exc: FedweaveError):
+    async def _fedweave(request: Request, exc: FedweaveError):
         status = next(code for cls, code in HTTP_STATUS if isinstance(exc, cls))
         data = {"problems": exc.problems} if isinstance(exc, ValidationError) else None
         retmsg = "; ".join(exc.problems) if isinstance(exc, ValidationError) else str(exc)
+        request.scope[REASON_KEY] = retmsg
         return _envelope(status, exc.exit_code, retmsg, data)
 
     @app.exception_handler(RequestValidationError)
-    async def _bad_request(_request: Request, exc: RequestValidationError):
+    async def _bad_request(request: Request, exc: RequestValidationError):
         problems = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        request.scope[REASON_KEY] = "; ".join(problems)
         return _envelope(422, 2, "; ".join(problems), {"problems": problems})
 
     @app.exception_handler(Exception)
@@ -191,8 +307,11 @@ def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, det
     app.state.runtime = {"pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          **(runtime or {})}
     _install_handlers(app)
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for router in ROUTERS + GOVERNANCE_ROUTERS + MODEL_ROUTERS:
+    app.add_middleware(AuditRequests)
+    routers = ROUTERS + GOVERNANCE_ROUTERS + MODEL_ROUTERS + USER_ROUTERS
+    app.state.operations = route_operations(routers)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_role)])
+    for router in routers:
         api.include_router(router)
     app.include_router(api)
 

@@ -1,8 +1,10 @@
-"""The API token of a party's flow server.
+"""Who a request to a party's flow server comes from.
 
-One bearer token per party: ``server.token`` in service_conf, else the file
+The party's own token: ``server.token`` in service_conf, else the file
 ``<home>/<server.token_file>`` (created with a random token, mode 0600, on first start,
 so a fresh party never serves without one). ``flow init`` on the same machine reads it.
+It is the bootstrap admin: a request with it acts as user ``admin``. Everyone else has a
+token of their own (``flow user add``, :mod:`flow.ops.users`), with a role.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from flow.core.errors import ConfigError
 from flow.core.settings import ServiceConf
+from flow.ops.users import BOOTSTRAP, authenticate
+from flow.store import Store
 
 
 def token_path(conf: ServiceConf) -> Path:
@@ -52,3 +57,14 @@ def ensure_token(conf: ServiceConf) -> str:
 def token_matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison, so the answer time says nothing about the token."""
     return given is not None and secrets.compare_digest(expected.encode(), given.encode())
+
+
+def identify(server_token: str, store: Store, given: str | None) -> dict[str, Any] | None:
+    """The user a bearer token belongs to (``name``, ``role``...), or None: the server's own
+    token is the bootstrap admin :data:`flow.ops.users.BOOTSTRAP`, any other is looked up
+    among the users (its hash, compared in constant time)."""
+    if not given:
+        return None
+    if token_matches(server_token, given):
+        return {"name": BOOTSTRAP, "role": "admin", "bootstrap": True}
+    return authenticate(store, given)

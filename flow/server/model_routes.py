@@ -40,7 +40,7 @@ def _scratch(request: Request) -> Path:
 
 def _archive_name(filename: str) -> str:
     safe = Path(filename).name or "model.zip"
-    if safe.startswith("."):
+    if safe.startswith(".") or "\\" in safe or "\x00" in safe:
         raise ConfigError(f"model archive name '{filename}' is not allowed")
     return safe
 

@@ -18,6 +18,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from flow.core.errors import ConfigError
+from flow.core.ids import check_id
+from flow.core.paths import safe_join
 from flow.dsl.loader import plan_from_dicts
 from flow.ops.local import LocalOps
 
@@ -113,13 +115,16 @@ async def upload(request: Request, namespace: str, name: str, id_column: str = "
     safe = Path(filename).name or "upload.csv"
     if safe.startswith("."):
         raise ConfigError(f"upload file name '{filename}' is not allowed")
+    check_id("namespace", namespace, "namespace")  # before anything is written
+    check_id("table_name", name, "name")
     folder = ops.conf.home_path / "uploads" / uuid.uuid4().hex
+    target = safe_join(folder, safe, fields=("filename",))
     folder.mkdir(parents=True)
     try:
-        with (folder / safe).open("wb") as fh:
+        with target.open("wb") as fh:
             async for chunk in request.stream():
                 fh.write(chunk)
-        result = await run_in_threadpool(ops.data_upload, folder / safe, namespace, name, id_column,
+        result = await run_in_threadpool(ops.data_upload, target, namespace, name, id_column,
                                          label_column, partitions, engine)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,6 @@
 """SQLAlchemy tables of the job store: jobs, tasks, party runs, metrics, outputs, the
-privileges other parties hold on this party's tables, and cron schedules with their firings.
+privileges other parties hold on this party's tables, cron schedules with their firings, and
+the people who may use the party's flow server (users, their roles and hashed tokens).
 
 The schema itself is created and changed only by the Alembic revisions in
 ``flow/store/migrations/versions``; a change here needs a new revision there.
@@ -204,3 +205,21 @@ class CronFiring(Base):
     #: what promote_if decided once the job succeeded ("" when it has no rule or has not ended)
     promotion: Mapped[str] = mapped_column(Text, default="")
     recorded: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class User(Base):
+    """A person who may use this party's flow server, with a role (viewer, operator, admin).
+
+    The token itself is never kept: only its SHA-256 ``token_hash`` and ``token_id``, a short
+    random part of the token that is no secret and finds the row (:mod:`flow.ops.users`)."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: when the token was last replaced (``flow user rotate``)
+    rotated: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -34,6 +34,7 @@ from flow.core.registry import did_you_mean
 from .models import FINAL_STATES, STATES, Base, Job, Metric, Output, PartyRun, Task, UTCDateTime, utcnow
 from .privileges import PrivilegeRepository
 from .schedules import ScheduleRepository
+from .users import UserRepository
 
 #: bare scheme -> the driver fedweave ships (psycopg 3)
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
@@ -205,6 +206,7 @@ class Store:
         #: the repositories that own the other tables' queries (on this store's transactions)
         self.schedules = ScheduleRepository(self.session)
         self.privileges = PrivilegeRepository(self.session)
+        self.users = UserRepository(self.session)
 
     @classmethod
     def for_home(cls, home: Path) -> "Store":

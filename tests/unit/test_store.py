@@ -25,7 +25,7 @@ from tests.postgres import fresh_database, postgres_url, require_postgres  # noq
 BACKENDS = ["sqlite", "postgresql"]
 #: the tables of revision 0001 (what ``create_all`` made before migrations existed)
 TABLES_0001 = {"jobs", "party_runs", "tasks", "metrics", "outputs"}
-TABLES = TABLES_0001 | {"privileges", "cron_schedules", "cron_firings"}
+TABLES = TABLES_0001 | {"privileges", "cron_schedules", "cron_firings", "users"}
 GUEST, HOST = ("guest", "9999"), ("host", "10000")
 COMPONENTS = [("reader_0", "Reader"), ("psi_0", "Intersection"), ("lr_0", "HeteroLR")]
 
