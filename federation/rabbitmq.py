@@ -18,6 +18,7 @@ Settings, broker addresses, queue names and permissions: :mod:`federation._rabbi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -109,11 +110,9 @@ class _Link:
             self.declared.add(queue)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a broken connection is what we are getting rid of
             if self.conn.is_open:
                 self.conn.close()
-        except Exception:  # noqa: BLE001 - a broken connection is what we are getting rid of
-            pass
 
 
 class RabbitMQFederation(MessageFederation):

@@ -8,6 +8,7 @@ master/app name < the service's conf < the job's ``spark_run`` (FATE's names).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -123,10 +124,8 @@ def _end_jvm() -> None:
     if proc is None:  # a JVM we did not launch (spark-submit): not ours to end
         return
     for close in (gateway.shutdown, proc.stdin.close):
-        try:
+        with contextlib.suppress(Exception):  # best effort on the way down
             close()
-        except Exception:  # noqa: BLE001 - best effort on the way down
-            pass
     try:
         proc.wait(timeout=20)
     except Exception:  # noqa: BLE001

@@ -27,6 +27,7 @@ Executors need fedweave (and whatever the functions import) importable; with a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import threading
@@ -186,11 +187,9 @@ class SparkComputing(Session):
 
 
 def _unpersist(rdd: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # the context may already be gone
         if rdd.ctx._jsc is not None:
             rdd.unpersist(blocking=False)
-    except Exception:  # noqa: BLE001 - the context may already be gone
-        pass
 
 
 class SparkTable(Table):

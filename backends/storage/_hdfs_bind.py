@@ -139,7 +139,8 @@ def bound_meta(engine: "HdfsEngine", namespace: str, name: str, address: str | d
         for j, column in enumerate(columns):
             seen[j].add(_readable(arrow.schema.field(column).type))
         count += arrow.num_rows
-    assert columns is not None
+    if columns is None:  # data_files found at least one file, so this is not reached
+        raise StorageError(f"cannot bind {label}: no data files")
     dtypes = [str(unify_types(c, s)) for c, s in zip(columns, seen)]
     return TableMeta(
         namespace=namespace, name=name, engine=engine.engine, id_column=id_column, columns=columns, dtypes=dtypes,

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params
 from flow.core import audit_hook
+from flow.core.errors import ComponentError
 
 
 class TableRef(BaseModel):
@@ -26,7 +27,8 @@ class Reader(Component):
     input_data = ()
 
     def _read(self, ctx: Context, params: ReaderParams, inputs: Inputs) -> Outputs:
-        assert params.table is not None  # the DSL validator insists on it for every party
+        if params.table is None:  # the DSL validator insists on it for every party
+            raise ComponentError(f"Reader of {ctx.local}: no table given")
         meta = ctx.storage.meta(params.table.namespace, params.table.name)
         ctx.logger.info("reading %s/%s (%s rows, engine %s)", meta.namespace, meta.name, meta.count, meta.engine)
         audit_hook.current().event("data.read", party=ctx.local.party_id, job=ctx.job_id, role=ctx.local.role,

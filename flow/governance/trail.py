@@ -179,7 +179,8 @@ def home_log(conf: Any) -> AuditLog:
     """The log of the actions taken in a party's home (``conf``: its ServiceConf): that of its
     ``server.party_id`` when one is set, else as :func:`party_log` picks."""
     found = party_log(conf.server.party_id or None, home=conf.home_path)
-    assert found is not None  # a home is given
+    if found is None:  # a home is given, so party_log always finds one
+        raise AuditError(f"no audit log in {conf.home_path}")
     return found
 
 

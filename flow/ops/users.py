@@ -30,7 +30,7 @@ from flow.store import Store
 #: the user a request with the server's own token acts as (no row: the name is reserved)
 BOOTSTRAP = "admin"
 #: how a user token starts; anything else is taken for the server's token
-TOKEN_PREFIX = "fwu"
+TOKEN_PREFIX = "fwu"  # noqa: S105 - the public marker of a user token, not a secret
 #: a name: a letter, then letters, digits, ``_ . -`` (64 at most)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 #: a token's use is written down at most this often (a busy client costs no write per request)

@@ -75,7 +75,8 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         if not inspect(conn).has_table(VERSION_TABLE):
             return None
-        return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        query = f"SELECT version_num FROM {VERSION_TABLE}"  # noqa: S608 - a constant table name
+        return conn.execute(text(query)).scalar()
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None):
