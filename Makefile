@@ -12,7 +12,7 @@ $(VENV)/bin/activate:
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed: $(VENV)/bin/activate setup.cfg
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[server]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from federation._mq import load_settings
 from federation.envelope import HEADER_RESERVE
@@ -17,6 +17,7 @@ from flow.core.errors import ConfigError
 
 #: bytes of a broker's max message size kept for Pulsar's own message and batch metadata
 PULSAR_OVERHEAD = 10 * 1024
+TLS_SCHEME = "pulsar+ssl://"
 _NAME_RE = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}")
 
 
@@ -104,6 +105,23 @@ class PulsarSettings(BaseModel):
     def load(cls, data: Mapping[str, Any] | PulsarSettings | None, where: str = "federation.pulsar") -> PulsarSettings:
         """Validated settings; ConfigError names the bad key."""
         return load_settings(cls, data, where)
+
+    def plaintext(self, routes: Mapping[str, Any] | None = None, where: str = "federation.pulsar") -> list[str]:
+        """The clusters this party would reach without verified TLS, one line each (where,
+        why, fix): its own ``service_url`` and each peer's route-table ``pulsar.url`` in
+        ``routes`` ({party_id: entry})."""
+        out = [] if self.service_url.startswith(TLS_SCHEME) else [
+            f"{where}.service_url: {self.service_url} has no TLS (use {TLS_SCHEME}host:6651)"]
+        if self.tls_allow_insecure_connection:
+            out.append(f"{where}.tls_allow_insecure_connection: true accepts any broker certificate (set it false)")
+        for pid, entry in (routes or {}).items():
+            try:
+                url = PeerRoute.model_validate(entry or {}).url
+            except ValidationError as exc:
+                raise ConfigError(f"route table: parties.{pid}.pulsar: {exc.errors()[0]['msg']}") from None
+            if url and not url.startswith(TLS_SCHEME):
+                out.append(f"route table: parties.{pid}.pulsar.url: {url} has no TLS (use {TLS_SCHEME}host:6651)")
+        return out
 
     def auth_token(self) -> str | None:
         if self.token is not None or self.token_file is None:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pika
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from federation._mq import load_settings
 from federation.api import Party
@@ -116,6 +116,22 @@ class RabbitMQConf(BrokerAddress):
             port = 5671 if tls else 5672
         return Broker(r.host or self.host or "127.0.0.1", port, r.vhost or self.vhost or "/", tls,
                       r.server_hostname or self.server_hostname)
+
+    def plaintext(self, routes: Mapping[str, Any] | None = None, source: str = "federation.rabbitmq") -> list[str]:
+        """The brokers this party would reach without TLS, one line each (where, address, fix): its
+        own (this conf) and each peer's route-table ``rabbitmq`` entry in ``routes``
+        ({party_id: entry}; this party's own entry is not used, see ``broker_of``)."""
+        out = [] if (own := self.broker()).ssl else [f"{source}: {own} has no TLS (use an amqps:// url, or ssl: true)"]
+        for pid, entry in (routes or {}).items():
+            if not entry:
+                continue
+            try:
+                broker = self.broker(BrokerAddress.model_validate(entry))
+            except ValidationError as exc:
+                raise ConfigError(f"route table: parties.{pid}.rabbitmq: {exc.errors()[0]['msg']}") from None
+            if not broker.ssl:
+                out.append(f"route table: parties.{pid}.rabbitmq: {broker} has no TLS (use amqps://, or ssl: true)")
+        return out
 
     def parameters(self, broker: Broker) -> pika.ConnectionParameters:
         tls = None

@@ -47,6 +47,9 @@ class FederationConf(_Section):
     #: each transport's own settings (broker address, credentials, TLS), validated by that transport
     rabbitmq: dict[str, Any] = Field(default_factory=dict)
     pulsar: dict[str, Any] = Field(default_factory=dict)
+    #: when ``mode`` is not standalone, a flow server refuses to start on a broker reached
+    #: without TLS (amqp://, pulsar://) unless this is true (a broker on a trusted network)
+    allow_insecure_transport: bool = False
 
 
 class ServerConf(_Section):
@@ -57,7 +60,7 @@ class ServerConf(_Section):
     #: the API token clients send as ``Authorization: Bearer``; empty = read (or create) ``token_file``
     token: str = ""
     #: relative to home; created with a random token on first start when ``token`` is empty
-    token_file: str = "server_token"
+    token_file: str = "server_token"  # noqa: S105 - a file name, not a secret
     #: seconds between two sweeps of the job detector (jobs whose processes are gone or timed out)
     detect_interval: float = Field(10, gt=0)
     #: seconds between two checks for due cron schedules (``flow schedule``)
@@ -65,6 +68,9 @@ class ServerConf(_Section):
     #: this party's id; when ``mode`` is not standalone the server runs the control plane
     #: (job proposals, accept/reject, status, stop, rerun) for it over the federation transport
     party_id: str = ""
+    #: seconds a job proposal may wait for a party's answer before the job fails naming the
+    #: silent party and what was checked (broker, its queue, messages waiting unconsumed)
+    proposal_timeout: float = Field(30, gt=0)
 
 
 class ServiceConf(_Section):

@@ -103,7 +103,7 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
     @identifiers(job_id="job_id")
     def job_query(self, job_id: str) -> dict[str, Any]:
         """The job and its tasks; for a job proposed to other servers, their reported tasks too."""
-        detail = jobs.job_detail(self.store, job_id)
+        detail = jobs.job_detail(self.store, job_id, home=self.conf.home_path)
         reports = remote_reports(self.conf.home_path, job_id)
         if reports:
             detail["tasks"] += [t for r in reports for t in r.get("tasks") or []]

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from federation.api import Party
 from flow.core.errors import FedweaveError, StoreError
-from flow.core.settings import ServiceConf
+from flow.core.settings import ServiceConf, load_service_conf
 from flow.dsl import JobPlan, load_job
 from flow.models.store import check_predict_model, model_info
 from flow.runtime.party import job_dir
@@ -35,17 +35,72 @@ def new_job_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f") + f"{secrets.randbelow(100):02d}"
 
 
+#: what the supervisor prints (stdout and stderr), and the "<pid> <exit code>" its launcher leaves
+SUPERVISOR_LOG, SUPERVISOR_EXIT = "supervisor.log", "supervisor.exit"
+#: begins each start's part of the supervisor log, so that its last line is this start's
+LOG_MARK = "--- flow: starting the supervisor of job "
+#: the supervisor's launcher (``python -c``): runs ``-m flow.runtime.supervisor JOB_ID`` and,
+#: however it ends short of a signal (an import of the project that fails included), writes
+#: "<pid> <exit code>" to the file named by its second argument, for a ``flow job query`` in
+#: another process to report. Nothing but the standard library runs before the project.
+_LAUNCHER = """\
+import os, runpy, sys
+code = 1
+try:
+    runpy.run_module("flow.runtime.supervisor", run_name="__main__", alter_sys=True)
+    code = 0
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    if isinstance(exc.code, str):
+        print(exc.code, file=sys.stderr)
+except BaseException:
+    import traceback
+    traceback.print_exc()
+finally:
+    try:
+        with open(sys.argv[2], "w") as fh:
+            fh.write(f"{os.getpid()} {code}")
+    except OSError:
+        pass
+sys.exit(code)
+"""
+#: supervisors this process started, by pid: reaped here, their exit status kept
+_started: dict[int, subprocess.Popen] = {}
+#: the home of each job whose supervisor this process started
+_homes: dict[str, Path] = {}
+
+
+def child_python(cwd: Path) -> tuple[list[str], Path | None]:
+    """(interpreter options, working directory) for a child that imports only the installed
+    project: with ``-P`` (Python 3.11+) nothing is imported from the working directory, where a
+    user's folder named ``components``, ``flow``, ``backends`` or ``federation`` would win over
+    the project's; before 3.11 the child starts in ``cwd`` (a folder of the project's own) instead."""
+    if sys.version_info >= (3, 11):
+        return ["-P"], None
+    return [], cwd
+
+
 def _start_supervisor(conf: ServiceConf, job_id: str) -> int:
-    log = job_dir(conf.home_path, job_id) / "supervisor.log"
+    jdir = job_dir(conf.home_path, job_id)
+    exit_file = jdir / SUPERVISOR_EXIT
+    exit_file.unlink(missing_ok=True)  # a rerun's supervisor reports afresh
     env = dict(os.environ, FLOW_HOME=str(conf.home_path))
-    if conf.source:
-        env["FEDWEAVE_SERVICE_CONF"] = conf.source
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flow.runtime.supervisor", job_id],
+    if conf.source:  # absolute: the supervisor may start in another directory
+        env["FEDWEAVE_SERVICE_CONF"] = str(Path(conf.source).resolve())
+    options, cwd = child_python(jdir)
+    with open(jdir / SUPERVISOR_LOG, "ab") as fh:
+        fh.write(f"{LOG_MARK}{job_id} ({datetime.now(timezone.utc).isoformat(timespec='seconds')})\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(  # noqa: S603 - this interpreter, the launcher above, a checked job id
+            [sys.executable, *options, "-c", _LAUNCHER, job_id, str(exit_file)],
             stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
+            start_new_session=True, env=env, cwd=cwd,
         )
+    if len(_started) > 256:  # forget supervisors long ended (their launchers wrote how)
+        for pid in [pid for pid, p in _started.items() if p.poll() is not None]:
+            del _started[pid]
+    _started[proc.pid] = proc
+    _homes[job_id] = conf.home_path
     return proc.pid
 
 
@@ -123,17 +178,102 @@ def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, 
     run = next(r for r in store.party_runs(job_id) if r["role"] == party.role and r["party_id"] == party.party_id)
     status = derive_status([t["status"] for t in store.tasks(job_id, party.role, party.party_id)])
     store.update_job(job_id, status=status, reason=run["reason"])
-    return job_detail(store, job_id), code
+    return job_detail(store, job_id, conf.home_path), code
 
 
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
+    if pid in _started:  # a child of ours: reap it rather than see a zombie
+        return _started[pid].poll() is None
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def process_alive(pid: int | None, job_id: str) -> bool:
+    """Whether ``pid`` is a live process of ``job_id`` (a reused pid, or a zombie, is not)."""
+    if not pid:
+        return False
+    if pid in _started:  # a supervisor this process started: reap it, keep its exit status
+        return _started[pid].poll() is None
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is another dead child of this process
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.is_dir():  # no procfs: trust kill(0)
+        return True
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and job_id.encode() in cmdline
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def last_line(log: Path, after: str | None = None, limit: int = 300) -> str:
+    """The last non-empty line of ``log`` (of what follows the last line starting with
+    ``after``), "" when there is none."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            lines = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    if after is not None:
+        marks = [i for i, line in enumerate(lines) if line.startswith(after)]
+        lines = lines[marks[-1] + 1:] if marks else lines
+    line = next((x.strip() for x in reversed(lines) if x.strip()), "")
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def supervisor_gone(home: Path | None, job: dict[str, Any]) -> str:
+    """Why a job's supervisor is gone, for the job's reason: whether it had started the job,
+    its exit status and the last line it printed, where they can be found."""
+    pid = job["supervisor_pid"]
+    code, last = None, ""
+    if home is not None:
+        jdir = job_dir(home, job["job_id"])
+        try:
+            got_pid, got_code = (jdir / SUPERVISOR_EXIT).read_text().split()
+            code = int(got_code) if int(got_pid) == pid else None
+        except (OSError, ValueError):
+            pass
+        last = last_line(jdir / SUPERVISOR_LOG, after=LOG_MARK)
+    if code is None and pid in _started:
+        code = _started[pid].poll()
+    what = "ended before it started the job" if job["status"] == "waiting" else "is gone"
+    how = f" ({describe_exit(code)})" if code is not None else ""
+    return f"job supervisor (pid {pid}) {what}{how}" + (f": {last}" if last else "")
+
+
+def _home_of(job_id: str) -> Path | None:
+    """Where ``job_id``'s files are when the caller did not say: where this process started
+    its supervisor, else this process's own home."""
+    if job_id in _homes:
+        return _homes[job_id]
+    try:
+        return load_service_conf().home_path
+    except FedweaveError:
+        return None
 
 
 def stop_job(store: Store, job_id: str) -> dict[str, Any]:
@@ -179,13 +319,28 @@ def rerun_job(conf: ServiceConf, store: Store, job_id: str, component: str | Non
     return {"job_id": job_id, "rerun_from": component, "components": sorted(again, key=order.index)}
 
 
-def job_detail(store: Store, job_id: str) -> dict[str, Any]:
-    job = store.job(job_id)
-    if job["status"] not in FINAL_STATES and job["supervisor_pid"] and not _alive(job["supervisor_pid"]):
-        reason = job["reason"] or "job supervisor is gone"
-        store.update_job(job_id, status="failed", reason=reason)
-        store.update_tasks(job_id, ("running", "waiting"), status="failed", reason=reason)
-        job = store.job(job_id)
+def end_orphaned(store: Store, job: dict[str, Any], home: Path | None = None) -> dict[str, Any]:
+    """Fail ``job`` when it is not final but its supervisor is gone (crashed, killed, or
+    never got as far as starting it), with a reason saying how it ended; the job as it is now."""
+    job_id = job["job_id"]
+    if job["status"] in FINAL_STATES or not job["supervisor_pid"] or process_alive(job["supervisor_pid"], job_id):
+        return job
+    job = store.job(job_id)  # a supervisor records the job's outcome just before it ends
+    if job["status"] in FINAL_STATES:
+        return job
+    reason = job["reason"] or supervisor_gone(home if home is not None else _home_of(job_id), job)
+    for run in store.party_runs(job_id):
+        if run["status"] in ("running", "waiting"):
+            store.update_party_run(job_id, run["role"], run["party_id"], status="failed", reason=reason)
+    store.update_tasks(job_id, ("running", "waiting"), status="failed", reason=reason)
+    store.update_job(job_id, status="failed", reason=reason)
+    return store.job(job_id)
+
+
+def job_detail(store: Store, job_id: str, home: Path | None = None) -> dict[str, Any]:
+    """The job and its tasks; a job whose supervisor is gone is failed first (``home``: where
+    its files are, default :func:`_home_of`)."""
+    job = end_orphaned(store, store.job(job_id), home)
     tasks = store.tasks(job_id)
 
     def when(v):

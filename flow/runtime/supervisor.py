@@ -1,9 +1,10 @@
 """The standalone job supervisor: starts one runtime per party and watches them.
 
 Started detached by ``flow job submit``/``rerun`` as ``python -m flow.runtime.supervisor
-JOB_ID``. It owns the job's final state: it notices a party process that died without
-saying why (killed, crashed), tells the others, enforces the job timeout, honours
-``flow job stop`` (SIGTERM), and records the root-cause reason at the job.
+JOB_ID`` (through the launcher in :mod:`flow.runtime.job`, which records how it ended). It
+owns the job's final state: it notices a party process that died without saying why
+(killed, crashed), tells the others, enforces the job timeout, honours ``flow job stop``
+(SIGTERM), and records the root-cause reason at the job.
 
 Party runtimes are forked from the supervisor after it has imported what they need
 (engines, components), so a job's parties start in milliseconds rather than each
@@ -29,21 +30,13 @@ from flow.core.settings import EnginesConf, ServiceConf, load_service_conf
 from flow.dsl import JobPlan, load_job
 from flow.governance.trail import flush_audit
 from flow.runtime import party as party_runtime
+from flow.runtime.job import describe_exit, last_line
 from flow.runtime.party import EXIT_PEER_FAILED, job_dir
 from flow.runtime.transport import make_federation, release_share
 from flow.store import Store, derive_status
 
 POLL_S = 0.2
 GRACE_S = 10.0
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 class ForkedParty:
@@ -126,10 +119,12 @@ class Supervisor:
             backends.storage.ENGINES.get(engines.storage)
             federation.ENGINES.get(engines.federation)
 
+    def _log(self, party: Party) -> Path:
+        return job_dir(self.home, self.job_id) / f"runtime_{party.role}_{party.party_id}.log"
+
     def _spawn(self, party: Party) -> ForkedParty:
-        log = job_dir(self.home, self.job_id) / f"runtime_{party.role}_{party.party_id}.log"
         self.store.engine.dispose()  # no open database connection may cross the fork
-        proc = ForkedParty(self.job_id, party, log, self.conf, self.plan)
+        proc = ForkedParty(self.job_id, party, self._log(party), self.conf, self.plan)
         self.store.update_party_run(self.job_id, party.role, party.party_id, pid=proc.pid, status="running")
         return proc
 
@@ -173,8 +168,10 @@ class Supervisor:
         run = next(r for r in self.store.party_runs(self.job_id)
                    if r["role"] == party.role and r["party_id"] == party.party_id)
         reason = run["reason"] if run["status"] == "failed" and run["reason"] else ""
-        if not reason:  # died without a word: killed or crashed
-            reason = f"{party} runtime ended unexpectedly ({_describe_exit(code)})"
+        if not reason:  # died without a word: killed or crashed (then its last line may say why)
+            reason = f"{party} runtime ended unexpectedly ({describe_exit(code)})"
+            if code > 0 and (last := last_line(self._log(party))):
+                reason += f": {last}"
             self.store.update_party_run(self.job_id, party.role, party.party_id, status="failed", reason=reason)
             for task in self.store.tasks(self.job_id, party.role, party.party_id):
                 if task["status"] == "running":

@@ -17,12 +17,12 @@ import os
 import signal
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
 from flow.core.settings import ServiceConf
+from flow.runtime.job import process_alive, supervisor_gone
 from flow.server.worker import Worker
 from flow.store import FINAL_STATES, Store
 from flow.store.models import Job, PartyRun, Task, utcnow
@@ -34,31 +34,6 @@ TIMEOUT_GRACE_S = 30.0
 #: a job recorded but never started (its supervisor never came up) is failed after this
 START_GRACE_S = 120.0
 DEFAULT_TIMEOUT_S = 3600.0
-
-
-def process_alive(pid: int | None, job_id: str) -> bool:
-    """Whether ``pid`` is a live process of ``job_id`` (a reused pid, or a zombie, is not)."""
-    if not pid:
-        return False
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is a dead child of this server
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if not proc.is_dir():  # no procfs: trust kill(0)
-        return True
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes()
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X") and job_id.encode() in cmdline
 
 
 def _job_timeout(job: dict[str, Any]) -> float:
@@ -95,8 +70,8 @@ class JobDetector(Worker):
         if started is not None and now - started > timedelta(seconds=timeout + TIMEOUT_GRACE_S):
             return "timeout", f"job exceeded its timeout of {timeout:g}s (ended by the job detector)"
         if job["supervisor_pid"]:
-            if not process_alive(job["supervisor_pid"], job_id):
-                return "failed", f"job supervisor (pid {job['supervisor_pid']}) is gone (found by the job detector)"
+            if not process_alive(job["supervisor_pid"], job_id):  # how it ended, where it can be told
+                return "failed", f"{supervisor_gone(self.conf.home_path, job)} (found by the job detector)"
             return None
         runs = self.store.party_runs(job_id)
         live = [r for r in runs if r["status"] == "running" and process_alive(r["pid"], job_id)]

@@ -19,6 +19,7 @@ from typing import Any
 from flow.core.errors import ConfigError
 from flow.core.settings import ServiceConf
 from flow.ops.local import SERVER_FILE, read_server_file
+from flow.server import preflight
 from flow.server.auth import ensure_token
 
 
@@ -51,11 +52,15 @@ def _write_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def serve(conf: ServiceConf, host: str | None = None, port: int | None = None) -> dict[str, Any]:
-    """Serve until SIGINT/SIGTERM; returns what was served (for the CLI's envelope)."""
+    """Serve until SIGINT/SIGTERM; returns what was served (for the CLI's envelope).
+
+    Nothing listens before the checks of :mod:`flow.server.preflight` pass."""
+    preflight.require_server_extra()
     import uvicorn
 
     from flow.server.app import create_app
 
+    preflight.check(conf)
     home = conf.home_path
     home.mkdir(parents=True, exist_ok=True)
     running = read_server_file(home)

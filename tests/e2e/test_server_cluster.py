@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,7 +28,7 @@ from .test_server import InProcessCLI
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "cluster-token"
+TOKEN = secrets.token_urlsafe(32)  # a cluster server refuses a token weaker than 32 random bytes
 RABBIT = {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest", "vhost": "/"}
 PARTIES = {"guest": "9999", "host": "10000", "arbiter": "10001"}
 
@@ -59,7 +60,9 @@ def three_servers(root: Path, engine: str, settings: dict):
     for pid, home in homes.items():
         home.mkdir(parents=True)
         (home / "service_conf.yaml").write_text(yaml.safe_dump({
-            "mode": "cluster", "default_engines": {"federation": engine}, "federation": {engine: settings},
+            "mode": "cluster", "default_engines": {"federation": engine},
+            # the local test brokers speak plain text: a cluster server refuses that unless told
+            "federation": {engine: settings, "allow_insecure_transport": True},
             "route_table": "route_table.yaml",
             "server": {"token": TOKEN, "party_id": pid, "detect_interval": 1}}))
     table = RouteTable.from_dict({"parties": {

@@ -56,7 +56,8 @@ def plane(tmp_path: Path, monkeypatch):
 
     def make(pid: str, refusals: list[str] | None = None) -> control.ControlPlane:
         home = tmp_path / pid
-        conf = ServiceConf(mode="cluster", home=str(home), server={"party_id": pid})
+        conf = ServiceConf(mode="cluster", home=str(home), server={"party_id": pid},
+                           federation={"allow_insecure_transport": True})  # as a test broker needs
         home.mkdir()
         store = Store.for_home(home)
         seen = []
