@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import os
 import stat
@@ -32,6 +33,16 @@ KEY_DIR = "keys"
 def _b64_public(key: Ed25519PublicKey) -> str:
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode()
+
+
+def key_fingerprint(key: Ed25519PublicKey | PartyKeys | str) -> str:
+    """A short name of a public key for messages and logs: the first 16 hex digits of the
+    sha256 of its raw 32 bytes. ``key`` may be the route table's base64 or a party's keys."""
+    if isinstance(key, PartyKeys):
+        key = key.public_key
+    raw = base64.b64decode(key) if isinstance(key, str) else key.public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 class PartyKeys:

@@ -7,9 +7,13 @@ each with the party's Ed25519 key and the receiver checks it against its route t
 one signed by a key not in the table is dropped and audited (``federation.rejected``).
 Nobody needs an inbound port from another organisation, only the broker.
 
-Messages from a peer carry consecutive tags (0, 1, ...); both counters live in
-``<home>/control/state.json``, so a restarted server resumes where it stopped, and the
-broker keeps what arrived meanwhile. Every handler is idempotent.
+How messages travel per peer is :mod:`flow.server.control_link`: a message dropped,
+corrupt or lost never blocks the ones after it, copies are dropped by message id, and a
+restarted server resynchronises with each peer by a signed hello (its key fingerprint,
+what it sent and what it has seen) instead of trusting its counters. The broker keeps
+what arrived while a server was down. Every handler is idempotent. A proposal a party
+cannot verify, or that gets no answer in ``server.proposal_timeout``, fails at once
+naming that party (:mod:`flow.server.control_proposals`).
 
 A job submitted to the initiator's server: it records the job with its own parties only
 and proposes it to every other party id of the job. A party accepts when the initiator
@@ -25,14 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import re
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from federation.api import Party
-from flow.core.errors import ConfigError, FederationTimeout, FedweaveError
+from flow.core.errors import ConfigError, FedweaveError
 from flow.core.settings import ServiceConf
 from flow.dsl import JobPlan
 from flow.dsl.loader import plan_from_dicts
@@ -49,16 +52,16 @@ from flow.runtime.shares import (
     write_json,
 )
 from flow.runtime.transport import make_federation
+from flow.server.control_link import NAME, ROLE, PeerLinks
+from flow.server.control_proposals import NOT_RUNNING, ProposalWatch
 from flow.server.worker import Worker
 from flow.store import FINAL_STATES, Store
 
-__all__ = ["CONTROL_JOB", "ControlPlane", "remote_reports"]
+__all__ = ["CONTROL_JOB", "NAME", "ROLE", "ControlPlane", "remote_reports"]
 
 log = logging.getLogger("fedweave.server.control")
 
 CONTROL_JOB = "flow_control"
-ROLE = "server"
-NAME = "control"
 POLL_S = 0.2
 SCAN_S = 1.0
 _JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -66,7 +69,7 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 RERUN_WAIT_S = 60.0
 
 
-class ControlPlane(Worker):
+class ControlPlane(ProposalWatch, Worker):
     """One server's control endpoint: an outbox drained and peers polled by one thread."""
 
     name = "control-plane"
@@ -81,11 +84,21 @@ class ControlPlane(Worker):
         self.home = conf.home_path
         self.audit = audit if audit is not None else audit_log(self.home, self.party_id)
         self.access_check = access_check or default_access_check()
-        self.fed = federation or self._endpoint()
+        self.fed: Any = federation or self._endpoint()
         self.peers = sorted(p for p in self.fed.route_table.parties if p != self.party_id)
         self.state_path = self.home / "control" / "state.json"
-        self.state = self._load_state()
-        self.outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.links = PeerLinks(self.fed, self.party_id, self.peers, self.state_path, deliver=self._handle,
+                               on_key_mismatch=self._key_mismatch)
+        self.state = self.links.state
+        audit_reject = getattr(self.fed, "on_reject", None)
+
+        def on_reject(rejection: Any) -> None:  # audited, and the peer told which key is held here
+            if audit_reject is not None:
+                audit_reject(rejection)
+            self.links.rejected(rejection)
+
+        self.fed.on_reject = on_reject
+        self._init_proposals()
         self._reported: dict[str, str] = {}
         self._final_reported: set[tuple[str, int]] = set()
         self._reruns: dict[str, tuple[str | None, float]] = {}
@@ -96,6 +109,7 @@ class ControlPlane(Worker):
             "status": self._on_status, "stop": self._on_stop, "rerun": self._on_rerun,
             "start": self._on_start, "cleanup": self._on_cleanup,
         }
+        self._resume_proposals()
 
     def _endpoint(self) -> Any:
         from federation.auth import RouteTable
@@ -109,56 +123,22 @@ class ControlPlane(Worker):
             fed.on_reject = rejection_hook(self.audit)
         return fed
 
-    # state ---------------------------------------------------------------
-    def _load_state(self) -> dict[str, dict[str, int]]:
-        try:
-            raw = json.loads(self.state_path.read_text())
-        except (OSError, ValueError):
-            raw = {}
-        return {"sent": dict(raw.get("sent", {})), "recv": dict(raw.get("recv", {}))}
-
-    def _save_state(self) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(self.state_path, self.state)
-
-    # sending -------------------------------------------------------------
+    # sending and receiving ---------------------------------------------
     def send(self, peer: str, message: dict[str, Any]) -> None:
         """Queue ``message`` for ``peer``; the control thread sends it in order."""
-        self.outbox.put((str(peer), message))
+        self.links.send(peer, message)
 
-    def _flush_outbox(self) -> None:
-        while True:
-            try:
-                peer, message = self.outbox.get_nowait()
-            except queue.Empty:
-                return
-            n = int(self.state["sent"].get(peer, 0))
-            self.state["sent"][peer] = n + 1
-            self._save_state()  # before sending: a restart never reuses a tag
-            self.fed.remote(message, NAME, str(n), [Party(ROLE, peer)])
-
-    # receiving -----------------------------------------------------------
     def poll_once(self) -> int:
         """Send what is queued, then take every waiting message of every peer; returns how many."""
-        self._flush_outbox()
-        got = 0
-        for peer in self.peers:
-            while True:
-                n = int(self.state["recv"].get(peer, 0))
-                try:
-                    message = self.fed.get(NAME, str(n), [Party(ROLE, peer)], timeout=0.01)[0]
-                except FederationTimeout:
-                    break
-                self._handle(peer, message)
-                self.state["recv"][peer] = n + 1
-                self._save_state()
-                got += 1
+        self.links.flush()
+        got = self.links.poll()
         if time.monotonic() >= self._next_scan:  # the store is read at most once a second
             self._next_scan = time.monotonic() + SCAN_S
             self._run_pending_reruns()
             self._report_statuses()
+            self._check_proposals()
             self._cleanup_finished()
-        self._flush_outbox()
+        self.links.flush()
         return got
 
     def _handle(self, peer: str, message: Any) -> None:
@@ -192,6 +172,8 @@ class ControlPlane(Worker):
         job_id = jobs.new_job_id()
         record_job(self.conf, self.store, plan, job_id, self.party_id)
         self._write_peers(job_id, {p: "proposed" for p in others})
+        if others:
+            self._expect_answers(job_id)
         for peer in others:
             self.send(peer, {"type": "propose", "job_id": job_id, "conf": plan.raw_conf, "dsl": plan.raw_dsl})
         if not others:
@@ -208,6 +190,8 @@ class ControlPlane(Worker):
     def _on_accept(self, peer: str, msg: dict[str, Any]) -> None:
         job_id = msg["job_id"]
         peers = json.loads(self._peers_path(job_id).read_text())
+        if peers.get(peer) in ("silent", "unverified"):  # it answered after the job had failed here
+            self.send(peer, {"type": "stop", "job_id": job_id, "reason": self.store.job(job_id)["reason"]})
         if peers.get(peer) != "proposed":
             return
         peers[peer] = "accepted"
@@ -216,6 +200,8 @@ class ControlPlane(Worker):
         if job["status"] in FINAL_STATES:  # another party refused meanwhile: this one never starts
             self.send(peer, {"type": "stop", "job_id": job_id, "reason": job["reason"]})
         elif all(v == "accepted" for v in peers.values()) and job["status"] == "waiting":
+            with self._proposals_lock:
+                self.proposals.pop(job_id, None)
             self._start(job_id)  # every party agreed: all start now
             self.broadcast(job_id, {"type": "start"})
 
@@ -225,16 +211,8 @@ class ControlPlane(Worker):
             self._start(msg["job_id"])
 
     def _on_reject(self, peer: str, msg: dict[str, Any]) -> None:
-        job_id = msg["job_id"]
         reason = f"rejected by party {peer}: {msg.get('reason') or 'no reason given'}"
-        peers = json.loads(self._peers_path(job_id).read_text())
-        peers[peer] = "rejected"
-        self._write_peers(job_id, peers)
-        self.store.update_tasks(job_id, ("waiting", "running"), status="failed", reason=reason)
-        self.store.update_job(job_id, status="failed", reason=reason)
-        for other, state in peers.items():
-            if state == "accepted":
-                self.send(other, {"type": "stop", "job_id": job_id, "reason": reason})
+        self._fail_proposal(msg["job_id"], reason, {peer: "rejected"})
 
     def _start(self, job_id: str) -> None:
         self.store.update_job(job_id, supervisor_pid=jobs._start_supervisor(self.conf, job_id))
@@ -370,7 +348,7 @@ class ControlPlane(Worker):
                 continue
             peers = json.loads(self._peers_path(job_id).read_text())
             reports = {r["party_id"]: r for r in remote_reports(self.home, job_id)}
-            if any(state != "rejected" and not (reports.get(p, {}).get("status") in FINAL_STATES
+            if any(state not in NOT_RUNNING and not (reports.get(p, {}).get("status") in FINAL_STATES
                                                 and reports[p].get("attempt") == attempt)
                    for p, state in peers.items()):
                 continue  # someone still runs (or never answered)
