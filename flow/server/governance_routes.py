@@ -11,6 +11,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from flow.ops.users import acting_user
 from flow.server.routes import ok, ops_of
 
 schedules = APIRouter(prefix="/schedules", tags=["schedules"])
@@ -19,8 +20,9 @@ audit = APIRouter(prefix="/audit", tags=["audit"])
 
 
 def _actor(request: Request) -> str:
-    """Who changed a grant through the server, as the audit log records it."""
-    return f"client:{request.client.host if request.client else 'unknown'}"
+    """Who changed a grant through the server, as the audit log records it: the user whose token
+    the request carried (the server token acts as ``admin``), else the client's address."""
+    return acting_user.get() or f"client:{request.client.host if request.client else 'unknown'}"
 
 
 class ScheduleBody(BaseModel):

@@ -279,7 +279,7 @@ def test_privileges_and_the_audit_log_are_the_servers(client, server):
 
     entries = client.ok("audit", "list", "--kind", "privilege")
     assert [e["kind"] for e in entries] == ["privilege.grant", "privilege.revoke"]
-    assert {e["actor"] for e in entries} == {"client:127.0.0.1"}  # who asked the server, not its process
+    assert {e["actor"] for e in entries} == {"admin"}  # the user who asked the server (its token's), not its process
     assert client.ok("audit", "list", "--kind", "data.upload", "-l", "1")[0]["details"]["name"] in (
         "breast_hetero_guest", "breast_hetero_host")
     verified = client.ok("audit", "verify")
