@@ -1,0 +1,1 @@
+"""Security tests: hostile values on every route and every CLI command."""
