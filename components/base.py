@@ -27,12 +27,14 @@ DATA_PORTS = ("data", "train_data", "validate_data", "test_data")
 
 
 class Params(BaseModel):
-    """Base of every component's params: unknown names are errors, types are checked.
+    """Base of every component's params: unknown names are errors, types are checked strictly
+    (as FATE's own parameter checker: ``"0.01"`` is not a float, ``"yes"`` not a boolean; an
+    integer is still a float).
 
     ``need_run`` is FATE's per-party switch to skip a component on that party.
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
     #: FATE parameters accepted so that a FATE conf validates unchanged, but not acted on
     inert: ClassVar[frozenset[str]] = frozenset()
 
@@ -105,6 +107,8 @@ class Inputs:
     data: dict[str, Dataset] = field(default_factory=dict)
     #: every input on each port, in DSL order (``data`` holds one per port; Union takes several)
     all_data: dict[str, list[Dataset]] = field(default_factory=dict)
+    #: the upstream component of each entry of ``all_data``, in the same order
+    sources: dict[str, list[str]] = field(default_factory=dict)
     #: models from ``input.model`` (same component kind, e.g. for predict)
     model: list[dict[str, Any]] = field(default_factory=list)
     #: models from ``input.isometric_model`` (other components, e.g. binning -> selection)

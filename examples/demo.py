@@ -27,7 +27,7 @@ def main() -> None:
     data = ROOT / "data"
     for party, label in (("guest", ["--label-column", "y"]), ("host", [])):
         up = flow("data", "upload", "-f", str(data / f"breast_hetero_{party}.csv"), "--namespace", "experiment",
-                  "--name", f"breast_hetero_{party}", *label)["data"]
+                  "--name", f"breast_hetero_{party}", "--drop", *label)["data"]  # make demo runs again
         print(f"uploaded experiment/{up['name']}: {up['count']} rows, {len(up['columns'])} columns")
     print("submitting examples/hetero_lr (guest 9999; host and arbiter 10000) ...")
     result = flow("job", "submit", "-c", str(ROOT / "hetero_lr" / "conf.json"),

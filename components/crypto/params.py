@@ -26,7 +26,7 @@ MIN_KEY_LENGTH = 256
 class EncryptParam(BaseModel):
     """FATE's ``encrypt_param`` for Paillier; ``allow_short_key`` is fedweave's own switch."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     method: Literal["Paillier", "paillier"] = "Paillier"
     #: declared before key_length: its validator reads it

@@ -1,9 +1,10 @@
 """Evaluation: metrics of a prediction table, by FATE's ``eval_type`` (binary, multi, regression).
 
 Runs on the label holder. Scalar metrics and curves are stored per component, so
-``flow tracking metrics`` shows them: for binary the ROC points and the KS curve; for
-every type the loss per iteration when the upstream model left its loss history in the
-prediction table's meta (``extra["loss_history"]``).
+``flow tracking metrics`` shows them (namespace ``evaluation`` for one input; with several
+inputs on ``data`` each is evaluated and kept under its upstream component's name): for
+binary the ROC points and the KS curve; for every type the loss per iteration when the
+upstream model left its loss history in the prediction table's meta (``extra["loss_history"]``).
 
 Which column is read: binary uses ``predict_score`` (the positive class probability);
 multi uses ``predict_result`` (the predicted class); regression uses ``predict_result``
@@ -72,18 +73,42 @@ class Evaluation(Component):
     def host(self, ctx: Context, params: EvaluationParams, inputs: Inputs) -> Outputs:
         """Hosts of horizontal models hold their own labels and predictions; hosts of
         vertical ones hold neither, and have nothing to evaluate."""
-        source = inputs.data.get("data")
         columns = EVAL_TYPES[params.eval_type].columns
-        if source is None or source.meta.label_column is None or \
-                not any(c in source.meta.feature_columns for c in columns):
+        sources = [(up, source) for up, source in self._sources(inputs)
+                   if source.meta.label_column is not None and any(c in source.meta.feature_columns for c in columns)]
+        if not sources:
             ctx.logger.info("no labelled predictions on this party: nothing to evaluate")
             return Outputs()
-        return self.guest(ctx, params, inputs)
+        return self._evaluate(ctx, params, sources, several=len(self._sources(inputs)) > 1)
 
     def guest(self, ctx: Context, params: EvaluationParams, inputs: Inputs) -> Outputs:
-        source = inputs.data.get("data")
-        if source is None:
+        sources = self._sources(inputs)
+        if not sources:
             raise ComponentError(f"{ctx.component}: no input data (connect it to a component's prediction output)")
+        return self._evaluate(ctx, params, sources, several=len(sources) > 1)
+
+    @staticmethod
+    def _sources(inputs: Inputs) -> list[tuple[str, Dataset]]:
+        """Every input on ``data`` with the upstream component it came from (FATE evaluates
+        each and keeps its metrics under that component's name)."""
+        data = inputs.all_data.get("data") or ([inputs.data["data"]] if "data" in inputs.data else [])
+        names = inputs.sources.get("data") or []
+        return [(names[i] if i < len(names) else "", ds) for i, ds in enumerate(data)]
+
+    def _evaluate(self, ctx: Context, params: EvaluationParams, sources: list[tuple[str, Dataset]],
+                  several: bool) -> Outputs:
+        """One input: metrics in namespace ``evaluation``; several: each input's metrics in the
+        namespace of its upstream component (``hetero_lr_0``, ``secureboost_0``), as FATE does."""
+        if several:
+            unnamed = [ds.meta.name for up, ds in sources if not up]
+            if unnamed:
+                raise ComponentError(f"{ctx.component}: several inputs, but the upstream component of "
+                                     f"{', '.join(unnamed)} is unknown")
+        for up, source in sources:
+            self._evaluate_one(ctx, params, source, up if several else "evaluation")
+        return Outputs()
+
+    def _evaluate_one(self, ctx: Context, params: EvaluationParams, source: Dataset, namespace: str) -> None:
         kind = EVAL_TYPES[params.eval_type]
         y, pred = self._read(ctx, params, source, kind)
         scalars = kind.scalars(y, pred)
@@ -94,10 +119,10 @@ class Evaluation(Component):
         wanted = self._wanted(ctx, params, kind, scalars, curves)
         for name, value in {**scalars, **curves}.items():
             if wanted is None or name in wanted:
-                ctx.tracker.log_metric("evaluation", name, value)
-        ctx.logger.info("%s evaluation of %d rows: %s", params.eval_type, len(y),
+                ctx.tracker.log_metric(namespace, name, value)
+        ctx.logger.info("%s evaluation of %d rows%s: %s", params.eval_type, len(y),
+                        "" if namespace == "evaluation" else f" from {namespace}",
                         ", ".join(f"{k}={v:.6f}" for k, v in scalars.items()))
-        return Outputs()
 
     @staticmethod
     def _read(ctx: Context, params: EvaluationParams, source: Dataset, kind: EvalType) -> tuple[np.ndarray, ...]:

@@ -36,7 +36,7 @@ from flow.core.errors import ComponentError
 
 
 class TransformParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     transform_cols: int | list[int] | None = -1
     transform_names: list[str] | None = None

@@ -32,7 +32,7 @@ from flow.core.errors import ComponentError
 
 
 class _Sub(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
 
 class UniqueValueParam(_Sub):

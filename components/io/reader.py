@@ -10,7 +10,7 @@ from flow.core.errors import ComponentError
 
 
 class TableRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     name: str
     namespace: str

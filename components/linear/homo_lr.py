@@ -50,7 +50,7 @@ from flow.core.errors import ComponentError
 class HomoEncryptParam(BaseModel):
     """FATE's homo ``encrypt_param``: updates are protected by secure aggregation, not Paillier."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     method: Literal["none", "None"] | None = None
     key_length: int = 1024

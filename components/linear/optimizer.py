@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class InitParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     init_method: Literal["zeros", "ones", "const", "random_uniform", "random_normal"] = "random_uniform"
     init_const: float = 1.0

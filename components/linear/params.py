@@ -14,7 +14,7 @@ OptimizerName = Literal["sgd", "rmsprop", "adam", "adagrad", "nesterov_momentum_
 
 
 class PredictParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     threshold: float = 0.5
 

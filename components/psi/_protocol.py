@@ -22,7 +22,7 @@ from flow.core.errors import ComponentError
 class MethodParams(BaseModel):
     """Base of the per-method parameter blocks (``rsa_params`` ...): unknown names are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
 
 class PsiProtocol(ABC):

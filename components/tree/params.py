@@ -20,7 +20,7 @@ from components.tree.tree import SplitRule
 
 
 class TreeParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     criterion_method: Literal["xgboost"] = "xgboost"
     #: [reg_lambda] or [reg_lambda, reg_alpha]
@@ -52,7 +52,7 @@ class TreeParam(BaseModel):
 
 
 class ObjectiveParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
 
     objective: Literal["cross_entropy", "lse"] | None = None
     params: list[float] | None = None

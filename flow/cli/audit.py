@@ -21,12 +21,36 @@ _party_opt = click.option("--party", default=None, help="only this party's log (
 @click.option("--kind", default=None, help="only this kind or kind prefix (data, federation.sent, ...)")
 @_party_opt
 @click.option("-l", "--limit", default=None, type=int, help="only the newest N entries")
+@click.option("--all", "everything", is_flag=True,
+              help="also the per-object federation.sent/received entries (see flow audit summary)")
 @click.pass_obj
 @envelope
 def list_entries(env: Env, job: str | None, since: str | None, kind: str | None, party: str | None,
-                 limit: int | None):
-    """Entries, oldest first, merged across the home's logs by time."""
-    return env.ops.audit_list(job=job, since=since, kind=kind, party=party, limit=limit)
+                 limit: int | None, everything: bool):
+    """Entries, oldest first, merged across the home's logs by time. The per-object federation
+    traffic is left out unless asked (--all, or --kind federation...): flow audit summary totals it."""
+    if everything or kind is not None:
+        return env.ops.audit_list(job=job, since=since, kind=kind, party=party, limit=limit)
+    entries = [e for e in env.ops.audit_list(job=job, since=since, party=party) if not _traffic(e)]
+    return entries[-limit:] if limit else entries
+
+
+def _traffic(entry: dict) -> bool:
+    return str(entry.get("kind", "")).startswith(TRAFFIC + ".")
+
+
+#: the kinds of the per-object entries transports write (federation.sent, federation.received)
+TRAFFIC = "federation"
+
+
+@audit.command()
+@click.option("-j", "--job", "job", default=None, help="only the traffic of this job")
+@_party_opt
+@click.pass_obj
+@envelope
+def summary(env: Env, job: str | None, party: str | None):
+    """Federation traffic totalled: objects and bytes per party, direction, peer and variable."""
+    return env.ops.audit_summary(job=job, party=party)
 
 
 @audit.command()

@@ -26,7 +26,8 @@ def _upload_conf(path: Path) -> dict[str, Any]:
         file = path.parent / file
     return {"file": file, "namespace": raw["namespace"], "name": raw["table_name"],
             "partitions": raw.get("partition"), "id_column": raw.get("id_column", "id"),
-            "label_column": raw.get("label_column") or raw.get("label_name")}
+            "label_column": raw.get("label_column") or raw.get("label_name"),
+            "drop": bool(raw.get("drop")) or None}  # FATE: "drop": 1 replaces an existing table
 
 
 @cli.group()
@@ -44,12 +45,13 @@ def data() -> None:
 @click.option("--label-column", default=None)
 @click.option("--partitions", type=int, default=None)
 @click.option("--engine", default=None, help="storage engine (default: service conf)")
+@click.option("--drop", is_flag=True, help="replace the table if it exists (FATE's upload conf \"drop\": 1)")
 @click.pass_obj
 @envelope
-def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, partitions, engine):
-    """Upload a CSV as table NAMESPACE/NAME."""
+def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, partitions, engine, drop):
+    """Upload a CSV as table NAMESPACE/NAME (refused if it exists, unless --drop)."""
     opts = {"file": file, "namespace": namespace, "name": name, "partitions": partitions,
-            "id_column": id_column, "label_column": label_column}
+            "id_column": id_column, "label_column": label_column, "drop": drop or None}
     if conf_path is not None:
         opts.update({k: v for k, v in _upload_conf(conf_path).items() if v is not None and not (
             k in ("file", "namespace", "name") and opts[k])})
@@ -57,7 +59,8 @@ def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, 
         if not opts[key]:
             raise ConfigError(f"flow data upload: {flag} is required (or give -c upload_conf.json)")
     return env.ops.data_upload(opts["file"], opts["namespace"], opts["name"], id_column=opts["id_column"],
-                               label_column=opts["label_column"], partitions=opts["partitions"], engine=engine)
+                               label_column=opts["label_column"], partitions=opts["partitions"], engine=engine,
+                               drop=bool(opts["drop"]))
 
 
 @data.command()

@@ -9,12 +9,16 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from federation.api import Party
 from flow.cli.main import Env, cli, envelope
 from flow.core.errors import FedweaveError
 from flow.dsl import load_job
+from flow.dsl.dag import JobDAG
+from flow.dsl.dag_text import render_dag
 from flow.runtime import job as jobs
 from flow.store import FINAL_STATES
 
@@ -37,12 +41,28 @@ _job_opt = click.option("-j", "--job-id", required=True)
 @job.command()
 @_conf_opt
 @_dsl_opt
+@click.option("--dag", "draw_dag", is_flag=True, help="also draw the DAG's stages and edges (on stderr)")
+@click.pass_obj
 @envelope
-def validate(conf_path: Path, dsl_path: Path):
-    """Check both files and print the DAG and each party's components; runs nothing."""
-    summary = load_job(conf_path, dsl_path).to_summary()
+def validate(env: Env, conf_path: Path, dsl_path: Path, draw_dag: bool = False):
+    """Check both files, and the tables of the parties this home holds, and print the DAG and
+    each party's components; runs nothing."""
+    from flow.ops.client_conf import load_client_conf
+    from flow.runtime.preflight import check_tables  # opens storage engines: only this command needs it
+
+    plan = load_job(conf_path, dsl_path)
+    if load_client_conf(env.conf.home_path):  # a client of a flow server: the tables are there (submit checks)
+        unchecked = [f"{p}: tables not checked (this home is a client of a flow server; submit checks them)"
+                     for p in plan.all_parties()]
+    else:
+        unchecked = check_tables(env.conf, plan, str(conf_path))
+    summary = plan.to_summary()
+    if draw_dag:
+        click.echo(render_dag(plan.dag, {c: v["module"] for c, v in summary["components"].items()}), err=True)
     _tell(summary["notices"])
-    return summary
+    for line in unchecked:
+        click.echo(f"notice: {line}", err=True)
+    return {**summary, "unchecked_tables": unchecked}
 
 
 def _tell(notices: list[str]) -> list[str]:
@@ -56,13 +76,14 @@ def _tell(notices: list[str]) -> list[str]:
 @_conf_opt
 @_dsl_opt
 @click.option("--wait", is_flag=True, help="show progress and exit 0 on success, 1 otherwise")
+@click.option("--description", default=None, help="what the job is (FATE's notes); shown by query and list")
 @click.pass_obj
 @envelope
-def submit(env: Env, conf_path: Path, dsl_path: Path, wait: bool):
+def submit(env: Env, conf_path: Path, dsl_path: Path, wait: bool, description: str | None = None):
     """Validate and start a job; prints its id at once (or waits with --wait)."""
     plan = load_job(conf_path, dsl_path)
     notices = _tell(plan.notices())
-    info = env.ops.job_submit(plan, str(conf_path), str(dsl_path))
+    info = env.ops.job_submit(plan, str(conf_path), str(dsl_path), description=description)
     if notices:
         info = {**info, "notices": notices}
     if not wait:
@@ -72,7 +93,9 @@ def submit(env: Env, conf_path: Path, dsl_path: Path, wait: bool):
 
 
 def _progress_table(detail: dict) -> RichTable:
-    table = RichTable(title=f"job {detail['job_id']}  [{detail['status']}]", title_justify="left")
+    # wide enough for its title to stay on one line (a title wraps at the table's width)
+    table = RichTable(title=escape(f"job {detail['job_id']}  [{detail['status']}]"), title_justify="left",
+                      min_width=len(detail["job_id"]) + len(detail["status"]) + 8)
     parties = sorted({(t["role"], t["party_id"]) for t in detail["tasks"]})
     table.add_column("component")
     for role, pid in parties:
@@ -94,8 +117,8 @@ def _progress_table(detail: dict) -> RichTable:
     return table
 
 
-def wait_for(env: Env, job_id: str, poll: float = 0.5) -> dict:
-    console = Console(stderr=True)
+def wait_for(env: Env, job_id: str, poll: float = 0.5, console: Console | None = None) -> dict:
+    console = console or Console(stderr=True)
     detail = env.ops.job_query(job_id)
     with Live(_progress_table(detail), console=console, refresh_per_second=4, transient=False) as live:
         while detail["status"] not in FINAL_STATES:
@@ -103,8 +126,16 @@ def wait_for(env: Env, job_id: str, poll: float = 0.5) -> dict:
             detail = env.ops.job_query(job_id)
             live.update(_progress_table(detail))
     if detail["status"] != "success":
-        console.print(f"[red]job {job_id} {detail['status']}: {detail['reason']}[/]")
+        print_verdict(console, job_id, detail)
     return detail
+
+
+def print_verdict(console: Console, job_id: str, detail: dict) -> None:
+    """The "job ... failed: reason" line under the progress table: on a line of its own
+    (never on the table's last border line), neither wrapped at the terminal's width nor read
+    as markup (a reason quoting "[guest 9999 ...]" keeps its brackets)."""
+    console.print(Text(f"job {job_id} {detail['status']}: {detail['reason']}", style="red"),
+                  soft_wrap=True, overflow="ignore", crop=False)
 
 
 @job.command("run")
@@ -133,11 +164,34 @@ def query(env: Env, job_id: str):
 
 @job.command("list")
 @click.option("-l", "--limit", default=20, show_default=True)
+@click.option("-s", "--status", default=None, help="only jobs in this state (waiting, running, success, failed, ...)")
+@click.option("-r", "--role", default=None, help="only jobs with a party of this role")
+@click.option("-p", "--party", "--party-id", "party_id", default=None, help="only jobs this party id takes part in")
+@click.option("--initiator", default=None, help="only jobs this party initiated: ROLE:ID or ID")
+@click.option("--since", default=None, help="only jobs created at or after this ISO time (2026-11-26, ...T02:00Z)")
+@click.option("--until", default=None, help="only jobs created before this ISO time")
+@click.option("--description", default=None, help="only jobs whose description holds this text (any case)")
 @click.pass_obj
 @envelope
-def list_jobs(env: Env, limit: int):
-    """Recent jobs, newest first."""
-    return env.ops.job_list(limit)
+def list_jobs(env: Env, limit: int, status: str | None, role: str | None, party_id: str | None,
+              initiator: str | None, since: str | None, until: str | None, description: str | None):
+    """Recent jobs, newest first (of those matching every filter given)."""
+    return env.ops.job_list(limit, status=status, role=role, party_id=party_id, initiator=initiator,
+                            since=since, until=until, description=description)
+
+
+@job.command("dag")
+@_job_opt
+@click.pass_obj
+def dag_picture(env: Env, job_id: str):
+    """Draw a job's DAG: its stages as rows of boxes, then every edge (plain text)."""
+    try:
+        info = env.ops.component_list(job_id)
+        modules = {c["component_name"]: c["module"] for c in info["components"]}
+        click.echo(render_dag(JobDAG.from_dsl(info["dsl"]), modules))
+    except FedweaveError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
 
 
 @job.command()

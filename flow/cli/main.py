@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 from datetime import date
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import click
 
@@ -72,6 +72,17 @@ def emit(data: Any = None, retcode: int = 0, retmsg: str = "success") -> None:
     click.echo(json.dumps({"retcode": retcode, "retmsg": retmsg, "data": data}, indent=2, default=json_default))
 
 
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 120 else text[:60] + "..."
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    emit(None, retcode=code, retmsg=message)
+    sys.exit(code)
+
+
 def envelope(fn: Callable) -> Callable:
     """Run a command; print its result in the envelope, or its error and exit non-zero."""
 
@@ -85,9 +96,14 @@ def envelope(fn: Callable) -> Callable:
             emit({"problems": exc.problems}, retcode=exc.exit_code, retmsg="; ".join(exc.problems))
             sys.exit(exc.exit_code)
         except FedweaveError as exc:
-            click.echo(f"error: {exc}", err=True)
-            emit(None, retcode=exc.exit_code, retmsg=str(exc))
-            sys.exit(exc.exit_code)
+            _fail(str(exc), exc.exit_code)
+        except OSError as exc:  # a path given on the command line that the file system refuses
+            where = _shown(exc.filename) if exc.filename is not None else ""
+            _fail(f"{where + ': ' if where else ''}{exc.strerror or exc}", 2)
+        except ValueError as exc:
+            if "null byte" not in str(exc):
+                raise
+            _fail("a path given holds a NUL character", 2)
         if isinstance(result, tuple):  # (data, exit_code) for commands whose outcome sets the code
             data, code = result
             emit(data, retcode=code, retmsg="success" if code == 0 else "failed")
@@ -97,7 +113,20 @@ def envelope(fn: Callable) -> Callable:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FlowGroup(click.Group):
+    """The root group: a NUL in a path option makes click's own path check raise ValueError
+    while it parses; say so as a usage error (one line, exit 2) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValueError as exc:
+            if "null byte" not in str(exc):
+                raise
+            raise click.UsageError("a value given holds a NUL character", ctx) from None
+
+
+@click.group(cls=FlowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fedweave", message="fedweave %(version)s")
 @click.option("--service-conf", envvar="FEDWEAVE_SERVICE_CONF", default=None,
               help="service_conf.yaml of this party (default: $FLOW_HOME/service_conf.yaml, then conf/).")
@@ -110,6 +139,7 @@ def cli(ctx: click.Context, service_conf: str | None) -> None:
 def main() -> None:
     from flow.cli import (  # noqa: F401 - registers the command groups  # noqa: F401,I001 - cron, privileges, audit
         audit,
+        component,  # noqa: F401 - flow component (FATE 1.x) and flow module
         data,
         job,
         model,  # noqa: F401,I001 - flow model (deploy, list, export, import)

@@ -34,7 +34,8 @@ _name_arg = click.argument("name")
 @click.option("--overlap", type=click.Choice(["skip", "queue"]), default="skip", show_default=True,
               help="while the previous run still runs: skip the firing, or queue one")
 @click.option("--promote-if", default=None,
-              help="deploy a successful run's model only if e.g. 'auc>=current' (metric of the guest's Evaluation)")
+              help="deploy a successful run's model only if e.g. 'auc>=current' (metric of the guest's Evaluation; "
+                   "'hetero_lr_0.auc>=current' when it evaluates several components)")
 @click.option("--paused", is_flag=True, help="add it paused")
 @click.pass_obj
 @envelope

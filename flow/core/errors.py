@@ -38,6 +38,12 @@ class StorageError(FedweaveError):
     """A table cannot be read or written (missing, wrong schema, permissions)."""
 
 
+class TableExists(StorageError):
+    """A table of that name is already stored and replacing it was not asked for (``--drop``)."""
+
+    exit_code = 2
+
+
 class FederationError(FedweaveError):
     """Talking to another party failed."""
 

@@ -58,3 +58,21 @@ def safe_join(root: str | os.PathLike[str], *parts: str, fields: Sequence[str] |
 def is_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
     """Whether ``path``, symlinks followed, lies under ``root`` (resolved too)."""
     return Path(path).resolve().is_relative_to(Path(root).resolve())
+
+
+#: longest file name a client may give (filesystems stop at 255 bytes)
+MAX_FILE_NAME = 128
+
+
+def client_file_name(filename: str, default: str, field: str = "filename") -> str:
+    """The base name of a file name a client sent (an upload's, an archive's), usable as one
+    file under a folder of ours: not hidden, no separators or NUL, at most MAX_FILE_NAME
+    characters; else one line naming ``field``."""
+    safe = Path(filename.replace("\\", "/")).name if "\x00" not in filename else ""
+    if not filename or not safe:
+        safe = default if not filename else ""
+    if not safe or safe.startswith(".") or len(safe) > MAX_FILE_NAME:
+        shown = filename if len(filename) <= 40 else filename[:40] + "..."
+        raise InvalidIdentifier(field, f"{field}: {shown!r} is not a usable file name (a plain name, not "
+                                       f"starting with '.', at most {MAX_FILE_NAME} characters)")
+    return safe

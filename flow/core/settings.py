@@ -113,19 +113,42 @@ def _candidates() -> list[Path]:
     return out
 
 
+def _shown(path: object) -> str:
+    text = str(path).replace("\x00", "\\0")
+    return text if len(text) <= 200 else text[:80] + "..."
+
+
+def _read_conf(p: Path) -> ServiceConf:
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{_shown(p)}: cannot read the service conf: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: a service conf is a YAML mapping (mode, home, default_engines, ...), "
+                          f"not a {type(raw).__name__}")
+    try:
+        return ServiceConf(**{str(k): v for k, v in raw.items()}, source=str(p))
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{p}: {where}: {first['msg']}") from exc
+
+
 def load_service_conf(path: str | Path | None = None) -> ServiceConf:
+    """The first service conf found (see the module's docstring), or the built-in defaults;
+    ConfigError, one line naming the file, for one that cannot be read or is not valid."""
     paths = [Path(path)] if path else _candidates()
     for p in paths:
-        if p.is_file():
-            try:
-                raw = yaml.safe_load(p.read_text()) or {}
-                return ServiceConf(**raw, source=str(p))
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
-            except PydanticError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(x) for x in first["loc"])
-                raise ConfigError(f"{p}: {where}: {first['msg']}") from exc
+        try:
+            found = p.is_file()
+        except (OSError, ValueError) as exc:  # a name the file system refuses (too long, NUL)
+            raise ConfigError(f"{_shown(p)}: not a usable service conf path ({exc})") from None
+        if found:
+            return _read_conf(p)
         if path:
-            raise ConfigError(f"{p}: service conf not found")
+            raise ConfigError(f"{_shown(p)}: service conf not found")
     return ServiceConf()

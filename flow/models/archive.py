@@ -68,13 +68,18 @@ def export_model(store: ModelStore, model_id: str, model_version: str, out: Path
     body = _signed_bytes(manifest)
     manifest["signatures"] = {pid: base64.b64encode(keys.load(pid).sign(body)).decode() for pid in signers}
     out = Path(out)
+    if out.is_dir():
+        raise StoreError(f"{out}: is a directory; give the archive's file name (e.g. {out / 'model.zip'})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-        for name, blob in blobs.items():
-            zf.writestr(name, blob)
-    tmp.replace(out)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            for name, blob in blobs.items():
+                zf.writestr(name, blob)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing half-written is left, whatever failed
     return {"model_id": model_id, "model_version": model_version, "parties": manifest["parties"],
             "file": str(out), "sha256": sha256(out.read_bytes()), "files": len(files), "signed_by": signers}
 

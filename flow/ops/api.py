@@ -43,6 +43,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "tracking_metrics": ("GET", _TASK + "/metrics"),
     "tracking_output_data": ("GET", _TASK + "/output-data"),
     "tracking_output_model": ("GET", _TASK + "/output-model"),
+    "component_list": ("GET", "/jobs/{job_id}/components"),
+    "component_parameters": ("GET", _TASK + "/parameters"),
     "schedule_add": ("POST", "/schedules"),
     "schedule_list": ("GET", "/schedules"),
     "schedule_pause": ("POST", "/schedules/{name}/pause"),
@@ -55,6 +57,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "privilege_list": ("GET", "/privileges"),
     "audit_list": ("GET", "/audit"),
     "audit_verify": ("GET", "/audit/verify"),
+    "audit_summary": ("GET", "/audit/summary"),
     "model_list": ("GET", "/models"),
     "model_deploy": ("POST", "/models/deploy"),
     "model_export": ("GET", "/models/export"),
@@ -91,6 +94,8 @@ ROLES: dict[str, Role] = {
     "tracking_metrics": "viewer",
     "tracking_output_data": "operator",
     "tracking_output_model": "viewer",
+    "component_list": "viewer",
+    "component_parameters": "viewer",
     "schedule_add": "operator",
     "schedule_list": "viewer",
     "schedule_pause": "operator",
@@ -103,6 +108,7 @@ ROLES: dict[str, Role] = {
     "privilege_list": "operator",
     "audit_list": "admin",
     "audit_verify": "admin",
+    "audit_summary": "admin",
     "model_list": "viewer",
     "model_deploy": "operator",
     "model_export": "operator",
@@ -138,16 +144,22 @@ class Ops(Protocol):
 
     # jobs ---------------------------------------------------------------
     @abstractmethod
-    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
-        """Start a validated job; its id, parties and model info (the paths name the files in messages)."""
+    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str,
+                   description: str | None = None) -> dict[str, Any]:
+        """Start a validated job; its id, parties and model info (the paths name the files in messages;
+        ``description``: what the job is, FATE's notes, shown by query and list)."""
 
     @abstractmethod
     def job_query(self, job_id: str) -> dict[str, Any]:
         """The job, its status and every party's tasks, with failure reasons."""
 
     @abstractmethod
-    def job_list(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest ``limit`` jobs, newest first."""
+    def job_list(self, limit: int = 20, status: str | None = None, role: str | None = None,
+                 party_id: str | None = None, initiator: str | None = None, since: str | None = None,
+                 until: str | None = None, description: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` jobs, newest first, of those matching every filter given: status,
+        a party's role and/or id, the initiator (``ROLE:ID`` or ``ID``), created in
+        [``since``, ``until``) (ISO times), description holding the text."""
 
     @abstractmethod
     def job_stop(self, job_id: str) -> dict[str, Any]:
@@ -166,8 +178,9 @@ class Ops(Protocol):
     @abstractmethod
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
                     label_column: str | None = None, partitions: int | None = None,
-                    engine: str | None = None) -> dict[str, Any]:
-        """Store the CSV ``file`` (on this machine) as table ``namespace/name``."""
+                    engine: str | None = None, drop: bool = False) -> dict[str, Any]:
+        """Store the CSV ``file`` (on this machine) as table ``namespace/name``; an existing
+        table of that name is replaced only with ``drop`` (FATE's upload conf ``"drop": 1``)."""
 
     @abstractmethod
     def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:
@@ -203,6 +216,15 @@ class Ops(Protocol):
     @abstractmethod
     def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
         """The model part a task left, readable."""
+
+    @abstractmethod
+    def component_list(self, job_id: str) -> dict[str, Any]:
+        """A job's components (name, module, stage, upstreams) and its DSL (``flow component list``)."""
+
+    @abstractmethod
+    def component_parameters(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
+        """The effective parameters of a task: the conf's layers merged and parsed by the module's
+        params model for that party, defaults filled (``flow component parameters``)."""
 
     # schedules ----------------------------------------------------------
     @abstractmethod
@@ -257,6 +279,11 @@ class Ops(Protocol):
     @abstractmethod
     def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:
         """Each audit log's hash chain checked, with the first bad entry and why."""
+
+    @abstractmethod
+    def audit_summary(self, job: str | None = None, party: str | None = None) -> list[dict[str, Any]]:
+        """Federation traffic totalled from the ``federation.sent/received`` entries: objects and
+        bytes per (party, direction, peer, variable)."""
 
     # models -------------------------------------------------------------
     @abstractmethod

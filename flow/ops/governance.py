@@ -25,7 +25,7 @@ from flow.governance.audit import AuditLog
 from flow.governance.trail import home_log, home_logs, user_actor
 from flow.schedules.loop import Scheduler
 from flow.schedules.retrain import party_scheduler
-from flow.schedules.rules import Schedule, ScheduleError
+from flow.schedules.rules import Schedule, ScheduleError, check_promote_target, evaluation_sources
 from flow.store import Store
 
 
@@ -64,8 +64,10 @@ class GovernanceOps:
         plan_from_dicts(conf, dsl, conf_file=conf_file, dsl_file=dsl_file)
         folder = self.schedule_folder(name)
         fields = dict(timezone=timezone, overlap=overlap, promote_if=promote_if, paused=paused)
-        Schedule.build(name=name, cron=cron, conf_path=str(folder / "conf.json"),
-                       dsl_path=str(folder / "dsl.json"), **fields)  # every field checked before any write
+        checked = Schedule.build(name=name, cron=cron, conf_path=str(folder / "conf.json"),
+                                 dsl_path=str(folder / "dsl.json"), **fields)  # every field checked before any write
+        if checked.promote_if is not None:  # which evaluated component's metric it compares
+            check_promote_target(checked.promote_if, evaluation_sources(dsl))
         sched = self.scheduler()
         if any(s.name == name for s in sched.list()):
             raise ScheduleError(f"schedule '{name}' already exists; remove it first or pick another name")
@@ -161,6 +163,24 @@ class GovernanceOps:
             raise FedweaveError(f"since '{since}' is not an ISO time ({exc})") from None
         entries.sort(key=lambda e: (e["time"], e["party"], e["seq"]))
         return entries[-limit:] if limit else entries
+
+    @identifiers(job="job_id", party="party_id")
+    def audit_summary(self, job: str | None = None, party: str | None = None) -> list[dict[str, Any]]:
+        """Objects and bytes per (party, direction, peer, variable) from the federation entries,
+        most bytes first; what ``flow audit list`` leaves out unless asked."""
+        totals: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for log in self._audit_logs(party):
+            for e in log.entries(job=job, kind="federation"):
+                d = e.get("details") or {}
+                direction = str(e["kind"]).rpartition(".")[2]
+                key = (str(e.get("party")), direction, str(d.get("peer")), str(d.get("name")))
+                row = totals.setdefault(key, {"party": key[0], "direction": direction, "peer": key[2],
+                                              "variable": key[3], "objects": 0, "bytes": 0, "jobs": set()})
+                row["objects"] += 1
+                row["bytes"] += int(d.get("bytes") or 0)
+                row["jobs"].add(e.get("job"))
+        out = [{**r, "jobs": len(r["jobs"])} for r in totals.values()]
+        return sorted(out, key=lambda r: (-r["bytes"], r["party"], r["direction"], r["peer"], r["variable"]))
 
     @identifiers(party="party_id")
     def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:

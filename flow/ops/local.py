@@ -19,6 +19,7 @@ import io
 import json
 import os
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
@@ -26,11 +27,14 @@ from backends.computing import Session, create_session
 from backends.storage import StorageEngine, engine_from_conf
 from backends.storage.api import TableMeta
 from backends.storage.csv_import import import_csv
-from flow.core.errors import StoreError
-from flow.core.ids import identifiers
+from flow.core.errors import ConfigError, StoreError, TableExists
+from flow.core.ids import check_id, identifiers
+from flow.core.party import Party
 from flow.core.paths import safe_join
 from flow.core.settings import ServiceConf
 from flow.dsl import JobPlan
+from flow.dsl.dag import JobDAG
+from flow.dsl.loader import plan_from_dicts
 from flow.governance.trail import record as audit_record
 from flow.models.format import model_view
 from flow.models.ops import ModelOps
@@ -39,8 +43,9 @@ from flow.ops.governance import GovernanceOps
 from flow.ops.users import UserOps
 from flow.runtime import job as jobs
 from flow.runtime.logs import iter_follow, read_logs
+from flow.runtime.preflight import check_tables
 from flow.runtime.shares import remote_reports
-from flow.store import FINAL_STATES, Store
+from flow.store import FINAL_STATES, STATES, Store
 
 #: what ``flow server start`` writes under the home while it serves: {pid, host, port, url, started}
 SERVER_FILE = "server.json"
@@ -95,8 +100,12 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
             yield from storage.read(meta, session).iter_partitions()
 
     # jobs ---------------------------------------------------------------
-    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
-        info = jobs.submit_plan(self.conf, self.store, plan, conf_path, dsl_path)
+    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str,
+                   description: str | None = None) -> dict[str, Any]:
+        unchecked = check_tables(self.conf, plan, conf_path)  # this party's tables, before anything exists
+        info = jobs.submit_plan(self.conf, self.store, plan, conf_path, dsl_path, description=description)
+        if unchecked:
+            info = {**info, "unchecked_tables": unchecked}
         audit_record(self.conf, "job.submit", job=info["job_id"], conf=conf_path, dsl=dsl_path)
         return info
 
@@ -110,10 +119,15 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
             detail["parties"] = {r["party_id"]: {"status": r["status"], "reason": r["reason"]} for r in reports}
         return detail
 
-    def job_list(self, limit: int = 20) -> list[dict[str, Any]]:
+    @identifiers(role="role", party_id="party_id")
+    def job_list(self, limit: int = 20, status: str | None = None, role: str | None = None,
+                 party_id: str | None = None, initiator: str | None = None, since: str | None = None,
+                 until: str | None = None, description: str | None = None) -> list[dict[str, Any]]:
+        rows = self.store.jobs(limit, **job_filters(status, role, party_id, initiator, since, until, description))
         return [{"job_id": j["job_id"], "status": j["status"], "created": j["created"],
-                 "initiator": f"{j['initiator_role']}:{j['initiator_party']}", "reason": j["reason"]}
-                for j in self.store.jobs(limit)]
+                 "initiator": f"{j['initiator_role']}:{j['initiator_party']}", "reason": j["reason"],
+                 "description": j.get("description") or ""}
+                for j in rows]
 
     @identifiers(job_id="job_id")
     def job_stop(self, job_id: str) -> dict[str, Any]:
@@ -128,18 +142,41 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
                  component: str | None = None, follow: bool = False) -> Iterator[str]:
         """Log lines, each prefixed [role party component]; with ``follow`` until the job ends."""
         self.store.job(job_id)  # JobNotFound before anything is printed
+        self._check_logs_here(job_id, role, party_id)
         home = self.conf.home_path
         if not follow:
             return read_logs(home, job_id, role, party_id, component)
         return iter_follow(home, job_id, role, party_id, component,
                            done=lambda: self.store.job(job_id)["status"] in FINAL_STATES, poll=LOG_POLL)
 
+    def _check_logs_here(self, job_id: str, role: str | None, party_id: str | None) -> None:
+        """A party this home did not run keeps its logs itself: say so (exit 2) rather than
+        print nothing. A party runs here when the job records it (its party runs)."""
+        if role is None and party_id is None:
+            return
+        ran = [(r["role"], str(r["party_id"])) for r in self.store.party_runs(job_id)]
+        if any((role is None or r == role) and (party_id is None or p == party_id) for r, p in ran):
+            return
+        job = self.store.job(job_id)
+        roles = job["conf"].get("role") if isinstance(job["conf"], dict) else None
+        named = [(r, str(p)) for r, ids in (roles or {}).items() for p in (ids if isinstance(ids, list) else [ids])
+                 if (role is None or r == role) and (party_id is None or str(p) == party_id)]
+        here = ", ".join(f"{r} {p}" for r, p in ran) or "none"
+        who = " ".join(x for x in (role, party_id) if x)
+        if not named:
+            raise LogsNotHere(f"job {job_id} has no party {who} (this home ran: {here})")
+        keepers = ", ".join(sorted({p for _, p in named}))
+        raise LogsNotHere(f"logs of {who} in job {job_id} are kept at party {keepers}, which ran it; "
+                          f"this home ran {here} (ask party {keepers}'s flow server)")
+
     # data and tables ----------------------------------------------------
     @identifiers(namespace="namespace", name="table_name")
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
                     label_column: str | None = None, partitions: int | None = None,
-                    engine: str | None = None) -> dict[str, Any]:
+                    engine: str | None = None, drop: bool = False) -> dict[str, Any]:
         storage = self.storage(engine)
+        if not drop and storage.exists(namespace, name):
+            raise TableExists(f"table {namespace}/{name} exists; pass --drop to replace it")
         parts = partitions or self.conf.computing.partitions
         with self.session(parts) as session:
             meta = import_csv(file, storage, session, namespace, name,
@@ -251,6 +288,30 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
         model = model_view(Path(refs[0]["ref"]["path"]).read_text())
         return {"path": refs[0]["ref"]["path"], "model": model}
 
+    def _job_plan(self, job_id: str) -> JobPlan:
+        """The recorded job's conf and DSL, validated again into a plan."""
+        job = self.store.job(job_id)
+        return plan_from_dicts(job["conf"], job["dsl"], conf_file=f"job {job_id} conf", dsl_file=f"job {job_id} dsl")
+
+    @identifiers(job_id="job_id")
+    def component_list(self, job_id: str) -> dict[str, Any]:
+        job = self.store.job(job_id)
+        dag = JobDAG.from_dsl(job["dsl"])
+        stage_of = {name: i for i, stage in enumerate(dag.stages(), start=1) for name in stage}
+        modules = {name: (body or {}).get("module") for name, body in (job["dsl"].get("components") or {}).items()}
+        return {"job_id": job_id,
+                "components": [{"component_name": name, "module": modules.get(name), "stage": stage_of[name],
+                                "upstreams": dag.upstream(name)} for name in dag.order()],
+                "dsl": job["dsl"]}
+
+    @identifiers(job_id="job_id", role="role", party_id="party_id", component="component")
+    def component_parameters(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
+        plan = self._job_plan(job_id)
+        params = plan.component_params(component, Party(role, party_id))
+        return {"job_id": job_id, "role": role, "party_id": party_id, "component": component,
+                "module": plan.module(component).module, "need_run": params is not None,
+                "parameters": params.model_dump(mode="json") if params is not None else None}
+
     # server -------------------------------------------------------------
     def server_status(self) -> dict[str, Any]:
         """This party: its server (if one runs for this home), transport, store and engines."""
@@ -277,6 +338,39 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
                 "federation": federation.ENGINES.names(),
             },
         }
+
+
+class LogsNotHere(StoreError):
+    """The logs asked for belong to a party that another home ran."""
+
+    exit_code = 2
+
+
+def job_filters(status: str | None, role: str | None, party_id: str | None, initiator: str | None,
+                since: str | None, until: str | None, description: str | None) -> dict[str, Any]:
+    """``flow job list``'s filters as :meth:`Store.jobs` takes them; a bad one is one line, exit 2."""
+    if status is not None and status not in STATES:
+        raise ConfigError(f"job status '{status}' is not one of {', '.join(STATES)}")
+    who = None
+    if initiator:
+        r, _, pid = initiator.rpartition(":")
+        check_id("party_id", pid, "initiator")
+        if r:
+            check_id("role", r, "initiator")
+        who = (r or None, pid)
+    return {"status": status, "role": role, "party_id": party_id, "initiator": who,
+            "since": _when(since, "since"), "until": _when(until, "until"), "description": description}
+
+
+def _when(value: str | None, field: str) -> datetime | None:
+    """An ISO time (a date alone is its midnight; no zone: UTC)."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{field} '{value}' is not an ISO time (e.g. 2026-11-26 or 2026-11-26T02:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def write_csv(chunks: Iterator[str], out: Path) -> int:

@@ -89,15 +89,21 @@ class RemoteOps(Ops):
             raise ServerError(f"cannot reach the flow server at {self.base}: {exc}") from exc
 
     # jobs ---------------------------------------------------------------
-    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
+    def job_submit(self, plan: JobPlan, conf_path: str, dsl_path: str,
+                   description: str | None = None) -> dict[str, Any]:
         return self._call("job_submit", json={"conf": plan.raw_conf, "dsl": plan.raw_dsl,
-                                              "conf_file": conf_path, "dsl_file": dsl_path})
+                                              "conf_file": conf_path, "dsl_file": dsl_path,
+                                              **({"description": description} if description else {})})
 
     def job_query(self, job_id: str) -> dict[str, Any]:
         return self._call("job_query", {"job_id": job_id})
 
-    def job_list(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._call("job_list", params={"limit": limit})
+    def job_list(self, limit: int = 20, status: str | None = None, role: str | None = None,
+                 party_id: str | None = None, initiator: str | None = None, since: str | None = None,
+                 until: str | None = None, description: str | None = None) -> list[dict[str, Any]]:
+        params = {"limit": limit, "status": status, "role": role, "party_id": party_id, "initiator": initiator,
+                  "since": since, "until": until, "description": description}
+        return self._call("job_list", params=_clean(params))
 
     def job_stop(self, job_id: str) -> dict[str, Any]:
         return self._call("job_stop", {"job_id": job_id})
@@ -114,12 +120,12 @@ class RemoteOps(Ops):
     # data and tables ----------------------------------------------------
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
                     label_column: str | None = None, partitions: int | None = None,
-                    engine: str | None = None) -> dict[str, Any]:
+                    engine: str | None = None, drop: bool = False) -> dict[str, Any]:
         file = Path(file)
         if not file.is_file():
             raise ServerError(f"CSV file {file} does not exist", exit_code=1)
         params = {"namespace": namespace, "name": name, "id_column": id_column, "label_column": label_column,
-                  "partitions": partitions, "engine": engine, "filename": file.name}
+                  "partitions": partitions, "engine": engine, "filename": file.name, "drop": drop or None}
         with file.open("rb") as fh:
             return self._call("data_upload", params=_clean(params), content=_chunks(fh),
                               headers={"Content-Type": "text/csv"})
@@ -168,6 +174,12 @@ class RemoteOps(Ops):
     def tracking_output_model(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
         return self._call("tracking_output_model", _task(job_id, role, party_id, component))
 
+    def component_list(self, job_id: str) -> dict[str, Any]:
+        return self._call("component_list", {"job_id": job_id})
+
+    def component_parameters(self, job_id: str, role: str, party_id: str, component: str) -> dict[str, Any]:
+        return self._call("component_parameters", _task(job_id, role, party_id, component))
+
     # schedules ----------------------------------------------------------
     def schedule_add(self, cron: str, conf: Any, dsl: Any, *, name: str, timezone: str = "UTC",
                      overlap: str = "skip", promote_if: str | None = None, paused: bool = False,
@@ -214,6 +226,9 @@ class RemoteOps(Ops):
 
     def audit_verify(self, party: str | None = None) -> list[dict[str, Any]]:
         return self._call("audit_verify", params=_clean({"party": party}))
+
+    def audit_summary(self, job: str | None = None, party: str | None = None) -> list[dict[str, Any]]:
+        return self._call("audit_summary", params=_clean({"job": job, "party": party}))
 
     # models -------------------------------------------------------------
     def model_list(self, model_id: str | None = None) -> list[dict[str, Any]]:

@@ -108,8 +108,10 @@ def submit_job(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path)
     return submit_plan(conf, store, load_job(conf_path, dsl_path), str(conf_path), str(dsl_path))
 
 
-def submit_plan(conf: ServiceConf, store: Store, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
-    """Record and start a validated job (the files were read here, or by a client of the server)."""
+def submit_plan(conf: ServiceConf, store: Store, plan: JobPlan, conf_path: str, dsl_path: str,
+                description: str | None = None) -> dict[str, Any]:
+    """Record and start a validated job (the files were read here, or by a client of the server);
+    ``description``: what the person submitting it says it is, shown by query and list."""
     check_predict_model(conf.home_path, plan)  # a predict job's model must be here before anything starts
     job_id = new_job_id()
     jdir = job_dir(conf.home_path, job_id)
@@ -124,7 +126,7 @@ def submit_plan(conf: ServiceConf, store: Store, plan: JobPlan, conf_path: str, 
         store.create_job(job_id, conf=plan.raw_conf, dsl=plan.raw_dsl,
                          initiator=(plan.initiator.role, plan.initiator.party_id),
                          parties=[(p.role, p.party_id) for p in parties], components=components,
-                         conf_path=str(conf_path), dsl_path=str(dsl_path))
+                         conf_path=str(conf_path), dsl_path=str(dsl_path), description=description or "")
     except Exception:
         shutil.rmtree(jdir, ignore_errors=True)
         raise
@@ -309,7 +311,7 @@ def rerun_job(conf: ServiceConf, store: Store, job_id: str, component: str | Non
         raise FedweaveError(f"job {job_id} has no component '{component}'")
     again = {component} | set(plan.dag.downstream(component))
     for t in tasks:
-        if t["component"] in again:
+        if t["component"] in again or t["status"] == "canceled":  # canceled: never ran, runs now
             store.update_task(job_id, t["component"], t["role"], t["party_id"], status="waiting",
                               reason="", progress=0)
     for run in store.party_runs(job_id):
@@ -348,6 +350,7 @@ def job_detail(store: Store, job_id: str, home: Path | None = None) -> dict[str,
 
     return {
         "job_id": job_id, "status": job["status"], "reason": job["reason"], "attempt": job["attempt"],
+        "description": job.get("description") or "",
         "initiator": {"role": job["initiator_role"], "party_id": job["initiator_party"]},
         "created": when(job["created"]), "started": when(job["started"]), "ended": when(job["ended"]),
         "tasks": [{"component": t["component"], "module": t["module"], "role": t["role"],

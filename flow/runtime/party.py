@@ -178,6 +178,7 @@ class PartyRuntime:
                 if outputs is not None and index < len(outputs.data):
                     inputs.data[port] = outputs.data[index]
                     inputs.all_data.setdefault(port, []).append(outputs.data[index])
+                    inputs.sources.setdefault(port, []).append(up)
         for target, items in ((inputs.model, refs.model), (inputs.isometric_model, refs.isometric_model)):
             for up, _ in items:
                 outputs = self.results.get(up)

@@ -32,7 +32,8 @@ def tables_read(plan: JobPlan, party_id: str) -> list[dict[str, str]]:
     return out
 
 
-def record_job(conf: ServiceConf, store: Store, plan: JobPlan, job_id: str, party_id: str) -> None:
+def record_job(conf: ServiceConf, store: Store, plan: JobPlan, job_id: str, party_id: str,
+               description: str = "") -> None:
     """Record ``job_id`` with this party's parties only (its supervisor runs just those)."""
     jdir = job_dir(conf.home_path, job_id)
     jdir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,7 @@ def record_job(conf: ServiceConf, store: Store, plan: JobPlan, job_id: str, part
     mine = [p for p in plan.all_parties() if p.party_id == party_id]
     store.create_job(job_id, conf=plan.raw_conf, dsl=plan.raw_dsl,
                      initiator=(plan.initiator.role, plan.initiator.party_id),
-                     parties=[(p.role, p.party_id) for p in mine],
+                     parties=[(p.role, p.party_id) for p in mine], description=description,
                      components={(p.role, p.party_id): [(c, plan.module(c).module) for c in plan.party_components(p)]
                                  for p in mine})
 

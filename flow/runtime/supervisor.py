@@ -159,6 +159,8 @@ class Supervisor:
         if status == "running":  # every process ended but some task never ran
             status = "failed"
             self.root_reason = self.root_reason or "party runtimes ended before every task ran"
+        if status == "failed":
+            cancel_unrun(self.store, self.plan, self.job_id)
         self.store.update_job(self.job_id, status=status, reason=self.root_reason if status != "success" else "")
         if self.conf.mode == "standalone":  # elsewhere other organisations may still be reading
             self._cleanup_transport(parties)
@@ -217,6 +219,21 @@ class Supervisor:
     def _cleanup_transport(self, parties: list[Party]) -> None:
         for party in parties:
             release_share(self.conf, self.plan, self.job_id, party)
+
+
+def cancel_unrun(store: Store, plan: JobPlan, job_id: str) -> None:
+    """Tasks of a failed job that never started will not: ``canceled``, saying why (the
+    failed component upstream of each, else that the job failed)."""
+    tasks = store.tasks(job_id)
+    failed = [c for c in plan.dag.order() if any(t["component"] == c and t["status"] in ("failed", "timeout")
+                                                 for t in tasks)]
+    for t in tasks:
+        if t["status"] != "waiting":
+            continue
+        upstream = set(plan.dag.upstream(t["component"], transitive=True))
+        culprit = next((c for c in failed if c in upstream), None)
+        reason = f"upstream {culprit} failed" if culprit else "job failed"
+        store.update_task(job_id, t["component"], t["role"], t["party_id"], status="canceled", reason=reason)
 
 
 def main(argv: list[str] | None = None) -> int:

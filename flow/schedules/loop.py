@@ -40,6 +40,7 @@ from flow.schedules.rules import (
     ScheduleError,
     ScheduleNotFound,
     aware,
+    evaluation_sources,
     judge_promotion,
     latest_slot,
     should_promote,
@@ -61,19 +62,36 @@ _Firings = list[Firing]
 
 
 def evaluation_metrics(store: Store, job_id: str) -> dict[str, Any]:
-    """The metrics ``promote_if`` compares: the numbers the job's first Evaluation component
-    at the guest recorded, by name (``auc``), and every Evaluation component's by
-    ``component.name`` (``evaluation_1.auc``)."""
+    """The metrics ``promote_if`` compares, numbers only, from the guest's Evaluation
+    components: by ``component.name`` for each evaluated component (``hetero_lr_0.auc``; an
+    Evaluation with several inputs keeps each input's metrics under its upstream component's
+    name, as FATE does) and for each Evaluation component (``evaluation_0.auc``, or
+    ``evaluation_0.hetero_lr_0.auc`` when it has several inputs); by bare name (``auc``) only
+    when exactly one component is evaluated, so a bare rule never picks one of several."""
     tasks = [t for t in store.tasks(job_id, "guest") if t["module"] == "Evaluation" and t["status"] == "success"]
-    flat: dict[str, Any] = {}
+    sources = evaluation_sources(store.job(job_id).get("dsl")) if tasks else {}
     nested: dict[str, Any] = {}
+    evaluated: list[dict[str, Any]] = []
     for task in tasks:
-        rows = store.metrics(job_id, "guest", task["party_id"], task["component"])
-        values = {m["name"]: m["value"]["value"] for m in rows if m["namespace"] == "evaluation"
-                  and isinstance(m["value"]["value"], (int, float)) and not isinstance(m["value"]["value"], bool)}
-        nested.setdefault(task["component"], values)
-        if not flat:
-            flat = dict(values)
+        cpn = task["component"]
+        by_namespace: dict[str, dict[str, Any]] = {}
+        for m in store.metrics(job_id, "guest", task["party_id"], cpn):
+            value = m["value"]["value"]
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                by_namespace.setdefault(m["namespace"], {})[m["name"]] = value
+        if "evaluation" in by_namespace or not by_namespace:  # one input: namespace "evaluation"
+            values = by_namespace.get("evaluation", {})
+            nested.setdefault(cpn, values)
+            ups = sources.get(cpn, [])
+            if len(ups) == 1:
+                nested.setdefault(ups[0], values)
+            evaluated.append(values)
+        else:  # several inputs: one namespace per upstream component
+            nested.setdefault(cpn, by_namespace)
+            for upstream, values in by_namespace.items():
+                nested.setdefault(upstream, values)
+                evaluated.append(values)
+    flat = dict(evaluated[0]) if len(evaluated) == 1 else {}
     return {**nested, **flat}
 
 

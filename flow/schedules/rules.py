@@ -111,6 +111,54 @@ def judge_promotion(rule: PromoteRule | str, new_metrics: dict[str, Any],
     return ok, f"{rule.metric} {new:g} {rule.op if ok else 'not ' + rule.op} {what}"
 
 
+def evaluation_sources(dsl: dict[str, Any] | None) -> dict[str, list[str]]:
+    """Each Evaluation component of a DSL v2 (as JSON) -> the upstream components on its
+    ``data`` input, in order (``"hetero_lr_0.data"`` -> ``hetero_lr_0``)."""
+    found: dict[str, list[str]] = {}
+    components = (dsl or {}).get("components") if isinstance(dsl, dict) else None
+    for name, spec in (components or {}).items():
+        if not isinstance(spec, dict) or spec.get("module") != "Evaluation":
+            continue
+        data = ((spec.get("input") or {}).get("data") or {}).get("data") or []
+        refs = [data] if isinstance(data, str) else list(data)
+        found[name] = [str(ref).split(".", 1)[0] for ref in refs]
+    return found
+
+
+def check_promote_target(rule: PromoteRule | str, evaluated: dict[str, list[str]]) -> None:
+    """Refuse a rule that does not say which evaluated component's metric it compares.
+
+    ``evaluated``: each Evaluation component of the job -> the components it evaluates
+    (:func:`evaluation_sources`). A bare metric (``auc``) is fine when exactly one component is
+    evaluated; otherwise the rule names it (``hetero_lr_0.auc``, or ``evaluation_0.auc`` when
+    that Evaluation has one input). A job without Evaluation is not checked here."""
+    if isinstance(rule, str):
+        rule = PromoteRule.parse(rule)
+    pairs = [(ev, up) for ev, ups in evaluated.items() for up in ups]
+    if not pairs:
+        return
+    upstream = sorted({up for _, up in pairs})
+    example = f"'{upstream[0]}.{rule.metric.rsplit('.', 1)[-1]}{rule.text[len(rule.metric):].lstrip()}'" \
+        if rule.text.startswith(rule.metric) else f"'{upstream[0]}.<metric>'"
+    head, dot, _ = rule.metric.partition(".")
+    if not dot:
+        if len(pairs) > 1:
+            what = "; ".join(f"{ev} evaluates {', '.join(ups)}" for ev, ups in evaluated.items() if ups)
+            raise ScheduleError(f"promote_if: '{rule.text or rule.metric}' is ambiguous ({what}); "
+                                f"name the component, e.g. {example}")
+        return
+    if head in upstream:
+        return
+    if head in evaluated:
+        if len(evaluated[head]) > 1 and rule.metric.count(".") == 1:
+            raise ScheduleError(f"promote_if: '{rule.text or rule.metric}' is ambiguous ({head} evaluates "
+                                f"{', '.join(evaluated[head])}); name the component, e.g. {example}")
+        return
+    raise ScheduleError(f"promote_if: '{head}' in '{rule.text or rule.metric}' is not a component the job "
+                        f"evaluates{did_you_mean(head, upstream + list(evaluated))} "
+                        f"(evaluated: {', '.join(upstream)})")
+
+
 def should_promote(rule: PromoteRule | str, new_metrics: dict[str, Any],
                    current_metrics: dict[str, Any] | None) -> bool:
     """Whether the newly trained model replaces the current one (see :func:`judge_promotion`)."""
@@ -152,9 +200,12 @@ def check_cron(expr: str) -> str:
 
 def check_timezone(name: str) -> ZoneInfo:
     try:
+        if len(name) > 64:  # no zone name is this long; the file system would refuse it anyway
+            raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone '{name}'{did_you_mean(name, available_timezones())}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = name if len(name) <= 64 else name[:40] + "..."
+        raise ValueError(f"unknown time zone '{shown}'{did_you_mean(shown, available_timezones())}") from None
 
 
 class Schedule(BaseModel):

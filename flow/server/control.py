@@ -159,8 +159,9 @@ class ControlPlane(ProposalWatch, Worker):
             log.exception("control message %s from %s failed", kind, peer)
 
     # the initiator -------------------------------------------------------
-    def submit(self, plan: JobPlan, conf_path: str, dsl_path: str) -> dict[str, Any]:
-        """Record a job this party initiates and propose it to every other party."""
+    def submit(self, plan: JobPlan, conf_path: str, dsl_path: str, description: str | None = None) -> dict[str, Any]:
+        """Record a job this party initiates (with its ``description``, kept here) and propose it
+        to every other party."""
         if plan.initiator.party_id != self.party_id:
             raise ConfigError(f"{conf_path}: initiator {plan.initiator.role}:{plan.initiator.party_id} is not "
                               f"this server's party {self.party_id}; submit it to the initiator's server")
@@ -170,7 +171,7 @@ class ControlPlane(ProposalWatch, Worker):
             raise ConfigError(f"{conf_path}: part{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} "
                               f"not in this party's route table")
         job_id = jobs.new_job_id()
-        record_job(self.conf, self.store, plan, job_id, self.party_id)
+        record_job(self.conf, self.store, plan, job_id, self.party_id, description=description or "")
         self._write_peers(job_id, {p: "proposed" for p in others})
         if others:
             self._expect_answers(job_id)

@@ -109,6 +109,11 @@ def list_audit(request: Request, job: str | None = None, since: str | None = Non
     return ok(ops_of(request).audit_list(job=job, since=since, kind=kind, party=party, limit=limit))
 
 
+@audit.get("/summary", summary="federation objects and bytes per peer and variable (flow audit summary)")
+def summarize_audit(request: Request, job: str | None = None, party: str | None = None):
+    return ok(ops_of(request).audit_summary(job=job, party=party))
+
+
 @audit.get("/verify", summary="check every audit log's hash chain (flow audit verify)")
 def verify_audit(request: Request, party: str | None = None):
     return ok(ops_of(request).audit_verify(party=party))

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from flow.core.errors import ConfigError
+from flow.core.paths import client_file_name
 from flow.server.routes import ok, ops_of
 
 models = APIRouter(prefix="/models", tags=["models"])
@@ -39,10 +39,7 @@ def _scratch(request: Request) -> Path:
 
 
 def _archive_name(filename: str) -> str:
-    safe = Path(filename).name or "model.zip"
-    if safe.startswith(".") or "\\" in safe or "\x00" in safe:
-        raise ConfigError(f"model archive name '{filename}' is not allowed")
-    return safe
+    return client_file_name(filename, "model.zip")
 
 
 @models.get("", summary="every model version kept in the server's home (flow model list)")

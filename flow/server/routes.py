@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -17,9 +16,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from flow.core.errors import ConfigError
 from flow.core.ids import check_id
-from flow.core.paths import safe_join
+from flow.core.paths import client_file_name, safe_join
 from flow.dsl.loader import plan_from_dicts
 from flow.ops.local import LocalOps
 
@@ -39,6 +37,7 @@ class SubmitBody(BaseModel):
     dsl: dict[str, Any]
     conf_file: str = "conf.json"
     dsl_file: str = "dsl.json"
+    description: str | None = Field(None, description="what the job is (FATE's notes), shown by query and list")
 
 
 class RerunBody(BaseModel):
@@ -67,18 +66,26 @@ def submit_job(body: SubmitBody, request: Request):
     plan = plan_from_dicts(body.conf, body.dsl, conf_file=body.conf_file, dsl_file=body.dsl_file)
     control = request.app.state.control
     if control is not None:  # between servers: proposed to the other parties first
-        return ok(control.submit(plan, body.conf_file, body.dsl_file))
-    return ok(ops_of(request).job_submit(plan, body.conf_file, body.dsl_file))
+        return ok(control.submit(plan, body.conf_file, body.dsl_file, description=body.description))
+    return ok(ops_of(request).job_submit(plan, body.conf_file, body.dsl_file, description=body.description))
 
 
 @jobs.get("", summary="recent jobs, newest first (flow job list)")
-def list_jobs(request: Request, limit: int = Query(20, ge=0)):
-    return ok(ops_of(request).job_list(limit))
+def list_jobs(request: Request, limit: int = Query(20, ge=0), status: str | None = None, role: str | None = None,
+              party_id: str | None = None, initiator: str | None = None, since: str | None = None,
+              until: str | None = None, description: str | None = None):
+    return ok(ops_of(request).job_list(limit, status=status, role=role, party_id=party_id, initiator=initiator,
+                                       since=since, until=until, description=description))
 
 
 @jobs.get("/{job_id}", summary="a job and every party's tasks (flow job query)")
 def query_job(job_id: str, request: Request):
     return ok(ops_of(request).job_query(job_id))
+
+
+@jobs.get("/{job_id}/components", summary="a job's components and DSL (flow component list, flow job dag)")
+def list_components(job_id: str, request: Request):
+    return ok(ops_of(request).component_list(job_id))
 
 
 @jobs.post("/{job_id}/stop", summary="cancel a job (flow job stop)")
@@ -110,11 +117,9 @@ def job_logs(job_id: str, request: Request, role: str | None = None, party_id: s
 @data.post("/upload", summary="store the CSV in the request body as table namespace/name (flow data upload)")
 async def upload(request: Request, namespace: str, name: str, id_column: str = "id",
                  label_column: str | None = None, partitions: int | None = Query(None, ge=1),
-                 engine: str | None = None, filename: str = "upload.csv"):
+                 engine: str | None = None, filename: str = "upload.csv", drop: bool = False):
     ops = ops_of(request)
-    safe = Path(filename).name or "upload.csv"
-    if safe.startswith("."):
-        raise ConfigError(f"upload file name '{filename}' is not allowed")
+    safe = client_file_name(filename, "upload.csv")
     check_id("namespace", namespace, "namespace")  # before anything is written
     check_id("table_name", name, "name")
     folder = ops.conf.home_path / "uploads" / uuid.uuid4().hex
@@ -125,7 +130,7 @@ async def upload(request: Request, namespace: str, name: str, id_column: str = "
             async for chunk in request.stream():
                 fh.write(chunk)
         result = await run_in_threadpool(ops.data_upload, target, namespace, name, id_column,
-                                         label_column, partitions, engine)
+                                         label_column, partitions, engine, drop)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return ok(result)
@@ -172,6 +177,11 @@ def output_data(job_id: str, role: str, party_id: str, component: str, request: 
 @tracking.get("/output-model", summary="the model part this party holds (flow tracking output-model)")
 def output_model(job_id: str, role: str, party_id: str, component: str, request: Request):
     return ok(ops_of(request).tracking_output_model(job_id, role, party_id, component))
+
+
+@tracking.get("/parameters", summary="a task's effective parameters (flow component parameters)")
+def component_parameters(job_id: str, role: str, party_id: str, component: str, request: Request):
+    return ok(ops_of(request).component_parameters(job_id, role, party_id, component))
 
 
 # server -----------------------------------------------------------------

@@ -73,6 +73,8 @@ class Job(Base):
     conf_path: Mapped[str] = mapped_column(Text, default="")
     dsl_path: Mapped[str] = mapped_column(Text, default="")
     reason: Mapped[str] = mapped_column(Text, default="")
+    #: what the person who submitted it said it is (``flow job submit --description``)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     supervisor_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

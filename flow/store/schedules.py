@@ -41,6 +41,14 @@ def _view(s: Session, row: CronSchedule, history: int) -> dict[str, Any]:
     return {**as_dict(row), "history": [as_dict(f) for f in firings]}
 
 
+def _mark_fired(s: Session, name: str, at: datetime) -> None:
+    """Set the schedule's ``last_fire`` to ``at`` unless it already fired later (its next
+    slot follows ``anchor``, which this leaves alone)."""
+    row = s.get(CronSchedule, name)
+    if row is not None and (row.last_fire is None or row.last_fire < at):
+        s.execute(update(CronSchedule).where(CronSchedule.name == name).values(last_fire=at))
+
+
 def _queued(s: Session, name: str) -> CronFiring | None:
     """The schedule's newest firing held back by overlap=queue."""
     return s.scalars(select(CronFiring).where(CronFiring.schedule == name, CronFiring.status == "queued")
@@ -155,6 +163,8 @@ class ScheduleRepository(Repository):
         with self._session() as s:
             s.add(CronFiring(schedule=name, fire_time=fire_time, job_id=job_id, status=status, reason=reason,
                              manual=manual, recorded=recorded))
+            if manual:  # a cron slot sets last_fire when it is claimed; a run-now firing here
+                _mark_fired(s, name, fire_time)
 
     def settle_queued(self, name: str, job_id: str | None, status: str, reason: str) -> bool | None:
         """Give the schedule's queued firing the outcome of its submission; returns whether
@@ -164,6 +174,8 @@ class ScheduleRepository(Repository):
             if row is None:
                 return None
             row.job_id, row.status, row.reason = job_id, status, reason
+            if row.manual:
+                _mark_fired(s, name, row.fire_time)
             return row.manual
 
     def live_firings(self, name: str, statuses: Iterable[str]) -> list[dict[str, Any]]:

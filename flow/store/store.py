@@ -17,6 +17,7 @@ import math
 import sqlite3
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -235,13 +236,13 @@ class Store:
     # jobs ---------------------------------------------------------------
     def create_job(self, job_id: str, *, conf: dict, dsl: dict, initiator: tuple[str, str],
                    parties: list[tuple[str, str]], components: dict[tuple[str, str], list[tuple[str, str]]],
-                   conf_path: str = "", dsl_path: str = "") -> None:
+                   conf_path: str = "", dsl_path: str = "", description: str = "") -> None:
         """Record a job, one party run per party and one waiting task per (component, party).
 
         A job id already recorded raises SQLAlchemy's IntegrityError (callers race on it)."""
         rows: list[Base] = [Job(**_checked(Job, dict(
             job_id=job_id, conf=conf, dsl=dsl, initiator_role=initiator[0], initiator_party=initiator[1],
-            conf_path=conf_path, dsl_path=dsl_path)))]
+            conf_path=conf_path, dsl_path=dsl_path, description=description or "")))]
         rows += _party_rows(job_id, parties, components)
         with self.session() as s:
             s.add_all(rows)
@@ -268,13 +269,40 @@ class Store:
                 raise JobNotFound(f"no job '{job_id}' in {self._where}")
             return _row(job)
 
-    def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest ``limit`` jobs, newest first."""
+    def jobs(self, limit: int = 20, *, status: str | None = None, initiator: tuple[str | None, str] | None = None,
+             since: datetime | None = None, until: datetime | None = None, description: str | None = None,
+             role: str | None = None, party_id: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` jobs, newest first, of those that match every filter given:
+        ``status``; ``initiator`` (role or None, party id); created at or after ``since`` and
+        before ``until``; ``description`` holding the text (any case); a party of ``role``
+        and/or ``party_id`` among the job's parties (its conf's ``role``, so a job whose other
+        parties run elsewhere is found by them too)."""
         if limit < 0:
             raise StoreError(f"jobs limit must be 0 or more, got {limit}")
-        with self.session() as s:
-            rows = s.scalars(select(Job).order_by(Job.created.desc(), Job.job_id.desc()).limit(limit))
-            return [_row(j) for j in rows]
+        q = select(Job).order_by(Job.created.desc(), Job.job_id.desc())
+        if status is not None:
+            q = q.where(Job.status == status)
+        if initiator is not None:
+            q = q.where(Job.initiator_party == str(initiator[1]))
+            if initiator[0]:
+                q = q.where(Job.initiator_role == initiator[0])
+        if since is not None:
+            q = q.where(Job.created >= since)
+        if until is not None:
+            q = q.where(Job.created < until)
+        if description:
+            q = q.where(func.lower(Job.description).contains(description.lower(), autoescape=True))
+        if role is None and party_id is None:
+            with self.session() as s:
+                return [_row(j) for j in s.scalars(q.limit(limit))]
+        out: list[dict[str, Any]] = []
+        with self.session() as s:  # the parties are in the conf's JSON: matched here, on any backend
+            for job in s.scalars(q.execution_options(yield_per=200)):
+                if len(out) >= limit:
+                    break
+                if _has_party(job.conf, role, party_id):
+                    out.append(_row(job))
+        return out
 
     def update_job(self, job_id: str, **fields: Any) -> None:
         """Set fields; the first status running stamps ``started``, a final status stamps ``ended``."""
@@ -359,6 +387,21 @@ class Store:
                                      Output.party_id == str(party_id), Output.component == component,
                                      Output.kind == kind)
             return [_row(o) for o in s.scalars(q.order_by(Output.index))]
+
+
+def _has_party(conf: Any, role: str | None, party_id: str | None) -> bool:
+    """Whether a job's conf names a party of ``role`` (any, when None) with ``party_id``
+    (any, when None)."""
+    roles = conf.get("role") if isinstance(conf, dict) else None
+    if not isinstance(roles, dict):
+        return False
+    for name, ids in roles.items():
+        if role is not None and name != role:
+            continue
+        ids = ids if isinstance(ids, list) else [ids]
+        if party_id is None and ids or any(str(i) == str(party_id) for i in ids):
+            return True
+    return False
 
 
 def derive_status(task_states: list[str]) -> str:

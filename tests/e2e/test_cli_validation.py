@@ -100,7 +100,8 @@ def test_invalid_json_names_line_and_column(flow, tmp_path: Path):
     _nothing_created(flow)
 
 
-def test_validate_prints_dag_and_party_components(flow):
+def test_validate_prints_dag_and_party_components(breast):
+    flow = breast  # validate checks this home's tables: they are uploaded
     root = Path(__file__).resolve().parents[2] / "examples" / "hetero_lr"
     summary = flow.ok("job", "validate", "-c", root / "conf.json", "-d", root / "dsl.json")
     assert summary["party_components"]["arbiter:10000"] == ["hetero_lr_0"]
@@ -110,9 +111,10 @@ def test_validate_prints_dag_and_party_components(flow):
     assert summary["notices"] == []
 
 
-def test_fate_switches_that_are_not_acted_on_are_noticed(flow, tmp_path: Path):
+def test_fate_switches_that_are_not_acted_on_are_noticed(breast, tmp_path: Path):
     """A FATE conf with validation/early-stopping switches still validates, and says which
     of them fedweave does not act on (explicit defaults are not mentioned)."""
+    flow = breast  # validate checks this home's tables: they are uploaded
     conf, dsl = load_example("hetero_lr")
     conf["component_parameters"]["common"]["hetero_lr_0"].update(
         validation_freqs=5, cv_param={"n_splits": 5}, sqn_param=None, floating_point_precision=18)
@@ -136,7 +138,8 @@ def test_a_bad_paillier_key_length_is_one_line(flow, tmp_path: Path, bits: int):
     assert len(lines) == 1 and "hetero_lr_0.encrypt_param.key_length" in lines[0], lines
 
 
-def test_a_short_key_asked_for_explicitly_validates_with_a_notice(flow, tmp_path: Path):
+def test_a_short_key_asked_for_explicitly_validates_with_a_notice(breast, tmp_path: Path):
+    flow = breast  # validate checks this home's tables: they are uploaded
     conf, dsl = load_example("hetero_lr")
     conf["component_parameters"]["common"]["hetero_lr_0"]["encrypt_param"] = {"key_length": 512,
                                                                               "allow_short_key": True}

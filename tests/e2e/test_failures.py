@@ -96,6 +96,6 @@ def test_missing_table_fails_with_its_name(flow, tmp_path: Path):
     conf, dsl = load_example("hetero_lr")
     c, d = write_job(tmp_path, conf, dsl)
     res = flow("job", "submit", "-c", c, "-d", d, "--wait")
-    assert res.code == 1
-    assert res.data["status"] == "failed"
-    assert "breast_hetero_guest" in res.data["reason"] or "breast_hetero_host" in res.data["reason"]
+    assert res.code == 2  # refused before anything is created (this party's tables are checked)
+    assert "breast_hetero_guest" in res.err and "breast_hetero_host" in res.err
+    assert not (flow.home / "jobs").exists() or not any((flow.home / "jobs").iterdir())
