@@ -190,6 +190,8 @@ class Component(ABC):
     #: whether it may declare output.data / output.model
     output_data: ClassVar[bool] = True
     output_model: ClassVar[bool] = False
+    #: whether it may declare FATE 1.x's output.cache (accepted, nothing is cached)
+    output_cache: ClassVar[bool] = False
 
     def run(self, ctx: Context, params: Params, inputs: Inputs) -> Outputs:
         handler = getattr(self, ctx.role, None)

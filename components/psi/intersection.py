@@ -47,6 +47,7 @@ class Intersection(Component):
     module = "Intersection"
     params_model = IntersectionParams
     roles = ("guest", "host")
+    output_cache = True
 
     @staticmethod
     def _protocol(params: IntersectionParams) -> PsiProtocol:

@@ -25,9 +25,25 @@ def _upload_conf(path: Path) -> dict[str, Any]:
     if not file.is_absolute() and not file.exists():
         file = path.parent / file
     return {"file": file, "namespace": raw["namespace"], "name": raw["table_name"],
-            "partitions": raw.get("partition"), "id_column": raw.get("id_column", "id"),
+            "partitions": raw.get("partition"), "id_column": raw.get("id_column") or _first_column(path, file, raw),
             "label_column": raw.get("label_column") or raw.get("label_name"),
             "drop": bool(raw.get("drop")) or None}  # FATE: "drop": 1 replaces an existing table
+
+
+def _first_column(conf: Path, file: Path, raw: dict[str, Any]) -> str:
+    """FATE takes a file's first column as the id, whatever its name (``id``, ``idx``, ``sid``)."""
+    if str(raw.get("head", 1)) in ("0", "False", "false"):
+        raise ConfigError(f"{conf}: head: not supported: a file without a header row (head: 0); "
+                          "add a header whose first column is the id")
+    try:
+        with file.open(encoding="utf-8") as fh:
+            header = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{conf}: file: cannot read {file}: {exc}") from None
+    first = header.split(raw.get("id_delimiter") or ",")[0].strip()
+    if not first:
+        raise ConfigError(f"{conf}: file: {file} has no header row")
+    return first
 
 
 @cli.group()

@@ -59,6 +59,8 @@ class _Model(BaseModel):
 class DslInput(_Model):
     #: port (data|train_data|validate_data|test_data) -> ["component.output", ...]
     data: dict[str, list[str]] = Field(default_factory=dict)
+    #: FATE 1.x's intersection cache input (``intersection_0.cache``); refused as not supported
+    cache: list[str] = Field(default_factory=list)
     #: ["component.model"]: a model of the same kind (warm start, predict)
     model: list[str] = Field(default_factory=list)
     #: ["component.model"]: a model of another kind (e.g. binning -> selection)
@@ -68,6 +70,9 @@ class DslInput(_Model):
 class DslOutput(_Model):
     data: list[str] = Field(default_factory=list)
     model: list[str] = Field(default_factory=list)
+    #: FATE 1.x's intersection cache output: accepted on Intersection, with a notice that no
+    #: cache is kept (the intersection itself is the data output)
+    cache: list[str] = Field(default_factory=list)
 
 
 class DslComponent(_Model):

@@ -109,6 +109,10 @@ class JobPlan:
         """What each component's conf should be told (``Params.notices``): FATE settings accepted
         but not acted on, and what nested settings say about themselves (short Paillier keys)."""
         found: dict[str, str] = {}
+        for cpn, comp in self.dsl.components.items():
+            if comp.output.cache:
+                found[f"{cpn}.output.cache"] = ("accepted for FATE compatibility; no intersection cache is "
+                                                 "kept (the intersection is the data output)")
         for (cpn, _), params in self._params.items():
             for name, text in (params.notices() if params is not None else {}).items():
                 found.setdefault(f"{cpn}.{name}", text)

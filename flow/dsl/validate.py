@@ -91,14 +91,31 @@ def check_dsl(raw: Any, file: str, problems: Problems) -> DslCheck | None:
     return check
 
 
+#: FATE 1.x's module names (DSL v2), so a FATE pipeline with a module fedweave lacks is told
+#: "not supported" rather than "unknown" (a typo)
+FATE_MODULES = frozenset({
+    "Reader", "DataIO", "DataTransform", "Intersection", "FederatedSample", "FeatureScale", "HeteroFeatureBinning",
+    "HomoFeatureBinning", "HeteroFeatureSelection", "OneHotEncoder", "HomoOneHotEncoder", "HeteroPearson",
+    "HeteroLR", "HomoLR", "HeteroSSHELR", "HeteroLinR", "HeteroSSHELinR", "HeteroPoisson", "HeteroSecureBoost",
+    "HeteroFastSecureBoost", "HomoSecureBoost", "HomoNN", "HeteroNN", "HeteroKmeans", "HeteroFTL", "Evaluation",
+    "DataSplit", "HeteroDataSplit", "HomoDataSplit", "Union", "FeatureImputation", "ColumnExpand", "LabelTransform",
+    "DataStatistics", "PSI", "Scorecard", "SampleWeight", "SecureInformationRetrieval", "SecureAddExample",
+    "FeldmanVerifiableSum", "LocalBaseline", "PositiveUnlabeled", "HeteroSVM", "HomoSVM",
+})
+
+
 def _load_modules(components: Mapping[str, DslComponent], file: str,
                   problems: Problems) -> dict[str, type[cbase.Component]]:
     modules = {}
     for name, comp in components.items():
         path: Path = ("components", name, "module")
         if comp.module not in cbase.COMPONENTS:
-            problems.add(file, path, f"unknown module '{comp.module}'"
-                         f"{did_you_mean(comp.module, cbase.COMPONENTS.names())}")
+            if comp.module in FATE_MODULES:
+                problems.add(file, path, f"not supported: module {comp.module} (a FATE module fedweave does not "
+                             f"have; modules here: flow module list)")
+            else:
+                problems.add(file, path, f"unknown module '{comp.module}'"
+                             f"{did_you_mean(comp.module, cbase.COMPONENTS.names())}")
             continue
         try:
             modules[name] = cbase.get_component(comp.module)
@@ -122,12 +139,16 @@ def _check_ports(check: DslCheck, file: str, problems: Problems) -> None:
                              f"(accepted ports: {accepted})")
             if not refs:
                 problems.add(file, path, "lists no input")
+        if comp.input.cache:
+            problems.add(file, at + ("input", "cache"), "not supported: intersection cache input "
+                         "(FATE 1.x's intersect cache flow); intersect the tables in this job instead")
         if cls is None:
             continue
         declared = {("input", "model"): (comp.input.model, cls.accepts_model),
                     ("input", "isometric_model"): (comp.input.isometric_model, cls.accepts_isometric_model),
                     ("output", "data"): (comp.output.data, cls.output_data),
-                    ("output", "model"): (comp.output.model, cls.output_model)}
+                    ("output", "model"): (comp.output.model, cls.output_model),
+                    ("output", "cache"): (comp.output.cache, cls.output_cache)}
         for (section, kind), (given, allowed) in declared.items():
             if given and not allowed:
                 problems.add(file, at + (section, kind), f"module {comp.module} has no {section}.{kind}")

@@ -35,8 +35,7 @@ from flow.core.paths import safe_join
 from flow.core.settings import ServiceConf
 from flow.ops.api import Ops, operations
 from flow.ops.local import LocalOps
-
-FATE_EXAMPLES = Path("/work/shared/fate-examples")
+from tests.fate_examples import fate_examples
 
 VALID: dict[str, list[Any]] = {
     "job_id": ["202401011200000000000042", "j8", "flow_control", "job-1", "job_1.retry", "x" * 128],
@@ -124,10 +123,9 @@ def _walk(obj: Any, found: dict[str, set[str]]) -> None:
             _walk(item, found)
 
 
-@pytest.mark.skipif(not FATE_EXAMPLES.is_dir(), reason="FATE's examples are not here")
 def test_every_name_in_fates_examples_is_valid():
     found: dict[str, set[str]] = {k: set() for k in KINDS}
-    for path in sorted(FATE_EXAMPLES.rglob("*.json")):
+    for path in sorted(fate_examples().rglob("*.json")):
         try:
             _walk(json.loads(path.read_text()), found)
         except (ValueError, UnicodeDecodeError):

@@ -1,0 +1,89 @@
+"""FATE's own example files as FATE users have them (../shared/fate-examples, unchanged):
+upload confs whose id column is not called ``id``, Intersection's FATE 1.x ``cache``
+output, and FATE modules fedweave lacks refused as "not supported", not as typos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fate_examples import fate_examples
+
+
+@pytest.fixture(scope="module")
+def fate() -> Path:
+    return fate_examples()
+
+
+def _upload_as_fate(flow, fate: Path, entry: dict, tmp_path: Path) -> dict:
+    """Upload one ``data`` entry of a FATE testsuite with its own upload conf, as FATE's flow does."""
+    conf = {k: v for k, v in entry.items() if k != "role"}
+    conf["file"] = str(fate / entry["file"].removeprefix("examples/"))
+    path = tmp_path / f"upload_{entry['table_name']}.json"
+    path.write_text(json.dumps(conf))
+    return flow.ok("data", "upload", "-c", path)
+
+
+def test_an_upload_conf_takes_the_first_column_as_the_id_whatever_its_name(flow, fate: Path, tmp_path: Path):
+    entry = {"file": "examples/data/motor_hetero_guest.csv", "head": 1, "partition": 4,
+             "table_name": "motor_hetero_guest", "namespace": "experiment", "role": "guest_0"}
+    _upload_as_fate(flow, fate, entry, tmp_path)
+    info = flow.ok("table", "info", "--namespace", "experiment", "--name", "motor_hetero_guest")
+    assert info["id_column"] == "idx" and info["count"] == 800
+    assert "idx" not in info["columns"] and info["columns"][0] == "motor_speed"
+
+
+def test_a_headerless_upload_is_refused_as_not_supported(flow, fate: Path, tmp_path: Path):
+    conf = tmp_path / "upload.json"
+    conf.write_text(json.dumps({"file": str(fate / "data" / "tag_value_1000_140.csv"), "head": 0,
+                                "partition": 4, "table_name": "tag_value", "namespace": "experiment"}))
+    res = flow("data", "upload", "-c", conf)
+    assert res.code == 2 and "not supported" in res.err and "head" in res.err
+    assert flow.ok("table", "list") == []
+
+
+def test_intersections_cache_output_validates_with_a_notice(flow, fate: Path, tmp_path: Path):
+    binning = fate / "dsl" / "hetero_feature_binning"
+    suite = json.loads((binning / "hetero_feature_binning_testsuite.json").read_text())
+    done = set()  # host_0 and host_1 upload the same table: one home holds every party's tables
+    for entry in suite["data"]:
+        if entry["table_name"].startswith("default_credit_hetero") and entry["table_name"] not in done:
+            _upload_as_fate(flow, fate, entry, tmp_path)
+            done.add(entry["table_name"])
+    dsl = json.loads((binning / "hetero_binning_large_bin_dsl.json").read_text())
+    assert dsl["components"]["intersection_0"]["output"]["cache"] == ["cache"]  # FATE's file, as shipped
+    summary = flow.ok("job", "validate", "-c", binning / "hetero_binning_large_bin_conf.json",
+                      "-d", binning / "hetero_binning_large_bin_dsl.json")
+    assert any(n.startswith("intersection_0.output.cache: ") and "no intersection cache is kept" in n
+               for n in summary["notices"])
+
+
+def _dsl_with(fate: Path, tmp_path: Path, change) -> tuple[Path, Path]:
+    binning = fate / "dsl" / "hetero_feature_binning"
+    dsl = json.loads((binning / "hetero_binning_large_bin_dsl.json").read_text())
+    change(dsl)
+    path = tmp_path / "dsl.json"
+    path.write_text(json.dumps(dsl))
+    return binning / "hetero_binning_large_bin_conf.json", path
+
+
+def test_a_cache_input_and_a_module_fedweave_lacks_are_not_supported_and_a_typo_is_unknown(
+        flow, fate: Path, tmp_path: Path):
+    def cache_input(dsl: dict) -> None:
+        dsl["components"]["hetero_feature_binning_0"]["input"]["cache"] = ["intersection_0.cache"]
+
+    def fate_module(dsl: dict) -> None:
+        dsl["components"]["hetero_feature_binning_0"]["module"] = "HeteroPearson"
+
+    def typo(dsl: dict) -> None:
+        dsl["components"]["hetero_feature_binning_0"]["module"] = "HeteroFeatureBining"
+
+    for change, expected in ((cache_input, "input.cache: not supported: intersection cache input"),
+                             (fate_module, "module: not supported: module HeteroPearson"),
+                             (typo, "unknown module 'HeteroFeatureBining' (did you mean 'HeteroFeatureBinning'?)")):
+        conf, dsl = _dsl_with(fate, tmp_path, change)
+        res = flow("job", "validate", "-c", conf, "-d", dsl)
+        assert res.code == 2, res
+        assert any(expected in line for line in res.err.splitlines()), (expected, res.err)
