@@ -84,7 +84,7 @@ def test_per_minute_schedule_runs_real_jobs_on_the_newest_table(flow, tmp_path: 
                if m["name"] == "auc")
     assert listed["deployed_job"] == job_id and listed["deployed_metrics"]["auc"] == auc > 0.9
 
-    audited = flow.ok("audit", "list", "--job", job_id)
+    audited = flow.ok("audit", "list", "--job", job_id, "--all")  # with the traffic entries
     (fire,) = [e for e in audited if e["kind"] == "schedule.fire"]
     assert fire["actor"] == "schedule:retrain" and fire["details"]["tables"] == {
         "component_parameters.role.guest.0.reader_0.table.name": "guest_v2"}
