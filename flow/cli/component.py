@@ -10,10 +10,9 @@ accepts from the params models the job validator checks a conf against.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from flow.cli import tracking
 from flow.cli.main import Env, cli, envelope
 from flow.cli.tracking import _task_opts
 from flow.dsl.modules import describe_module, module_list
@@ -43,15 +42,6 @@ def parameters(env: Env, job_id: str, role: str, party_id: str, component: str):
     return env.ops.component_parameters(job_id, role, party_id, component)
 
 
-@component.command("metric-all")
-@_task_opts
-@click.pass_obj
-@envelope
-def metric_all(env: Env, job_id: str, role: str, party_id: str, component: str):
-    """Every metric a task logged, with its values, by namespace and name."""
-    return env.ops.tracking_metrics(job_id, role, party_id, component)
-
-
 @component.command()
 @_task_opts
 @click.pass_obj
@@ -61,26 +51,10 @@ def metrics(env: Env, job_id: str, role: str, party_id: str, component: str):
     return {ns: sorted(names) for ns, names in env.ops.tracking_metrics(job_id, role, party_id, component).items()}
 
 
-@component.command("output-model")
-@_task_opts
-@click.pass_obj
-@envelope
-def output_model(env: Env, job_id: str, role: str, party_id: str, component: str):
-    """The model part this party holds for a task."""
-    return env.ops.tracking_output_model(job_id, role, party_id, component)
-
-
-@component.command("output-data")
-@_task_opts
-@click.option("-o", "--output-path", type=click.Path(path_type=Path), default=None,
-              help="directory to write each output table as CSV")
-@click.option("--limit", default=10, show_default=True, help="rows to show")
-@click.pass_obj
-@envelope
-def output_data(env: Env, job_id: str, role: str, party_id: str, component: str, output_path: Path | None,
-                limit: int):
-    """Show (and with -o, write as CSV) a task's output tables."""
-    return env.ops.tracking_output_data(job_id, role, party_id, component, output_path, limit)
+# the same commands as flow tracking's, under FATE 1.x's names
+component.add_command(tracking.metrics, "metric-all")
+component.add_command(tracking.output_model, "output-model")
+component.add_command(tracking.output_data, "output-data")
 
 
 @component.command("output-data-table")
