@@ -17,8 +17,6 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import socket
-import threading
 import time
 import typing
 import warnings
@@ -35,6 +33,7 @@ from flow.ops.api import API_PREFIX, ROUTES, Ops, operations
 from flow.ops.local import LocalOps
 from flow.ops.remote import RemoteOps
 from flow.store import FINAL_STATES, Store
+from tests.served import Served
 
 TOKEN = "contract-token"
 NS = "contract"
@@ -95,31 +94,6 @@ def test_every_operation_has_a_route_and_every_route_an_operation(tmp_path: Path
 
 
 # the same answers ------------------------------------------------------------
-class Served:
-    """A flow server app on a free port of 127.0.0.1, in a thread of this process."""
-
-    def __init__(self, conf: ServiceConf):
-        import uvicorn
-
-        from flow.server.app import create_app
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        app = create_app(conf, TOKEN, detect=False)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        end = time.monotonic() + 30
-        while not self.server.started and self.thread.is_alive() and time.monotonic() < end:
-            time.sleep(0.02)
-        assert self.server.started, "the flow server did not start"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module", params=list(IMPLEMENTATIONS))
@@ -133,7 +107,7 @@ def ops(request, tmp_path_factory) -> Iterator[Ops]:
         if request.param == "local":
             yield LocalOps(conf, Store(conf.database_url))
             return
-        served = Served(conf)
+        served = Served(conf, TOKEN)
         try:
             yield RemoteOps("127.0.0.1", served.port, TOKEN, timeout=60)
         finally:

@@ -6,9 +6,6 @@ through a server, with tokens shown once and never kept in clear."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +18,7 @@ from flow.core.settings import ServiceConf
 from flow.governance.audit import AuditLog
 from flow.ops.api import API_PREFIX, ROLE_ORDER, ROLES, ROUTES, operations, role_allows
 from tests.e2e.conftest import FlowCLI
+from tests.served import Served
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -232,39 +230,12 @@ def test_flow_user_in_standalone_mode(tmp_path: Path):
     assert flow.ok("user", "list") == []
 
 
-class Served:
-    """A flow server of ``$FLOW_HOME`` on a free port of 127.0.0.1, in a thread of this process."""
-
-    def __init__(self) -> None:
-        import uvicorn
-
-        from flow.server.app import create_app
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        app = create_app(ServiceConf(), TOKEN, detect=False)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        end = time.monotonic() + 30
-        while not self.server.started and self.thread.is_alive() and time.monotonic() < end:
-            time.sleep(0.02)
-        assert self.server.started, "the flow server did not start"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
-
 def test_flow_user_through_a_server(tmp_path: Path, monkeypatch):
     server_home = tmp_path / "server"
     server_home.mkdir()
     monkeypatch.setenv("FLOW_HOME", str(server_home))  # the server's home while it serves
     monkeypatch.delenv("FEDWEAVE_SERVICE_CONF", raising=False)
-    served = Served()
+    served = Served(ServiceConf(), TOKEN)
     try:
         admin = FlowCLI(tmp_path / "admin")
         admin.ok("init", "--ip", "127.0.0.1", "--port", served.port, "--token", TOKEN)
