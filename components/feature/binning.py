@@ -7,11 +7,17 @@ holds the labels, computes WOE/IV of its features directly. For a host's feature
   host   sums both ciphertexts per (column, bin), bins in their own order    -> guest
   guest  decrypts event / non-event counts per bin and computes WOE and IV
 
-Nothing goes back to the host (as in FATE): the host's model holds its split points
+Nothing else goes back to the host (as in FATE): the host's model holds its split points
 only. What the guest learns of a host feature: its number of bins and, per bin in the
 host's bin order, the event and non-event counts (so the WOE curve and the IV), under an
 anonymous name ``host_<party_id>_x<column index>``; never its name, values or split
 points. The host learns nothing of the labels (it only sees ciphertexts).
+
+With ``method: "optimal"`` (optimal_binning.py) every party starts from fine initial bins;
+the guest merges its own, and for a host's it merges the decrypted per-bin counts and sends
+back only the indices of the initial split points to keep (``optimal_bins``); the host
+picks those of its split points. The guest then sees the host's fine initial counts (as in
+FATE); the host learns which of its boundaries stay (a function of the labels, as in FATE).
 
 Bins are right-closed, ``(s[i-1], s[i]]``, and the last split point is the column's
 maximum, as in FATE; a value above it (at transform time) falls into the last bin, a
@@ -25,13 +31,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.params import EncryptParam
 from components.crypto.vector import encrypted_sum
 from components.feature.common import gather_matrix, model_columns, pick_columns
+from components.feature.optimal_binning import OptimalBinningParam, merge_bins, merge_counts
 from flow.core.errors import ComponentError
 
 
@@ -44,7 +52,7 @@ class TransformParam(BaseModel):
 
 
 class FeatureBinningParams(Params):
-    method: Literal["quantile", "bucket"] = "quantile"
+    method: Literal["quantile", "bucket", "optimal"] = "quantile"
     compress_thres: int = 10000
     head_size: int = 10000
     error: float = 1e-4
@@ -61,6 +69,14 @@ class FeatureBinningParams(Params):
     split_points_by_index: dict[str, list[float]] | None = None
     split_points_by_col_name: dict[str, list[float]] | None = None
     encrypted_mode_calculator_param: dict[str, Any] | None = None
+    optimal_binning_param: OptimalBinningParam = OptimalBinningParam()
+
+    @model_validator(mode="after")
+    def _optimal_needs_statistics(self) -> FeatureBinningParams:
+        if self.method == "optimal" and self.skip_static:
+            raise PydanticCustomError("not_supported", "not supported: method 'optimal' with skip_static (optimal "
+                                      "binning merges bins by their label statistics)")
+        return self
 
 
 # ---------------------------------------------------------------- pure binning math
@@ -231,13 +247,32 @@ class HeteroFeatureBinning(Component):
         given = {int(k): v for k, v in (p.split_points_by_index or {}).items()}
         given.update({header.index(k): v for k, v in (p.split_points_by_col_name or {}).items() if k in header})
         cats = set(p.category_indexes or []) | {header.index(n) for n in p.category_names or [] if n in header}
+        opt = p.optimal_binning_param
         points = []
         for j, c in enumerate(cols):
             if c in given:
                 points.append(np.unique(np.asarray(given[c], dtype=float)))
+            elif c in cats:
+                points.append(category_split_points(x[:, j], p.bin_num))
+            elif p.method == "optimal":  # the fine initial bins; merged by the label statistics
+                points.append(SPLITTERS[opt.init_bucket_method](x[:, j], opt.init_bin_nums))
             else:
-                points.append(SPLITTERS["category" if c in cats else p.method](x[:, j], p.bin_num))
+                points.append(SPLITTERS[p.method](x[:, j], p.bin_num))
         return points
+
+    @staticmethod
+    def _mergeable(p: FeatureBinningParams, header: list[str], cols: list[int]) -> list[bool]:
+        """Per binned column: does optimal binning merge it (not a category nor given split points)?"""
+        if p.method != "optimal":
+            return [False] * len(cols)
+        fixed = {int(k) for k in p.split_points_by_index or {}} | set(p.category_indexes or [])
+        names = set(p.split_points_by_col_name or {}) | set(p.category_names or [])
+        return [c not in fixed and header[c] not in names for c in cols]
+
+    @staticmethod
+    def _merge(p: FeatureBinningParams, event: np.ndarray, non_event: np.ndarray) -> list[int]:
+        """Kept initial bins of one column (counts with the missing slot last, left out)."""
+        return merge_bins(event[:-1], non_event[:-1], p.bin_num, p.optimal_binning_param, p.adjustment_factor)
 
     # ---------------------------------------------------------------- statistics
     def _guest_statistics(self, ctx: Context, p: FeatureBinningParams, data: Dataset, cols: list[int],
@@ -252,23 +287,37 @@ class HeteroFeatureBinning(Component):
         if not np.isin(y, (0.0, 1.0)).all():
             raise ComponentError(f"{ctx.component}: WOE/IV need binary labels 0/1; found {sorted(set(y.tolist()))[:5]}")
         ivs: dict[str, float] = {}
-        for j, (c, sp) in enumerate(zip(cols, split_points)):
+        for j, (c, sp, merge) in enumerate(zip(cols, split_points, self._mergeable(p, header, cols))):
             idx = bin_index(x[:, j], sp)
             event = np.bincount(idx, weights=y, minlength=len(sp) + 1)
             total = np.bincount(idx, minlength=len(sp) + 1)
+            if merge:  # split_points is the caller's list: the transform uses the merged points
+                ends = self._merge(p, event, total - event)
+                split_points[j] = sp = sp[ends]
+                model["binning_result"][header[c]].update(split_points=sp.tolist(), bin_nums=len(sp))
+                idx = bin_index(x[:, j], sp)
+                event = np.bincount(idx, weights=y, minlength=len(sp) + 1)
+                total = np.bincount(idx, minlength=len(sp) + 1)
             stats = bin_statistics(event, total - event, p.adjustment_factor)
             model["binning_result"][header[c]].update(stats)
             ivs[header[c]] = stats["iv"]
         if hosts and not p.local_only:
             pub, priv = generate_keypair(p.encrypt_param.key_length)
             ctx.federation.remote(data.table.map_values(_encrypt_label(pub)), "encrypted_label", ctx.tag(), hosts)
-            for host, (names, sums) in zip(hosts, ctx.federation.get("encrypted_bin_sum", ctx.tag(), hosts)):
-                result = {}
-                for name, col in zip(names, sums):
+            for host, (names, sums, mergeable) in zip(hosts, ctx.federation.get("encrypted_bin_sum", ctx.tag(), hosts)):
+                result, kept = {}, {}
+                for name, col, merge in zip(names, sums, mergeable):
                     dec = np.array([(priv.decrypt(s[0]), priv.decrypt(s[1])) if s else (0.0, 0.0) for s in col])
-                    result[name] = bin_statistics(np.rint(dec[:, 0]), np.rint(dec[:, 1]), p.adjustment_factor)
+                    event, non_event = np.rint(dec[:, 0]), np.rint(dec[:, 1])
+                    if merge:
+                        kept[name] = ends = self._merge(p, event, non_event)
+                        merged = merge_counts(event[:-1], non_event[:-1], ends)
+                        event, non_event = np.r_[merged[0], event[-1]], np.r_[merged[1], non_event[-1]]
+                    result[name] = bin_statistics(event, non_event, p.adjustment_factor)
                     ivs[name] = result[name]["iv"]
                 model["host_results"][host.party_id] = result
+                if any(mergeable):
+                    ctx.federation.remote(kept, "optimal_bins", ctx.tag(), [host])
         ctx.tracker.log_metric("binning", "iv", ivs)
         ctx.logger.info("IV of %d features (%d own)", len(ivs), len(cols))
 
@@ -277,11 +326,20 @@ class HeteroFeatureBinning(Component):
         header = model["header"]
         anonymous = [f"host_{ctx.local.party_id}_x{i}" for i in range(len(header))]
         model["anonymous_header"] = anonymous
+        mergeable = self._mergeable(p, header, cols)
+        if any(mergeable) and p.local_only:
+            raise ComponentError(f"{ctx.component}: method 'optimal' needs the guest's label statistics; a host "
+                                 "cannot use it with local_only")
+        if not (p.skip_static or p.local_only):
+            self._send_bin_sums(ctx, p, data, cols, split_points, anonymous, mergeable)
         for j, (c, sp) in enumerate(zip(cols, split_points)):
             counts = np.bincount(bin_index(x[:, j], sp), minlength=len(sp) + 1)
-            model["binning_result"][header[c]]["count_array"] = counts[:len(sp) + bool(counts[-1])].tolist()
-        if p.skip_static or p.local_only:
-            return
+            model["binning_result"][header[c]].update(
+                split_points=sp.tolist(), bin_nums=len(sp), count_array=counts[:len(sp) + bool(counts[-1])].tolist())
+
+    @staticmethod
+    def _send_bin_sums(ctx: Context, p: FeatureBinningParams, data: Dataset, cols: list[int],
+                       split_points: list[np.ndarray], anonymous: list[str], mergeable: list[bool]) -> None:
         (enc,) = ctx.federation.get("encrypted_label", ctx.tag(), ctx.role_parties("guest"))
         parts = [s for s in enc.join(data.table, _pair).apply_partitions(_encrypted_bin_sums(cols, split_points))
                  if s is not None]
@@ -290,9 +348,16 @@ class HeteroFeatureBinning(Component):
         sums = parts[0]
         for other in parts[1:]:
             sums = _add_sums(sums, other)
-        ctx.federation.remote(([anonymous[c] for c in cols], sums), "encrypted_bin_sum", ctx.tag(),
-                              ctx.role_parties("guest"))
+        guest = ctx.role_parties("guest")
+        ctx.federation.remote(([anonymous[c] for c in cols], sums, mergeable), "encrypted_bin_sum", ctx.tag(), guest)
         ctx.logger.info("sent encrypted bin sums of %d features", len(cols))
+        if any(mergeable):  # the guest chose which initial split points stay
+            (kept,) = ctx.federation.get("optimal_bins", ctx.tag(), guest)
+            result = dict(kept)
+            for j, (c, merge) in enumerate(zip(cols, mergeable)):
+                if merge:
+                    split_points[j] = split_points[j][np.asarray(result[anonymous[c]], dtype=int)]
+            ctx.logger.info("optimal binning: %d features merged to the guest's choice", sum(mergeable))
 
     # ---------------------------------------------------------------- transform
     @staticmethod
