@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
+from backends.storage.lines_import import import_lines, looks_like_lines
 from flow.core.errors import StorageError
 
 _COLUMN_IN_ERROR = re.compile(r"CSV column #(\d+)")
@@ -128,6 +129,14 @@ class _CsvSource:
         return [str(self.types[c]) for c in self.columns]
 
 
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            return fh.readline()
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read: {exc}") from exc
+
+
 def import_csv(
     path: str | Path,
     engine: StorageEngine,
@@ -140,16 +149,22 @@ def import_csv(
     columns_as_float: bool = False,
     *,
     block_size: int | None = None,
+    head: bool = True,
 ) -> TableMeta:
     """Store a CSV file as table ``namespace/name``: key = the id column (text), value =
     the other columns in file order. ``columns_as_float`` makes every column except the
-    id and the label a double. ``block_size`` (bytes per batch) defaults to arrow's."""
+    id and the label a double. ``block_size`` (bytes per batch) defaults to arrow's.
+
+    A file without a header row (``head=False``) or whose first row holds FATE's tag/sparse
+    ``key:value`` tokens is stored as raw lines instead (``lines_import``), as FATE does."""
     path = Path(path)
     if not path.is_file():
         raise StorageError(f"CSV file {path} does not exist")
     if path.stat().st_size == 0:
         raise StorageError(f"CSV file {path} is empty")
     engine.exists(namespace, name)  # refuses a bad namespace/name before the file is read
+    if not head or looks_like_lines(_first_line(path)):
+        return import_lines(path, engine, session, namespace, name, head=head, partitions=partitions)
     source = _CsvSource(path, id_column, label_column, columns_as_float, block_size)
     table = source.table(session, partitions)
     if table.count() == 0:

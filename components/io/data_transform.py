@@ -1,6 +1,12 @@
 """DataTransform: raw stored rows -> Instances (float features, optional label).
 
-Dense input only. A value that is missing or not a number stops the task with the row
+``input_format`` dense (columns), or FATE's ``sparse``/``svmlight`` (``index:value``
+tokens -> a dense vector of max index + 1) and ``tag`` (one column per tag seen: 1.0, or
+its value with ``tag_with_value``) over the raw lines FATE's upload stores (see
+``components/io/formats.py``). ``output_format: sparse`` is accepted and stored dense:
+the values are the same, so every downstream result is too (told as a notice).
+
+A dense value that is missing or not a number stops the task with the row
 id and column, unless ``missing_fill`` asks for imputation (a value or the column mean).
 """
 
@@ -12,19 +18,20 @@ from typing import Any, Literal
 import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta
+from components.io import formats
 from flow.core.errors import ComponentError
 
 MISSING = {"", "na", "nan", "null", "none"}
 
 
 class DataTransformParams(Params):
-    input_format: Literal["dense"] = "dense"
+    input_format: Literal["dense", "sparse", "tag", "svmlight"] = "dense"
     delimitor: str = ","
     data_type: str = "float64"
     with_label: bool = False
     label_name: str = "y"
     label_type: Literal["int", "float"] = "int"
-    output_format: Literal["dense"] = "dense"
+    output_format: Literal["dense", "sparse"] = "dense"
     missing_fill: bool = False
     missing_fill_method: Literal["designated", "mean"] | None = None
     default_value: float = 0.0
@@ -33,6 +40,15 @@ class DataTransformParams(Params):
     with_match_id: bool = False
     exclusive_data_type: dict[str, Any] | None = None
     tag_with_value: bool = False
+    tag_value_delimitor: str = ":"
+    match_id_name: str | None = None
+
+    def notices(self) -> dict[str, str]:
+        found = super().notices()
+        if self.output_format == "sparse":
+            found["output_format"] = ("sparse is stored as dense vectors (absent entries 0.0): the same "
+                                      "values, so downstream results are identical")
+        return found
 
 
 def _parse(value: Any) -> float | None:
@@ -116,9 +132,19 @@ class DataTransform(Component):
 
     def _transform(self, ctx: Context, params: DataTransformParams, inputs: Inputs) -> Outputs:
         source = inputs.require(ctx.component)
+        model = inputs.model[0] if inputs.model else None
+        fmt = (model or {}).get("input_format") or (params.input_format if model is None else "dense")
+        if fmt != "dense":
+            return self._from_tokens(ctx, params, source, model, fmt)
+        if source.meta.extra.get("kind") == "lines":  # a headerless dense file, stored as FATE does
+            header = source.meta.extra.get("header")
+            cells = source.table.map_values(formats.dense_cells(params.delimitor))
+            names = header.split(params.delimitor) if header else [
+                f"x{i}" for i in range(len(cells.first()[1]))]
+            source = Dataset(cells, source.meta.model_copy(update={
+                "columns": [n.strip() for n in names], "dtypes": ["string"] * len(names)}))
         meta = source.meta
         names = list(meta.columns)
-        model = inputs.model[0] if inputs.model else None
         table_name = f"{meta.namespace}/{meta.name}"
         if model is None:
             label_idx, feat_idx = self._columns(ctx, params, names, table_name)
@@ -149,6 +175,51 @@ class DataTransform(Component):
             model = {"header": features, "with_label": params.with_label,
                      "label_name": params.label_name if params.with_label else None,
                      "fill_values": fill_values if fill else None}
+        return Outputs(data=[Dataset(table, out_meta)], model=model)
+
+    def _from_tokens(self, ctx: Context, params: DataTransformParams, source: Dataset, model: dict | None,
+                     fmt: str) -> Outputs:
+        """sparse / svmlight / tag lines -> Instances; the feature space (max index, tag list)
+        from this table when training, from the stored model when predicting."""
+        meta, table_name = source.meta, f"{source.meta.namespace}/{source.meta.name}"
+        delim = params.delimitor
+        if model is not None:
+            with_label, label_name = bool(model.get("with_label")), model.get("label_name")
+            with_value, tag_delim = bool(model.get("tag_with_value")), model.get("tag_value_delimitor") or ":"
+            header = list(model["header"])
+        else:
+            with_label, label_name = params.with_label, params.label_name
+            with_value, tag_delim = params.tag_with_value, params.tag_value_delimitor
+        whitespace = fmt == "svmlight"
+        if model is None:
+            if fmt == "tag":
+                parts = source.table.apply_partitions(formats.tag_set(delim, with_label, with_value, tag_delim))
+                header = sorted(set().union(*(p[0] for p in parts)))
+            else:
+                parts = source.table.apply_partitions(formats.max_index(delim, with_label, whitespace))
+                header = [str(i) for i in range(max([p[0] for p in parts], default=-1) + 1)]
+            problems = [p[1] for p in parts if p[1]]
+            if problems:
+                key, tok, what = problems[0]
+                raise ComponentError(f"{ctx.component}: table {table_name} row id={key} ({fmt} input): "
+                                     f"token {tok!r} {what}")
+            if not header:
+                raise ComponentError(f"{ctx.component}: table {table_name} has no features ({fmt} input)")
+        if fmt == "tag":
+            convert = formats.tag_instance(delim, with_label, with_value, tag_delim, header, params.label_type)
+        else:
+            convert = formats.sparse_instance(delim, with_label, whitespace, len(header), params.label_type)
+        try:
+            table = source.table.map_values(convert)
+        except ValueError as exc:
+            raise ComponentError(f"{ctx.component}: table {table_name} ({fmt} input): {exc}") from exc
+        label = label_name if with_label else None
+        out_meta = instances_meta(meta, header, label)
+        ctx.logger.info("%d rows, %d features (%s input)%s", meta.count, len(header), fmt,
+                        f", label '{label}'" if label else "")
+        if model is None:
+            model = {"header": header, "with_label": with_label, "label_name": label, "fill_values": None,
+                     "input_format": fmt, "tag_with_value": with_value, "tag_value_delimitor": tag_delim}
         return Outputs(data=[Dataset(table, out_meta)], model=model)
 
     guest = host = _transform

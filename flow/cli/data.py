@@ -24,23 +24,30 @@ def _upload_conf(path: Path) -> dict[str, Any]:
     file = Path(raw["file"])
     if not file.is_absolute() and not file.exists():
         file = path.parent / file
+    for key in ("extend_sid", "auto_increasing_sid"):
+        if raw.get(key) not in (None, False, 0, "0", "false", "False"):
+            raise ConfigError(f"{path}: {key}: not supported: generated ids ({key}); give the file an id "
+                              "as its first column")
+    delimiter = raw.get("id_delimiter") or ","
+    if delimiter != ",":
+        raise ConfigError(f"{path}: id_delimiter: not supported: {delimiter!r} (only ',')")
+    head = str(raw.get("head", 1)) not in ("0", "False", "false")
     return {"file": file, "namespace": raw["namespace"], "name": raw["table_name"],
-            "partitions": raw.get("partition"), "id_column": raw.get("id_column") or _first_column(path, file, raw),
+            "partitions": raw.get("partition"),
+            "id_column": raw.get("id_column") or (_first_column(path, file) if head else None),
             "label_column": raw.get("label_column") or raw.get("label_name"),
-            "drop": bool(raw.get("drop")) or None}  # FATE: "drop": 1 replaces an existing table
+            "drop": bool(raw.get("drop")) or None,  # FATE: "drop": 1 replaces an existing table
+            "head": None if head else False}  # FATE: "head": 0, no header row: stored as id -> rest of line
 
 
-def _first_column(conf: Path, file: Path, raw: dict[str, Any]) -> str:
+def _first_column(conf: Path, file: Path) -> str:
     """FATE takes a file's first column as the id, whatever its name (``id``, ``idx``, ``sid``)."""
-    if str(raw.get("head", 1)) in ("0", "False", "false"):
-        raise ConfigError(f"{conf}: head: not supported: a file without a header row (head: 0); "
-                          "add a header whose first column is the id")
     try:
         with file.open(encoding="utf-8") as fh:
             header = fh.readline()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{conf}: file: cannot read {file}: {exc}") from None
-    first = header.split(raw.get("id_delimiter") or ",")[0].strip()
+    first = header.split(",")[0].strip()
     if not first:
         raise ConfigError(f"{conf}: file: {file} has no header row")
     return first
@@ -67,7 +74,7 @@ def data() -> None:
 def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, partitions, engine, drop):
     """Upload a CSV as table NAMESPACE/NAME (refused if it exists, unless --drop)."""
     opts = {"file": file, "namespace": namespace, "name": name, "partitions": partitions,
-            "id_column": id_column, "label_column": label_column, "drop": drop or None}
+            "id_column": id_column, "label_column": label_column, "drop": drop or None, "head": None}
     if conf_path is not None:
         opts.update({k: v for k, v in _upload_conf(conf_path).items() if v is not None and not (
             k in ("file", "namespace", "name") and opts[k])})
@@ -76,7 +83,7 @@ def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, 
             raise ConfigError(f"flow data upload: {flag} is required (or give -c upload_conf.json)")
     return env.ops.data_upload(opts["file"], opts["namespace"], opts["name"], id_column=opts["id_column"],
                                label_column=opts["label_column"], partitions=opts["partitions"], engine=engine,
-                               drop=bool(opts["drop"]))
+                               drop=bool(opts["drop"]), head=opts["head"] is not False)
 
 
 @data.command()

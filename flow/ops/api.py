@@ -178,9 +178,11 @@ class Ops(Protocol):
     @abstractmethod
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
                     label_column: str | None = None, partitions: int | None = None,
-                    engine: str | None = None, drop: bool = False) -> dict[str, Any]:
+                    engine: str | None = None, drop: bool = False, head: bool = True) -> dict[str, Any]:
         """Store the CSV ``file`` (on this machine) as table ``namespace/name``; an existing
-        table of that name is replaced only with ``drop`` (FATE's upload conf ``"drop": 1``)."""
+        table of that name is replaced only with ``drop`` (FATE's upload conf ``"drop": 1``).
+        ``head=False`` (FATE's ``"head": 0``): the file has no header row; it is stored as
+        FATE stores it, id (first token) -> rest of the line."""
 
     @abstractmethod
     def data_download(self, namespace: str, name: str, output: Path, engine: str | None = None) -> dict[str, Any]:

@@ -173,14 +173,14 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
     @identifiers(namespace="namespace", name="table_name")
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
                     label_column: str | None = None, partitions: int | None = None,
-                    engine: str | None = None, drop: bool = False) -> dict[str, Any]:
+                    engine: str | None = None, drop: bool = False, head: bool = True) -> dict[str, Any]:
         storage = self.storage(engine)
         if not drop and storage.exists(namespace, name):
             raise TableExists(f"table {namespace}/{name} exists; pass --drop to replace it")
         parts = partitions or self.conf.computing.partitions
         with self.session(parts) as session:
             meta = import_csv(file, storage, session, namespace, name,
-                              id_column=id_column, label_column=label_column, partitions=parts)
+                              id_column=id_column, label_column=label_column, partitions=parts, head=head)
         audit_record(self.conf, "data.upload", namespace=namespace, name=name, count=meta.count,
                      sha256=meta.sha256, file=str(file))
         return {"namespace": meta.namespace, "name": meta.name, "count": meta.count,

@@ -120,12 +120,13 @@ class RemoteOps(Ops):
     # data and tables ----------------------------------------------------
     def data_upload(self, file: Path, namespace: str, name: str, id_column: str = "id",
                     label_column: str | None = None, partitions: int | None = None,
-                    engine: str | None = None, drop: bool = False) -> dict[str, Any]:
+                    engine: str | None = None, drop: bool = False, head: bool = True) -> dict[str, Any]:
         file = Path(file)
         if not file.is_file():
             raise ServerError(f"CSV file {file} does not exist", exit_code=1)
         params = {"namespace": namespace, "name": name, "id_column": id_column, "label_column": label_column,
-                  "partitions": partitions, "engine": engine, "filename": file.name, "drop": drop or None}
+                  "partitions": partitions, "engine": engine, "filename": file.name, "drop": drop or None,
+                  "head": None if head else False}
         with file.open("rb") as fh:
             return self._call("data_upload", params=_clean(params), content=_chunks(fh),
                               headers={"Content-Type": "text/csv"})

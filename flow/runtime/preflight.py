@@ -14,6 +14,7 @@ from typing import Any
 
 from backends.storage import engine_from_conf
 from backends.storage.api import StorageEngine
+from backends.storage.lines_import import LINE_COLUMN
 from federation.api import Party
 from flow.core.errors import ValidationError
 from flow.core.registry import did_you_mean
@@ -81,13 +82,14 @@ def _party_problems(plan: JobPlan, party: Party, storage: StorageEngine, conf_fi
             else:
                 meta = storage.meta(ns, name)
                 columns[cpn] = [meta.id_column, *meta.columns]
-        elif module == "DataTransform" and params is not None and params.with_label:
+        elif module == "DataTransform" and params is not None and params.with_label and (
+                getattr(params, "input_format", "dense") == "dense"):  # other formats: the label is a line's token
             refs = plan.dag.inputs(cpn)
             if refs.model or refs.external_model:  # predict: the model says which columns
                 continue
             for up, _ in (refs.data.get("data") or []):
                 cols = columns.get(up)
-                if cols is not None and params.label_name not in cols:
+                if cols is not None and cols[1:] != [LINE_COLUMN] and params.label_name not in cols:
                     problems.append(f"{conf_file}: {_field(plan, cpn, party, 'label_name')}: label column "
                                     f"'{params.label_name}' is not a column of {up}'s table on {party} "
                                     f"(columns: {', '.join(cols[1:])}){did_you_mean(params.label_name, cols)}")

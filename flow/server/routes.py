@@ -117,7 +117,8 @@ def job_logs(job_id: str, request: Request, role: str | None = None, party_id: s
 @data.post("/upload", summary="store the CSV in the request body as table namespace/name (flow data upload)")
 async def upload(request: Request, namespace: str, name: str, id_column: str = "id",
                  label_column: str | None = None, partitions: int | None = Query(None, ge=1),
-                 engine: str | None = None, filename: str = "upload.csv", drop: bool = False):
+                 engine: str | None = None, filename: str = "upload.csv", drop: bool = False,
+                 head: bool = True):
     ops = ops_of(request)
     safe = client_file_name(filename, "upload.csv")
     check_id("namespace", namespace, "namespace")  # before anything is written
@@ -130,7 +131,7 @@ async def upload(request: Request, namespace: str, name: str, id_column: str = "
             async for chunk in request.stream():
                 fh.write(chunk)
         result = await run_in_threadpool(ops.data_upload, target, namespace, name, id_column,
-                                         label_column, partitions, engine, drop)
+                                         label_column, partitions, engine, drop, head)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return ok(result)

@@ -35,13 +35,13 @@ def test_an_upload_conf_takes_the_first_column_as_the_id_whatever_its_name(flow,
     assert "idx" not in info["columns"] and info["columns"][0] == "motor_speed"
 
 
-def test_a_headerless_upload_is_refused_as_not_supported(flow, fate: Path, tmp_path: Path):
+def test_a_headerless_upload_is_stored_as_lines(flow, fate: Path, tmp_path: Path):
     conf = tmp_path / "upload.json"
     conf.write_text(json.dumps({"file": str(fate / "data" / "tag_value_1000_140.csv"), "head": 0,
                                 "partition": 4, "table_name": "tag_value", "namespace": "experiment"}))
-    res = flow("data", "upload", "-c", conf)
-    assert res.code == 2 and "not supported" in res.err and "head" in res.err
-    assert flow.ok("table", "list") == []
+    flow.ok("data", "upload", "-c", conf)
+    info = flow.ok("table", "info", "--namespace", "experiment", "--name", "tag_value")
+    assert info["count"] == 1000 and info["columns"] == ["line"]  # FATE's layout: id -> the rest of the line
 
 
 def test_intersections_cache_output_validates_with_a_notice(flow, fate: Path, tmp_path: Path):
