@@ -1,7 +1,8 @@
 """ECDH private-set-intersection primitives on Curve25519 (X25519 of ``cryptography``).
 
-Each party holds a secret scalar ``a``. An id is hashed with SHA-256 and the digest
-(top bit cleared, as RFC 7748 masks it) is read as an x-coordinate ``u``; the party
+Each party holds a secret scalar ``a``. An id is hashed with SHA-256 (or the conf's
+``hash_method``: SHA-384/512 digests are cut to their first 32 bytes, SM3's are 32) and
+the digest (top bit cleared, as RFC 7748 masks it) is read as an x-coordinate ``u``; the party
 sends ``x(a·U)``. The other party multiplies by its own ``b``. As the X25519 ladder
 computes ``x(k·P)`` from ``x(P)`` alone, on the curve and on its twist (both groups,
 Curve25519 being twist-secure), ``x(a·x(b·U)) = x(b·x(a·U))``: equal ids meet in the
@@ -25,15 +26,27 @@ from flow.core.errors import CryptoError
 
 POINT_BYTES = 32
 _P = 2**255 - 19
+#: FATE 1.x's ECDH hash methods (digests of at least 32 bytes)
+ECDH_HASHES = ("sha256", "sha384", "sha512", "sm3")
 
 
-def hash_to_point(identifier: str | bytes) -> bytes:
-    """SHA-256 of the id (UTF-8 for str) as a 32-byte u-coordinate with bit 255 cleared."""
+def hash_available(name: str) -> bool:
+    """``name`` is one of :data:`ECDH_HASHES` and this Python's OpenSSL computes it (SM3 may lack)."""
+    return name in ECDH_HASHES and (name != "sm3" or "sm3" in hashlib.algorithms_available)
+
+
+def hash_to_point(identifier: str | bytes, hash_method: str = "sha256") -> bytes:
+    """The id's digest (UTF-8 for str) as a 32-byte u-coordinate with bit 255 cleared."""
     if isinstance(identifier, str):
         identifier = identifier.encode("utf-8")
     elif not isinstance(identifier, (bytes, bytearray, memoryview)):
         raise CryptoError(f"PSI ids must be str or bytes, got {type(identifier).__name__}")
-    digest = bytearray(hashlib.sha256(identifier).digest())
+    if hash_method == "sha256":
+        digest = bytearray(hashlib.sha256(identifier).digest())
+    elif hash_available(hash_method):
+        digest = bytearray(hashlib.new(hash_method, bytes(identifier)).digest()[:POINT_BYTES])
+    else:
+        raise CryptoError(f"ECDH hash_method '{hash_method}' is not available")
     digest[31] &= 0x7F
     return bytes(digest)
 
@@ -45,18 +58,21 @@ class EcdhCipher:
     worker processes (pickling carries it: never send a pickled cipher to anyone).
     """
 
-    __slots__ = ("_secret", "_key")
+    __slots__ = ("_secret", "_key", "hash_method")
 
-    def __init__(self, secret: bytes | None = None):
+    def __init__(self, secret: bytes | None = None, hash_method: str = "sha256"):
         if secret is None:
             secret = os.urandom(POINT_BYTES)
         if not isinstance(secret, (bytes, bytearray)) or len(secret) != POINT_BYTES:
             raise CryptoError(f"ECDH secret must be {POINT_BYTES} bytes")
         self._secret = bytes(secret)
         self._key = X25519PrivateKey.from_private_bytes(self._secret)
+        if not hash_available(hash_method):
+            raise CryptoError(f"ECDH hash_method '{hash_method}' is not available")
+        self.hash_method = hash_method
 
     def __reduce__(self):
-        return EcdhCipher, (self._secret,)
+        return EcdhCipher, (self._secret, self.hash_method)
 
     def __repr__(self) -> str:
         return "EcdhCipher(<secret>)"
@@ -69,7 +85,7 @@ class EcdhCipher:
 
     def encrypt_ids(self, ids: Iterable[str | bytes]) -> list[bytes]:
         """``x(secret · H(id))`` for each id, in order."""
-        return [self._multiply(hash_to_point(i)) for i in ids]
+        return [self._multiply(hash_to_point(i, self.hash_method)) for i in ids]
 
     def reencrypt(self, points: Iterable[bytes]) -> list[bytes]:
         """Multiply points received from the other party by our secret; rejects malformed ones."""

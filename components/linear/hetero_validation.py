@@ -1,5 +1,6 @@
 """The guest's validation of a vertical linear model on ``validate_data`` (FATE's
-``validation_freqs``, ``metrics`` and ``early_stopping_rounds``).
+``validation_freqs``, ``metrics`` and ``early_stopping_rounds``). :class:`Validator` is
+generic (a scored table in, metrics out): HomoLR uses it on each party's own rows.
 
 Every ``validation_freqs`` iterations (and once after training) the hosts send their wx
 of the validate rows, as they do for the training rows at the end; the guest scores them
@@ -62,7 +63,7 @@ class Validator:
                 ctx.logger.warning("validation_freqs / early_stopping_rounds need validate_data; not validating")
             return None
         if data.meta.label_column is None:
-            raise ComponentError(f"{ctx.component}: the guest's validate_data has no label")
+            raise ComponentError(f"{ctx.component}: the {ctx.role}'s validate_data has no label")
         # the names the task's metrics have, read off one computation on two rows
         known = list(scalar_metrics(task, 0.5, np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([0.2, 0.8])))
         unknown = [m for m in p.metrics or [] if m not in known]
@@ -84,8 +85,8 @@ class Validator:
         """The kept metrics of a prediction table of the validate rows."""
         rows = np.array([np.r_[inst.label, inst.features[:2]] for _, inst in scored.table.collect()])
         if len(rows) == 0 or len(rows) != self.rows:
-            raise ComponentError(f"{ctx.component}: of the guest's {self.rows} validate_data rows, {len(rows)} "
-                                 "have a match on every host; run Intersection on them first")
+            raise ComponentError(f"{ctx.component}: of the {ctx.role}'s {self.rows} validate_data rows, {len(rows)} "
+                                 "were scored (each must match a row on every host); run Intersection on them first")
         found = scalar_metrics(self.task, self.threshold, *rows.T)
         return {m: found[m] for m in self.metrics}
 

@@ -17,6 +17,17 @@ Labels other than 0/1 train one-vs-rest: each party sends the
 arbiter its set of labels with its feature names, the arbiter answers with the classes,
 and one binary model per class ("this class or not") is trained after the other, each
 aggregation round under masks of its own.
+
+Validation (FATE's ``validate_data`` with ``validation_freqs``, or ``callback_param``'s
+``validation_freqs``/``metrics``): each party scores its own validate rows with the model
+it holds every ``validation_freqs`` epochs (the aggregated model after an aggregation
+epoch) and once after training, and logs the metrics as HeteroLR's guest does
+(``validate`` and ``validate_iterations``); nothing about them leaves the party. A
+one-vs-rest model is validated after training only; early stopping is not done (the
+parties would each decide on their own rows). ``test_data`` is scored with the trained
+model after training. The output data is the train predictions (what Evaluation reads),
+then the validate predictions and the test predictions, in that order, as extra tables.
+A predict job takes the model on ``input.model`` and scores ``test_data`` (or ``data``).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from components.base import (
 )
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
 from components.linear import ovr
+from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
 from components.linear.params import LinearParams, OptimizerName
 from federation.api import Party
@@ -57,7 +69,8 @@ class HomoEncryptParam(BaseModel):
 
 
 class HomoLRParams(LinearParams):
-    inert = LinearParams.inert | {"re_encrypt_batches"}
+    #: validation_freqs, metrics and use_first_metric_only act on validate_data
+    inert = (LinearParams.inert - {"validation_freqs", "metrics", "use_first_metric_only"}) | {"re_encrypt_batches"}
     optimizer: OptimizerName = "sgd"
     encrypt_param: HomoEncryptParam = HomoEncryptParam()
     aggregate_iters: int = Field(1, ge=1)
@@ -67,6 +80,25 @@ class HomoLRParams(LinearParams):
     use_proximal: bool = False
     mu: float = 0.1
     re_encrypt_batches: int = 2
+
+    def validation_params(self) -> HomoLRParams:
+        """These params with FATE's ``callback_param`` validation settings folded in (the
+        top-level ``validation_freqs``/``metrics`` win) and no early stopping."""
+        cb = self.callback_param or {}
+        freqs = self.validation_freqs if self.validation_freqs is not None else cb.get("validation_freqs")
+        metrics = self.metrics if self.metrics is not None else cb.get("metrics")
+        return self.model_copy(update={
+            "validation_freqs": freqs if isinstance(freqs, int) and not isinstance(freqs, bool) and freqs > 0
+            else None,
+            "metrics": list(metrics) if isinstance(metrics, list) and metrics else None,
+            "early_stopping_rounds": None})
+
+    def notices(self) -> dict[str, str]:
+        found = super().notices()
+        if "callback_param" in found and {"validation_freqs", "metrics"} & set(self.callback_param or {}):
+            found["callback_param"] = ("validation_freqs and metrics act on validate_data; callbacks, early "
+                                       "stopping and the rest are not acted on")
+        return found
 
 
 def aggregation_epochs(p: HomoLRParams) -> list[int]:
@@ -116,7 +148,7 @@ class HomoLR(Component):
     module = "HomoLR"
     params_model = HomoLRParams
     roles = ("guest", "host", "arbiter")
-    input_data = ("train_data", "data")
+    input_data = ("train_data", "validate_data", "data", "test_data")
     accepts_model = True
     output_model = True
 
@@ -129,15 +161,23 @@ class HomoLR(Component):
                                  "connect the model only in a predict job (input data 'data')")
         data = inputs.require(ctx.component, "train_data", "data")
         header = data.meta.feature_columns
+        for port in ("validate_data", "test_data"):
+            if port in inputs.data:
+                self._check_header(ctx, inputs.data[port], header, port)
         n, labels = self._check_labels(ctx, data)
         arbiter = ctx.role_parties("arbiter")
         ctx.federation.remote((header, sorted(labels)), "model_header", ctx.tag(), arbiter)
         ((w0, classes),) = ctx.federation.get("init_model", ctx.tag(), arbiter)
         classes = None if classes is None else np.asarray(classes, dtype=float)
+        vp = p.validation_params()
+        if p.early_stopping_rounds or (p.callback_param or {}).get("early_stopping_rounds"):
+            ctx.logger.warning("HomoLR does not stop early on validate_data; training runs its max_iter epochs")
+        val = Validator.for_guest(ctx, vp, inputs.data.get("validate_data"),
+                                  "binary" if classes is None else "multi", per_iteration=classes is None)
         masker = self._exchange_keys(ctx) if p.secure_aggregate else None
         batches = self._batches(p, data)
         positives = [None] if classes is None else list(classes)
-        fits = [self._fit(ctx, p, batches, n, np.asarray(w0, dtype=float), masker, positive, i, len(positives))
+        fits = [self._fit(ctx, p, batches, n, np.asarray(w0, dtype=float), masker, positive, i, len(positives), val)
                 for i, positive in enumerate(positives)]  # fmt: skip
         w = fits[0][0] if classes is None else np.stack([f[0] for f in fits])
         epochs, losses, converged = (ovr.per_model(list(v), classes) for v in zip(*[f[1:] for f in fits]))
@@ -154,11 +194,25 @@ class HomoLR(Component):
         predictions = self._predict(p, data, w, "train", classes)
         if classes is None:
             predictions.meta.extra["loss_history"] = list(losses)  # Evaluation stores it as the loss curve
-        return Outputs(data=[predictions], model=model)
+        out = [predictions]
+        if val is not None:  # the trained model on this party's validate rows
+            scored = self._predict(p, val.data, w, "validate", classes)
+            val.log(ctx, val.evaluate(ctx, scored))
+            out.append(scored)
+        if "test_data" in inputs.data:
+            out.append(self._predict(p, inputs.data["test_data"], w, "test", classes))
+            ctx.logger.info("scored %d test_data rows", out[-1].table.count())
+        return Outputs(data=out, model=model)
+
+    @staticmethod
+    def _check_header(ctx: Context, data: Dataset, header: list[str], what: str) -> None:
+        if list(data.meta.feature_columns) != list(header):
+            raise ComponentError(f"{ctx.component} on {ctx.role} {ctx.local.party_id}: the {what} features "
+                                 f"{list(data.meta.feature_columns)[:8]} differ from the model's {list(header)[:8]}")
 
     def _fit(self, ctx: Context, p: HomoLRParams, batches: list, n: int, w: np.ndarray,
              masker: SecureAggregator | None, positive: float | None, index: int,
-             count: int) -> tuple[np.ndarray, int, list[float], bool]:  # fmt: skip
+             count: int, val: Validator | None = None) -> tuple[np.ndarray, int, list[float], bool]:  # fmt: skip
         """One model from the arbiter's start ``w``: (weights, epochs, losses, converged)."""
         arbiter = ctx.role_parties("arbiter")
         opt = Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt,
@@ -180,6 +234,7 @@ class HomoLR(Component):
                 w = opt.step(w, grad, epoch)
             ctx.tracker.progress(index * p.max_iter + epoch + 1, count * p.max_iter)
             if epoch not in rounds:
+                self._validate(ctx, p, val, w, epoch)
                 continue
             # the loss of the model this epoch started from, as a centralised run would log it
             loss = loss_sum / n + opt.loss_penalty(start)
@@ -190,9 +245,16 @@ class HomoLR(Component):
             (reply,) = ctx.federation.get("aggregated_model", tag, arbiter)
             w = w_global = np.asarray(reply["model"], dtype=float)
             losses.append(float(reply["loss"]))
+            self._validate(ctx, p, val, w, epoch)
             if converged := bool(reply["converged"]):
                 break
         return w, epoch + 1, losses, converged
+
+    def _validate(self, ctx: Context, p: HomoLRParams, val: Validator | None, w: np.ndarray, epoch: int) -> None:
+        """Score this party's validate rows with the model it holds after ``epoch`` (the
+        aggregated one after an aggregation epoch), every ``validation_freqs`` epochs."""
+        if val is not None and val.due(epoch):
+            val.record(ctx, epoch, val.evaluate(ctx, self._predict(p, val.data, w, "validate", None)))
 
     guest = host = _party
 
@@ -242,7 +304,7 @@ class HomoLR(Component):
 
     def _predict_only(self, ctx: Context, p: HomoLRParams, inputs: Inputs) -> Outputs:
         model = inputs.model[0]
-        data = inputs.require(ctx.component, "data")
+        data = inputs.require(ctx.component, "test_data", "data")
         if list(data.meta.feature_columns) != list(model["header"]):
             raise ComponentError(f"{ctx.component}: the data's features {data.meta.feature_columns} differ from "
                                  f"the model's {list(model['header'])}")

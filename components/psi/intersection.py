@@ -1,11 +1,25 @@
 """Intersection: private set intersection of the guest's ids with every host's.
 
 The method is chosen by ``intersect_method`` from :data:`PROTOCOLS` ("ecdh", the default,
-over Curve25519; "rsa", blind signatures; "raw", ids in the clear). Each method runs
+over Curve25519; "dh", over an RFC 3526 prime group; "rsa", blind signatures; "raw", ids
+in the clear). Each method runs
 between the guest and each host and tells the guest which of its ids each host shares;
 the guest keeps the ids that every host shares. With ``sync_intersect_ids`` the guest
 then sends each host the positions of that final set among the host's own ids, so all
 parties output the same rows; without it a host learns nothing and outputs its data as is.
+
+``cardinality_only`` (FATE 1.x) reveals only how many ids the guest shares with each host,
+by ``cardinality_method``: with "ecdh" or "dh" the host shuffles its answer, so the guest
+learns the count and not which ids; with "rsa" the guest counts its matched ids (FATE's
+RSA cardinality checks each of the guest's ids against a Bloom filter of the host's, so
+there too the guest can tell its own matched ids; fedweave's count is exact where FATE's
+is an estimate). No data is output; the count is the ``intersection`` metric
+``intersect_count`` (one host) or ``cardinality_<party id>`` per host, and
+``sync_cardinality`` sends each host its own count.
+
+``run_preprocess`` / ``intersect_preprocess_params`` (FATE's Bloom-filter pre-filter of
+the host's ids) are accepted and checked as FATE checks them: a pre-filter only skips
+work, the intersection is the same without it, and no filter is sent.
 """
 
 from __future__ import annotations
@@ -13,30 +27,79 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params, keys_in
+from components.psi._commutative import CommutativeProtocol
+from components.psi._dh import DhParams, DhProtocol
 from components.psi._ecdh import EcdhParams, EcdhProtocol
-from components.psi._protocol import PsiProtocol
+from components.psi._protocol import MethodParams, PsiProtocol
 from components.psi._raw import RawParams, RawProtocol
 from components.psi._rsa import RsaParams, RsaProtocol
 from flow.core.errors import ComponentError
 
 #: intersect_method -> the protocol that runs it
-PROTOCOLS: dict[str, type[PsiProtocol]] = {"ecdh": EcdhProtocol, "rsa": RsaProtocol, "raw": RawProtocol}
+PROTOCOLS: dict[str, type[PsiProtocol]] = {"ecdh": EcdhProtocol, "dh": DhProtocol, "rsa": RsaProtocol,
+                                           "raw": RawProtocol}
+
+_HASHES = Literal["md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sm3"]
+
+
+class PreprocessParams(MethodParams):
+    """FATE 1.x ``intersect_preprocess_params``, checked as FATE checks them."""
+
+    false_positive_rate: float = Field(1e-3, gt=0, le=0.5)
+    encrypt_method: Literal["rsa"] = "rsa"
+    hash_method: _HASHES = "sha256"
+    preprocess_method: _HASHES = "sha256"
+    preprocess_salt: str = ""
+    random_state: int | None = Field(None, ge=0)
+    filter_owner: Literal["guest", "host"] = "guest"
 
 
 class IntersectionParams(Params):
-    intersect_method: Literal["ecdh", "rsa", "raw"] = "ecdh"
+    #: FATE's Bloom-filter pre-filter: same intersection without it (see the module docstring)
+    inert = frozenset({"run_preprocess", "intersect_preprocess_params"})
+
+    intersect_method: Literal["ecdh", "dh", "rsa", "raw"] = "ecdh"
     sync_intersect_ids: bool = True
     only_output_key: bool = False
     join_role: Literal["guest", "host"] = "guest"
     ecdh_params: EcdhParams | None = None
+    dh_params: DhParams | None = None
     rsa_params: RsaParams | None = None
     raw_params: RawParams | None = None
     intersect_cache_param: dict[str, Any] | None = None
     run_cache: bool = False
+    cardinality_only: bool = False
+    cardinality_method: Literal["ecdh", "dh", "rsa"] = "ecdh"
     sync_cardinality: bool = False
     run_preprocess: bool = False
+    intersect_preprocess_params: PreprocessParams | None = None
+
+    @model_validator(mode="after")
+    def _fate_checks(self) -> IntersectionParams:
+        """FATE 1.x's own cross-checks of these settings (IntersectParam.check)."""
+        def refuse(text: str) -> PydanticCustomError:
+            return PydanticCustomError("fate_check", text)
+        if self.cardinality_only:
+            if self.cardinality_method == "rsa" and self.rsa_params is not None and self.rsa_params.split_calculation:
+                raise refuse("cardinality_only with cardinality_method rsa needs rsa_params.split_calculation false")
+            if self.run_preprocess:
+                raise refuse("cardinality_only cannot run preprocessing (run_preprocess)")
+            if self.run_cache:
+                raise refuse("cardinality_only cannot run_cache")
+        if self.run_preprocess:
+            fpr = (self.intersect_preprocess_params or PreprocessParams()).false_positive_rate
+            if fpr < 0.01:
+                raise refuse(f"run_preprocess needs intersect_preprocess_params.false_positive_rate >= 0.01 "
+                             f"(got {fpr})")
+        return self
+
+    def method(self) -> str:
+        """The protocol that runs: ``cardinality_method`` in cardinality-only mode."""
+        return self.cardinality_method if self.cardinality_only else self.intersect_method
 
 
 def _keys(part):
@@ -51,7 +114,7 @@ class Intersection(Component):
 
     @staticmethod
     def _protocol(params: IntersectionParams) -> PsiProtocol:
-        cls = PROTOCOLS[params.intersect_method]
+        cls = PROTOCOLS[params.method()]
         return cls(getattr(params, cls.params_field), params.join_role)
 
     @staticmethod
@@ -67,11 +130,45 @@ class Intersection(Component):
         ctx.logger.info("intersection: %d of %d ids shared", len(shared), total)
         return Outputs(data=[Dataset(table, meta)])
 
+    def _guest_cardinality(self, ctx: Context, params: IntersectionParams, ids: list, hosts: list) -> Outputs:
+        protocol = self._protocol(params)
+        if isinstance(protocol, CommutativeProtocol):
+            counts = protocol.guest_cardinality(ctx, ids, hosts)
+        else:  # rsa: the guest counts its own matches (as FATE's Bloom filter lets it)
+            counts = [len(m) for m in protocol.guest(ctx, ids, hosts)]
+        for host, count in zip(hosts, counts):
+            if len(hosts) == 1:
+                ctx.tracker.log_metric("intersection", "intersect_count", count)
+                ctx.tracker.log_metric("intersection", "intersect_rate", count / len(ids) if ids else 0.0)
+            ctx.tracker.log_metric("intersection", f"cardinality_{host.party_id}", count)
+            ctx.logger.info("intersection cardinality with %s: %d of %d guest ids", host, count, len(ids))
+            if params.sync_cardinality:
+                ctx.federation.remote(int(count), "cardinality", ctx.tag(), [host])
+        return Outputs()
+
+    def _host_cardinality(self, ctx: Context, params: IntersectionParams, ids: list) -> Outputs:
+        protocol = self._protocol(params)
+        guest = ctx.role_parties("guest")
+        if isinstance(protocol, CommutativeProtocol):
+            protocol.host(ctx, ids, guest, shuffle=True)
+        else:
+            protocol.host(ctx, ids, guest)
+        if params.sync_cardinality:
+            (count,) = ctx.federation.get("cardinality", ctx.tag(), guest)
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(ids):
+                raise ComponentError(f"{ctx.component}: guest sent a malformed cardinality")
+            ctx.tracker.log_metric("intersection", "intersect_count", count)
+            ctx.tracker.log_metric("intersection", "intersect_rate", count / len(ids) if ids else 0.0)
+            ctx.logger.info("intersection cardinality: %d of %d ids", count, len(ids))
+        return Outputs()
+
     def guest(self, ctx: Context, params: IntersectionParams, inputs: Inputs) -> Outputs:
         source, ids = self._ids(ctx, inputs)
         hosts = ctx.role_parties("host")
         if not hosts:
             raise ComponentError(f"{ctx.component}: Intersection needs at least one host in the job's roles")
+        if params.cardinality_only:
+            return self._guest_cardinality(ctx, params, ids, hosts)
         matches = self._protocol(params).guest(ctx, ids, hosts)
         keep = set(range(len(ids)))
         for matched in matches:
@@ -84,6 +181,8 @@ class Intersection(Component):
 
     def host(self, ctx: Context, params: IntersectionParams, inputs: Inputs) -> Outputs:
         source, ids = self._ids(ctx, inputs)
+        if params.cardinality_only:
+            return self._host_cardinality(ctx, params, ids)
         self._protocol(params).host(ctx, ids, ctx.role_parties("guest"))
         if not params.sync_intersect_ids:
             return Outputs(data=[Dataset(source.table, source.meta)])

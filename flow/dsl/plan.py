@@ -15,6 +15,7 @@ from flow.core.errors import ValidationError
 from flow.core.registry import did_you_mean
 from flow.dsl.dag import JobDAG
 from flow.dsl.models import DEFAULT_JOB_TIMEOUT, Conf, Dsl, ResolvedJobParameters
+from flow.dsl.validate import unused_parameter_notices
 
 
 @dataclass
@@ -116,7 +117,8 @@ class JobPlan:
         for (cpn, _), params in self._params.items():
             for name, text in (params.notices() if params is not None else {}).items():
                 found.setdefault(f"{cpn}.{name}", text)
-        return [f"{key}: {text}" for key, text in found.items()]
+        leftovers = unused_parameter_notices(self.conf.component_parameters, list(self.dsl.components))
+        return [f"{key}: {text}" for key, text in found.items()] + leftovers
 
     # ------------------------------------------------------------ guards
 

@@ -23,7 +23,7 @@ from flow.dsl.models import (
     PartyId,
     ResolvedJobParameters,
 )
-from flow.dsl.problems import Path, Problems, add_pydantic, check_keys, json_type
+from flow.dsl.problems import Path, Problems, add_pydantic, check_keys, fmt_path, json_type
 
 CONF_KEYS = ("dsl_version", "initiator", "role", "job_parameters", "component_parameters")
 CONF_REQUIRED = ("dsl_version", "initiator", "role")
@@ -201,8 +201,7 @@ def check_conf(raw: Any, file: str, problems: Problems, dsl_names: list[str] | N
             setattr(check, key, model.model_validate(data))
         except pydantic.ValidationError as exc:
             add_pydantic(problems, file, exc, data, base=(key,), model=model)
-    if check.component_parameters is not None and dsl_names is not None:
-        _check_param_components(check.component_parameters, dsl_names, file, problems)
+    # parameters for components the DSL lacks are not a problem: see unused_parameter_notices
     return check
 
 
@@ -255,11 +254,15 @@ def _check_initiator(raw: Mapping[str, Any], roles: dict[str, list[str]] | None,
     return initiator
 
 
-def _check_param_components(cp: ComponentParametersConf, names: list[str], file: str, problems: Problems) -> None:
+def unused_parameter_notices(cp: ComponentParametersConf, names: list[str]) -> list[str]:
+    """One notice per conf block that sets parameters for a component the DSL does not
+    contain (FATE 1.x ignores them, and so does the plan: only DSL components are resolved)."""
+    out: list[str] = []
+
     def check(component: str, path: Path) -> None:
         if component not in names:
-            problems.add(file, path, f"parameters for component '{component}', which is not in the DSL"
-                         f"{did_you_mean(component, names)}")
+            out.append(f"{fmt_path(path)}: parameters for component '{component}', which is not in the DSL, "
+                       f"are ignored (as FATE does){did_you_mean(component, names)}")
 
     for component in cp.common:
         check(component, ("component_parameters", "common", component))
@@ -267,6 +270,7 @@ def _check_param_components(cp: ComponentParametersConf, names: list[str], file:
         for key, block in by_key.items():
             for component in block:
                 check(component, ("component_parameters", "role", role, key, component))
+    return out
 
 
 def parties_of(roles: Mapping[str, list[str]]) -> dict[str, list[Party]]:

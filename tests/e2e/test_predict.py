@@ -240,8 +240,8 @@ def test_deploy_rewires_around_training_only_components() -> None:
     }}
     dsl, chosen = derive_predict_dsl(train, {"data_transform_0", "homo_lr_0"})
     assert chosen == ["reader_0", "data_transform_0", "homo_lr_0", "evaluation_0"]
-    # HomoLR has no test_data port: the train input becomes "data"
-    assert dsl["components"]["homo_lr_0"]["input"] == {"data": {"data": ["data_transform_0.data"]},
+    # the train input becomes HomoLR's test_data port
+    assert dsl["components"]["homo_lr_0"]["input"] == {"data": {"test_data": ["data_transform_0.data"]},
                                                        "model": ["pipeline.homo_lr_0.model"]}
     assert "model" not in dsl["components"]["evaluation_0"]["input"]
     assert len(dsl["components"]) == 4

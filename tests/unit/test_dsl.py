@@ -360,7 +360,7 @@ def test_error_cases_cover_every_required_check() -> None:
     for needle in ("required key missing", "Input should be a valid", "only DSL version 2", "unknown module",
                    "does not exist", "has no data output", "does not take input data port", "form a cycle",
                    "is not a role of this job", "out of range", "malformed party key", "unknown parameter",
-                   "not in the DSL", "is not a party of this job", "required parameter not set",
+                   "is not a party of this job", "required parameter not set",
                    "unknown job parameter"):
         assert needle in text, needle
 

@@ -80,13 +80,13 @@ def test_without_sync_the_host_learns_nothing(tmp_path: Path):
 
 
 def test_registry_names_follow_fate():
-    assert set(PROTOCOLS) == {"ecdh", "rsa", "raw"}
+    assert set(PROTOCOLS) == {"ecdh", "dh", "rsa", "raw"}
     assert all(issubclass(p, PsiProtocol) for p in PROTOCOLS.values())
     assert get_args(Hash) == HASHES  # what the conf accepts is what the primitives hash with
 
 
 @pytest.mark.parametrize("params, field", [
-    ({"intersect_method": "dh"}, "intersect_method"),
+    ({"intersect_method": "ph"}, "intersect_method"),
     ({"intersect_method": "rsa", "rsa_params": {"key_length": 512}}, "key_length"),
     ({"intersect_method": "rsa", "rsa_params": {"hash_method": "sm3"}}, "hash_method"),
     ({"intersect_method": "rsa", "rsa_params": {"keylength": 2048}}, "keylength"),

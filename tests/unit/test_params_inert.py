@@ -19,7 +19,8 @@ def test_only_non_default_inert_settings_are_reported():
 
 
 def test_each_model_declares_its_own():
-    assert HomoLRParams.model_validate({"validation_freqs": 1}).inert_settings() == ["validation_freqs"]
+    assert HomoLRParams.model_validate({"early_stopping_rounds": 3}).inert_settings() == ["early_stopping_rounds"]
+    assert HomoLRParams.model_validate({"validation_freqs": 1}).inert_settings() == []  # acted on: validate_data
     assert HomoLRParams.model_validate({"re_encrypt_batches": 5}).inert_settings() == ["re_encrypt_batches"]
     assert HeteroSecureBoostParams.model_validate({"binning_error": 0.01, "tol": 0.1}).inert_settings() == [
         "binning_error"]
