@@ -6,9 +6,8 @@ Case 1 is examples/hetero_lr as shipped (breast_hetero, 569 rows, 20 epochs, 102
 keys, standalone: guest, host and arbiter as separate processes). Case 2 is a synthetic
 set of N rows x (20 guest + 80 host) features. Baseline measured in the same run: the
 same full-batch Taylor gradient descent on the joined plaintext data in numpy (what the
-job would cost without federation and encryption). For reference only, FATE 2.2
-standalone was reported at 158 s for a comparable 20-epoch job on breast_hetero on a
-2-core machine; that figure was not measured here.
+job would cost without federation and encryption). No FATE ratio is printed: a FATE
+baseline must be measured in the same run (../shared/peers/fate; issue 16).
 """
 
 from __future__ import annotations
@@ -26,9 +25,6 @@ from pathlib import Path
 
 import numpy as np
 from _jobs import ROOT, flow, guest_auc, submit, task_time, upload_breast_hetero
-
-FATE_REPORTED_S = 158.0
-
 
 
 def run_job(home: Path, conf: dict, dsl: dict) -> dict:
@@ -103,8 +99,6 @@ def main() -> None:
         x = np.array([g[k][1:] + h[k] for k in g])
         y = np.array([g[k][0] for k in g])
         report("breast_hetero: 569 rows x (10 + 20), 1024-bit Paillier", res, plaintext_epoch_s(x, y, 20))
-        print(f"  vs FATE 2.2 standalone (reported, not measured here: {FATE_REPORTED_S:.0f} s): "
-              f"{FATE_REPORTED_S / res['wall_s']:.1f}x faster\n")
         if args.skip_synthetic:
             return
         x, y = write_synthetic(home, args.synthetic_rows)

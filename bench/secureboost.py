@@ -16,9 +16,8 @@ keeps its fastest run. The ratio off / on is what packing buys; the ciphertexts 
 guest decrypts and the seconds it and the host spend on them show where.
 A second baseline in the same run: scikit-learn's HistGradientBoostingClassifier with the
 same trees, depth, bins and learning rate on the joined plaintext columns (what the
-boosting costs without federation or encryption). For reference only, FATE 2.2
-standalone was reported at 134 s for 5 trees of depth 3 on breast_hetero on a 2-core
-machine (AUC 0.997); that figure was not measured here.
+boosting costs without federation or encryption). No FATE ratio is printed: a FATE
+baseline must be measured in the same run (../shared/peers/fate; issue 16).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ import numpy as np
 from _jobs import ROOT, guest_auc, log_stamps, submit, task_time, upload_breast_hetero
 
 sys.path.insert(0, str(ROOT))
-FATE_REPORTED_S = 134.0
 CPN = "hetero_secureboost_0"
 GUEST_FEATURES, HOST_FEATURES = 10, 50
 
@@ -81,9 +79,7 @@ def breast_case(args: argparse.Namespace) -> None:
                             ("seconds per tree", "per_tree_s", "{:11.2f}")):
         print(f"  {label:<34} {fmt.format(on[key])} {fmt.format(off[key]):>12} {off[key] / on[key]:8.2f}x")
     print(f"  {'AUC':<34} {on['auc']:11.4f} {off['auc']:12.4f}")
-    print(f"  vs FATE 2.2 standalone, whole job (reported, not measured here: {FATE_REPORTED_S:.0f} s, "
-          f"AUC 0.997): {FATE_REPORTED_S / on['wall_s']:.1f}x faster with packing, "
-          f"{FATE_REPORTED_S / off['wall_s']:.1f}x without\n")
+    print()
 
 
 # ------------------------------------------------------------------ case 2: two party processes
