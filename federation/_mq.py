@@ -44,10 +44,10 @@ from federation.envelope import (
 )
 from flow.core import audit_hook
 from flow.core.errors import AuthError, CodecError, ConfigError, FederationError, FederationTimeout, PeerFailed
+from flow.core.ids import is_valid
 
 log = logging.getLogger(__name__)
 
-_JOB_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _IDENT_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 ABORT_NAME = "__abort__"
 _Settings = TypeVar("_Settings", bound=BaseModel)
@@ -151,7 +151,7 @@ class MessageFederation(Federation):
         ignore_aborts_before: float | None = None,
     ):
         super().__init__(job_id, local)
-        if not isinstance(job_id, str) or not _JOB_RE.fullmatch(job_id):
+        if not is_valid("job_id", job_id):
             raise ConfigError(f"invalid job id {job_id!r}: use letters, digits, '_', '.', '-' (max 128)")
         _check_party(local, "local party")
         if keys.party_id != local.party_id:
@@ -364,6 +364,9 @@ class MessageFederation(Federation):
                 return
             audit_hook.current().received(self, header, asm.chunks)  # one entry per object, not per chunk
             self._ready[key].append((obj, asm.acks))
+
+    def dismiss_abort(self) -> None:
+        self._failure = None
 
     def _on_abort(self, h: Header, payload: memoryview) -> None:
         if self._abort_cutoff_ms is not None and h.ts < self._abort_cutoff_ms:

@@ -53,6 +53,10 @@ class Federation(ABC):
     def cleanup(self) -> None:
         """Remove everything this job left in the transport (queues, topics, files)."""
 
+    def dismiss_abort(self) -> None:  # noqa: B027 - optional hook, a no-op unless overridden
+        """Forget a peer's abort, so later gets wait for their objects again: for an endpoint
+        where an abort means nothing (the servers' control plane). Nothing by default."""
+
     def release(self, peers: Sequence[Party]) -> None:  # noqa: B027 - optional hook, a no-op unless overridden
         """Remove what only this party reads: its channels from each of ``peers`` and its
         control channel. Safe once this party's share has ended while the others still

@@ -30,6 +30,7 @@ from typing import Iterable
 
 import gmpy2
 
+from components.crypto import hashing
 from flow.core.errors import CryptoError
 
 #: RFC 3526 group size (bits) -> the constant c of its definition
@@ -59,7 +60,8 @@ def group_bits(key_length: int) -> int:
 
 
 def hash_available(name: str) -> bool:
-    return name in DH_HASHES and (name != "sm3" or "sm3" in hashlib.algorithms_available)
+    """``name`` is one of :data:`DH_HASHES` and this Python computes it."""
+    return hashing.hash_available(name, DH_HASHES)
 
 
 def _hasher(name: str):

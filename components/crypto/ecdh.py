@@ -22,6 +22,7 @@ from typing import Iterable
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from components.crypto import hashing
 from flow.core.errors import CryptoError
 
 POINT_BYTES = 32
@@ -31,8 +32,8 @@ ECDH_HASHES = ("sha256", "sha384", "sha512", "sm3")
 
 
 def hash_available(name: str) -> bool:
-    """``name`` is one of :data:`ECDH_HASHES` and this Python's OpenSSL computes it (SM3 may lack)."""
-    return name in ECDH_HASHES and (name != "sm3" or "sm3" in hashlib.algorithms_available)
+    """``name`` is one of :data:`ECDH_HASHES` and this Python computes it."""
+    return hashing.hash_available(name, ECDH_HASHES)
 
 
 def hash_to_point(identifier: str | bytes, hash_method: str = "sha256") -> bytes:

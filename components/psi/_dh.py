@@ -12,9 +12,9 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from components.crypto.dh import DH_HASHES, DhCipher, group_bits, hash_available
+from components.crypto.dh import DH_HASHES, DhCipher, group_bits
 from components.psi._commutative import CommutativeProtocol
-from components.psi._protocol import MethodParams
+from components.psi._protocol import MethodParams, hash_method
 
 
 class DhParams(MethodParams):
@@ -27,13 +27,7 @@ class DhParams(MethodParams):
     @field_validator("hash_method")
     @classmethod
     def _hash(cls, value: str) -> str:
-        name = value.lower()
-        if not hash_available(name):
-            raise PydanticCustomError("not_supported", "not supported: dh_params.hash_method '{value}' (fedweave's "
-                                      "DH hashes ids with one of {known}{sm3})",
-                                      {"value": value, "known": ", ".join(DH_HASHES),
-                                       "sm3": "; this Python's OpenSSL has no SM3" if name == "sm3" else ""})
-        return name
+        return hash_method(value, "dh_params.hash_method", DH_HASHES, "fedweave's DH hashes ids with one of")
 
     @field_validator("key_length")
     @classmethod

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import field_validator
-from pydantic_core import PydanticCustomError
 
-from components.crypto.ecdh import ECDH_HASHES, POINT_BYTES, EcdhCipher, hash_available
+from components.crypto.ecdh import ECDH_HASHES, POINT_BYTES, EcdhCipher
 from components.psi._commutative import CommutativeProtocol
-from components.psi._protocol import MethodParams
+from components.psi._protocol import MethodParams, hash_method
 
 
 class EcdhParams(MethodParams):
@@ -23,13 +22,7 @@ class EcdhParams(MethodParams):
     @field_validator("hash_method")
     @classmethod
     def _hash(cls, value: str) -> str:
-        name = value.lower()
-        if not hash_available(name):
-            raise PydanticCustomError("not_supported", "not supported: ecdh_params.hash_method '{value}' (FATE's "
-                                      "ECDH hashes are {known}{sm3})",
-                                      {"value": value, "known": ", ".join(ECDH_HASHES),
-                                       "sm3": "; this Python's OpenSSL has no SM3" if name == "sm3" else ""})
-        return name
+        return hash_method(value, "ecdh_params.hash_method", ECDH_HASHES, "FATE's ECDH hashes are")
 
 
 class EcdhProtocol(CommutativeProtocol):

@@ -13,8 +13,10 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
 
 from components.base import Context
+from components.crypto.hashing import hash_available
 from federation.api import Party
 from flow.core.errors import ComponentError
 
@@ -63,3 +65,14 @@ def match(mine: Sequence[bytes], theirs: Sequence[bytes]) -> dict[int, int]:
     """Positions of equal values: my index -> their position."""
     index = {v: j for j, v in enumerate(theirs)}
     return {i: index[v] for i, v in enumerate(mine) if v in index}
+
+
+def hash_method(value: str, field: str, known: tuple[str, ...], whose: str) -> str:
+    """A PSI method's ``hash_method``, lower-cased, if it is one of ``known`` and this Python
+    computes it; else one "not supported" line naming ``field``."""
+    name = value.lower()
+    if hash_available(name, known):
+        return name
+    raise PydanticCustomError("not_supported", "not supported: {field} '{value}' ({whose} {known}{sm3})",
+                              {"field": field, "value": value, "whose": whose, "known": ", ".join(known),
+                               "sm3": "; this Python's OpenSSL has no SM3" if name == "sm3" else ""})

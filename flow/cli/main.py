@@ -100,10 +100,6 @@ def envelope(fn: Callable) -> Callable:
         except OSError as exc:  # a path given on the command line that the file system refuses
             where = _shown(exc.filename) if exc.filename is not None else ""
             _fail(f"{where + ': ' if where else ''}{exc.strerror or exc}", 2)
-        except ValueError as exc:
-            if "null byte" not in str(exc):
-                raise
-            _fail("a path given holds a NUL character", 2)
         if isinstance(result, tuple):  # (data, exit_code) for commands whose outcome sets the code
             data, code = result
             emit(data, retcode=code, retmsg="success" if code == 0 else "failed")
@@ -114,8 +110,9 @@ def envelope(fn: Callable) -> Callable:
 
 
 class FlowGroup(click.Group):
-    """The root group: a NUL in a path option makes click's own path check raise ValueError
-    while it parses; say so as a usage error (one line, exit 2) instead of a traceback."""
+    """The root group: a NUL in a path makes Python's file calls raise ValueError (click's own
+    path check while it parses, or a command's open); say so as a usage error (one line,
+    exit 2) instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from federation.api import Party
 from flow.core.errors import ConfigError, FedweaveError
+from flow.core.ids import is_valid
 from flow.core.settings import ServiceConf
 from flow.dsl import JobPlan
 from flow.dsl.loader import plan_from_dicts
@@ -64,7 +64,6 @@ log = logging.getLogger("fedweave.server.control")
 CONTROL_JOB = "flow_control"
 POLL_S = 0.2
 SCAN_S = 1.0
-_JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 #: how long a rerun waits for the party's previous run to end (a stop sent just before)
 RERUN_WAIT_S = 60.0
 
@@ -148,7 +147,7 @@ class ControlPlane(ProposalWatch, Worker):
             log.warning("control message of unknown type %r from %s ignored", kind, peer)
             return
         job_id = message.get("job_id")
-        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id) or ".." in job_id:
+        if not is_valid("job_id", job_id) or ".." in job_id:
             log.warning("control message %s from %s names no valid job id (%r): ignored", kind, peer, job_id)
             return
         try:

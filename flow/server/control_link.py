@@ -190,8 +190,7 @@ class PeerLinks:
             return None
         except PeerFailed as exc:  # an abort has no meaning on the control plane: it must not stick
             log.warning("abort from party %s on the control plane ignored: %s", peer, exc)
-            if hasattr(self.fed, "_failure"):
-                self.fed._failure = None
+            self.fed.dismiss_abort()
             return None
 
     def poll(self) -> int:
