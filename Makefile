@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLOW   := $(VENV)/bin/flow
 
-.PHONY: demo test check services install install-test bench clean
+.PHONY: demo test check services install install-test bench bench-fate-examples clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: install-test
 	$(PY) bench/compute_local.py
 	$(PY) bench/compute.py
 	$(PY) bench/audit.py
+
+## bench-fate-examples: FATE's example suites at FATE's own sizes (per suite: validated, succeeded, refused, time)
+bench-fate-examples: install-test
+	$(PY) bench/fate_examples.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -4,53 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from flow.cli.main import Env, cli, envelope
 from flow.core.errors import ConfigError
-
-
-def _upload_conf(path: Path) -> dict[str, Any]:
-    """FATE's upload conf: {"file", "namespace", "table_name", "partition", "head", ...}."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read upload conf: {exc}") from exc
-    missing = [k for k in ("file", "namespace", "table_name") if k not in raw]
-    if missing:
-        raise ConfigError(f"{path}: missing {', '.join(missing)}")
-    file = Path(raw["file"])
-    if not file.is_absolute() and not file.exists():
-        file = path.parent / file
-    for key in ("extend_sid", "auto_increasing_sid"):
-        if raw.get(key) not in (None, False, 0, "0", "false", "False"):
-            raise ConfigError(f"{path}: {key}: not supported: generated ids ({key}); give the file an id "
-                              "as its first column")
-    delimiter = raw.get("id_delimiter") or ","
-    if delimiter != ",":
-        raise ConfigError(f"{path}: id_delimiter: not supported: {delimiter!r} (only ',')")
-    head = str(raw.get("head", 1)) not in ("0", "False", "false")
-    return {"file": file, "namespace": raw["namespace"], "name": raw["table_name"],
-            "partitions": raw.get("partition"),
-            "id_column": raw.get("id_column") or (_first_column(path, file) if head else None),
-            "label_column": raw.get("label_column") or raw.get("label_name"),
-            "drop": bool(raw.get("drop")) or None,  # FATE: "drop": 1 replaces an existing table
-            "head": None if head else False}  # FATE: "head": 0, no header row: stored as id -> rest of line
-
-
-def _first_column(conf: Path, file: Path) -> str:
-    """FATE takes a file's first column as the id, whatever its name (``id``, ``idx``, ``sid``)."""
-    try:
-        with file.open(encoding="utf-8") as fh:
-            header = fh.readline()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{conf}: file: cannot read {file}: {exc}") from None
-    first = header.split(",")[0].strip()
-    if not first:
-        raise ConfigError(f"{conf}: file: {file} has no header row")
-    return first
+from flow.ops.upload_conf import read_upload_conf
 
 
 @cli.group()
@@ -76,7 +35,7 @@ def upload(env: Env, file, conf_path, namespace, name, id_column, label_column, 
     opts = {"file": file, "namespace": namespace, "name": name, "partitions": partitions,
             "id_column": id_column, "label_column": label_column, "drop": drop or None, "head": None}
     if conf_path is not None:
-        opts.update({k: v for k, v in _upload_conf(conf_path).items() if v is not None and not (
+        opts.update({k: v for k, v in read_upload_conf(conf_path).items() if v is not None and not (
             k in ("file", "namespace", "name") and opts[k])})
     for key, flag in (("file", "-f"), ("namespace", "--namespace"), ("name", "--name")):
         if not opts[key]:

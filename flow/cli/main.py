@@ -143,6 +143,7 @@ def main() -> None:
         privilege,
         schedule,
         server,
+        suite,  # noqa: F401 - flow suite run (FATE testsuites)
         tracking,
         user,  # noqa: F401 - flow user (add, list, remove, rotate)
     )
