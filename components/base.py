@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from abc import ABC
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import Any, ClassVar, Literal, Protocol, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from backends.computing.api import Session, Table
 from backends.storage.api import StorageEngine, TableMeta
@@ -58,20 +59,63 @@ class Params(BaseModel):
         return found
 
 
+class CVParam(BaseModel):
+    """FATE's ``cv_param``. With ``need_cv`` the component runs k-fold cross-validation
+    (components/cv.py) instead of training one model; ``mode`` and ``role`` are set by FATE
+    itself (here: from the component and the party) and ``evaluate_param`` was never read by
+    FATE's k-fold (the component's own ``metrics`` are), so those three are not acted on.
+    ``history_with_value`` is FATE 1.5's name for ``history_value_type: instance``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
+    inert: ClassVar[frozenset[str]] = frozenset({"mode", "role", "evaluate_param"})
+
+    n_splits: int = Field(5, ge=1)
+    mode: Literal["hetero", "homo"] = "hetero"
+    role: Literal["guest", "host", "arbiter"] = "guest"
+    shuffle: bool = True
+    random_seed: int | None = Field(1, ge=0)
+    need_cv: bool = False
+    output_fold_history: bool = True
+    history_value_type: Literal["score", "instance"] = "score"
+    history_with_value: bool | None = None
+    evaluate_param: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _folds(self) -> CVParam:
+        if self.need_cv and self.n_splits < 2:
+            raise PydanticCustomError("n_splits", "cv_param.n_splits must be at least 2 to cross-validate, "
+                                      "got {n}", {"n": self.n_splits})
+        return self
+
+    @property
+    def value_type(self) -> str:
+        """What the fold history holds: ``score`` (predictions) or ``instance`` (the rows)."""
+        if "history_value_type" not in self.model_fields_set and self.history_with_value:
+            return "instance"
+        return self.history_value_type
+
+    def notices(self) -> dict[str, str]:
+        fields = type(self).model_fields
+        return {name: "accepted for FATE compatibility, not acted on"
+                for name in sorted(self.inert & self.model_fields_set)
+                if getattr(self, name) != fields[name].get_default(call_default_factory=True)}
+
+
 class TrainingParams(Params):
     """FATE's validation, early-stopping, callback and cross-validation switches that every
     trained model's conf may carry; accepted so a FATE conf validates unchanged, and
-    reported as not acted on when set (``flow job validate`` / ``submit``)."""
+    reported as not acted on when set (``flow job validate`` / ``submit``) unless the model
+    acts on them. ``cv_param`` is acted on for every trained model (:class:`Component.run`)."""
 
     inert = frozenset({"validation_freqs", "early_stopping_rounds", "metrics", "use_first_metric_only",
-                       "callback_param", "cv_param"})
+                       "callback_param"})
 
     validation_freqs: int | None = None
     early_stopping_rounds: int | None = None
     metrics: list[str] | None = None
     use_first_metric_only: bool = False
     callback_param: dict[str, Any] | None = None
-    cv_param: dict[str, Any] | None = None
+    cv_param: CVParam = CVParam()
 
 
 @dataclass
@@ -80,6 +124,8 @@ class Instance:
 
     features: np.ndarray
     label: float | None = None
+    #: FATE's sample weight (set by SampleWeight, read by models with ``uses_sample_weight``)
+    weight: float | None = None
 
 
 def register_codec() -> None:
@@ -113,6 +159,8 @@ class Inputs:
     model: list[dict[str, Any]] = field(default_factory=list)
     #: models from ``input.isometric_model`` (other components, e.g. binning -> selection)
     isometric_model: list[dict[str, Any]] = field(default_factory=list)
+    #: caches from ``input.cache`` (an upstream Intersection's run_cache: this party's own part)
+    cache: list[dict[str, Any]] = field(default_factory=list)
 
     def require(self, component: str, *ports: str) -> Dataset:
         """The first of ``ports`` (default ``data``) that is connected, or a clear error."""
@@ -134,6 +182,9 @@ class Outputs:
     data: list[Dataset] = field(default_factory=list)
     #: a JSON-able model (numpy arrays allowed); each party holds only its own part
     model: dict[str, Any] | None = None
+    #: FATE 1.x's intersection cache (JSON-able, key material included): kept only in this
+    #: party's own store, handed to components that name it in ``input.cache``
+    cache: dict[str, Any] | None = None
 
 
 class Tracker(Protocol):
@@ -190,14 +241,44 @@ class Component(ABC):
     #: whether it may declare output.data / output.model
     output_data: ClassVar[bool] = True
     output_model: ClassVar[bool] = False
-    #: whether it may declare FATE 1.x's output.cache (accepted, nothing is cached)
+    #: whether it may declare FATE 1.x's output.cache / take input.cache (Intersection's cache)
     output_cache: ClassVar[bool] = False
+    accepts_cache: ClassVar[bool] = False
+    #: whether it acts on (or keeps) the sample weights of its input (SampleWeight); if not, it is
+    #: told so at run time and its outputs are marked as carrying none (:func:`drop_sample_weights`)
+    uses_sample_weight: ClassVar[bool] = False
 
     def run(self, ctx: Context, params: Params, inputs: Inputs) -> Outputs:
+        cv = getattr(params, "cv_param", None)
+        if isinstance(cv, CVParam) and cv.need_cv and not inputs.model:
+            from components.cv import cross_validate  # the driver calls back here once per fold, need_cv off
+
+            return cross_validate(self, ctx, params, inputs)
         handler = getattr(self, ctx.role, None)
         if handler is None:
             raise ComponentError(f"{self.module} has no handler for role '{ctx.role}'")
-        return handler(ctx, params, inputs)
+        outputs = handler(ctx, params, inputs)
+        if not self.uses_sample_weight:
+            drop_sample_weights(ctx, self.module, inputs, outputs)
+        return outputs
+
+
+#: TableMeta.extra key of sample-weighted instances: the name of the stored weight column
+SAMPLE_WEIGHT = "sample_weight"
+
+
+def drop_sample_weights(ctx: Context, module: str, inputs: Inputs, outputs: Outputs) -> None:
+    """Weighted data reached a component that ignores the weights (FATE would use or keep them):
+    say so, and mark its outputs as unweighted so a weighted model downstream can refuse them."""
+    given = list(inputs.data.values()) + [d for ds in inputs.all_data.values() for d in ds]
+    if not any(d.meta.extra.get(SAMPLE_WEIGHT) for d in given):
+        return
+    ctx.logger.warning("%s (%s) does not use sample weights: the weights of its input are ignored and its "
+                       "output data carries none", ctx.component, module)
+    for ds in outputs.data:
+        if ds.meta.extra.get(SAMPLE_WEIGHT):
+            extra = {k: v for k, v in ds.meta.extra.items() if k != SAMPLE_WEIGHT}
+            ds.meta = ds.meta.model_copy(update={"extra": {**extra, "sample_weight_dropped_by": ctx.component}})
 
 
 COMPONENTS: Registry[type[Component]] = Registry(
@@ -209,9 +290,12 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "FeatureScale": "components.feature.scale:FeatureScale",
         "HeteroLR": "components.linear.hetero_lr:HeteroLR",
         "HeteroLinR": "components.linear.hetero_linr:HeteroLinR",
+        "HeteroSSHELR": "components.linear.sshe_lr:HeteroSSHELR",
+        "HeteroSSHELinR": "components.linear.sshe_linr:HeteroSSHELinR",
         "Evaluation": "components.evaluation.evaluation:Evaluation",
         "HomoLR": "components.linear.homo_lr:HomoLR",
         "HeteroSecureBoost": "components.tree.hetero_secureboost:HeteroSecureBoost",
+        "HeteroFastSecureBoost": "components.tree.fast_secureboost:HeteroFastSecureBoost",
         "HeteroFeatureBinning": "components.feature.binning:HeteroFeatureBinning",
         "HeteroFeatureSelection": "components.feature.selection:HeteroFeatureSelection",
         "OneHotEncoder": "components.feature.onehot:OneHotEncoder",
@@ -220,6 +304,11 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "HeteroDataSplit": "components.feature.data_split:HeteroDataSplit",
         "HomoDataSplit": "components.feature.data_split:HomoDataSplit",
         "Union": "components.io.union:Union",
+        "FederatedSample": "components.feature.sample:FederatedSample",
+        "SampleWeight": "components.feature.sample_weight:SampleWeight",
+        "DataStatistics": "components.statistics.data_statistics:DataStatistics",
+        "HeteroPearson": "components.statistics.pearson:HeteroPearson",
+        "PSI": "components.statistics.psi:PSI",
     },
 )
 
@@ -247,18 +336,22 @@ def instances_meta(base: TableMeta, features: list[str], label: str | None, **ex
     })
 
 
-def instance_to_row(has_label: bool):
-    """Instance -> stored row tuple (label first when present); picklable for workers."""
+def instance_to_row(has_label: bool, weighted: bool = False):
+    """Instance -> stored row tuple (label first when present, weight last when ``weighted``);
+    picklable for workers."""
     def convert(inst: Instance) -> tuple:
         feats = tuple(float(v) for v in inst.features)
-        return ((None if inst.label is None else float(inst.label)),) + feats if has_label else feats
+        row = ((None if inst.label is None else float(inst.label)),) + feats if has_label else feats
+        return row + (inst.weight,) if weighted else row
     return convert
 
 
-def row_to_instance(has_label: bool):
+def row_to_instance(has_label: bool, weighted: bool = False):
     """Stored row tuple -> Instance; the inverse of :func:`instance_to_row`."""
     def convert(row: tuple) -> Instance:
+        weight = (None if row[-1] is None else float(row[-1])) if weighted else None
+        row = row[:-1] if weighted else row
         if has_label:
-            return Instance(np.asarray(row[1:], dtype=np.float64), None if row[0] is None else float(row[0]))
-        return Instance(np.asarray(row, dtype=np.float64), None)
+            return Instance(np.asarray(row[1:], dtype=np.float64), None if row[0] is None else float(row[0]), weight)
+        return Instance(np.asarray(row, dtype=np.float64), None, weight)
     return convert

@@ -161,20 +161,20 @@ def _pair(cipher, inst: Instance) -> tuple:
 
 
 def _encrypted_bin_sums(cols: list[int], split_points: list[np.ndarray]):
-    """A partition of (([[y]], [[1-y]]), features) -> per column, per bin: the two sums (or None)."""
+    """A partition of (([[y]], [[1-y]]) or one ciphertext per class, features) -> per column,
+    per bin: the sum of each ciphertext (or None)."""
     def f(part):
         if not part:
             return None
         x = np.stack([feats for _, (_, feats) in part])[:, cols]
-        ev = [c[0] for _, (c, _) in part]
-        ne = [c[1] for _, (c, _) in part]
+        enc = [c for _, (c, _) in part]
         out = []
         for j, sp in enumerate(split_points):
             idx = bin_index(x[:, j], sp)
             col = []
             for b in range(len(sp) + 1):
                 rows = np.flatnonzero(idx == b)
-                col.append((encrypted_sum([ev[i] for i in rows]), encrypted_sum([ne[i] for i in rows]))
+                col.append(tuple(encrypted_sum([enc[i][t] for i in rows]) for t in range(len(enc[0])))
                            if len(rows) else None)
             out.append(col)
         return out
@@ -182,7 +182,7 @@ def _encrypted_bin_sums(cols: list[int], split_points: list[np.ndarray]):
 
 
 def _add_sums(a: list, b: list) -> list:
-    return [[y if x is None else x if y is None else (x[0] + y[0], x[1] + y[1]) for x, y in zip(ca, cb)]
+    return [[y if x is None else x if y is None else tuple(u + v for u, v in zip(x, y)) for x, y in zip(ca, cb)]
             for ca, cb in zip(a, b)]
 
 
@@ -284,6 +284,9 @@ class HeteroFeatureBinning(Component):
         if y is None:
             raise ComponentError(f"{ctx.component}: input {data.meta.name} has no labels; WOE/IV need them "
                                  "(or set skip_static)")
+        if len(np.unique(y)) > 2:  # one-vs-rest per class
+            from components.feature.binning_multiclass import multiclass_statistics  # it imports this module
+            return multiclass_statistics(ctx, p, data, cols, split_points, x, y, model)
         if not np.isin(y, (0.0, 1.0)).all():
             raise ComponentError(f"{ctx.component}: WOE/IV need binary labels 0/1; found {sorted(set(y.tolist()))[:5]}")
         ivs: dict[str, float] = {}

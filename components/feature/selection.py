@@ -14,20 +14,44 @@ hosts too:
          sends each host the anonymous names that survive                 -> host
 
 So a host learns only which of its own columns survive; the guest learns no more than
-the binning step gave it (anonymous names and IVs).
+the binning step gave it (anonymous names and IVs). A multiclass binning model holds one
+one-vs-rest IV per class; ``iv_param.mul_class_merge_type`` merges them per filter step
+(``average``, the default and what the other IV methods use, ``min`` or ``max``).
+
+The statistic methods (``unique_value``: stddev >= eps, ``coefficient_of_variation_value_thres``,
+``outlier_cols``: the ``percentile`` value <= ``upper_threshold``, ``statistic_filter``) read
+a DataStatistics model given as ``isometric_model``; a statistic it lacks is computed here
+from the same party's data with the same formulas. The SecureBoost methods
+(``hetero_sbt_filter``, ``hetero_fast_sbt_filter``, ``homo_sbt_filter``) rank each party's
+own columns by the ``feature_importance`` entries of the tree model. With
+``use_anonymous`` the names of ``select_names`` and ``manually_param`` are this party's
+anonymous names (``<role>_<party_id>_x<index>``).
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Any, Callable
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params
-from components.feature.common import gather_matrix, keep_features, model_columns, pick_columns, with_columns
+from components.feature.common import keep_features, model_columns, pick_columns, with_columns
+from components.feature.selection_pearson import MODEL_FILTERS, CorrelationFilterParam, PsiFilterParam, VifFilterParam
+from components.feature.selection_rules import (
+    ClassIV,
+    ColumnMetrics,
+    anonymous_to_real,
+    by_threshold,
+    common_filter,
+    listify,
+    merged_iv,
+    pick_step,
+    sbt_step,
+    top_k,
+    top_percentile,
+)
+from components.feature.selection_rules import column_statistics as column_statistics  # for callers
 from flow.core.errors import ComponentError
 
 
@@ -70,6 +94,14 @@ class ManuallyFilterParam(_Sub):
     left_col_names: list[str] | None = None
 
 
+class OutlierColsParam(_Sub):
+    percentile: float = Field(1.0, ge=0, le=1)
+    upper_threshold: float = 1.0
+
+
+MERGE_TYPES = ("average", "min", "max")
+
+
 class CommonFilterParam(_Sub):
     metrics: str | list[str] = "iv"
     filter_type: str | list[str] = "threshold"
@@ -78,21 +110,44 @@ class CommonFilterParam(_Sub):
     host_filter_type: str | list[str] | None = None
     host_threshold: float | list[float] | None = None
     host_top_k: int | list[int] | None = None
+    #: per host, the threshold of its columns (per metric when ``metrics`` is a list)
+    host_thresholds: list[float | list[float] | None] | None = None
     select_federated: bool = True
+    mul_class_merge_type: str | list[str] = "average"
 
     @model_validator(mode="after")
     def _same_lengths(self) -> "CommonFilterParam":
         n = len(self.metrics) if isinstance(self.metrics, list) else 1
-        for name in ("filter_type", "take_high", "threshold", "host_filter_type", "host_threshold", "host_top_k"):
+        for name in ("filter_type", "take_high", "threshold", "host_filter_type", "host_threshold", "host_top_k",
+                     "mul_class_merge_type"):
             value = getattr(self, name)
             if isinstance(value, list) and len(value) != n:
                 raise ValueError(f"{name} has {len(value)} entries for {n} metrics")
+        if isinstance(self.metrics, list) and self.host_thresholds is not None and len(self.host_thresholds) != n:
+            raise ValueError(f"host_thresholds has {len(self.host_thresholds)} entries for {n} metrics")
+        bad = [m for m in listify(self.mul_class_merge_type, 1) if m not in MERGE_TYPES]
+        if bad:
+            raise ValueError(f"mul_class_merge_type {bad} unknown (use {', '.join(MERGE_TYPES)})")
         return self
+
+    def host_threshold_at(self, step: int, host: int) -> float | None:
+        """``host_thresholds`` for filter step ``step`` and the ``host``-th host (None: as the guest)."""
+        per_host = self.host_thresholds[step] if isinstance(self.metrics, list) and self.host_thresholds else \
+            self.host_thresholds
+        if not isinstance(per_host, list) or host >= len(per_host):
+            return None
+        value = per_host[host]
+        return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+class SbtFilterParam(CommonFilterParam):
+    metrics: str | list[str] = "feature_importance"
 
 
 class FeatureSelectionParams(Params):
     select_col_indexes: int | list[int] = -1
     select_names: list[str] | None = None
+    use_anonymous: bool = False
     filter_methods: list[str] = ["manually"]
     unique_param: UniqueValueParam = UniqueValueParam()
     iv_value_param: IVValueSelectionParam = IVValueSelectionParam()
@@ -102,80 +157,21 @@ class FeatureSelectionParams(Params):
     manually_param: ManuallyFilterParam = ManuallyFilterParam()
     iv_param: CommonFilterParam = CommonFilterParam(metrics="iv")
     statistic_param: CommonFilterParam = CommonFilterParam(metrics="mean")
-    outlier_param: dict[str, Any] | None = None
+    outlier_param: OutlierColsParam = OutlierColsParam()
     percentage_value_param: PercentageValueParam = PercentageValueParam()
-    psi_param: dict[str, Any] | None = None
-    sbt_param: dict[str, Any] | None = None
-    correlation_param: dict[str, Any] | None = None
-    vif_param: dict[str, Any] | None = None
+    psi_param: PsiFilterParam = PsiFilterParam()
+    sbt_param: SbtFilterParam = SbtFilterParam()
+    correlation_param: CorrelationFilterParam = CorrelationFilterParam()
+    vif_param: VifFilterParam = VifFilterParam()
 
-
-# ---------------------------------------------------------------- ranking rules
-
-def top_k(values: dict[Any, float], k: int, take_high: bool = True) -> set:
-    """The k best keys (ties broken by key order, so every party agrees)."""
-    order = sorted(values, key=lambda key: (-values[key] if take_high else values[key], str(key)))
-    return set(order[:max(0, int(k))])
-
-
-def top_percentile(values: dict[Any, float], pct: float, take_high: bool = True) -> set:
-    """Keys whose value reaches the value at rank ``floor(pct * n)`` (1.0 keeps all)."""
-    if not values:
-        return set()
-    ranked = sorted(values.values(), reverse=take_high)
-    cut = ranked[min(len(ranked) - 1, max(0, math.floor(pct * len(ranked) - 1e-9)))]
-    return {k for k, v in values.items() if (v >= cut if take_high else v <= cut)}
-
-
-def by_threshold(values: dict[Any, float], threshold: float, take_high: bool = True) -> set:
-    return {k for k, v in values.items() if (v >= threshold if take_high else v <= threshold)}
-
-
-FILTER_TYPES: dict[str, Callable[[dict, float, bool], set]] = {
-    "threshold": by_threshold, "top_k": top_k, "top_percentile": top_percentile}
-
-
-def _listify(value, n: int) -> list:
-    return list(value) if isinstance(value, list) else [value] * n
-
-
-def common_filter(component: str, values: dict[Any, float], filter_type: str, threshold: float,
-                  take_high: bool) -> set:
-    if filter_type not in FILTER_TYPES:
-        raise ComponentError(f"{component}: filter_type '{filter_type}' unknown (use {', '.join(FILTER_TYPES)})")
-    return FILTER_TYPES[filter_type](values, threshold, take_high)
-
-
-# ---------------------------------------------------------------- column statistics
-
-def _top_value_ratio(col: np.ndarray) -> float:
-    present = col[~np.isnan(col)]
-    return float(np.unique(present, return_counts=True)[1].max() / len(col)) if len(present) else 1.0
-
-
-def column_statistics(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per column, over its present (non-NaN) values: FATE's statistic names. Variance and
-    std are population ones; kurtosis is the excess kurtosis; a constant column has skewness
-    and kurtosis 0 and an infinite coefficient of variance only if its mean is 0."""
-    present = (~np.isnan(x)).sum(0)
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column gives NaN, not a warning
-        mean = np.nanmean(x, 0)
-        centred = x - mean
-        var = np.nanmean(centred ** 2, 0)
-        std = np.sqrt(var)
-        safe = np.where(std > 0, std, 1.0)
-        stats = {
-            "mean": mean, "variance": var, "std": std, "min": np.nanmin(x, 0), "max": np.nanmax(x, 0),
-            "median": np.nanmedian(x, 0),
-            "coefficient_of_variance": np.where(mean != 0, std / np.abs(mean), np.where(std > 0, np.inf, 0.0)),
-            "skewness": np.where(std > 0, np.nanmean(centred ** 3, 0) / safe ** 3, 0.0),
-            "kurtosis": np.where(std > 0, np.nanmean(centred ** 4, 0) / safe ** 4 - 3.0, 0.0),
-            "missing_count": (len(x) - present).astype(float),
-            "missing_ratio": (len(x) - present) / max(len(x), 1),
-            "top_value_ratio": np.array([_top_value_ratio(x[:, j]) for j in range(x.shape[1])]),
-        }
-    return stats
+    @field_validator("filter_methods")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in all_filters()]
+        if unknown:
+            raise PydanticCustomError("not_supported", "not supported: filter_methods {unknown} (supported: {known})",
+                                      {"unknown": str(unknown), "known": ", ".join(all_filters())})
+        return value
 
 
 # ---------------------------------------------------------------- the component
@@ -200,26 +196,29 @@ class HeteroFeatureSelection(Component):
             model = dict(inputs.model[0])
             left = model_columns(ctx.component, header, model["left_cols"])
         else:
-            unknown = [m for m in p.filter_methods if m not in IV_FILTERS and m not in LOCAL_FILTERS]
+            unknown = [m for m in p.filter_methods if m not in all_filters()]
             if unknown:
-                raise ComponentError(f"{ctx.component}: filter_methods {unknown} not supported "
-                                     f"(supported: {', '.join([*LOCAL_FILTERS, *IV_FILTERS])})")
+                raise ComponentError(f"{ctx.component}: not supported: filter_methods {unknown} "
+                                     f"(supported: {', '.join(all_filters())})")
+            p = anonymous_to_real(ctx, p, header)
             select = pick_columns(ctx.component, header, p.select_col_indexes, p.select_names,
                                   "select_col_indexes", "select_names")
             model = {"role": ctx.role, "header": header, "select_cols": [header[c] for c in select],
                      "filter_results": [], "host_left_cols": {}}
             left_set = set(select)
-            stats = {}
-            if any(m in LOCAL_FILTERS and m != "manually" for m in p.filter_methods):
-                if data.table.count() == 0:
-                    raise ComponentError(f"{ctx.component}: input table {data.meta.name} is empty")
-                stats = column_statistics(gather_matrix(data.table, select)[1])
+            statistics = next((m for m in inputs.isometric_model if "statistics_result" in m), None)
+            metric = ColumnMetrics(ctx.component, data, header, select, statistics)
             for step, method in enumerate(p.filter_methods):
                 before = sorted(left_set)
                 if method in IV_FILTERS:
                     left_set = self._iv_step(ctx, p, inputs, method, step, header, left_set, model)
+                elif method in MODEL_FILTERS:  # selection_pearson.py: HeteroPearson / PSI models
+                    left_set = MODEL_FILTERS[method](ctx, p, inputs, step, header, left_set, model)
+                elif method in SBT_FILTERS:
+                    left_set = sbt_step(ctx, p.sbt_param, inputs, method, header, left_set)
                 else:
-                    left_set = self._local_step(ctx, p, method, header, select, left_set, stats)
+                    left_set = LOCAL_FILTERS[method](ctx.component, p, header, left_set,
+                                                     lambda name, cols=left_set: metric(name, cols))
                 model["filter_results"].append({"method": method,
                                                 "filtered_out": [header[c] for c in before if c not in left_set]})
             left = sorted(left_set | (set(range(len(header))) - set(select)))
@@ -228,20 +227,6 @@ class HeteroFeatureSelection(Component):
             ctx.logger.info("kept %d of %d columns", len(left), len(header))
         table = data.table.map_values(keep_features(left))
         return Outputs(data=[Dataset(table, with_columns(data.meta, [header[c] for c in left]))], model=model)
-
-    # ---------------------------------------------------------------- local methods
-    @staticmethod
-    def _local_step(ctx: Context, p: FeatureSelectionParams, method: str, header: list[str], select: list[int],
-                    left: set[int], stats: dict[str, np.ndarray]) -> set[int]:
-        position = {c: i for i, c in enumerate(select)}  # column -> position in stats
-
-        def metric(name: str) -> dict[int, float]:
-            if name not in stats:
-                raise ComponentError(f"{ctx.component}: statistic_param.metrics '{name}' unknown "
-                                     f"(use {', '.join(stats)})")
-            return {c: float(stats[name][position[c]]) for c in left}
-
-        return LOCAL_FILTERS[method](ctx.component, p, header, left, metric)
 
     # ---------------------------------------------------------------- IV methods
     @staticmethod
@@ -270,11 +255,15 @@ class HeteroFeatureSelection(Component):
         hosts = [] if self._local_only(p, method) else ctx.role_parties("host")
         candidates: dict[tuple[str, Any], float] = {("guest", c): v for c, v in own.items()}
         host_sets = ctx.federation.get("host_select_cols", tag, hosts) if hosts else []
+        unranked: set[tuple[str, Any]] = set()
         for host, names in zip(hosts, host_sets):
             results = binning.get("host_results", {}).get(host.party_id, {})
+            if not results and method == "iv_filter" and not p.iv_param.select_federated:
+                unranked |= {(host.party_id, a) for a in names}  # no IVs (local_only binning): kept, as in FATE
+                continue
             candidates.update({(host.party_id, a): v for a, v in self._ivs(ctx, results, {a: a for a in names},
                                                                              method).items()})
-        kept = self._decide(ctx, p, method, candidates, hosts)
+        kept = self._decide(ctx, p, method, candidates, hosts) | unranked
         for host in hosts:
             left_names = sorted(a for pid, a in kept if pid == host.party_id)
             model["host_left_cols"][host.party_id] = left_names
@@ -283,11 +272,12 @@ class HeteroFeatureSelection(Component):
 
     @staticmethod
     def _ivs(ctx: Context, results: dict, names: dict[str, Any], method: str) -> dict[Any, float]:
-        missing = [n for n in names if n not in results or "iv" not in results[n]]
+        missing = [n for n in names if n not in results or not {"iv", "multiclass_iv"} & set(results[n])]
         if missing:
             raise ComponentError(f"{ctx.component}: filter method '{method}': the binning model has no IV for "
                                  f"columns {sorted(missing)} (bin them, without skip_static)")
-        return {col: float(results[n]["iv"]) for n, col in names.items()}
+        return {col: ClassIV(results[n]["multiclass_iv"]) if "multiclass_iv" in results[n]
+                else float(results[n]["iv"]) for n, col in names.items()}
 
     @staticmethod
     def _decide(ctx: Context, p: FeatureSelectionParams, method: str, ivs: dict, hosts) -> set:
@@ -307,23 +297,32 @@ def _manually(component: str, p: FeatureSelectionParams, header: list[str], left
 
 
 def _statistic(component: str, p: FeatureSelectionParams, header: list[str], left: set[int], metric) -> set[int]:
+    """Each (metric, filter_type, threshold, take_high) of ``statistic_param`` in turn, each
+    step ranking the columns the earlier steps kept."""
     sp = p.statistic_param
-    names = _listify(sp.metrics, 1)
+    names = listify(sp.metrics, 1)
+    n = len(names)
     kept = set(left)
-    for name, ftype, take_high, thr in zip(names, _listify(sp.filter_type, len(names)),
-                                           _listify(sp.take_high, len(names)), _listify(sp.threshold, len(names))):
-        kept &= common_filter(component, metric(name), ftype, thr, take_high)
+    for name, ftype, take_high, thr in zip(names, listify(sp.filter_type, n), listify(sp.take_high, n),
+                                           listify(sp.threshold, n)):
+        values = metric(name)
+        kept = common_filter(component, {c: values[c] for c in kept}, ftype, thr, take_high)
     return kept
+
+
+def _outlier(component: str, p: FeatureSelectionParams, header: list[str], left: set[int], metric) -> set[int]:
+    op = p.outlier_param
+    return by_threshold(metric(f"{op.percentile * 100:g}%"), op.upper_threshold, take_high=False)
 
 
 #: (component, params, header, candidates, metric(name) -> {column: value}) -> kept columns
 LOCAL_FILTERS: dict[str, Callable[..., set[int]]] = {
     "manually": _manually,
-    "unique_value": lambda cpn, p, header, left, metric: {
-        c for c, s in metric("std").items() if s > p.unique_param.eps},
+    "unique_value": lambda cpn, p, header, left, metric: by_threshold(metric("stddev"), p.unique_param.eps),
     "coefficient_of_variation_value_thres": lambda cpn, p, header, left, metric: by_threshold(
         metric("coefficient_of_variance"), p.variance_coe_param.value_threshold),
     "statistic_filter": _statistic,
+    "outlier_cols": _outlier,
     "percentage_value": lambda cpn, p, header, left, metric: {
         c for c, r in metric("top_value_ratio").items() if r <= p.percentage_value_param.upper_pct},
 }
@@ -338,29 +337,29 @@ def _iv_filter(component: str, p: FeatureSelectionParams, ivs: dict, hosts: list
     """Each (metric, filter_type, threshold, take_high) of ``iv_param`` in turn; with
     ``select_federated`` false, host columns are ranked per host with the ``host_*`` settings."""
     ip = p.iv_param
-    metrics = _listify(ip.metrics, 1)
+    metrics = listify(ip.metrics, 1)
     if any(m != "iv" for m in metrics):
         raise ComponentError(f"{component}: iv_param.metrics {metrics}: only 'iv' is known")
     n = len(metrics)
     kept = set(ivs)
-    for i, (ftype, thr, take_high) in enumerate(zip(_listify(ip.filter_type, n), _listify(ip.threshold, n),
-                                                    _listify(ip.take_high, n))):
-        if ip.select_federated:
-            kept &= common_filter(component, {k: ivs[k] for k in kept}, ftype, thr, take_high)
+    for i, (ftype, thr, take_high, merge) in enumerate(zip(
+            listify(ip.filter_type, n), listify(ip.threshold, n), listify(ip.take_high, n),
+            listify(ip.mul_class_merge_type, n))):
+        values = {k: merged_iv(ivs[k], merge) for k in kept}
+        per_host = [ip.host_threshold_at(i, j) for j in range(len(hosts))]
+        if ip.select_federated and all(t is None for t in per_host):
+            kept = common_filter(component, values, ftype, thr, take_high)
             continue
-        step = common_filter(component, {k: ivs[k] for k in kept if k[0] == "guest"}, ftype, thr, take_high)
-        for host in hosts:
-            h_type = _pick(ip.host_filter_type, i) or ftype
-            h_thr = _pick(ip.host_top_k if h_type == "top_k" and ip.host_top_k is not None else ip.host_threshold, i)
-            step |= common_filter(component, {k: ivs[k] for k in kept if k[0] == host}, h_type,
-                                  thr if h_thr is None else h_thr, take_high)
+        step = common_filter(component, {k: v for k, v in values.items() if k[0] == "guest"}, ftype, thr, take_high)
+        for host, given in zip(hosts, per_host):
+            h_type = pick_step(ip.host_filter_type, i) or ftype
+            h_thr = pick_step(ip.host_top_k if h_type == "top_k" and ip.host_top_k is not None
+                              else ip.host_threshold, i)
+            h_thr = given if given is not None else thr if h_thr is None else h_thr
+            step |= common_filter(component, {k: v for k, v in values.items() if k[0] == host}, h_type,
+                                  h_thr, take_high)
         kept = step
     return kept
-
-
-def _pick(value, step: int):
-    """A host_* setting for filter step ``step``: one value for all steps, or one per step (as metrics)."""
-    return value[step] if isinstance(value, list) else value
 
 
 #: (component, params, {(party, column): iv}, host party ids) -> kept keys
@@ -370,3 +369,14 @@ IV_FILTERS: dict[str, Callable[..., set]] = {
     "iv_top_k": lambda cpn, p, ivs, hosts: top_k(ivs, p.iv_top_k_param.k),
     "iv_filter": _iv_filter,
 }
+
+
+#: FATE's SecureBoost filters; all read the same ``feature_importance`` entries
+SBT_FILTERS: dict[str, str] = {"hetero_sbt_filter": "HeteroSecureBoost",
+                               "hetero_fast_sbt_filter": "HeteroFastSecureBoost",
+                               "homo_sbt_filter": "HomoSecureBoost"}
+
+
+def all_filters() -> list[str]:
+    """Every filter method this component runs (the names FATE's confs use)."""
+    return [*LOCAL_FILTERS, *IV_FILTERS, *SBT_FILTERS, *MODEL_FILTERS]

@@ -6,8 +6,9 @@ its value with ``tag_with_value``) over the raw lines FATE's upload stores (see
 ``components/io/formats.py``). ``output_format: sparse`` is accepted and stored dense:
 the values are the same, so every downstream result is too (told as a notice).
 
-A dense value that is missing or not a number stops the task with the row
-id and column, unless ``missing_fill`` asks for imputation (a value or the column mean).
+A dense value that is not a number, or a missing label, stops the task with the row id
+and column. A missing feature value is NaN, as in FATE (for use_missing, imputation or
+binning downstream), unless ``missing_fill`` asks for imputation (a value or the column mean).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _first_problem(label_idx: int | None, feat_idx: list[int], names: list[str],
                     v = _parse(row[i])
                 except ValueError:
                     return (key, names[i], row[i], "is not a number")
-                if v is None and (i == label_idx or not fill):
+                if v is None and i == label_idx:
                     return (key, names[i], row[i], "is missing")
         return None
     return check
@@ -158,7 +159,7 @@ class DataTransform(Component):
             key, col, value, what = problems[0]
             raise ComponentError(f"{ctx.component}: table {meta.namespace}/{meta.name} row id={key} "
                                  f"column '{col}': value {value!r} {what}")
-        fill_values = np.full(len(feat_idx), params.default_value)
+        fill_values = np.full(len(feat_idx), params.default_value if fill else np.nan)
         if model is not None and fill:
             fill_values = np.asarray(model["fill_values"], dtype=float)
         elif fill and params.missing_fill_method == "mean":

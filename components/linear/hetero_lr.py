@@ -15,6 +15,10 @@ guest and hosts only ever see ciphertexts of each other's values. Each party kee
 only its own weights. With several hosts the loss is not computed (its cross terms
 would need two parties' values at once): use early_stop "weight_diff" there.
 
+Sample weights (SampleWeight, on the guest) weight the gradient as FATE does: each row's
+[[D]] is multiplied by its weight v before it goes to the hosts, the guest multiplies v
+into its own columns, the mean stays over n rows; the loss stays unweighted (FATE's).
+
 Labels other than 0/1 train one-vs-rest (FATE's ``multi_class: ovr``): one binary model
 per class, one after the other, with the label 1 for that class; the guest tells the
 others how many models, never which classes.
@@ -28,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from components.base import Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta
+from components.base import SAMPLE_WEIGHT, Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.params import EncryptParam
 from components.linear import hetero_rows as rows_fn
@@ -64,6 +68,8 @@ class HeteroLR(Component):
     output_model = True
     #: the loss trained on (HeteroLinR: squared error)
     loss: QuadraticLoss = LOGISTIC_TAYLOR
+    #: the guest's sample weights (SampleWeight) weight the gradient
+    uses_sample_weight = True
 
     # ---------------------------------------------------------------- helpers
     @staticmethod
@@ -99,6 +105,7 @@ class HeteroLR(Component):
         header = data.meta.feature_columns
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         classes = self._classes(ctx, data)
+        weighted = rows_fn.check_weights(ctx.component, data)
         n_models = None if classes is None else len(classes)
         # no key needed here: the guest only adds plain numbers to the hosts' ciphertexts
         ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
@@ -114,7 +121,7 @@ class HeteroLR(Component):
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
         fits = [self._guest_fit(ctx, p, batches, len(header), None if classes is None else classes[i], scope, i,
-                                len(scopes), val) for i, scope in enumerate(scopes)]  # fmt: skip
+                                len(scopes), val, weighted) for i, scope in enumerate(scopes)]  # fmt: skip
         w = stack_models(fits, n_models)
         predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
         if val is not None:  # the trained model on validate_data
@@ -137,7 +144,8 @@ class HeteroLR(Component):
                 "loss_history": ovr.per_model([f.losses for f in fits], n_models)}
 
     def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: Batches, d: int, positive: float | None,
-                   scope: str, index: int, count: int, val: Validator | None) -> Fit:  # fmt: skip
+                   scope: str, index: int, count: int, val: Validator | None,
+                   weighted: bool = False) -> Fit:  # fmt: skip
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         w = init_weights(p.init_param, d + 1)
         if not p.init_param.fit_intercept:
@@ -154,7 +162,8 @@ class HeteroLR(Component):
                 for other in enc_h[1:]:
                     enc_sum = enc_sum.join(other, rows_fn.add)
                 fore = enc_sum.join(rows, rows_fn.fore(self.loss))
-                ctx.federation.remote(fore, "fore_gradient", tag, hosts)
+                ctx.federation.remote(fore.join(rows, rows_fn.weigh) if weighted else fore, "fore_gradient", tag,
+                                      hosts)  # fmt: skip
                 enc = rows_fn.sum_vectors(fore.join(rows, rows_fn.guest_columns(self.loss))
                                           .apply_partitions(rows_fn.enc_dot))  # fmt: skip
                 grad = self.loss.scale * self._unmask(ctx, enc[:-1], "guest_gradient", tag) / n
@@ -197,7 +206,9 @@ class HeteroLR(Component):
         columns = ["predict_result", "predict_score"]
         if classes is not None:
             columns += detail_columns(classes)
-        return Dataset(table, instances_meta(data.meta, columns, "label", type=kind))
+        meta = instances_meta(data.meta, columns, "label", type=kind)
+        meta.extra.pop(SAMPLE_WEIGHT, None)  # predictions: the weights stay with the training rows
+        return Dataset(table, meta)
 
     def _log_training(self, ctx: Context, fits: list[Fit]) -> None:
         for i, fit in enumerate(fits):
@@ -249,6 +260,9 @@ class HeteroLR(Component):
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
         guest, arbiter = ctx.role_parties("guest"), ctx.role_parties("arbiter")
+        if data.meta.extra.get(SAMPLE_WEIGHT):
+            ctx.logger.warning("%s: this host's sample weights are not used; the guest's weight the rows",
+                               ctx.component)
         (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
         pub = PaillierPublicKey(int(n_key))
         ((batch_ids, n_models, validating, every),) = ctx.federation.get("batch_info", ctx.tag(), guest)

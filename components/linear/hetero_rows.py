@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from components.activation import sigmoid
-from components.base import Instance
+from components.base import SAMPLE_WEIGHT, Instance
 from components.crypto.paillier import PaillierPublicKey
 from components.crypto.vector import encrypted_dot
 from components.linear.family import QuadraticLoss
@@ -34,12 +34,31 @@ def encrypt(pub: PaillierPublicKey):
 
 
 def guest_row(w: np.ndarray, b: float, loss: QuadraticLoss, positive: float | None):
-    """Instance -> (wx_g, t, features). With ``positive`` (one model of one-vs-rest) the
-    label is 1 for that class and 0 for every other."""
-    def f(inst: Instance) -> tuple[float, float, np.ndarray]:
+    """Instance -> (wx_g, t, features, sample weight; 1 unweighted). With ``positive`` (one
+    model of one-vs-rest) the label is 1 for that class and 0 for every other."""
+    def f(inst: Instance) -> tuple[float, float, np.ndarray, float]:
         label = inst.label if positive is None else float(inst.label == positive)
-        return float(inst.features @ w) + b, loss.target(label), inst.features
+        weight = 1.0 if inst.weight is None else float(inst.weight)
+        return float(inst.features @ w) + b, loss.target(label), inst.features, weight
     return f
+
+
+def check_weights(component: str, data: Any) -> bool:
+    """Whether the guest's training rows are sample-weighted; refuses rows whose weights an
+    upstream component dropped (training unweighted would silently differ from FATE)."""
+    dropped = data.meta.extra.get("sample_weight_dropped_by")
+    if dropped:
+        raise ComponentError(f"{component}: the sample weights of its data were dropped by {dropped}, which does "
+                             "not carry them; connect SampleWeight's output to the model directly")
+    if not data.meta.extra.get(SAMPLE_WEIGHT):
+        return False
+    if any(data.table.apply_partitions(_unweighted)):
+        raise ComponentError(f"{component}: some rows of its sample-weighted data have no weight")
+    return True
+
+
+def _unweighted(part: list) -> bool:
+    return any(inst.weight is None for _, inst in part)
 
 
 def fore(loss: QuadraticLoss):
@@ -52,12 +71,22 @@ def fore(loss: QuadraticLoss):
 
 
 def guest_columns(loss: QuadraticLoss):
-    """([[D]], [x_g..., 1, coef]): one dot gives the guest's gradient, its intercept and
-    the encrypted share of the loss at once."""
+    """([[D]], [v·x_g..., v, coef]) with v the row's sample weight: one dot gives the guest's
+    weighted gradient, its intercept and the encrypted share of the (unweighted, as FATE's)
+    loss at once."""
     def f(c, t):
-        wx, y, x = t
-        return c, np.concatenate([x, [1.0, loss.coef(wx, y)]])
+        wx, y, x, v = t
+        return c, np.concatenate([x * v if v != 1.0 else x, [v, loss.coef(wx, y)]])
     return f
+
+
+def weigh(c, t):
+    """[[D]] -> [[v·D]] for the hosts' gradients, v the row's sample weight (FATE multiplies the
+    fore gradient by it); an integral weight multiplies exactly, a weight of 1 costs nothing."""
+    v = t[3]
+    if v == 1.0:
+        return c
+    return (c * (int(v) if float(v).is_integer() else v)).obfuscate()  # fresh randomness: a 0 weight hides too
 
 
 def add(a, b):
@@ -77,7 +106,7 @@ def enc_dot(part):
 def loss_plain(loss: QuadraticLoss):
     """The guest's plaintext part of the loss sum, less what the [[D]] column adds."""
     def f(part):
-        return sum(loss.guest_part(wx, t) for _, (wx, t, _) in part)
+        return sum(loss.guest_part(wx, t) for _, (wx, t, *_) in part)
     return f
 
 

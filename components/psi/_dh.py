@@ -9,10 +9,12 @@ the intersection is the same, the security better); above 4096 is refused.
 
 from __future__ import annotations
 
+import secrets
+
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from components.crypto.dh import DH_HASHES, DhCipher, group_bits
+from components.crypto.dh import DH_HASHES, EXPONENT_BITS, DhCipher, group_bits
 from components.psi._commutative import CommutativeProtocol
 from components.psi._protocol import MethodParams, hash_method
 
@@ -49,8 +51,12 @@ class DhProtocol(CommutativeProtocol):
     params_model = DhParams
     what = "DH value"
 
-    def _cipher(self) -> DhCipher:
-        return DhCipher(group_bits(self.params.key_length), self.params.hash_method)
+    def _cipher(self, secret: str | None = None) -> DhCipher:
+        return DhCipher(group_bits(self.params.key_length), self.params.hash_method,
+                        None if secret is None else int(secret, 16))
+
+    def _new_secret(self) -> str:
+        return format(secrets.randbits(EXPONENT_BITS - 1) | (1 << (EXPONENT_BITS - 1)), "x")
 
     def _width(self) -> int:
         return (group_bits(self.params.key_length) + 7) // 8

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import field_validator
@@ -30,8 +31,11 @@ class EcdhProtocol(CommutativeProtocol):
     params_model = EcdhParams
     what = "ECDH point"
 
-    def _cipher(self) -> EcdhCipher:
-        return EcdhCipher(hash_method=self.params.hash_method)
+    def _cipher(self, secret: str | None = None) -> EcdhCipher:
+        return EcdhCipher(None if secret is None else bytes.fromhex(secret), hash_method=self.params.hash_method)
+
+    def _new_secret(self) -> str:
+        return os.urandom(POINT_BYTES).hex()
 
     def _width(self) -> int:
         return POINT_BYTES

@@ -46,6 +46,28 @@ class PsiProtocol(ABC):
     def host(self, ctx: Context, ids: Sequence[Any], guest: list[Party]) -> None:
         """This host's share of the method (the guest learns the matches, not the host)."""
 
+    # FATE 1.x's intersection cache (see components.psi._cache): rsa, dh and ecdh have one
+
+    def _no_cache(self, ctx: Context) -> ComponentError:
+        return ComponentError(f"{ctx.component}: not supported: intersection cache with {self.params_field}")
+
+    def guest_make_cache(self, ctx: Context, hosts: list[Party]) -> dict[str, Any]:
+        """run_cache: the guest's cached part (per host), from the hosts' own half."""
+        raise self._no_cache(ctx)
+
+    def host_make_cache(self, ctx: Context, ids: Sequence[Any], guest: list[Party]) -> dict[str, Any]:
+        """run_cache: this host's cached part (cache id, secret, ids)."""
+        raise self._no_cache(ctx)
+
+    def guest_with_cache(self, ctx: Context, ids: Sequence[Any], hosts: list[Party],
+                         body: dict[str, Any]) -> list[dict[int, int]]:
+        """input.cache: as :meth:`guest`, host positions being those of the cached host ids."""
+        raise self._no_cache(ctx)
+
+    def host_with_cache(self, ctx: Context, body: dict[str, Any], guest: list[Party]) -> None:
+        """input.cache: answer the guest with the cached secret."""
+        raise self._no_cache(ctx)
+
 
 def rows_to_array(rows: Sequence[bytes], width: int) -> np.ndarray:
     """Fixed-width byte strings as a (n, width) uint8 array: the codec's wire form for them."""

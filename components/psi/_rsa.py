@@ -16,10 +16,20 @@ from __future__ import annotations
 
 from typing import Any, Literal, Sequence
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import Field
 
 from components.base import Context
-from components.crypto.rsa_psi import MIN_KEY_BITS, RsaBlinder, RsaHash, RsaSigner
+from components.crypto.rsa_psi import MIN_KEY_BITS, PUBLIC_EXPONENT, RsaBlinder, RsaHash, RsaSigner
+from components.psi._cache import (
+    cached_hex,
+    check_cache_id,
+    check_guest_cache_id,
+    from_hex,
+    new_cache_id,
+    send_cache_ids,
+    to_hex,
+)
 from components.psi._protocol import MethodParams, PsiProtocol, array_to_rows, match, rows_to_array
 from federation.api import Party
 from flow.core.errors import ComponentError, CryptoError
@@ -60,6 +70,22 @@ def _from_array(arr: Any, width: int, component: str, what: str) -> list[int]:
     return [int.from_bytes(row, "big") for row in array_to_rows(arr, width, component, what)]
 
 
+def _new_key(key_length: int) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=key_length)
+
+
+def _key_from_cache(body: dict[str, Any], component: str) -> RsaSigner:
+    """The host's cached key, from its primes (the rest of the CRT key follows from them)."""
+    try:
+        p, q, e = (int(cached_hex(body.get(k), component, "RSA key"), 16) for k in ("p", "q", "e"))
+        d = pow(e, -1, (p - 1) * (q - 1))
+        numbers = rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q),
+                                        rsa.rsa_crt_iqmp(p, q), rsa.RSAPublicNumbers(e, p * q))
+        return RsaSigner(key=numbers.private_key())
+    except (ValueError, TypeError):
+        raise ComponentError(f"{component}: input.cache holds no valid RSA key of this host") from None
+
+
 class RsaProtocol(PsiProtocol):
     params_field = "rsa_params"
     params_model = RsaParams
@@ -67,39 +93,93 @@ class RsaProtocol(PsiProtocol):
     def _hashing(self) -> RsaHash:
         return RsaHash(self.params.hash_method, self.params.final_hash_method, self.params.salt)
 
+    def _blinder(self, ctx: Context, host: Party, key: Any, hashing: RsaHash) -> RsaBlinder:
+        try:
+            return RsaBlinder(tuple(key), hashing)
+        except (CryptoError, TypeError, ValueError) as exc:
+            raise ComponentError(f"{ctx.component}: {host}: bad RSA public key: {exc}") from None
+
+    def _signed_guest_ids(self, ctx: Context, ids: Sequence[Any], hosts: list[Party], keys: list,
+                          hashing: RsaHash) -> list[list[bytes]]:
+        """Per host, F(H(x)^d) of the guest's ids: blinded, signed by the host, unblinded."""
+        blinders = []
+        for host, key in zip(hosts, keys):
+            blinder = self._blinder(ctx, host, key, hashing)
+            ctx.federation.remote(_to_array(blinder.blind(ids), blinder.width), "guest_blinded", ctx.tag(), [host])
+            blinders.append(blinder)
+        out = []
+        for host, blinder, sig in zip(hosts, blinders, ctx.federation.get("guest_signed", ctx.tag(), hosts)):
+            sig = _from_array(sig, blinder.width, ctx.component, f"signatures from {host}")
+            try:
+                out.append(blinder.unblind(sig))
+            except CryptoError as exc:
+                raise ComponentError(f"{ctx.component}: {host}: {exc}") from None
+        return out
+
     def guest(self, ctx: Context, ids: Sequence[Any], hosts: list[Party]) -> list[dict[int, int]]:
         hashing = self._hashing()
         keys = ctx.federation.get("rsa_pubkey", ctx.tag(), hosts)
-        blinders = []
-        for host, key in zip(hosts, keys):
-            try:
-                blinder = RsaBlinder(tuple(key), hashing)
-            except (CryptoError, TypeError, ValueError) as exc:
-                raise ComponentError(f"{ctx.component}: {host}: bad RSA public key: {exc}") from None
-            ctx.federation.remote(_to_array(blinder.blind(ids), blinder.width), "guest_blinded", ctx.tag(), [host])
-            blinders.append(blinder)
-        signed = ctx.federation.get("guest_signed", ctx.tag(), hosts)
+        signed = self._signed_guest_ids(ctx, ids, hosts, keys, hashing)
         host_values = ctx.federation.get("host_signed_ids", ctx.tag(), hosts)
         matches = []
-        for host, blinder, sig, theirs in zip(hosts, blinders, signed, host_values):
-            sig = _from_array(sig, blinder.width, ctx.component, f"signatures from {host}")
+        for host, mine, theirs in zip(hosts, signed, host_values):
             theirs = array_to_rows(theirs, hashing.digest_size, ctx.component, f"signed ids of {host}")
-            try:
-                mine = blinder.unblind(sig)
-            except CryptoError as exc:
-                raise ComponentError(f"{ctx.component}: {host}: {exc}") from None
             matches.append(match(mine, theirs))
         return matches
 
-    def host(self, ctx: Context, ids: Sequence[Any], guest: list[Party]) -> None:
+    def _sign_own(self, ctx: Context, signer: RsaSigner, ids: Sequence[Any], guest: list[Party]) -> None:
         hashing = self._hashing()
-        signer = RsaSigner(self.params.key_length)
         ctx.federation.remote(list(signer.public_key), "rsa_pubkey", ctx.tag(), guest)
         own = ctx.computing.map_batches(list(ids), _sign_ids(signer, hashing))
         ctx.federation.remote(rows_to_array(own, hashing.digest_size), "host_signed_ids", ctx.tag(), guest)
+
+    def _sign_guest(self, ctx: Context, signer: RsaSigner, guest: list[Party]) -> None:
         (blinded,) = ctx.federation.get("guest_blinded", ctx.tag(), guest)
         blinded = _from_array(blinded, signer.width, ctx.component, "blinded guest ids")
         if any(not 0 < v < signer.n for v in blinded):
             raise ComponentError(f"{ctx.component}: malformed blinded guest ids: a value is outside 1..n-1")
         signed = ctx.computing.map_batches(blinded, signer.sign_blinded)
         ctx.federation.remote(_to_array(signed, signer.width), "guest_signed", ctx.tag(), guest)
+
+    def host(self, ctx: Context, ids: Sequence[Any], guest: list[Party]) -> None:
+        signer = RsaSigner(self.params.key_length)
+        self._sign_own(ctx, signer, ids, guest)
+        self._sign_guest(ctx, signer, guest)
+
+    # ------------------------------------------------------------ intersection cache
+
+    def host_make_cache(self, ctx: Context, ids: Sequence[Any], guest: list[Party]) -> dict[str, Any]:
+        key, cache_id = _new_key(self.params.key_length), new_cache_id()
+        ctx.federation.remote(cache_id, "cache_id", ctx.tag(), guest)
+        self._sign_own(ctx, RsaSigner(key=key), ids, guest)
+        numbers = key.private_numbers()
+        return {"cache_id": cache_id, "p": format(numbers.p, "x"), "q": format(numbers.q, "x"),
+                "e": format(numbers.public_numbers.e, "x"), "ids": list(ids)}
+
+    def guest_make_cache(self, ctx: Context, hosts: list[Party]) -> dict[str, Any]:
+        hashing = self._hashing()
+        keys = ctx.federation.get("rsa_pubkey", ctx.tag(), hosts)
+        cache_ids = ctx.federation.get("cache_id", ctx.tag(), hosts)
+        host_values = ctx.federation.get("host_signed_ids", ctx.tag(), hosts)
+        entries = {}
+        for host, key, cache_id, theirs in zip(hosts, keys, cache_ids, host_values):
+            blinder = self._blinder(ctx, host, key, hashing)
+            theirs = array_to_rows(theirs, hashing.digest_size, ctx.component, f"signed ids of {host}")
+            entries[host.party_id] = {"cache_id": check_cache_id(cache_id, ctx.component, str(host)),
+                                      "n": format(int(blinder.n), "x"), "e": format(int(blinder.e), "x"),
+                                      "values": to_hex(theirs)}
+        return {"hosts": entries}
+
+    def guest_with_cache(self, ctx: Context, ids: Sequence[Any], hosts: list[Party],
+                         body: dict[str, Any]) -> list[dict[int, int]]:
+        hashing = self._hashing()
+        entries = send_cache_ids(ctx, body, hosts)
+        keys = [tuple(int(cached_hex(e.get(k), ctx.component, f"RSA public key of {host}"), 16) for k in ("n", "e"))
+                for host, e in zip(hosts, entries)]
+        signed = self._signed_guest_ids(ctx, ids, hosts, keys, hashing)
+        return [match(mine, from_hex(entry["values"], hashing.digest_size, ctx.component, f"values of {host}"))
+                for host, entry, mine in zip(hosts, entries, signed)]
+
+    def host_with_cache(self, ctx: Context, body: dict[str, Any], guest: list[Party]) -> None:
+        check_guest_cache_id(ctx, body, guest)
+        self._sign_guest(ctx, _key_from_cache(body, ctx.component), guest)

@@ -17,6 +17,11 @@ is an estimate). No data is output; the count is the ``intersection`` metric
 ``intersect_count`` (one host) or ``cardinality_<party id>`` per host, and
 ``sync_cardinality`` sends each host its own count.
 
+``run_cache`` (rsa, dh, ecdh) makes FATE 1.x's intersection cache instead of an intersection:
+the hosts' costly half, once, with keys each party keeps in its own store; a later
+Intersection with ``input.cache`` intersects the guest's ids against it with the same keys
+(see :mod:`components.psi._cache`).
+
 ``run_preprocess`` / ``intersect_preprocess_params`` (FATE's Bloom-filter pre-filter of
 the host's ids) are accepted and checked as FATE checks them: a pre-filter only skips
 work, the intersection is the same without it, and no filter is sent.
@@ -31,6 +36,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params, keys_in
+from components.psi._cache import cached_ids, make_cache, read_cache
 from components.psi._commutative import CommutativeProtocol
 from components.psi._dh import DhParams, DhProtocol
 from components.psi._ecdh import EcdhParams, EcdhProtocol
@@ -90,6 +96,9 @@ class IntersectionParams(Params):
                 raise refuse("cardinality_only cannot run preprocessing (run_preprocess)")
             if self.run_cache:
                 raise refuse("cardinality_only cannot run_cache")
+        if self.run_cache and self.intersect_method == "raw":
+            raise PydanticCustomError("not_supported", "not supported: run_cache with intersect_method raw "
+                                      "(FATE caches rsa, dh and ecdh intersections)")
         if self.run_preprocess:
             fpr = (self.intersect_preprocess_params or PreprocessParams()).false_positive_rate
             if fpr < 0.01:
@@ -111,11 +120,38 @@ class Intersection(Component):
     params_model = IntersectionParams
     roles = ("guest", "host")
     output_cache = True
+    accepts_cache = True
 
     @staticmethod
     def _protocol(params: IntersectionParams) -> PsiProtocol:
         cls = PROTOCOLS[params.method()]
         return cls(getattr(params, cls.params_field), params.join_role)
+
+    @staticmethod
+    def _cached(ctx: Context, params: IntersectionParams, inputs: Inputs) -> tuple[PsiProtocol, dict[str, Any]]:
+        """input.cache: the cache's method with the cache's settings (as FATE), and this party's part."""
+        if params.cardinality_only:
+            raise ComponentError(f"{ctx.component}: cardinality_only cannot take input.cache")
+        method_params, body = read_cache(inputs.cache, ctx.component, ctx.role, params.method())
+        cls = PROTOCOLS[params.method()]
+        try:
+            settings = cls.params_model.model_validate(method_params)
+        except ValueError as exc:
+            raise ComponentError(f"{ctx.component}: input.cache: bad {cls.params_field}: {exc}") from None
+        if (getattr(params, cls.params_field) or cls.params_model()) != settings:
+            ctx.logger.warning("%s: the cache's settings are used, as in FATE: %s", cls.params_field,
+                               settings.model_dump())
+        return cls(settings), body
+
+    def _make_cache(self, ctx: Context, params: IntersectionParams, ids: list) -> Outputs:
+        """run_cache: this party's cache of the hosts' half, instead of an intersection (as FATE)."""
+        protocol = self._protocol(params)
+        if ctx.role == "guest":
+            body = protocol.guest_make_cache(ctx, ctx.role_parties("host"))
+        else:
+            body = protocol.host_make_cache(ctx, ids, ctx.role_parties("guest"))
+        ctx.logger.info("intersection cache made (%s); no intersection is output, as in FATE", params.method())
+        return Outputs(cache=make_cache(ctx.role, params.method(), protocol.params.model_dump(), body))
 
     @staticmethod
     def _ids(ctx: Context, inputs: Inputs) -> tuple[Dataset, list]:
@@ -167,9 +203,15 @@ class Intersection(Component):
         hosts = ctx.role_parties("host")
         if not hosts:
             raise ComponentError(f"{ctx.component}: Intersection needs at least one host in the job's roles")
-        if params.cardinality_only:
+        if inputs.cache:
+            protocol, body = self._cached(ctx, params, inputs)
+            matches = protocol.guest_with_cache(ctx, ids, hosts, body)
+        elif params.cardinality_only:
             return self._guest_cardinality(ctx, params, ids, hosts)
-        matches = self._protocol(params).guest(ctx, ids, hosts)
+        elif params.run_cache:
+            return self._make_cache(ctx, params, ids)
+        else:
+            matches = self._protocol(params).guest(ctx, ids, hosts)
         keep = set(range(len(ids)))
         for matched in matches:
             keep.intersection_update(matched)
@@ -181,13 +223,23 @@ class Intersection(Component):
 
     def host(self, ctx: Context, params: IntersectionParams, inputs: Inputs) -> Outputs:
         source, ids = self._ids(ctx, inputs)
-        if params.cardinality_only:
+        guest = ctx.role_parties("guest")
+        matched_ids = ids  # the ids the guest's positions refer to
+        if inputs.cache:
+            protocol, body = self._cached(ctx, params, inputs)
+            matched_ids = cached_ids(body, ctx.component)
+            protocol.host_with_cache(ctx, body, guest)
+        elif params.cardinality_only:
             return self._host_cardinality(ctx, params, ids)
-        self._protocol(params).host(ctx, ids, ctx.role_parties("guest"))
+        elif params.run_cache:
+            return self._make_cache(ctx, params, ids)
+        else:
+            self._protocol(params).host(ctx, ids, guest)
         if not params.sync_intersect_ids:
             return Outputs(data=[Dataset(source.table, source.meta)])
-        (positions,) = ctx.federation.get("intersect_positions", ctx.tag(), ctx.role_parties("guest"))
+        (positions,) = ctx.federation.get("intersect_positions", ctx.tag(), guest)
         positions = np.asarray(positions)
-        if positions.ndim != 1 or (len(positions) and (positions.min() < 0 or positions.max() >= len(ids))):
+        if positions.ndim != 1 or (len(positions) and (positions.min() < 0 or positions.max() >= len(matched_ids))):
             raise ComponentError(f"{ctx.component}: guest sent intersection positions out of range")
-        return self._output(ctx, source, {ids[int(j)] for j in positions}, len(ids))
+        shared = {matched_ids[int(j)] for j in positions} & set(ids)  # a cached id may have left the data
+        return self._output(ctx, source, shared, len(ids))

@@ -18,7 +18,7 @@ from backends.computing.api import Table
 from components.base import Context
 from components.crypto.paillier import EncryptedNumber, PaillierPublicKey
 from components.tree.guest import ids_digest, sample_features
-from components.tree.histogram import Binning, encrypted_candidates
+from components.tree.histogram import Binning, encrypted_candidates, encrypted_candidates_missing, missing_mask
 from components.tree.parallel import node_histograms, pack_groups, row_table
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import threshold_decider
@@ -31,24 +31,32 @@ class HostTrainer:
     def __init__(self, ctx: Context, p: HeteroSecureBoostParams, x: np.ndarray, ids: list[str]):
         self.ctx, self.p, self.x, self.ids = ctx, p, x, ids
         self.guest = ctx.role_parties("guest")
-        self.binning = Binning.fit(x, p.bins)
+        self.binning = Binning.fit(x, p.bins)  # refitted once the guest has said whether values may be missing
+        self.use_missing = self.zero_as_missing = False
         index = ctx.role_parties("host").index(ctx.local)
         seed = None if p.random_seed is None else p.random_seed + 1 + index
         self.rng = np.random.default_rng(seed)
         self.shuffle = np.random.default_rng(secrets.randbits(64))  # unknown to the guest
-        self.splits: list[tuple[int, float]] = []
+        #: this host's split table: (feature, threshold, missing goes left)
+        self.splits: list[tuple[int, float, bool]] = []
 
-    def fit(self) -> list[tuple[int, float]]:
+    def fit(self) -> list[tuple[int, float, bool]]:
         ctx = self.ctx
         (setup,) = ctx.federation.get("sbt_setup", ctx.tag(), self.guest)
         if setup.get("ids") != ids_digest(self.ids):
             raise ComponentError(f"{ctx.component}: this host's samples differ from the guest's; "
                                  "run Intersection before HeteroSecureBoost")
+        # the guest's params decide (it drives the protocol); the host's data must allow them
+        self.use_missing, self.zero_as_missing = bool(setup["use_missing"]), bool(setup["zero_as_missing"])
+        check_values(self.x, self.use_missing, ctx.component, "train_data")
+        if self.use_missing:
+            self.binning = Binning.fit(self.x, self.p.bins, missing_mask(self.x, self.zero_as_missing))
         key = PaillierPublicKey(int(setup["n"]))
-        for t in range(int(setup["trees"])):
+        trees = [int(t) for t in setup["trees"]]
+        for k, t in enumerate(trees):
             if not self._tree(t, key):
                 break
-            ctx.tracker.progress(t + 1, int(setup["trees"]))
+            ctx.tracker.progress(k + 1, len(trees))
         return self.splits
 
     def _tree(self, index: int, key: PaillierPublicKey) -> bool:
@@ -75,6 +83,9 @@ class HostTrainer:
             pos = np.asarray(msg["pos"])
             if pos.shape != (n,):
                 raise ComponentError(f"{ctx.component}: the guest's node positions do not match this host's samples")
+            if not msg.get("offer", True):  # a layer of the guest's features only (layered mode)
+                prev, depth = None, depth + 1
+                continue
             if table is None:  # built once per tree, only if some node is worth splitting
                 table = row_table(ctx.computing, cipher, self.binning.bins)
             rows = {nid: np.nonzero(pos == nid)[0] for nid in active}
@@ -113,8 +124,14 @@ class HostTrainer:
         ctx = self.ctx
         counts, groups, where = [], [], {}
         for nid in active:
-            spots, sums = encrypted_candidates(cells, nid, self.binning.bins, self.binning.n_bins, rows[nid],
-                                               features)
+            spots: list[tuple[int, int, bool]]
+            if self.use_missing:
+                spots, sums = encrypted_candidates_missing(cells, nid, self.binning.bins, self.binning.n_bins,
+                                                           rows[nid], features)
+            else:
+                plain_spots, sums = encrypted_candidates(cells, nid, self.binning.bins, self.binning.n_bins,
+                                                         rows[nid], features)
+                spots = [(f, b, False) for f, b in plain_spots]
             perm = self.shuffle.permutation(len(spots))
             where[nid] = [spots[i] for i in perm]
             counts.append(len(spots))
@@ -128,16 +145,25 @@ class HostTrainer:
             nid, cand = int(nid), int(cand)
             if nid not in where or not 0 <= cand < len(where[nid]):
                 raise ComponentError(f"{ctx.component}: the guest chose a split candidate this host did not offer")
-            f, b = where[nid][cand]
-            self.splits.append((f, self.binning.threshold(f, b)))
-            answer.append([nid, len(self.splits) - 1, self.binning.bins[rows[nid], f] <= b])
+            f, b, m_left = where[nid][cand]
+            self.splits.append((f, self.binning.threshold(f, b), m_left))
+            answer.append([nid, len(self.splits) - 1, self.binning.goes_left(rows[nid], f, b, m_left)])
         ctx.federation.remote(answer, "sbt_split", tag, self.guest)
 
 
-def host_walk(ctx: Context, x: np.ndarray, splits: list[tuple[int, float]], prefix: str) -> int:
+def check_values(x: np.ndarray, use_missing: bool, component: str, port: str) -> None:
+    """Infinite values are refused always, missing ones (NaN) unless use_missing routes them."""
+    if np.isinf(x).any() or (not use_missing and np.isnan(x).any()):
+        raise ComponentError(f"{component}: {port} has {'infinite' if np.isinf(x).any() else 'missing'} "
+                             "feature values; impute them first (FeatureImputation, or DataTransform's "
+                             "missing_fill) or set use_missing: true")
+
+
+def host_walk(ctx: Context, x: np.ndarray, splits: list[tuple], prefix: str,
+              missing: np.ndarray | None = None) -> int:
     """Answer the guest's left/right questions about this host's nodes until it says done."""
     guest = ctx.role_parties("guest")
-    decide = threshold_decider(x, splits)
+    decide = threshold_decider(x, splits, missing)
     r = 0
     while True:
         tag = ctx.tag(f"{prefix}.r{r}")

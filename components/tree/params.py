@@ -34,8 +34,9 @@ class TreeParam(BaseModel):
     feature_importance_type: Literal["split", "gain"] = "split"
     n_iter_no_change: bool = True
     tol: float = 0.001
-    use_missing: Literal[False] = False
-    zero_as_missing: Literal[False] = False
+    #: as FATE: the boosting-level use_missing / zero_as_missing apply when either level sets them
+    use_missing: bool = False
+    zero_as_missing: bool = False
     deterministic: bool = False
 
     @field_validator("criterion_param", mode="before")
@@ -86,13 +87,21 @@ class HeteroSecureBoostParams(TrainingParams):
     predict_param: PredictParam = PredictParam()
     random_seed: int | None = 100
     boosting_strategy: Literal["std"] = "std"
-    use_missing: Literal[False] = False
-    zero_as_missing: Literal[False] = False
-    complete_secure: Literal[False] = False
+    #: missing values (NaN; 0 too with zero_as_missing) follow a learned direction at each split
+    use_missing: bool = False
+    #: FATE: only used with use_missing
+    zero_as_missing: bool = False
+    #: true (FATE 1.x) or a number of boosting rounds (FATE 1.9+) grown from the guest's features alone
+    complete_secure: bool | int = Field(False, ge=0)
     sparse_optimization: Literal[False] = False
     run_goss: Literal[False] = False
     multi_mode: Literal["single_output"] = "single_output"
-    EINI_inference: Literal[False] = False
+    #: predict so that each party only learns leaf candidates and the guest only the final scores
+    EINI_inference: bool = False
+    #: the guest scales the encrypted leaf weights by a secret random factor (removed after decryption)
+    EINI_random_mask: bool = False
+    #: refuse EINI when the ensemble has too few leaf combinations to hide a host's decisions
+    EINI_complexity_check: bool = False
     binning_error: float = 1e-4
     encrypted_mode_calculator_param: dict[str, Any] | None = None
 
@@ -111,6 +120,24 @@ class HeteroSecureBoostParams(TrainingParams):
         if self.objective is not None:
             return self.objective
         return _TASKS[self.task_type]
+
+    def notices(self) -> dict[str, str]:
+        found = super().notices()
+        if (self.zero_as_missing or self.tree_param.zero_as_missing) and not self.missing[0]:
+            found["zero_as_missing"] = "has no effect without use_missing (as in FATE): zeros are values"
+        return found
+
+    @property
+    def missing(self) -> tuple[bool, bool]:
+        """(use_missing, zero_as_missing) in effect; zeros count as missing only with use_missing."""
+        use = self.use_missing or self.tree_param.use_missing
+        return use, use and (self.zero_as_missing or self.tree_param.zero_as_missing)
+
+    @property
+    def guest_only_rounds(self) -> int:
+        """Boosting rounds grown by the guest alone (complete_secure)."""
+        cs = self.complete_secure
+        return int(cs) if not isinstance(cs, bool) else (1 if cs else 0)
 
     @property
     def bins(self) -> int:

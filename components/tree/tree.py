@@ -99,10 +99,12 @@ class Tree:
         return np.array([n.weight for n in self.nodes])
 
 
-def guest_importance(trees: list[Tree], split_features: list[str]) -> list[dict[str, Any]]:
+def guest_importance(trees: list[Tree], split_features: list[str],
+                     importance_type: str = "split") -> list[dict[str, Any]]:
     """Split count and summed gain per guest feature and, as one entry each, per host (the
     guest never learns which host feature a host split used). ``split_features[i]`` is
-    the feature of the guest's split id ``i``. Highest gain first."""
+    the feature of the guest's split id ``i``; ``importance`` is the split count or the gain
+    as FATE's ``feature_importance_type`` says. Highest gain first."""
     splits: Counter = Counter()
     gains: Counter = Counter()
     for tree in trees:
@@ -112,15 +114,17 @@ def guest_importance(trees: list[Tree], split_features: list[str]) -> list[dict[
             key = (GUEST, split_features[node.split_id]) if node.party == GUEST else (f"host:{node.party}", None)
             splits[key] += 1
             gains[key] += node.gain
-    return [{"party": party, "feature": feature, "split": splits[(party, feature)], "gain": gains[(party, feature)]}
+    by = gains if importance_type == "gain" else splits
+    return [{"party": party, "feature": feature, "split": splits[(party, feature)], "gain": gains[(party, feature)],
+             "importance": float(by[(party, feature)])}
             for party, feature in sorted(splits, key=lambda k: (-gains[k], k[0], k[1] or ""))]
 
 
 def host_importance(party_id: str, split_features: list[str]) -> list[dict[str, Any]]:
     """Split count per feature of a host's own split table (one entry per node it won).
-    Gains stay with the guest, which computed them."""
+    Gains stay with the guest, which computed them: a host's ``importance`` is its split count."""
     counts = Counter(split_features)
-    return [{"party": f"host:{party_id}", "feature": f, "split": n}
+    return [{"party": f"host:{party_id}", "feature": f, "split": n, "importance": float(n)}
             for f, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
@@ -181,13 +185,43 @@ def _arrays(tree: Tree, hosts: list[str]) -> tuple[np.ndarray, ...]:
     return owner, split, left, right
 
 
-def threshold_decider(x: np.ndarray, splits: list[tuple[int, float]]) -> Decide:
-    """A party's own rule: row goes left when ``x[row, feature] <= threshold`` of the split."""
-    feat = np.array([f for f, _ in splits], dtype=np.int64)
-    thr = np.array([t for _, t in splits], dtype=np.float64)
+def threshold_decider(x: np.ndarray, splits: list[tuple], missing: np.ndarray | None = None) -> Decide:
+    """A party's own rule: row goes left when ``x[row, feature] <= threshold`` of the split; with
+    a ``missing`` mask (use_missing) a missing value goes where the split's third item says
+    (True: left; absent: right)."""
+    feat = np.array([s[0] for s in splits], dtype=np.int64)
+    thr = np.array([s[1] for s in splits], dtype=np.float64)
+    m_left = np.array([bool(s[2]) if len(s) > 2 else False for s in splits], dtype=bool)
 
     def decide(rows: np.ndarray, split_ids: np.ndarray) -> np.ndarray:
         if not len(rows):
             return np.zeros(0, dtype=bool)
-        return x[rows, feat[split_ids]] <= thr[split_ids]
+        f = feat[split_ids]
+        go = x[rows, f] <= thr[split_ids]
+        if missing is not None:
+            miss = missing[rows, f]
+            go = np.where(miss, m_left[split_ids], go & ~miss)
+        return go
     return decide
+
+
+def leaf_candidates(tree: Tree, n: int, mine: np.ndarray, decide: Decide) -> np.ndarray:
+    """(n, nodes) bool: the nodes each sample may reach as far as one party can tell: at its own
+    nodes (``mine``) the sample goes where ``decide`` says, at any other node down both sides.
+    The samples' true leaf is the one every party's candidates share (EINI)."""
+    reach = np.zeros((n, len(tree.nodes)), dtype=bool)
+    reach[:, 0] = True
+    rows_all = np.arange(n)
+    for node in tree.nodes:  # children always come after their parent
+        if node.is_leaf:
+            continue
+        at = reach[:, node.id]
+        if mine[node.id]:
+            rows = rows_all[at]
+            go = np.asarray(decide(rows, np.full(len(rows), node.split_id, dtype=np.int64)), dtype=bool)
+            reach[rows[go], node.left] = True
+            reach[rows[~go], node.right] = True
+        else:
+            reach[:, node.left] |= at
+            reach[:, node.right] |= at
+    return reach

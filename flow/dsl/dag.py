@@ -17,8 +17,8 @@ import networkx as nx
 from flow.core.errors import ValidationError
 from flow.core.registry import did_you_mean
 
-#: the reference kinds of a component's ``input`` section
-INPUT_KINDS = ("data", "model", "isometric_model")
+#: the reference kinds of a component's ``input`` section (``cache``: FATE 1.x's intersection cache)
+INPUT_KINDS = ("data", "model", "isometric_model", "cache")
 #: ``pipeline.<component>`` model references name a deployed model (FATE predict jobs)
 EXTERNAL_MODEL_SOURCE = "pipeline"
 
@@ -38,7 +38,7 @@ class RefSite:
     """Where one input reference is written: ``components.<component>.input.<kind>[.<port>][index]``."""
 
     component: str
-    kind: str  # data | model | isometric_model
+    kind: str  # data | model | isometric_model | cache
     port: str | None  # the data port; None for model kinds
     index: int
     ref: str
@@ -56,24 +56,26 @@ class ComponentInputs:
     data: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     model: list[tuple[str, str]] = field(default_factory=list)
     isometric_model: list[tuple[str, str]] = field(default_factory=list)
+    #: ``input.cache``: an upstream Intersection's cache (FATE 1.x's intersect cache flow)
+    cache: list[tuple[str, str]] = field(default_factory=list)
     #: ``pipeline.<component>`` references: models of an earlier (deployed) training job
     external_model: list[str] = field(default_factory=list)
 
     def upstream_names(self) -> list[str]:
-        refs = [r for port in self.data.values() for r in port] + self.model + self.isometric_model
+        refs = [r for port in self.data.values() for r in port] + self.model + self.isometric_model + self.cache
         return list(dict.fromkeys(c for c, _ in refs))
 
 
-def _input_lists(body: Any) -> tuple[dict[str, list[str]], list[str], list[str]]:
-    """(data ports, model, isometric_model) of a DSL component, pydantic model or raw dict."""
+def _input_lists(body: Any) -> tuple[dict[str, list[str]], list[str], list[str], list[str]]:
+    """(data ports, model, isometric_model, cache) of a DSL component, pydantic model or raw dict."""
     if isinstance(body, Mapping):
         inp = body.get("input")
         inp = inp if isinstance(inp, Mapping) else {}
         data = inp.get("data") if isinstance(inp.get("data"), Mapping) else {}
         return ({p: list(v) for p, v in data.items() if isinstance(v, list)},
-                _as_list(inp.get("model")), _as_list(inp.get("isometric_model")))
+                _as_list(inp.get("model")), _as_list(inp.get("isometric_model")), _as_list(inp.get("cache")))
     inp = body.input
-    return ({p: list(v) for p, v in inp.data.items()}, list(inp.model), list(inp.isometric_model))
+    return ({p: list(v) for p, v in inp.data.items()}, list(inp.model), list(inp.isometric_model), list(inp.cache))
 
 
 def _as_list(value: Any) -> list:
@@ -82,11 +84,11 @@ def _as_list(value: Any) -> list:
 
 def iter_refs(name: str, body: Any) -> Iterator[RefSite]:
     """Every input reference of one component, with where it is written."""
-    data, model, iso = _input_lists(body)
+    data, model, iso, cache = _input_lists(body)
     for port, refs in data.items():
         for i, ref in enumerate(refs):
             yield RefSite(name, "data", port, i, ref)
-    for kind, refs in (("model", model), ("isometric_model", iso)):
+    for kind, refs in (("model", model), ("isometric_model", iso), ("cache", cache)):
         for i, ref in enumerate(refs):
             yield RefSite(name, kind, None, i, ref)
 
@@ -121,7 +123,7 @@ class JobDAG:
                 continue
             up, out = parsed
             if up not in self._rank:
-                if site.kind != "data" and up == EXTERNAL_MODEL_SOURCE:
+                if site.kind in ("model", "isometric_model") and up == EXTERNAL_MODEL_SOURCE:
                     ins.external_model.append(out)
                 else:
                     self.dangling.append(site)

@@ -59,7 +59,8 @@ class _Model(BaseModel):
 class DslInput(_Model):
     #: port (data|train_data|validate_data|test_data) -> ["component.output", ...]
     data: dict[str, list[str]] = Field(default_factory=dict)
-    #: FATE 1.x's intersection cache input (``intersection_0.cache``); refused as not supported
+    #: FATE 1.x's intersection cache input (``intersect_0.cache``): an upstream Intersection's
+    #: cache (run_cache), kept in each party's own store, so this Intersection reuses its keys
     cache: list[str] = Field(default_factory=list)
     #: ["component.model"]: a model of the same kind (warm start, predict)
     model: list[str] = Field(default_factory=list)
@@ -70,8 +71,8 @@ class DslInput(_Model):
 class DslOutput(_Model):
     data: list[str] = Field(default_factory=list)
     model: list[str] = Field(default_factory=list)
-    #: FATE 1.x's intersection cache output: accepted on Intersection, with a notice that no
-    #: cache is kept (the intersection itself is the data output)
+    #: FATE 1.x's intersection cache output: made by an Intersection with ``run_cache`` (else
+    #: accepted with a notice that no cache is made, as FATE makes none)
     cache: list[str] = Field(default_factory=list)
 
 

@@ -111,9 +111,10 @@ class JobPlan:
         but not acted on, and what nested settings say about themselves (short Paillier keys)."""
         found: dict[str, str] = {}
         for cpn, comp in self.dsl.components.items():
-            if comp.output.cache:
-                found[f"{cpn}.output.cache"] = ("accepted for FATE compatibility; no intersection cache is "
-                                                 "kept (the intersection is the data output)")
+            made = any(getattr(p, "run_cache", False) for (c, _), p in self._params.items() if c == cpn)
+            if comp.output.cache and not made:
+                found[f"{cpn}.output.cache"] = ("run_cache is not set, so no intersection cache is made "
+                                                 "(as in FATE); the intersection is the data output")
         for (cpn, _), params in self._params.items():
             for name, text in (params.notices() if params is not None else {}).items():
                 found.setdefault(f"{cpn}.{name}", text)

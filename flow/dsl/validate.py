@@ -100,7 +100,7 @@ FATE_MODULES = frozenset({
     "HeteroFastSecureBoost", "HomoSecureBoost", "HomoNN", "HeteroNN", "HeteroKmeans", "HeteroFTL", "Evaluation",
     "DataSplit", "HeteroDataSplit", "HomoDataSplit", "Union", "FeatureImputation", "ColumnExpand", "LabelTransform",
     "DataStatistics", "PSI", "Scorecard", "SampleWeight", "SecureInformationRetrieval", "SecureAddExample",
-    "FeldmanVerifiableSum", "LocalBaseline", "PositiveUnlabeled", "HeteroSVM", "HomoSVM",
+    "FeldmanVerifiableSum", "LocalBaseline", "PositiveUnlabeled", "HeteroSVM", "HomoSVM", "CacheLoader",
 })
 
 
@@ -139,12 +139,10 @@ def _check_ports(check: DslCheck, file: str, problems: Problems) -> None:
                              f"(accepted ports: {accepted})")
             if not refs:
                 problems.add(file, path, "lists no input")
-        if comp.input.cache:
-            problems.add(file, at + ("input", "cache"), "not supported: intersection cache input "
-                         "(FATE 1.x's intersect cache flow); intersect the tables in this job instead")
         if cls is None:
             continue
-        declared = {("input", "model"): (comp.input.model, cls.accepts_model),
+        declared = {("input", "cache"): (comp.input.cache, cls.accepts_cache),
+                    ("input", "model"): (comp.input.model, cls.accepts_model),
                     ("input", "isometric_model"): (comp.input.isometric_model, cls.accepts_isometric_model),
                     ("output", "data"): (comp.output.data, cls.output_data),
                     ("output", "model"): (comp.output.model, cls.output_model),
@@ -163,15 +161,15 @@ def _check_refs(check: DslCheck, file: str, problems: Problems) -> None:
                 continue
             up, out = parsed
             if up not in check.names:
-                if site.kind != "data" and up == EXTERNAL_MODEL_SOURCE:
+                if site.kind in ("model", "isometric_model") and up == EXTERNAL_MODEL_SOURCE:
                     continue
                 problems.add(file, site.path, f"component '{up}' does not exist{did_you_mean(up, check.names)}")
                 continue
             upstream = check.components.get(up)
             if upstream is None:
                 continue  # its own problems are reported where it is declared
-            kind = "data" if site.kind == "data" else "model"
-            outputs = upstream.output.data if kind == "data" else upstream.output.model
+            kind = site.kind if site.kind in ("data", "cache") else "model"
+            outputs = getattr(upstream.output, kind)
             if out not in outputs:
                 problems.add(file, site.path, f"component '{up}' has no {kind} output '{out}'"
                              f"{did_you_mean(out, outputs)} (its {kind} outputs: {', '.join(outputs) or 'none'})")

@@ -54,6 +54,8 @@ class TaskResult:
     seconds: float = 0.0
     job_id: str | None = None
     reason: str = ""
+    #: the parties the job ran with (role -> ids), for a predict task that depends on it
+    roles: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -216,13 +218,14 @@ class SuiteRunner:
             if self.tweak is not None:
                 conf = self.tweak(conf)
             if dep is not None and dep.job_id:
-                conf = self._with_model(conf, dep.job_id)
+                conf = self._with_model(conf, dep.job_id, dep.roles)
             try:
                 plan = plan_from_dicts(conf, dsl, conf_file=str(conf_path), dsl_file=str(dsl_path))
             except ValidationError as exc:
                 result.reason = str(exc)
                 result.status = "refused" if all(NOT_SUPPORTED in p for p in exc.problems) else "invalid"
                 return result
+            result.roles = conf.get("role") or {}
             info = self.ops.job_submit(plan, str(conf_path), str(dsl_path), description=f"{suite}/{name}")
             result.job_id = info["job_id"]
             detail = self._wait(info["job_id"])
@@ -235,14 +238,27 @@ class SuiteRunner:
             result.seconds = time.monotonic() - started
         return result
 
-    def _with_model(self, conf: dict[str, Any], train_job: str) -> dict[str, Any]:
-        """The predict conf with the deps job's deployed model named, as fate_test fills it."""
+    def _with_model(self, conf: dict[str, Any], train_job: str, trained_roles: dict[str, list[Any]]) -> dict[str, Any]:
+        """The predict conf with the deps job's deployed model named and the training job's
+        parties (by role and position), as fate_test fills them: FATE's own predict confs may
+        name other party ids than the training confs they follow."""
         deployed = self.ops.model_deploy(job_id=train_job)
         info = deployed.get("predict_conf", {}).get("job_parameters", {}).get("common", {})
         conf = json.loads(json.dumps(conf))
         common = conf.setdefault("job_parameters", {}).setdefault("common", {})
         common["model_id"] = info.get("model_id") or deployed.get("model_id")
         common["model_version"] = info.get("model_version") or deployed.get("model_version")
+        roles = conf.get("role")
+        if isinstance(roles, dict) and trained_roles:
+            initiator = conf.get("initiator") or {}
+            given = roles.get(initiator.get("role"), [])
+            at = next((i for i, pid in enumerate(given) if str(pid) == str(initiator.get("party_id"))), None)
+            for role, ids in roles.items():
+                trained = trained_roles.get(role) or []
+                if isinstance(ids, list) and len(ids) <= len(trained):
+                    roles[role] = trained[:len(ids)]
+            if at is not None and initiator.get("role") in roles:
+                initiator["party_id"] = roles[initiator["role"]][at]
         return conf
 
     def _wait(self, job_id: str) -> dict[str, Any]:

@@ -92,7 +92,7 @@ class PartyRuntime:
                     todo = [c for c in stage if c in mine]
                     for cpn in [c for c in todo if c in done]:
                         data, model = self.keeper.load(cpn, self.session)
-                        self.results[cpn] = Outputs(data=data, model=model)
+                        self.results[cpn] = Outputs(data=data, model=model, cache=self.keeper.load_cache(cpn))
                     for fut in [pool.submit(self.run_task, c) for c in todo if c not in done]:
                         fut.result()
         except PeerFailed as exc:
@@ -138,6 +138,8 @@ class PartyRuntime:
             )
             outputs = self._call(component, ctx, cpn)
             self.keeper.save(cpn, outputs.data, outputs.model)
+            if outputs.cache is not None:  # key material: this party's own folder only
+                self.keeper.save_cache(cpn, outputs.cache)
             self.results[cpn] = outputs
         except PeerFailed as exc:
             logger.error("%s", exc)
@@ -166,13 +168,20 @@ class PartyRuntime:
             finally:
                 prof.dump_stats(job_dir(self.home, self.job_id) / f"profile_{cpn}_{self.party.role}.prof")
 
+    def _passed_through(self, up: str) -> Outputs | None:
+        """Where need_run is false for this party, FATE hands the component's input data on unchanged."""
+        if self.party.role not in self.plan.module(up).roles or self.plan.runs_on(up, self.party):
+            return None
+        given = self.inputs_of(up).data
+        return Outputs(data=[next(iter(given.values()))]) if given else None
+
     def inputs_of(self, cpn: str) -> Inputs:
         """Upstream outputs of this party, by DSL port (absent where upstream did not run here)."""
         refs = self.plan.dag.inputs(cpn)
         inputs = Inputs()
         for port, items in refs.data.items():
             for up, out_name in items:
-                outputs = self.results.get(up)
+                outputs = self.results.get(up) or self._passed_through(up)
                 names = self.plan.dsl.components[up].output.data
                 index = names.index(out_name) if out_name in names else 0
                 if outputs is not None and index < len(outputs.data):
@@ -184,6 +193,10 @@ class PartyRuntime:
                 outputs = self.results.get(up)
                 if outputs is not None and outputs.model is not None:
                     target.append(outputs.model)
+        for up, _ in refs.cache:  # an upstream Intersection's cache (run_cache), this party's part
+            outputs = self.results.get(up)
+            if outputs is not None and outputs.cache is not None:
+                inputs.cache.append(outputs.cache)
         module = self.plan.module(cpn).module
         for ref in refs.external_model:  # predict jobs: pipeline.<cpn>.model, from this party's model store
             inputs.model.append(deployed_model(self.home, self.plan.job_parameters(self.party), self.party,

@@ -7,12 +7,13 @@ Outputs are persisted as soon as a task succeeds so that a rerun can reuse them 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from backends.computing.api import Session
 from backends.storage.api import StorageEngine, TableMeta
-from components.base import Dataset, instance_to_row, row_to_instance
+from components.base import SAMPLE_WEIGHT, Dataset, instance_to_row, row_to_instance
 from federation.api import Party
 from flow.core.paths import safe_join
 from flow.models.format import dump_model, load_model_text, to_plain
@@ -86,7 +87,11 @@ class OutputKeeper:
             })
             table = ds.table
             if meta.extra.get("kind") == "instances":
-                table = table.map_values(instance_to_row(meta.label_column is not None))
+                weight = meta.extra.get(SAMPLE_WEIGHT)  # SampleWeight's weights: a last stored column
+                table = table.map_values(instance_to_row(meta.label_column is not None, bool(weight)))
+                if weight:
+                    meta = meta.model_copy(update={"columns": [*meta.columns, weight],
+                                                   "dtypes": [*meta.dtypes, "double"] if meta.dtypes else []})
             stored = self.storage.write(table, meta)
             self.store.put_output(self.job_id, self.party.role, self.party.party_id, component, "data", i,
                                   {"namespace": stored.namespace, "name": stored.name, "engine": stored.engine})
@@ -99,13 +104,34 @@ class OutputKeeper:
             self.store.put_output(self.job_id, self.party.role, self.party.party_id, component, "model", 0,
                                   {"path": str(path)})
 
+    def save_cache(self, component: str, cache: dict[str, Any]) -> None:
+        """An intersection cache (key material): a file only this user can read, in this
+        party's own folder; it is never part of a model, an archive or a reply to a peer."""
+        path = safe_join(self.home / "caches", self.job_id, self.party.role, self.party.party_id,
+                         f"{component}.json", fields=("job_id", "role", "party_id", "component"))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(dump_model(cache))
+        tmp.replace(path)
+        self.store.put_output(self.job_id, self.party.role, self.party.party_id, component, "cache", 0,
+                              {"path": str(path)})
+
+    def load_cache(self, component: str) -> dict[str, Any] | None:
+        refs = self.store.outputs(self.job_id, self.party.role, self.party.party_id, component, "cache")
+        return load_model_text(Path(refs[0]["ref"]["path"]).read_text()) if refs else None
+
     def load(self, component: str, session: Session) -> tuple[list[Dataset], dict[str, Any] | None]:
         data = []
         for ref in self.store.outputs(self.job_id, self.party.role, self.party.party_id, component, "data"):
             meta = self.storage.meta(ref["ref"]["namespace"], ref["ref"]["name"])
             table = self.storage.read(meta, session)
             if meta.extra.get("kind") == "instances":
-                table = table.map_values(row_to_instance(meta.label_column is not None))
+                weight = meta.extra.get(SAMPLE_WEIGHT)
+                table = table.map_values(row_to_instance(meta.label_column is not None, bool(weight)))
+                if weight:
+                    meta = meta.model_copy(update={"columns": meta.columns[:-1], "dtypes": meta.dtypes[:-1]})
             data.append(Dataset(table, meta))
         models = self.store.outputs(self.job_id, self.party.role, self.party.party_id, component, "model")
         model = load_model_text(Path(models[0]["ref"]["path"]).read_text()) if models else None

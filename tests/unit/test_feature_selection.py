@@ -111,9 +111,10 @@ def test_stored_model_and_errors(tmp_path, binned):
         res = run_parties(tmp_path / "m", HeteroFeatureSelection, {
             GUEST: (s, {}, Inputs(data={"data": dataset(s, guest_x[:5], GNAMES, y[:5])}, model=[model]))})
         assert res[GUEST][0].data[0].meta.feature_columns == ["g1", "g2"]
-        with pytest.raises(ComponentError, match=r"filter_methods \['psi_filter'\] not supported"):
+        with pytest.raises(ValueError, match=r"not supported: filter_methods \['no_such_filter'\]"):
             run_parties(tmp_path / "x", HeteroFeatureSelection, {
-                GUEST: (s, {"filter_methods": ["psi_filter"]}, Inputs(data={"data": dataset(s, guest_x, GNAMES, y)}))})
+                GUEST: (s, {"filter_methods": ["no_such_filter"]},
+                        Inputs(data={"data": dataset(s, guest_x, GNAMES, y)}))})
         with pytest.raises(ComponentError, match="needs a HeteroFeatureBinning model as input.isometric_model"):
             run_parties(tmp_path / "y", HeteroFeatureSelection, {
                 GUEST: (s, {"filter_methods": ["iv_top_k"]}, Inputs(data={"data": dataset(s, guest_x, GNAMES, y)}))})

@@ -180,5 +180,5 @@ def test_params_fate_nesting_and_short_names():
                                                                                             "multiclass")
     with pytest.raises(pydantic.ValidationError, match="lse"):
         HeteroSecureBoostParams.model_validate({"objective_param": {"objective": "lse"}})
-    with pytest.raises(pydantic.ValidationError, match="use_missing"):
-        HeteroSecureBoostParams.model_validate({"use_missing": True})
+    with pytest.raises(pydantic.ValidationError, match="run_goss"):
+        HeteroSecureBoostParams.model_validate({"run_goss": True})

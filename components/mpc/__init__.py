@@ -1,0 +1,7 @@
+"""Two-party additive secret sharing (pure, no I/O): fixed point in Z_2^k and Beaver-triple
+products whose triples the two parties make themselves with Paillier."""
+
+from components.mpc.beaver import Peer, Session, Triple
+from components.mpc.fixedpoint import DEFAULT_PRECISION, DEFAULT_RING_BITS, FixedPoint
+
+__all__ = ["DEFAULT_PRECISION", "DEFAULT_RING_BITS", "FixedPoint", "Peer", "Session", "Triple"]

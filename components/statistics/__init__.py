@@ -1,0 +1,1 @@
+"""Statistics modules: each party describes its own columns (DataStatistics, HeteroPearson, PSI)."""
