@@ -5,14 +5,26 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLOW   := $(VENV)/bin/flow
 
-.PHONY: demo test check services install install-test bench bench-fate-examples clean
+.PHONY: demo test check services install install-test bench bench-fate-examples clean board-assets
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(VENV)/.installed: $(VENV)/bin/activate setup.cfg
+BOARD := flow/server/board
+$(VENV)/.installed: $(VENV)/bin/activate setup.cfg $(BOARD)/static/vendor/.copied
 	$(PIP) install -q -e '.[server]'
+	touch $@
+
+## board-assets: the board's front-end libraries from npm (pinned by its package-lock.json) into static/vendor
+board-assets: $(BOARD)/static/vendor/.copied
+
+$(BOARD)/static/vendor/.copied: $(BOARD)/web/package.json $(BOARD)/web/package-lock.json
+	cd $(BOARD)/web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(BOARD)/static/vendor
+	cp $(BOARD)/web/node_modules/cytoscape/dist/cytoscape.min.js $(BOARD)/web/node_modules/dagre/dist/dagre.min.js \
+	   $(BOARD)/web/node_modules/cytoscape-dagre/cytoscape-dagre.js $(BOARD)/web/node_modules/echarts/dist/echarts.min.js \
+	   $(BOARD)/static/vendor/
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -40,6 +52,7 @@ check: install-test
 services:
 	bash tests/services.sh
 	bash tests/services_postgres.sh
+	bash tests/services_browser.sh
 
 bench: install-test
 	$(PY) bench/paillier.py

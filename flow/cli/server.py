@@ -25,7 +25,7 @@ def server() -> None:
 @click.pass_obj
 @envelope
 def start(env: Env, conf_path: Path | None, host: str | None, port: int | None):
-    """Serve the HTTP API in the foreground until interrupted (writes <home>/server.json)."""
+    """Serve the HTTP API and the board (at /) in the foreground until interrupted (writes <home>/server.json)."""
     from flow.server.run import serve
 
     return serve(load_service_conf(conf_path) if conf_path else env.conf, host, port)

@@ -30,6 +30,7 @@ from flow.ops.api import ROLES, ROUTES, role_allows
 from flow.ops.local import LocalOps
 from flow.ops.users import acting_user
 from flow.server.auth import identify
+from flow.server.board import install as install_board
 from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
 from flow.server.model_routes import ROUTERS as MODEL_ROUTERS
 from flow.server.routes import ROUTERS
@@ -314,6 +315,7 @@ def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, det
     for router in routers:
         api.include_router(router)
     app.include_router(api)
+    install_board(app)  # the board at / (its own session cookie; same operations and roles)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
     def openapi() -> dict[str, Any]:

@@ -73,10 +73,12 @@ def serve(conf: ServiceConf, host: str | None = None, port: int | None = None) -
     info = {"pid": os.getpid(), "host": host, "port": actual, "url": url, "home": str(home),
             "service_conf": conf.source or None, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     app = create_app(conf, ensure_token(conf), runtime={k: info[k] for k in ("host", "port", "url")})
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    # open event streams (the board, followed logs) would hold a graceful shutdown forever
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+                                           timeout_graceful_shutdown=5))
     path = home / SERVER_FILE
     _write_atomic(path, info)
-    print(f"flow server of {home} listening on {url}", flush=True, file=sys.stderr)
+    print(f"flow server of {home} listening on {url}; board: {url}/", flush=True, file=sys.stderr)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
     # it found: make that one unwind the stack, so the server file below is removed
     previous = signal.signal(signal.SIGTERM, _stop)

@@ -1,0 +1,108 @@
+"""The board's fixtures: a home with two finished jobs (examples/hetero_lr with 512-bit
+keys, and a guest-only Reader job whose description is an XSS probe), its flow server in
+this process, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from flow.core.settings import ServiceConf
+from tests.conftest import service_unavailable
+from tests.e2e.conftest import EXAMPLES, FlowCLI, load_example
+from tests.served import Served
+
+TOKEN = "board-test-token"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+#: a job description that would run script if the board rendered it as HTML
+XSS = '<img src=x onerror="window.__xss=1;alert(1)">'
+
+
+@dataclass
+class BoardHome:
+    flow: FlowCLI
+    base: str
+    served: Served
+    lr_job: str
+    reader_job: str
+
+    def reader_conf(self, tmp: Path) -> tuple[Path, Path]:
+        """A guest-only job: Reader then DataTransform on the guest's table (a few seconds)."""
+        conf = {"dsl_version": 2, "initiator": {"role": "guest", "party_id": 9999}, "role": {"guest": [9999]},
+                "component_parameters": {"role": {"guest": {"0": {
+                    "reader_0": {"table": {"name": "breast_hetero_guest", "namespace": "experiment"}},
+                    "data_transform_0": {"with_label": True, "label_name": "y", "output_format": "dense"}}}}}}
+        dsl = {"components": {
+            "reader_0": {"module": "Reader", "output": {"data": ["data"]}},
+            "data_transform_0": {"module": "DataTransform", "input": {"data": {"data": ["reader_0.data"]}},
+                                 "output": {"data": ["data"], "model": ["model"]}}}}
+        c, d = tmp / "reader_conf.json", tmp / "reader_dsl.json"
+        c.write_text(json.dumps(conf))
+        d.write_text(json.dumps(dsl))
+        return c, d
+
+
+def _submit(flow: FlowCLI, conf: Path, dsl: Path, description: str) -> str:
+    job = flow.ok("job", "submit", "-c", conf, "-d", dsl, "--description", description, "--wait")
+    assert job["status"] == "success", job
+    return job["job_id"]
+
+
+@pytest.fixture(scope="package")
+def board_home(tmp_path_factory) -> Iterator[BoardHome]:
+    home = tmp_path_factory.mktemp("board_home")
+    tmp = tmp_path_factory.mktemp("board_jobs")
+    flow = FlowCLI(home)
+    flow.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
+    flow.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
+    conf, dsl = load_example("hetero_lr")
+    conf = copy.deepcopy(conf)
+    conf["component_parameters"]["common"]["hetero_lr_0"].update(
+        max_iter=3, encrypt_param={"key_length": 512, "allow_short_key": True})
+    (tmp / "lr_conf.json").write_text(json.dumps(conf))
+    (tmp / "lr_dsl.json").write_text(json.dumps(dsl))
+    lr_job = _submit(flow, tmp / "lr_conf.json", tmp / "lr_dsl.json", "hetero lr on breast")
+    board = BoardHome(flow, "", None, lr_job, "")  # type: ignore[arg-type]
+    board.reader_job = _submit(flow, *board.reader_conf(tmp), XSS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOW_HOME", str(home))
+        mp.delenv("FEDWEAVE_SERVICE_CONF", raising=False)
+        board.served = Served(ServiceConf(), TOKEN)
+        board.base = f"http://127.0.0.1:{board.served.port}"
+        try:
+            yield board
+        finally:
+            board.served.stop()
+
+
+@pytest.fixture(scope="package")
+def chromium():
+    """Debian's Chromium under Playwright (its own browser download cannot be reached)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        service_unavailable("playwright (pip install -e '.[test]')")
+    if not Path(CHROMIUM).is_file() and not shutil.which("chromium"):
+        service_unavailable("chromium (bash tests/services_browser.sh)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where a test keeps its screenshots (the test's pytest tmp dir)."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    return folder
