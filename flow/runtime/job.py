@@ -282,7 +282,14 @@ def stop_job(store: Store, job_id: str) -> dict[str, Any]:
     job = store.job(job_id)
     if job["status"] in FINAL_STATES:
         raise FedweaveError(f"job {job_id} is already {job['status']}")
-    if _alive(job["supervisor_pid"]):
+    if job["status"] == "waiting":
+        # its supervisor may still be importing, before it handles SIGTERM: record the stop first,
+        # so the job ends canceled however the signal finds it (the supervisor checks on start)
+        store.update_tasks(job_id, ("running", "waiting"), status="canceled", reason="stopped by user")
+        store.update_job(job_id, status="canceled", reason="stopped by user")
+        if _alive(job["supervisor_pid"]):
+            os.kill(job["supervisor_pid"], signal.SIGTERM)
+    elif _alive(job["supervisor_pid"]):
         os.kill(job["supervisor_pid"], signal.SIGTERM)
     else:  # no supervisor left: stop the parties ourselves
         for run in store.party_runs(job_id):

@@ -133,6 +133,8 @@ class Supervisor:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
+        if self.store.job(self.job_id)["status"] == "canceled":  # stopped before this handler was in place
+            return 0
         timeout = float(self.plan.timeout)
         self.store.update_job(self.job_id, status="running", supervisor_pid=os.getpid(), reason="")
         parties = [Party(r["role"], r["party_id"]) for r in self.store.party_runs(self.job_id)]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flow.runtime import job as jobs
 from flow.store import Store
 
 from .conftest import load_example, with_lr_params, write_job
@@ -99,3 +100,19 @@ def test_missing_table_fails_with_its_name(flow, tmp_path: Path):
     assert res.code == 2  # refused before anything is created (this party's tables are checked)
     assert "breast_hetero_guest" in res.err and "breast_hetero_host" in res.err
     assert not (flow.home / "jobs").exists() or not any((flow.home / "jobs").iterdir())
+
+
+def test_a_stop_right_after_submit_cancels_the_job(breast, tmp_path: Path):
+    """The supervisor may not handle SIGTERM yet (it is still importing): the job still ends
+    canceled, not failed, and no party is left running."""
+    job_id = _long_job(breast, tmp_path, max_iter=50)
+    jobs.stop_job(_store(breast), job_id)  # in this process: well inside the supervisor's first second
+    detail = breast.wait(job_id, timeout=60)
+    assert detail["status"] == "canceled", detail["reason"]
+    assert detail["reason"] == "stopped by user"
+    time.sleep(2)  # a supervisor that got past its start must not have brought the job back
+    assert breast.ok("job", "query", "-j", job_id)["status"] == "canceled"
+    for run in _store(breast).party_runs(job_id):
+        if run["pid"]:
+            with pytest.raises(ProcessLookupError):
+                os.kill(run["pid"], 0)
