@@ -290,6 +290,7 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "FeatureScale": "components.feature.scale:FeatureScale",
         "HeteroLR": "components.linear.hetero_lr:HeteroLR",
         "HeteroLinR": "components.linear.hetero_linr:HeteroLinR",
+        "HeteroPoisson": "components.linear.hetero_poisson:HeteroPoisson",
         "HeteroSSHELR": "components.linear.sshe_lr:HeteroSSHELR",
         "HeteroSSHELinR": "components.linear.sshe_linr:HeteroSSHELinR",
         "Evaluation": "components.evaluation.evaluation:Evaluation",
@@ -297,8 +298,10 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "HeteroSecureBoost": "components.tree.hetero_secureboost:HeteroSecureBoost",
         "HeteroFastSecureBoost": "components.tree.fast_secureboost:HeteroFastSecureBoost",
         "HeteroFeatureBinning": "components.feature.binning:HeteroFeatureBinning",
+        "HomoFeatureBinning": "components.feature.homo_binning:HomoFeatureBinning",
         "HeteroFeatureSelection": "components.feature.selection:HeteroFeatureSelection",
         "OneHotEncoder": "components.feature.onehot:OneHotEncoder",
+        "HomoOneHotEncoder": "components.feature.homo_onehot:HomoOneHotEncoder",
         "FeatureImputation": "components.feature.imputation:FeatureImputation",
         "DataSplit": "components.feature.data_split:DataSplit",
         "HeteroDataSplit": "components.feature.data_split:HeteroDataSplit",
@@ -309,6 +312,9 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "DataStatistics": "components.statistics.data_statistics:DataStatistics",
         "HeteroPearson": "components.statistics.pearson:HeteroPearson",
         "PSI": "components.statistics.psi:PSI",
+        "LabelTransform": "components.feature.label_transform:LabelTransform",
+        "ColumnExpand": "components.feature.column_expand:ColumnExpand",
+        "Scorecard": "components.evaluation.scorecard:Scorecard",
     },
 )
 

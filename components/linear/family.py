@@ -11,6 +11,10 @@ is a quadratic polynomial of the score s = w·x + b, per row, with target t:
 The guest sends [[s + k·t]] (no scalar multiplication on the critical path); each party
 scales its decrypted sum by ``scale``. The logistic loss enters as its second-order
 Taylor expansion around s = 0 (FATE's HeteroLR), squared error exactly (HeteroLinR).
+
+:class:`PoissonLoss` (HeteroPoisson, log link) is not quadratic in the score: its
+gradient needs exp(s) = exp(wx_g)·exp(wx_h), a product, so the hosts send
+[[exp(wx_h)]] and the guest scales it by exp(wx_g + offset) (hetero_poisson.py).
 """
 
 from __future__ import annotations
@@ -67,3 +71,33 @@ class QuadraticLoss:
 
 LOGISTIC_TAYLOR = QuadraticLoss("logistic", c0=math.log(2.0), c0_t2=0.0, c1=-0.5, c2=0.125, classifier=True)
 SQUARED_ERROR = QuadraticLoss("squared_error", c0=0.0, c0_t2=0.5, c1=-1.0, c2=0.5, classifier=False)
+
+
+@dataclass(frozen=True)
+class PoissonLoss:
+    """Poisson regression with the log link: mu = exp(eta), eta = w·x + b + log(exposure).
+
+    Per row the loss is the negative log-likelihood less log(y!) (which no weight changes),
+    mu - y·eta, and d loss/d eta = mu - y."""
+
+    name: str = "poisson"
+    classifier: bool = False
+    #: log of an exposure of 0 (FATE's: log(1e-7)), so such a row still has a finite offset
+    zero_exposure: float = math.log(1e-7)
+
+    def offset(self, exposure: float) -> float:
+        """log(exposure); exposure must not be negative."""
+        return self.zero_exposure if exposure == 0 else math.log(exposure)
+
+    @staticmethod
+    def loss(eta: np.ndarray | float, y: np.ndarray | float) -> np.ndarray | float:
+        return np.exp(eta) - y * eta
+
+    @staticmethod
+    def output(eta: float) -> tuple[float, float]:
+        """(predict_result, predict_score): both the expected count mu."""
+        mu = math.exp(eta)
+        return mu, mu
+
+
+POISSON = PoissonLoss()

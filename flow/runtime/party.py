@@ -172,10 +172,10 @@ class PartyRuntime:
         """Where need_run is false for this party, FATE hands the component's input data on unchanged."""
         if self.party.role not in self.plan.module(up).roles or self.plan.runs_on(up, self.party):
             return None
-        given = self.inputs_of(up).data
+        given = self.inputs_of(up, models=False).data  # a skipped component's model is not needed
         return Outputs(data=[next(iter(given.values()))]) if given else None
 
-    def inputs_of(self, cpn: str) -> Inputs:
+    def inputs_of(self, cpn: str, models: bool = True) -> Inputs:
         """Upstream outputs of this party, by DSL port (absent where upstream did not run here)."""
         refs = self.plan.dag.inputs(cpn)
         inputs = Inputs()
@@ -198,7 +198,7 @@ class PartyRuntime:
             if outputs is not None and outputs.cache is not None:
                 inputs.cache.append(outputs.cache)
         module = self.plan.module(cpn).module
-        for ref in refs.external_model:  # predict jobs: pipeline.<cpn>.model, from this party's model store
+        for ref in refs.external_model if models else ():  # predict jobs: pipeline.<cpn>.model, own store
             inputs.model.append(deployed_model(self.home, self.plan.job_parameters(self.party), self.party,
                                                ref, module))
         return inputs
