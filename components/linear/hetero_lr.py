@@ -22,6 +22,10 @@ into its own columns, the mean stays over n rows; the loss stays unweighted (FAT
 Labels other than 0/1 train one-vs-rest (FATE's ``multi_class: ovr``): one binary model
 per class, one after the other, with the label 1 for that class; the guest tells the
 others how many models, never which classes.
+
+A model on input.model with train_data is a warm start (components/linear/warm_start.py):
+each party goes on from its own part of it; with test_data it is a predict job, which the
+guest announces to the arbiter (whose inputs hold no data to tell them apart).
 """
 
 from __future__ import annotations
@@ -36,11 +40,11 @@ from components.base import SAMPLE_WEIGHT, Component, Context, Dataset, Inputs, 
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.params import EncryptParam
 from components.linear import hetero_rows as rows_fn
-from components.linear import ovr
+from components.linear import ovr, warm_start
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.hetero_schedule import Batches, Fit, batch_ids_of, model_scopes, stack_models
 from components.linear.hetero_validation import Validator
-from components.linear.optimizer import Optimizer, init_weights
+from components.linear.optimizer import Optimizer
 from components.linear.params import LinearParams
 from flow.core.errors import ComponentError
 
@@ -99,11 +103,13 @@ class HeteroLR(Component):
 
     # ---------------------------------------------------------------- guest
     def guest(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
+        hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         if self._predicting(ctx, inputs):
+            if arbiter:
+                ctx.federation.remote(None, "batch_count", ctx.tag(), arbiter)  # no training: nothing to decrypt
             return self._predict_job(ctx, p, inputs)
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
-        hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         classes = self._classes(ctx, data)
         weighted = rows_fn.check_weights(ctx.component, data)
         n_models = None if classes is None else len(classes)
@@ -115,12 +121,15 @@ class HeteroLR(Component):
         if val is not None:
             self._check_header(ctx, val.data, header, "validate_data")
         every = val.every if val is not None else None
-        ctx.federation.remote((batch_ids, n_models, val is not None, every), "batch_info", ctx.tag(), hosts)
+        starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, len(header) + 1, 0, True, classes)
+        first = [it for _, it in starts] if inputs.model else None  # the others check theirs against it
+        ctx.federation.remote((batch_ids, n_models, val is not None, every, first), "batch_info", ctx.tag(), hosts)
         stop_every = every if val is not None and val.patience else None
-        ctx.federation.remote((max(1, len(batch_ids)), n_models, stop_every), "batch_count", ctx.tag(), arbiter)
+        ctx.federation.remote((max(1, len(batch_ids)), n_models, stop_every, first), "batch_count", ctx.tag(),
+                              arbiter)  # fmt: skip
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
-        fits = [self._guest_fit(ctx, p, batches, len(header), None if classes is None else classes[i], scope, i,
+        fits = [self._guest_fit(ctx, p, batches, starts[i], None if classes is None else classes[i], scope, i,
                                 len(scopes), val, weighted) for i, scope in enumerate(scopes)]  # fmt: skip
         w = stack_models(fits, n_models)
         predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
@@ -143,16 +152,15 @@ class HeteroLR(Component):
                 "converged": ovr.per_model([f.converged for f in fits], n_models),
                 "loss_history": ovr.per_model([f.losses for f in fits], n_models)}
 
-    def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: Batches, d: int, positive: float | None,
-                   scope: str, index: int, count: int, val: Validator | None,
+    def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: Batches, start: tuple[np.ndarray, int],
+                   positive: float | None, scope: str, index: int, count: int, val: Validator | None,
                    weighted: bool = False) -> Fit:  # fmt: skip
+        """One model from ``start``: its weights (the intercept last) and first iteration."""
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
-        w = init_weights(p.init_param, d + 1)
-        if not p.init_param.fit_intercept:
-            w[-1] = 0.0
-        opt = self._optimizer(p, np.r_[np.ones(d), 0.0])
-        it, converged = 0, False
-        for it in range(p.max_iter):
+        w, first = start
+        opt = self._optimizer(p, np.r_[np.ones(len(w) - 1), 0.0])
+        it, converged = first - 1, False
+        for it in range(first, p.max_iter):
             w_before = w.copy()
             for b, (batch, n) in enumerate(zip(batches.tables, batches.sizes)):
                 tag = ctx.tag(f"{scope}{it}.{b}")
@@ -233,10 +241,8 @@ class HeteroLR(Component):
     # ---------------------------------------------------------------- predict job
     @staticmethod
     def _predicting(ctx: Context, inputs: Inputs) -> bool:
-        if inputs.model and "train_data" in inputs.data:
-            raise ComponentError(f"{ctx.component}: warm start from input.model is not supported; "
-                                 "connect a model only in a predict job (input data 'test_data')")
-        return bool(inputs.model)
+        """A predict job: a model and no train_data (a model with train_data is a warm start)."""
+        return bool(inputs.model) and "train_data" not in inputs.data
 
     def _predict_job(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
         """Each party scores its rows with its stored weights; hosts send their wx to the guest
@@ -265,7 +271,10 @@ class HeteroLR(Component):
                                ctx.component)
         (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
         pub = PaillierPublicKey(int(n_key))
-        ((batch_ids, n_models, validating, every),) = ctx.federation.get("batch_info", ctx.tag(), guest)
+        ((batch_ids, n_models, validating, every, first),) = ctx.federation.get("batch_info", ctx.tag(), guest)
+        starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, len(header),
+                                   1 + ctx.role_parties("host").index(ctx.local), False)  # fmt: skip
+        warm_start.agree(ctx, [it for _, it in starts], first)
         validate = inputs.data.get("validate_data") if validating else None
         if validating and validate is None:
             raise ComponentError(f"{ctx.component}: the guest validates on validate_data; connect this host's too")
@@ -273,7 +282,7 @@ class HeteroLR(Component):
             self._check_header(ctx, validate, header, "validate_data")
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
-        fits = [self._host_fit(ctx, p, pub, batches, len(header), scope, i, len(scopes), validate, every)
+        fits = [self._host_fit(ctx, p, pub, batches, starts[i], scope, i, len(scopes), validate, every)
                 for i, scope in enumerate(scopes)]
         w = stack_models(fits, n_models)
         for stage, rows in (("predict", data), ("validate", validate)):
@@ -284,13 +293,14 @@ class HeteroLR(Component):
         ctx.logger.info("trained %s iterations", iters)
         return Outputs(model={"header": header, "weights": w, "iters": iters})
 
-    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: Batches, d: int,
-                  scope: str, index: int, count: int, validate: Dataset | None, every: int | None) -> Fit:  # fmt: skip
+    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: Batches,
+                  start: tuple[np.ndarray, int], scope: str, index: int, count: int, validate: Dataset | None,
+                  every: int | None) -> Fit:  # fmt: skip
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
-        w = init_weights(p.init_param, d, seed_offset=1 + hosts.index(ctx.local))
-        opt = self._optimizer(p, np.ones(d))
-        it = 0
-        for it in range(p.max_iter):
+        w, first = start
+        opt = self._optimizer(p, np.ones(len(w)))
+        it = first - 1
+        for it in range(first, p.max_iter):
             w_before = w.copy()
             for b, (batch, n) in enumerate(zip(batches.tables, batches.sizes)):
                 tag = ctx.tag(f"{scope}{it}.{b}")
@@ -314,24 +324,31 @@ class HeteroLR(Component):
 
     # ---------------------------------------------------------------- arbiter
     def arbiter(self, ctx: Context, p: HeteroLRParams, inputs: Inputs) -> Outputs:
-        if inputs.model:  # a predict job: guest and hosts score with their own weights, no key needed
-            return Outputs()
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
+        (info,) = ctx.federation.get("batch_count", ctx.tag(), guest)
+        if info is None:  # a predict job: guest and hosts score with their own weights, no key needed
+            return Outputs()
+        n_batches, n_models, stop_every, first = info
         pub, priv = generate_keypair(p.encrypt_param.key_length)
         ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), hosts)
-        ((n_batches, n_models, stop_every),) = ctx.federation.get("batch_count", ctx.tag(), guest)
+        model = warm_start.warm_model(inputs)
+        iters = [int(i) for i in warm_start.stored(ctx, model, "iters", n_models, 0)]
+        warm_start.agree(ctx, iters, first)
+        histories = warm_start.stored(ctx, model, "loss_history", n_models, [])
         scopes = model_scopes(n_models)
-        fits = [self._arbiter_fit(ctx, p, priv, n_batches, scope, i, len(scopes), stop_every)
-                for i, scope in enumerate(scopes)]
+        fits = [self._arbiter_fit(ctx, p, priv, n_batches, scope, i, len(scopes), stop_every, iters[i],
+                                  [float(v) for v in histories[i]]) for i, scope in enumerate(scopes)]  # fmt: skip
         self._log_training(ctx, fits)
         return Outputs(model={**self._fit_record(fits, n_models), "key_length": p.encrypt_param.key_length})
 
     def _arbiter_fit(self, ctx: Context, p: HeteroLRParams, priv: Any, n_batches: int, scope: str, index: int,
-                     count: int, stop_every: int | None) -> Fit:  # fmt: skip
+                     count: int, stop_every: int | None, first: int = 0,
+                     losses: list[float] | None = None) -> Fit:  # fmt: skip
+        """One model's decryptions and convergence, from iteration ``first`` on the loss history ``losses``."""
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
-        losses: list[float] = []
-        it, converged = 0, False
-        for it in range(p.max_iter):
+        losses = [] if losses is None else losses
+        it, converged = first - 1, False
+        for it in range(first, p.max_iter):
             loss_sum = 0.0
             for b in range(n_batches):
                 tag = ctx.tag(f"{scope}{it}.{b}")

@@ -157,8 +157,8 @@ class HomoLR(Component):
         if inputs.model and "train_data" not in inputs.data:
             return self._predict_only(ctx, p, inputs)
         if inputs.model:
-            raise ComponentError(f"{ctx.component}: warm start from input.model is not supported; "
-                                 "connect the model only in a predict job (input data 'data')")
+            raise ComponentError(f"{ctx.component}: not supported: warm start (input.model with train_data) for "
+                                 "HomoLR; connect the model only in a predict job (input data 'data')")
         data = inputs.require(ctx.component, "train_data", "data")
         header = data.meta.feature_columns
         for port in ("validate_data", "test_data"):

@@ -21,11 +21,11 @@ import numpy as np
 from components.base import Context, Dataset, Inputs, Outputs
 from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.linear import hetero_rows as rows_fn
+from components.linear import warm_start
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.hetero_lr import HeteroLR
 from components.linear.hetero_schedule import batch_ids_of, model_scopes, stack_models
 from components.linear.hetero_validation import Validator
-from components.linear.optimizer import init_weights
 from components.linear.sshe_params import HeteroSSHELRParams
 from components.linear.sshe_protocol import Rows, Trainer
 from components.mpc import FixedPoint, Session
@@ -56,33 +56,6 @@ class HeteroSSHELR(HeteroLR):
     loss: QuadraticLoss = LOGISTIC_TAYLOR
 
     # ---------------------------------------------------------------- shared steps
-    @staticmethod
-    def _predicting(ctx: Context, inputs: Inputs) -> bool:
-        """A predict job: a model and no train_data (a model with train_data is a warm start)."""
-        return bool(inputs.model) and "train_data" not in inputs.data
-
-    def _starts(self, ctx: Context, p: HeteroSSHELRParams, inputs: Inputs, header: list[str], n_models: int | None,
-                size: int, seed_offset: int) -> list[tuple[np.ndarray, int]]:  # fmt: skip
-        """Each model's first weights and iteration: a warm start's from input.model (FATE: training
-        goes on from the stored model and iteration count), else init_param's."""
-        count = 1 if n_models is None else n_models
-        if not inputs.model:
-            return [(init_weights(p.init_param, size, seed_offset=seed_offset), 0) for _ in range(count)]
-        model = inputs.model[0]
-        if list(model.get("header", [])) != list(header):
-            raise ComponentError(f"{ctx.component}: warm start: train_data columns {list(header)} differ from the "
-                                 f"input model's {list(model.get('header', []))}")
-        weights = np.asarray(model["weights"], dtype=float).reshape(count, -1)
-        if ctx.role == "guest":
-            intercept = np.asarray(model["intercept"], dtype=float).reshape(count, 1)
-            weights = np.hstack([weights, intercept]) if p.init_param.fit_intercept else weights
-        iters = model.get("iters", 0)
-        iters = list(iters) if isinstance(iters, list) else [iters] * count
-        if weights.shape != (count, size) or len(iters) != count:
-            raise ComponentError(f"{ctx.component}: warm start: the input model holds {weights.shape[0]} model(s) of "
-                                 f"{weights.shape[1]} weights; this training needs {count} of {size}")
-        return [(weights[i], int(iters[i])) for i in range(count)]
-
     def _one_host(self, ctx: Context) -> Party:
         hosts = ctx.role_parties("host")
         if len(hosts) != 1:
@@ -149,7 +122,8 @@ class HeteroSSHELR(HeteroLR):
         penalized = (np.r_[np.ones(len(header)), np.zeros(intercept)], np.ones(dims[1]))
         trainer = Trainer(sess, p, self.loss, dims, penalized)
         scopes = model_scopes(n_models)
-        starts = self._starts(ctx, p, inputs, header, n_models, dims[0], 0)
+        starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, dims[0], 0, bool(intercept), classes)
+        histories = warm_start.stored(ctx, warm_start.warm_model(inputs), "loss_history", n_models, [])
         fits = []
         for i, _ in enumerate(scopes):
             positive = None if classes is None else classes[i]
@@ -157,6 +131,7 @@ class HeteroSSHELR(HeteroLR):
                            for k in batch]) for batch in batches]  # fmt: skip
             w0, start = starts[i]
             fits.append(trainer.fit(Rows(x, t), w0, self._progress(ctx, p, i, len(scopes)), start))
+            fits[-1].losses = [float(v) for v in histories[i]] + (fits[-1].losses or [])  # a warm start's goes on
         w = stack_models(fits, n_models)
         if not intercept:
             w = np.concatenate([w, np.zeros(w.shape[:-1] + (1,))], axis=-1)
@@ -203,7 +178,7 @@ class HeteroSSHELR(HeteroLR):
             penalized[0][-1] = 0.0
         trainer = Trainer(sess, p, self.loss, dims, penalized)
         scopes = model_scopes(n_models)
-        starts = self._starts(ctx, p, inputs, header, n_models, dims[1], 1)
+        starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, dims[1], 1, False)
         fits = [trainer.fit(Rows(x), w0, self._progress(ctx, p, i, len(scopes)), start)
                 for i, (w0, start) in enumerate(starts)]
         w = stack_models(fits, n_models)
