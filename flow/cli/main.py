@@ -136,10 +136,12 @@ def cli(ctx: click.Context, service_conf: str | None) -> None:
 def main() -> None:
     from flow.cli import (  # noqa: F401 - registers the command groups  # noqa: F401,I001 - cron, privileges, audit
         audit,
+        cluster,  # noqa: F401 - flow cluster generate (deployment bundles)
         component,  # noqa: F401 - flow component (FATE 1.x) and flow module
         data,
         job,
         model,  # noqa: F401,I001 - flow model (deploy, list, export, import)
+        party,  # noqa: F401 - flow party (keys and route table)
         privilege,
         schedule,
         server,

@@ -68,3 +68,16 @@ def test_an_upward_import_fails_naming_it(tree_copy: Path, module: str, line: st
     result = _lint(tree_copy)
     assert result.returncode != 0
     assert named in result.stdout, result.stdout[-2000:]
+
+
+def test_setup_cfg_ships_every_package() -> None:
+    """setup.cfg lists packages by name: a package left out is missing from a non-editable install."""
+    import configparser
+
+    conf = configparser.ConfigParser()
+    conf.read(ROOT / "setup.cfg")
+    listed = set(conf["options"]["packages"].split())
+    found = {str(p.parent.relative_to(ROOT)).replace(os.sep, ".")
+             for top in ("flow", "components", "backends", "federation") for p in (ROOT / top).rglob("__init__.py")
+             if "node_modules" not in p.parts}
+    assert found - listed == set(), f"packages missing from setup.cfg [options] packages: {sorted(found - listed)}"
