@@ -295,6 +295,7 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "HeteroSSHELinR": "components.linear.sshe_linr:HeteroSSHELinR",
         "Evaluation": "components.evaluation.evaluation:Evaluation",
         "HomoLR": "components.linear.homo_lr:HomoLR",
+        "HomoNN": "components.nn.homo_nn:HomoNN",
         "HeteroSecureBoost": "components.tree.hetero_secureboost:HeteroSecureBoost",
         "HeteroFastSecureBoost": "components.tree.fast_secureboost:HeteroFastSecureBoost",
         "HeteroFeatureBinning": "components.feature.binning:HeteroFeatureBinning",
