@@ -42,7 +42,7 @@ from federation.envelope import (
     plan_pieces,
     seal,
 )
-from flow.core import audit_hook
+from flow.core import audit_hook, metrics_hook
 from flow.core.errors import AuthError, CodecError, ConfigError, FederationError, FederationTimeout, PeerFailed
 from flow.core.ids import is_valid
 
@@ -195,6 +195,11 @@ class MessageFederation(Federation):
         """Wait before the next poll; push-based transports may wait on their socket."""
         time.sleep(seconds)
 
+    @property
+    def transport_name(self) -> str:
+        """How metrics name this transport: ``StandaloneFederation`` -> ``standalone``."""
+        return type(self).__name__.removesuffix("Federation").lower()
+
     def data_channel(self, src: Party, dst: Party) -> str:
         return f"{self.job_id}.{src.role}-{src.party_id}.{dst.role}-{dst.party_id}"
 
@@ -237,10 +242,14 @@ class MessageFederation(Federation):
         if len(name.encode()) + len(tag.encode()) > MAX_NAME_TAG_BYTES:
             raise FederationError(f"name and tag of '{name}' are longer than {MAX_NAME_TAG_BYTES} bytes together")
         pieces = plan_pieces(obj, self.max_message_size - HEADER_RESERVE)
+        counted = metrics_hook.current()
         with self._send_lock:
             for dst in parties:
+                nbytes = messages = 0
                 for channel, mid, data in self._frames(pieces, name, tag, dst):
                     self._publish(channel, mid, data)
+                    nbytes, messages = nbytes + len(data), messages + 1
+                counted.sent(self.transport_name, f"{dst.role}-{dst.party_id}", nbytes, messages)
             self._flush()
             # one entry per object and receiver, never the payload
             audit_hook.current().sent(self, name, tag, parties, pieces)
@@ -274,6 +283,9 @@ class MessageFederation(Federation):
                 if out is None and self._failure is not None:  # what fully arrived is still handed over
                     raise self._failure
             if out is not None:
+                waited = time.monotonic() - deadline + wait
+                for p in dict.fromkeys(parties):
+                    metrics_hook.current().waited(self.transport_name, f"{p.role}-{p.party_id}", waited)
                 return out
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -341,6 +353,7 @@ class MessageFederation(Federation):
             self._ack(channel, mid)
             return
         self._seen.add(header.id)
+        metrics_hook.current().received(self.transport_name, f"{header.src.role}-{header.src.party_id}", len(data), 1)
         if header.kind == "abort":
             self._on_abort(header, frame.payload)
             self._ack(channel, mid)

@@ -3,19 +3,26 @@
 Spark allows one SparkContext per process: sessions with the same settings share it, and
 the last release ends it and its JVM. It starts on first use, bounded by a timeout (an
 unreachable master is a ComputingError, not a hang). Settings are layered: defaults <
-master/app name < the service's conf < the job's ``spark_run`` (FATE's names).
+master/app name < the service's conf < the job's ``spark_run`` (FATE's names). On a
+cluster master the context ships fedweave's code to the executors (:func:`code_zip`), and a
+failed start reports Spark's own error text, read before its JVM is ended.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import importlib.util
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import threading
+import zipfile
+from pathlib import Path
 from typing import Any, Mapping
 
 from backends.computing._spark_tasks import _narrow, _summary, _whole
@@ -86,6 +93,43 @@ def _probe_master(master: str) -> None:
     raise ComputingError(f"Spark master {master} is unreachable ({'; '.join(errors)})")
 
 
+#: fedweave's packages the executors import (what task functions and their pickles refer to)
+SHIPPED = ("backends", "federation", "components", "flow/__init__.py", "flow/core")
+_ZIP_LOCK = threading.Lock()
+_ZIP: list[str] = []
+
+
+def code_zip() -> str:
+    """fedweave's code as one zip (made once per process, in a temporary folder removed at
+    exit), for ``addPyFile``: executors on a cluster import it from there, so their Python
+    needs fedweave's dependencies (numpy, gmpy2, cloudpickle, pydantic) but not fedweave."""
+    with _ZIP_LOCK:
+        if _ZIP:
+            return _ZIP[0]
+        root = Path(__file__).resolve().parents[2]  # the folder holding backends/, flow/, ...
+        folder = Path(tempfile.mkdtemp(prefix="fedweave-spark-"))
+        atexit.register(shutil.rmtree, folder, True)
+        target = folder / "fedweave_code.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+            for item in SHIPPED:
+                path = root / item
+                files = [path] if path.is_file() else sorted(path.rglob("*.py"))
+                for file in files:
+                    if "__pycache__" not in file.parts:
+                        zf.write(file, file.relative_to(root).as_posix())
+        _ZIP.append(str(target))
+        return _ZIP[0]
+
+
+def spark_error(exc: BaseException) -> str:
+    """What Spark said, read while its JVM still runs (a Py4J error's text comes from the JVM)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - the JVM is gone: the type is all there is
+        return type(exc).__name__
+    return _summary(text) or type(exc).__name__
+
+
 def _boot(conf: dict[str, str], log_level: str, box: dict) -> None:
     try:
         from pyspark import SparkContext
@@ -101,8 +145,10 @@ def _boot(conf: dict[str, str], log_level: str, box: dict) -> None:
             sc.pythonExec = sys.executable
             paths = [os.getcwd() if p == "" else p for p in sys.path if p == "" or os.path.exists(p)]
             sc.environment["PYTHONPATH"] = os.pathsep.join(paths)
-        elif "spark.pyspark.python" in conf:
-            sc.pythonExec = conf["spark.pyspark.python"]
+        else:  # executors on other machines: fedweave's code travels with the job
+            if "spark.pyspark.python" in conf:
+                sc.pythonExec = conf["spark.pyspark.python"]
+            sc.addPyFile(code_zip())
         sc.setLogLevel(log_level)
         log4j = sc._jvm.org.apache.logging.log4j
         for name in _NOISY_LOGGERS:
@@ -112,6 +158,7 @@ def _boot(conf: dict[str, str], log_level: str, box: dict) -> None:
             functools.partial(_narrow, "sample", None, (1.0, 0))).collect()
         box["ready"] = _Spark(spark, conf, owned)
     except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+        box["message"] = spark_error(exc)  # now: once the JVM is ended its text is lost
         box["error"] = exc
 
 
@@ -167,7 +214,7 @@ def _start(conf: dict[str, str], log_level: str, timeout: float) -> _Spark:
                 box["spark"].stop() if "spark" in box else None
             finally:
                 _end_jvm()
-        raise ComputingError(f"cannot start Spark on master {master}: {_summary(str(exc)) or type(exc).__name__}") \
+        raise ComputingError(f"cannot start Spark on master {master}: {box.get('message') or type(exc).__name__}") \
             from exc
     return box["ready"]
 

@@ -84,10 +84,13 @@ def _whole(it: Iterator) -> Iterator:
 
 
 def _summary(text: str) -> str:
-    """The last ``Type: message`` line of a Python traceback, else the first line."""
+    """The last ``Type: message`` line of a Python traceback (a Python exception's line before
+    a JVM class's: an executor's ``ModuleNotFoundError`` inside Spark's wrapping), else the
+    first line."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if "Traceback" in text:
-        tail = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", ln)]
+        python = [ln for ln in lines if re.match(r"^\w+(Error|Exception|Exit)\b", ln)]
+        tail = python or [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", ln)]
         if tail:
             return tail[-1][:500]
     return (lines[0] if lines else "")[:500]

@@ -21,8 +21,11 @@ Why this shape:
   see :mod:`backends.computing._spark_context`. The executor side of every operation is
   in :mod:`backends.computing._spark_tasks`.
 
-Executors need fedweave (and whatever the functions import) importable; with a
-``local`` master the workers get this interpreter and its ``sys.path``.
+Executors need fedweave (and whatever the functions import) importable. With a ``local``
+master the workers get this interpreter and its ``sys.path``; with any other master
+fedweave's own packages travel as a zip added with ``addPyFile``
+(:func:`backends.computing._spark_context.code_zip`), and the workers' Python
+(``spark.pyspark.python``) needs only fedweave's dependencies.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz, powmod
 
+from flow.core import metrics_hook
 from flow.core.errors import CryptoError
 
 #: fractional bits used to encode floats (plaintexts and scalars); 2**-32 ≈ 2.3e-10
@@ -144,6 +145,7 @@ class PaillierPublicKey:
         """Encrypt ``value``; floats carry ``precision_bits`` fractional bits, ints are exact."""
         exponent = _exponent_for(value, precision_bits)
         m = self.encode(value, exponent)
+        metrics_hook.current().paillier("encrypt")
         return _new(self, 1 + m % self._n * self._n, exponent)
 
     def encrypt_many(self, values, precision_bits: int = DEFAULT_PRECISION) -> list[EncryptedNumber]:
@@ -153,6 +155,7 @@ class PaillierPublicKey:
             raise CryptoError(f"encrypt_many needs a 1-D array or list, got shape {arr.shape}")
         ints, exponent = _quantise(arr, precision_bits, self, "encrypt_many values")
         n = self._n
+        metrics_hook.current().paillier("encrypt", len(ints))
         return [_new(self, 1 + m % n * n, exponent) for m in ints.tolist()]
 
 
@@ -304,6 +307,7 @@ class EncryptedNumber:
             c = powmod(self._c, k, key._n2)  # negative k: gmpy2 inverts, no ~n-sized exponent
         except ZeroDivisionError:
             raise CryptoError("ciphertext is not invertible modulo n²: it is malformed") from None
+        metrics_hook.current().paillier("multiply")
         return _new(key, c, self.exponent + exponent)
 
     def __mul__(self, scalar) -> EncryptedNumber:
@@ -378,6 +382,7 @@ class PaillierPrivateKey:
         if value.public_key is not key and value.public_key.n != key.n:
             raise CryptoError("cannot decrypt: the ciphertext was encrypted under a different public key")
         m = self.raw_decrypt(value._c)
+        metrics_hook.current().paillier("decrypt")
         if m > key.max_int:
             if m < key.n - key.max_int:
                 raise CryptoError("decryption overflow: the encrypted result exceeds the Paillier plaintext "

@@ -22,6 +22,7 @@ from components.crypto.paillier import (
     _quantise,
     _rescale,
 )
+from flow.core import metrics_hook
 from flow.core.errors import CryptoError
 
 _DOT_ROWS = 2048  # rows per encrypted_dot block: its subset tables stay under ~20 MB at 1024 bits
@@ -86,6 +87,7 @@ def encrypted_dot(cipher: Sequence[EncryptedNumber], X,
     if any(offsets):
         total = reduce(lambda t, c: t * c % n2, cs, _ONE)
         acc = [a * powmod(total, -o, n2) % n2 if o else a for a, o in zip(acc, offsets)]
+    metrics_hook.current().paillier("dot_term", int(arr.shape[0] * arr.shape[1]))  # ciphertext x column products
     return [_new(key, a, exponent + x_exp) for a in acc]
 
 

@@ -1,4 +1,4 @@
-"""``flow server start|status`` and ``flow init`` (point this home's CLI at a server)."""
+"""``flow server start|stop|status`` and ``flow init`` (point this home's CLI at a server)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,35 @@ def server() -> None:
               help="service_conf.yaml (default: --service-conf, $FLOW_HOME/service_conf.yaml, conf/)")
 @click.option("--host", default=None, help="address to listen on (default: server.host of the conf)")
 @click.option("--port", type=int, default=None, help="port (default: server.port; 0 = any free port)")
+@click.option("--detach", is_flag=True,
+              help="run in the background (pid in <home>/server.pid, log in <home>/logs/flow_server.log)")
 @click.pass_obj
 @envelope
-def start(env: Env, conf_path: Path | None, host: str | None, port: int | None):
-    """Serve the HTTP API and the board (at /) in the foreground until interrupted (writes <home>/server.json)."""
+def start(env: Env, conf_path: Path | None, host: str | None, port: int | None, detach: bool):
+    """Serve the HTTP API and the board (at /) until interrupted, or in the background with
+    --detach (writes <home>/server.json while it serves)."""
+    conf = load_service_conf(conf_path) if conf_path else env.conf
+    if detach:
+        from flow.server.run import detach as start_detached
+
+        return start_detached(conf, host, port, conf.source or None)
     from flow.server.run import serve
 
-    return serve(load_service_conf(conf_path) if conf_path else env.conf, host, port)
+    return serve(conf, host, port)
+
+
+@server.command()
+@click.option("--conf", "conf_path", type=click.Path(path_type=Path), default=None,
+              help="service_conf.yaml (default: --service-conf, $FLOW_HOME/service_conf.yaml, conf/)")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="seconds to wait for a graceful stop before SIGKILL")
+@click.pass_obj
+@envelope
+def stop(env: Env, conf_path: Path | None, timeout: float):
+    """Stop this home's flow server (SIGTERM, then wait)."""
+    from flow.server.run import stop as stop_server
+
+    return stop_server(load_service_conf(conf_path) if conf_path else env.conf, timeout)
 
 
 @server.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,12 +20,14 @@ from backends.computing import create_session
 from backends.storage import engine_from_conf
 from components.base import Context, Inputs, Outputs
 from federation.api import Federation, Party
+from flow.core import metrics_hook
 from flow.core.errors import FedweaveError, PeerFailed
 from flow.core.ids import check_id
 from flow.core.paths import safe_join
 from flow.core.settings import ServiceConf, load_service_conf
 from flow.dsl import JobPlan, load_job
 from flow.models.store import deployed_model, save_job_models
+from flow.runtime import metrics
 from flow.runtime.tracking import LOG_FORMAT, OutputKeeper, TaskTracker, component_logger
 from flow.runtime.transport import make_federation
 from flow.store import Store
@@ -43,7 +46,9 @@ class PartyRuntime:
         job's files are read from its folder."""
         self.job_id, self.party, self.conf = job_id, party, conf
         self.home = conf.home_path
+        metrics.enable(self.home, "party")  # counted into <home>/metrics for the server's /metrics
         self.store = Store(conf.database_url)
+        metrics.watch_store(self.store.engine)
         jdir = job_dir(self.home, job_id)
         self.plan = plan or load_job(jdir / "conf.json", jdir / "dsl.json")
         self.job = self.store.job(job_id)
@@ -122,6 +127,15 @@ class PartyRuntime:
         return code
 
     def run_task(self, cpn: str) -> None:
+        started, status = time.monotonic(), "failed"
+        try:
+            self._run_task(cpn)
+            status = "success"
+        finally:
+            metrics_hook.current().task(self.plan.module(cpn).module, self.party.role, status,
+                                        time.monotonic() - started)
+
+    def _run_task(self, cpn: str) -> None:
         party, store = self.party, self.store
         logger = component_logger(self.home, self.job_id, party, cpn)
         store.update_task(self.job_id, cpn, party.role, party.party_id, status="running",

@@ -33,6 +33,7 @@ from flow.server.auth import identify
 from flow.server.board import install as install_board
 from flow.server.governance_routes import ROUTERS as GOVERNANCE_ROUTERS
 from flow.server.model_routes import ROUTERS as MODEL_ROUTERS
+from flow.server.ops_routes import install as install_ops_routes
 from flow.server.routes import ROUTERS
 from flow.server.user_routes import ROUTERS as USER_ROUTERS
 from flow.server.worker import Worker
@@ -315,6 +316,7 @@ def create_app(conf: ServiceConf, token: str, *, store: Store | None = None, det
     for router in routers:
         api.include_router(router)
     app.include_router(api)
+    install_ops_routes(app, require_token)  # /healthz, /readyz (no token), /metrics (token)
     install_board(app)  # the board at / (its own session cookie; same operations and roles)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])

@@ -304,6 +304,11 @@ class Store:
                     out.append(_row(job))
         return out
 
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs are in each state (the flow server's /metrics)."""
+        with self.session() as s:
+            return {status: n for status, n in s.execute(select(Job.status, func.count()).group_by(Job.status))}
+
     def update_job(self, job_id: str, **fields: Any) -> None:
         """Set fields; the first status running stamps ``started``, a final status stamps ``ended``."""
         fields = _checked(Job, fields)
