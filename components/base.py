@@ -296,6 +296,7 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "Evaluation": "components.evaluation.evaluation:Evaluation",
         "HomoLR": "components.linear.homo_lr:HomoLR",
         "HomoNN": "components.nn.homo_nn:HomoNN",
+        "HeteroNN": "components.nn.hetero_nn:HeteroNN",
         "HeteroSecureBoost": "components.tree.hetero_secureboost:HeteroSecureBoost",
         "HeteroFastSecureBoost": "components.tree.fast_secureboost:HeteroFastSecureBoost",
         "HeteroFeatureBinning": "components.feature.binning:HeteroFeatureBinning",
@@ -316,6 +317,8 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "LabelTransform": "components.feature.label_transform:LabelTransform",
         "ColumnExpand": "components.feature.column_expand:ColumnExpand",
         "Scorecard": "components.evaluation.scorecard:Scorecard",
+        "SecureInformationRetrieval": "components.psi.sir:SecureInformationRetrieval",
+        "HeteroSecureInformationRetrieval": "components.psi.sir:HeteroSecureInformationRetrieval",
     },
 )
 

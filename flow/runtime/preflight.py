@@ -93,6 +93,18 @@ def _party_problems(plan: JobPlan, party: Party, storage: StorageEngine, conf_fi
                     problems.append(f"{conf_file}: {_field(plan, cpn, party, 'label_name')}: label column "
                                     f"'{params.label_name}' is not a column of {up}'s table on {party} "
                                     f"(columns: {', '.join(cols[1:])}){did_you_mean(params.label_name, cols)}")
+        if module == "DataTransform":  # dense: its columns are its table's (SIR's target_cols name them)
+            ups = [columns.get(up) for up, _ in (plan.dag.inputs(cpn).data.get("data") or [])]
+            columns[cpn] = ups[0] if len(ups) == 1 and ups[0] is not None and ups[0][1:] != [LINE_COLUMN] else None
+        elif module in ("SecureInformationRetrieval", "HeteroSecureInformationRetrieval") and party.role == "host":
+            wanted = getattr(params, "target_cols", None)
+            for up, _ in (plan.dag.inputs(cpn).data.get("data") or []):
+                cols = columns.get(up)
+                for col in ([wanted] if isinstance(wanted, str) else wanted or []):
+                    if cols is not None and col not in cols[1:]:
+                        problems.append(f"{conf_file}: {_field(plan, cpn, party, 'target_cols')}: '{col}' is not a "
+                                        f"column of {up}'s data on {party} (columns: {', '.join(cols[1:])})"
+                                        f"{did_you_mean(col, cols[1:])}")
     return problems
 
 

@@ -1,0 +1,379 @@
+"""Oblivious transfer (pure, no I/O): base OT, IKNP extension and 1-out-of-n.
+
+Every protocol is a pair of state objects that turn the peer's last message into the next
+one (numpy ``uint8`` arrays and ``bytes``, which the federation codec carries), so both sides
+can run in one process in tests or across parties in a component. Semi-honest security.
+
+* **Base OT**: Chou and Orlandi's "simplest OT" on Curve25519. The sender publishes
+  ``A = aG``; for choice ``c`` the receiver sends ``B = bG + c·A``; the sender's keys are
+  ``H(a·B)`` and ``H(a·(B - A))``, the receiver's ``H(b·A)``. ``cryptography``'s X25519 does the
+  scalar multiplications that only need an x-coordinate; it cannot add points, so ``bG``,
+  ``B`` and ``B - A`` are computed by a small Edwards25519 implementation on Python ints
+  (one base OT per extension bit of security: 128 of them per extension).
+* **Extension**: Ishai, Kilian, Nissim and Petrank: 128 base OTs with the roles swapped
+  seed an AES-CTR generator; the chooser sends one 128 × m bit matrix and the sender
+  masks each message pair with SHA-256 of its matrix rows (the correlation-robust hash).
+* **1-out-of-n**: ``⌈log2 n⌉`` OTs of random keys per transfer; message ``i`` is masked with
+  SHA-256 of the keys picked by the bits of ``i``, so the chooser can unmask only one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Sequence
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from flow.core.errors import CryptoError
+
+KAPPA = 128  # base OTs per extension: the computational security parameter
+POINT = 32
+KEY = 16
+
+# ---------------------------------------------------------------- Edwards25519 on Python ints
+
+_P = 2**255 - 19
+_L = 2**252 + 27742317777372353535851937790883648493
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+_Point = tuple[int, int, int, int]  # extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z, xy = T/Z
+_IDENTITY: _Point = (0, 1, 1, 0)
+
+
+def _add(p: _Point, q: _Point) -> _Point:
+    """Unified addition (Hisil et al., a = -1): also doubles."""
+    x1, y1, z1, t1 = p
+    x2, y2, z2, t2 = q
+    a = (y1 - x1) * (y2 - x2) % _P
+    b = (y1 + x1) * (y2 + x2) % _P
+    c = 2 * _D * t1 * t2 % _P
+    d = 2 * z1 * z2 % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
+
+
+def _neg(p: _Point) -> _Point:
+    return (-p[0]) % _P, p[1], p[2], (-p[3]) % _P
+
+
+def _base() -> _Point:
+    y = 4 * pow(5, _P - 2, _P) % _P
+    return _decode_xy(y, 0)
+
+
+def _decode_xy(y: int, sign: int) -> _Point:
+    """The point with this y and x's parity ``sign`` (RFC 8032 §5.1.3); CryptoError if none."""
+    if y >= _P:
+        raise CryptoError("malformed curve point: y is not reduced")
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if v * x * x % _P == (-u) % _P:
+        x = x * _SQRT_M1 % _P
+    elif v * x * x % _P != u:
+        raise CryptoError("malformed curve point: not on Curve25519")
+    if x == 0 and sign:
+        raise CryptoError("malformed curve point: bad sign of x = 0")
+    if x & 1 != sign:
+        x = _P - x
+    return x, y, 1, x * y % _P
+
+
+_TABLE: list[_Point] = []
+
+
+def _mul_base(k: int) -> _Point:
+    """k·G from a table of 2^i·G (built once)."""
+    if not _TABLE:
+        p = _base()
+        for _ in range(256):
+            _TABLE.append(p)
+            p = _add(p, p)
+    acc = _IDENTITY
+    for i in range(k.bit_length()):
+        if k >> i & 1:
+            acc = _add(acc, _TABLE[i])
+    return acc
+
+
+def _encode(p: _Point) -> bytes:
+    zi = pow(p[2], _P - 2, _P)
+    x, y = p[0] * zi % _P, p[1] * zi % _P
+    return (y | (x & 1) << 255).to_bytes(POINT, "little")
+
+
+def _decode(raw: bytes) -> _Point:
+    if len(raw) != POINT:
+        raise CryptoError(f"malformed curve point: expected {POINT} bytes, got {len(raw)}")
+    n = int.from_bytes(raw, "little")
+    return _decode_xy(n & (2**255 - 1), n >> 255)
+
+
+def _montgomery_u(p: _Point) -> bytes:
+    """The X25519 u-coordinate (1 + y) / (1 - y) of an Edwards point."""
+    den = (p[2] - p[1]) % _P
+    if den == 0:
+        raise CryptoError("malformed curve point: the identity")
+    return ((p[2] + p[1]) * pow(den, _P - 2, _P) % _P).to_bytes(POINT, "little")
+
+
+def _clamped(secret: bytes) -> int:
+    """The scalar X25519 uses for ``secret`` (RFC 7748 clamping)."""
+    k = bytearray(secret)
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    return int.from_bytes(k, "little")
+
+
+def _dh(key: X25519PrivateKey, point: _Point) -> bytes:
+    try:
+        return key.exchange(X25519PublicKey.from_public_bytes(_montgomery_u(point)))
+    except ValueError:  # a small-order point: the product would be zero
+        raise CryptoError("malformed curve point: it lies in a small subgroup") from None
+
+
+def _kdf(index: int, a: bytes, b: bytes, shared: bytes) -> bytes:
+    return hashlib.sha256(b"fedweave-ot-base" + index.to_bytes(8, "little") + a + b + shared).digest()[:KEY]
+
+
+def _points(arr: object, count: int, what: str) -> list[bytes]:
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.shape != (count, POINT):
+        raise CryptoError(f"malformed {what}: expected a ({count}, {POINT}) byte array, "
+                          f"got {getattr(arr, 'shape', type(arr).__name__)}")
+    return [row.tobytes() for row in np.ascontiguousarray(arr)]
+
+
+# ---------------------------------------------------------------- base OT (random keys)
+
+
+class BaseSender:
+    """Sender of ``count`` random OTs: ``setup()`` → A; ``keys(B)`` → (k0, k1), each (count, 16)."""
+
+    def __init__(self, count: int):
+        self.count = count
+        secret = os.urandom(POINT)
+        self._key = X25519PrivateKey.from_private_bytes(secret)
+        self._a = _mul_base(_clamped(secret))
+        self.a_bytes = _encode(self._a)
+
+    def setup(self) -> bytes:
+        return self.a_bytes
+
+    def keys(self, b_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        minus_a = _neg(self._a)
+        k0, k1 = [], []
+        for i, raw in enumerate(_points(b_points, self.count, "base OT reply")):
+            b = _decode(raw)
+            k0.append(_kdf(i, self.a_bytes, raw, _dh(self._key, b)))
+            k1.append(_kdf(i, self.a_bytes, raw, _dh(self._key, _add(b, minus_a))))
+        return _rows(k0, KEY), _rows(k1, KEY)
+
+
+class BaseReceiver:
+    """Receiver with one choice bit per OT: ``respond(A)`` → B (count, 32); ``keys()`` → (count, 16)."""
+
+    def __init__(self, choices: Sequence[int] | np.ndarray):
+        self.choices = np.asarray(choices, dtype=bool)
+        self._keys: np.ndarray | None = None
+
+    def respond(self, a_bytes: bytes) -> np.ndarray:
+        if not isinstance(a_bytes, (bytes, bytearray)):
+            raise CryptoError("malformed base OT setup: expected bytes")
+        a = _decode(bytes(a_bytes))
+        _montgomery_u(a)  # refuses the identity
+        out, keys = [], []
+        for i, c in enumerate(self.choices):
+            secret = os.urandom(POINT)
+            b = _mul_base(_clamped(secret))
+            if c:
+                b = _add(b, a)
+            raw = _encode(b)
+            out.append(raw)
+            keys.append(_kdf(i, bytes(a_bytes), raw, _dh(X25519PrivateKey.from_private_bytes(secret), a)))
+        self._keys = _rows(keys, KEY)
+        return _rows(out, POINT)
+
+    def keys(self) -> np.ndarray:
+        if self._keys is None:
+            raise CryptoError("base OT: respond() has not run")
+        return self._keys
+
+
+def _rows(rows: list[bytes], width: int) -> np.ndarray:
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), width).copy()
+
+
+# ---------------------------------------------------------------- IKNP extension
+
+
+def _prg(seed: np.ndarray, nbytes: int) -> np.ndarray:
+    enc = Cipher(algorithms.AES(seed.tobytes()), modes.CTR(bytes(16))).encryptor()
+    return np.frombuffer(enc.update(bytes(nbytes)), dtype=np.uint8)
+
+
+def _transpose(cols: np.ndarray, m: int) -> np.ndarray:
+    """(KAPPA, ⌈m/8⌉) packed columns → (m, KAPPA/8) packed rows."""
+    bits = np.unpackbits(cols, axis=1, bitorder="little")[:, :m]
+    return np.packbits(np.ascontiguousarray(bits.T), axis=1, bitorder="little")
+
+
+def pad(rows: np.ndarray, length: int, tweak: bytes = b"", indexed: bool = True) -> np.ndarray:
+    """SHA-256(tweak, j, counter, row_j) expanded to ``length`` bytes per row: (m, length)
+    (j = 0 for all rows unless ``indexed``: the row then carries its own index)."""
+    blocks = -(-length // 32)
+    sha = hashlib.sha256
+    parts = [sha(tweak + (j if indexed else 0).to_bytes(8, "little") + c.to_bytes(4, "little") + row).digest()
+             for j, row in enumerate(r.tobytes() for r in rows) for c in range(blocks)]
+    return np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(len(rows), blocks * 32)[:, :length]
+
+
+def _messages(x: np.ndarray, m: int, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[0] != m:
+        raise CryptoError(f"{what}: expected an ({m}, L) uint8 array, got {x.dtype} {x.shape}")
+    return x
+
+
+class ExtensionSender:
+    """Sender of ``count`` OTs: ``respond(A)`` → B; ``transfer(U, x0, x1)`` → Y (2, count, L)."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._s = np.unpackbits(np.frombuffer(os.urandom(KAPPA // 8), dtype=np.uint8), bitorder="little") == 1
+        self._base = BaseReceiver(self._s)
+        self._q: np.ndarray | None = None
+
+    def respond(self, a_bytes: bytes) -> np.ndarray:
+        return self._base.respond(a_bytes)
+
+    def absorb(self, u: np.ndarray) -> None:
+        """The chooser's matrix U: rows q_j = t_j ⊕ r_j·s."""
+        nbytes = -(-self.count // 8)
+        if not isinstance(u, np.ndarray) or u.dtype != np.uint8 or u.shape != (KAPPA, nbytes):
+            raise CryptoError(f"malformed OT extension matrix: expected ({KAPPA}, {nbytes}) bytes")
+        seeds = self._base.keys()
+        q = np.stack([_prg(seeds[i], nbytes) for i in range(KAPPA)])
+        q ^= u * self._s[:, None].astype(np.uint8)
+        self._q = _transpose(q, self.count)
+
+    def random_keys(self, length: int = KEY) -> tuple[np.ndarray, np.ndarray]:
+        """Random OT: the pair of pads (H(q_j), H(q_j ⊕ s)), each (count, length)."""
+        if self._q is None:
+            raise CryptoError("OT extension: absorb() has not run")
+        s = np.packbits(self._s, bitorder="little")
+        return pad(self._q, length, b"iknp"), pad(self._q ^ s, length, b"iknp")
+
+    def transfer(self, u: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+        self.absorb(u)
+        x0, x1 = _messages(x0, self.count, "messages 0"), _messages(x1, self.count, "messages 1")
+        if x0.shape != x1.shape:
+            raise CryptoError("messages 0 and 1 must have the same shape")
+        p0, p1 = self.random_keys(x0.shape[1])
+        return np.stack([x0 ^ p0, x1 ^ p1])
+
+
+class ExtensionReceiver:
+    """Chooser of ``len(choices)`` OTs: ``start()`` → A; ``extend(B)`` → U; ``receive(Y)`` → (count, L)."""
+
+    def __init__(self, choices: Sequence[int] | np.ndarray):
+        self.choices = np.asarray(choices, dtype=bool)
+        self.count = len(self.choices)
+        self._base = BaseSender(KAPPA)
+        self._t: np.ndarray | None = None
+
+    def start(self) -> bytes:
+        return self._base.setup()
+
+    def extend(self, b_points: np.ndarray) -> np.ndarray:
+        k0, k1 = self._base.keys(b_points)
+        nbytes = -(-self.count // 8)
+        r = np.packbits(self.choices, bitorder="little")
+        t = np.stack([_prg(k0[i], nbytes) for i in range(KAPPA)])
+        u = t ^ np.stack([_prg(k1[i], nbytes) for i in range(KAPPA)]) ^ r
+        self._t = _transpose(t, self.count)
+        return u
+
+    def random_keys(self, length: int = KEY) -> np.ndarray:
+        """Random OT: the chosen pad H(t_j) of each OT, (count, length)."""
+        if self._t is None:
+            raise CryptoError("OT extension: extend() has not run")
+        return pad(self._t, length, b"iknp")
+
+    def receive(self, y: np.ndarray) -> np.ndarray:
+        if not isinstance(y, np.ndarray) or y.dtype != np.uint8 or y.ndim != 3 or y.shape[:2] != (2, self.count):
+            raise CryptoError(f"malformed OT extension reply: expected (2, {self.count}, L) bytes")
+        chosen = np.where(self.choices[:, None], y[1], y[0])
+        return chosen ^ self.random_keys(y.shape[2])
+
+
+# ---------------------------------------------------------------- 1-out-of-n
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def _n_pads(keys: np.ndarray, index: np.ndarray, length: int) -> np.ndarray:
+    """keys (count, k, bits, 16) of message ``index`` (count, k) → pads (count, k, length), each
+    SHA-256 of (transfer, message index, keys)."""
+    count, k = keys.shape[:2]
+    where = np.stack(np.broadcast_arrays(np.arange(count)[:, None], index), axis=-1).astype("<u8")
+    rows = np.concatenate([where.view(np.uint8).reshape(count * k, 16), keys.reshape(count * k, -1)], axis=1)
+    return pad(rows, length, b"1-of-n", indexed=False).reshape(count, k, length)
+
+
+class OneOfNSender:
+    """Sender of ``count`` transfers of one of ``n`` messages each (messages: (count, n, L) uint8).
+
+    ``respond(A)`` → B; ``transfer(U)`` → (Y, C): the key OTs' reply and the masked messages."""
+
+    def __init__(self, messages: np.ndarray):
+        messages = np.asarray(messages)
+        if messages.dtype != np.uint8 or messages.ndim != 3 or messages.shape[1] < 2:
+            raise CryptoError("1-out-of-n messages: expected a (count, n >= 2, L) uint8 array")
+        self.messages = messages
+        self.count, self.n, _ = messages.shape
+        self.ell = _bits(self.n)
+        self._ext = ExtensionSender(self.count * self.ell)
+
+    def respond(self, a_bytes: bytes) -> np.ndarray:
+        return self._ext.respond(a_bytes)
+
+    def transfer(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        size = self.count * self.ell
+        keys = np.frombuffer(os.urandom(2 * size * KEY), dtype=np.uint8).reshape(2, self.count, self.ell, KEY)
+        y = self._ext.transfer(u, keys[0].reshape(size, KEY), keys[1].reshape(size, KEY))
+        index_bits = (np.arange(self.n)[:, None] >> np.arange(self.ell)[None, :]) & 1  # (n, ell)
+        picked = np.where(index_bits[None, :, :, None] == 1, keys[1][:, None], keys[0][:, None])
+        index = np.broadcast_to(np.arange(self.n)[None, :], (self.count, self.n))
+        return y, self.messages ^ _n_pads(picked, index, self.messages.shape[2])
+
+
+class OneOfNReceiver:
+    """Chooser of one index in [0, n) per transfer: ``start()`` → A; ``extend(B)`` → U;
+    ``receive(Y, C)`` → (count, L)."""
+
+    def __init__(self, choices: Sequence[int] | np.ndarray, n: int):
+        self.choices = np.asarray(choices, dtype=np.int64)
+        if n < 2 or self.choices.ndim != 1 or (len(self.choices) and (self.choices.min() < 0
+                                                                     or self.choices.max() >= n)):
+            raise CryptoError(f"1-out-of-n choices must lie in [0, {n}) with n >= 2")
+        self.n, self.ell = n, _bits(n)
+        bits = (self.choices[:, None] >> np.arange(self.ell)[None, :]) & 1
+        self._ext = ExtensionReceiver(bits.reshape(-1))
+
+    def start(self) -> bytes:
+        return self._ext.start()
+
+    def extend(self, b_points: np.ndarray) -> np.ndarray:
+        return self._ext.extend(b_points)
+
+    def receive(self, y: np.ndarray, c: np.ndarray) -> np.ndarray:
+        count = len(self.choices)
+        if not isinstance(c, np.ndarray) or c.dtype != np.uint8 or c.ndim != 3 or c.shape[:2] != (count, self.n):
+            raise CryptoError(f"malformed 1-out-of-n reply: expected ({count}, {self.n}, L) bytes")
+        keys = self._ext.receive(y).reshape(count, 1, self.ell, KEY)
+        mine = c[np.arange(count), self.choices][:, None]
+        return (mine ^ _n_pads(keys, self.choices[:, None], c.shape[2]))[:, 0]

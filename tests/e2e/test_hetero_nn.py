@@ -1,0 +1,49 @@
+"""HeteroNN through the CLI: examples/hetero_nn (breast split vertically, guest and host)
+against the same network trained centrally on the joined features."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fate_examples import auc
+from tests.unit.test_hetero_nn import _central
+
+from .conftest import EXAMPLES, FlowCLI, joined, load_example, write_job
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.e2e
+
+
+def test_hetero_nn_example_matches_central_training(flow: FlowCLI, tmp_path: Path):
+    flow.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
+    flow.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
+    conf, dsl = load_example("hetero_nn")
+    nn = conf["component_parameters"]["common"]["hetero_nn_0"]
+    nn["encrypt_param"] = {"key_length": 512, "allow_short_key": True}  # 1024 as shipped; short keys for speed
+    job = flow.ok("job", "submit", *_files(write_job(tmp_path, conf, dsl)), "--wait")
+    assert job["status"] == "success", job
+    job_id = job["job_id"]
+    items = flow.ok("tracking", "output-data", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "hetero_nn_0",
+                    "-o", tmp_path / "out")
+    with open(items[0]["file"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    id_col = next(k for k in rows[0] if k not in ("label", "predict_result", "predict_score", "predict_detail"))
+    score = {r[id_col]: float(r["predict_score"]) for r in rows}
+    ids, x, y, g_head, _ = joined("breast_hetero")
+    fed = np.array([score[i] for i in ids])
+    xg, xh = x[:, :len(g_head)], x[:, len(g_head):]
+    central = _central(xg, y, xh, 1, "BCELoss", epochs=nn["epochs"], seed=nn["torch_seed"], hidden=4)[:, 0]
+    assert auc(y, central) > 0.95
+    assert abs(auc(y, fed) - auc(y, central)) < 0.02
+    metrics = flow.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "evaluation_0")
+    assert "auc" in str(metrics)
+    host = flow.ok("tracking", "output-model", "-j", job_id, "-r", "host", "-p", "10000", "-cpn", "hetero_nn_0")
+    assert "top" not in host["model"]  # the top model and the labels stay with the guest
+
+
+def _files(paths: tuple[Path, Path]) -> list[str | Path]:
+    return ["-c", paths[0], "-d", paths[1]]
