@@ -70,6 +70,14 @@ class FlowCLI:
         raise AssertionError(f"job {job_id} did not finish in {timeout}s")
 
 
+@pytest.fixture(scope="session")
+def suite_run(tmp_path_factory):
+    """``suite_run(name)``: FATE's suite ``name`` run once per session (tests/fate_examples.py)."""
+    from tests.fate_examples import SuiteRuns
+
+    return SuiteRuns(tmp_path_factory.mktemp("fate_suites"))
+
+
 @pytest.fixture
 def flow(tmp_path: Path) -> FlowCLI:
     home = tmp_path / "flow_home"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fate_examples import fate_examples
+from tests.fate_examples import fate_examples, upload
 
 
 @pytest.fixture(scope="module")
@@ -17,41 +17,22 @@ def fate() -> Path:
     return fate_examples()
 
 
-def _upload_as_fate(flow, fate: Path, entry: dict, tmp_path: Path) -> dict:
-    """Upload one ``data`` entry of a FATE testsuite with its own upload conf, as FATE's flow does."""
-    conf = {k: v for k, v in entry.items() if k != "role"}
-    conf["file"] = str(fate / entry["file"].removeprefix("examples/"))
-    path = tmp_path / f"upload_{entry['table_name']}.json"
-    path.write_text(json.dumps(conf))
-    return flow.ok("data", "upload", "-c", path)
-
-
-def test_an_upload_conf_takes_the_first_column_as_the_id_whatever_its_name(flow, fate: Path, tmp_path: Path):
-    entry = {"file": "examples/data/motor_hetero_guest.csv", "head": 1, "partition": 4,
-             "table_name": "motor_hetero_guest", "namespace": "experiment", "role": "guest_0"}
-    _upload_as_fate(flow, fate, entry, tmp_path)
+def test_an_upload_conf_takes_the_first_column_as_the_id_whatever_its_name(flow, tmp_path: Path):
+    upload(flow, "hetero_secureboost", {"motor_hetero_guest"}, tmp_path)
     info = flow.ok("table", "info", "--namespace", "experiment", "--name", "motor_hetero_guest")
     assert info["id_column"] == "idx" and info["count"] == 800
     assert "idx" not in info["columns"] and info["columns"][0] == "motor_speed"
 
 
-def test_a_headerless_upload_is_stored_as_lines(flow, fate: Path, tmp_path: Path):
-    conf = tmp_path / "upload.json"
-    conf.write_text(json.dumps({"file": str(fate / "data" / "tag_value_1000_140.csv"), "head": 0,
-                                "partition": 4, "table_name": "tag_value", "namespace": "experiment"}))
-    flow.ok("data", "upload", "-c", conf)
-    info = flow.ok("table", "info", "--namespace", "experiment", "--name", "tag_value")
+def test_a_headerless_upload_is_stored_as_lines(flow, tmp_path: Path):
+    upload(flow, "union", {"tag_value_1"}, tmp_path)  # tag_value_1000_140.csv with head 0
+    info = flow.ok("table", "info", "--namespace", "experiment", "--name", "tag_value_1")
     assert info["count"] == 1000 and info["columns"] == ["line"]  # FATE's layout: id -> the rest of the line
 
 
 def test_intersections_cache_output_without_run_cache_validates_with_a_notice(flow, fate: Path, tmp_path: Path):
     binning = fate / "dsl" / "hetero_feature_binning"
-    suite = json.loads((binning / "hetero_feature_binning_testsuite.json").read_text())
-    done = set()  # host_0 and host_1 upload the same table: one home holds every party's tables
-    for entry in suite["data"]:
-        if entry["table_name"].startswith("default_credit_hetero") and entry["table_name"] not in done:
-            _upload_as_fate(flow, fate, entry, tmp_path)
-            done.add(entry["table_name"])
+    upload(flow, "hetero_feature_binning", {"default_credit_hetero_guest", "default_credit_hetero_host"}, tmp_path)
     dsl = json.loads((binning / "hetero_binning_large_bin_dsl.json").read_text())
     assert dsl["components"]["intersection_0"]["output"]["cache"] == ["cache"]  # FATE's file, as shipped
     summary = flow.ok("job", "validate", "-c", binning / "hetero_binning_large_bin_conf.json",

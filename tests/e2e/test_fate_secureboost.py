@@ -1,27 +1,24 @@
-"""FATE's hetero_secureboost suite (../shared/fate-examples/dsl/hetero_secureboost) run unchanged
-with ``flow job submit --wait``: train_binary_with_missing_value (ionosphere, empty cells),
-train_complete_secure, and train_binary_EINI_predict's conf on the complete_secure model.
+"""FATE's hetero_secureboost suite (../shared/fate-examples/dsl/hetero_secureboost), run once
+per session (``suite_run``, confs shrunk to 2 trees and 512-bit keys): the jobs of
+train_binary_with_missing_value (ionosphere, empty cells), train_complete_secure, and
+train_binary_EINI_predict (the EINI predict conf on train_binary's model, the training
+job's parties filled in as ``fate_test`` fills them).
 
-The confs are FATE's as shipped (1024-bit keys, 3 trees): about a minute per job. Each
-party's stored model is replayed centrally on the joined CSV rows (every node's owner, split,
-threshold and learned missing direction, NaN for an empty cell) and must give the scores the
-job output, so the cross-party walk, the missing routing and EINI are checked together.
-For EINI the predict conf is copied to the test's folder with the training job's model_id /
-model_version filled in (as the suite runner fills them) and the training host's party id
-(FATE's predict conf names host 10000, its training confs host 9998).
+Each party's stored model is replayed centrally on the joined CSV rows (every node's owner,
+split, threshold and learned missing direction, NaN for an empty cell) and must give the
+scores the job output, so the cross-party walk, the missing routing and EINI are checked
+together.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.fate_examples import fate_examples
+from tests.fate_examples import GUEST, SuiteRun, table, task_params
 
 pytestmark = pytest.mark.e2e
 
@@ -30,58 +27,14 @@ CPN = "hetero_secure_boost_0"
 
 
 @pytest.fixture(scope="module")
-def fate() -> Path:
-    return fate_examples()
+def run(suite_run) -> SuiteRun:
+    return suite_run(SUITE)
 
 
-def _suite(fate: Path) -> dict:
-    return json.loads((fate / "dsl" / SUITE / f"{SUITE}_testsuite.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def uploaded(fate: Path, tmp_path_factory):
-    from .conftest import FlowCLI
-
-    tmp = tmp_path_factory.mktemp("fate_sbt")
-    flow = FlowCLI(tmp / "home")
-    flow.home.mkdir()
-    for entry in _suite(fate)["data"]:
-        if not entry["table_name"].startswith(("breast_hetero", "ionosphere")):
-            continue
-        conf = {k: v for k, v in entry.items() if k != "role"}
-        conf["file"] = str(fate / entry["file"].removeprefix("examples/"))
-        path = tmp / f"upload_{entry['table_name']}.json"
-        path.write_text(json.dumps(conf))
-        flow.ok("data", "upload", "-c", path)
-    return flow, tmp
-
-
-def _submit(flow, conf: Path, dsl: Path) -> str:
-    job = flow.ok("job", "submit", "-c", conf, "-d", dsl, "--wait", timeout=1200)
-    assert job["status"] == "success", job
-    return job["job_id"]
-
-
-def _task(fate: Path, name: str) -> tuple[Path, Path]:
-    spec = _suite(fate)["tasks"][name]
-    return fate / "dsl" / SUITE / spec["conf"], fate / "dsl" / SUITE / spec["dsl"]
-
-
-def _table(fate: Path, name: str) -> dict[str, dict[str, float]]:
-    """id -> column -> value of an example CSV (an empty cell: NaN)."""
-    with open(fate / "data" / f"{name}.csv", newline="") as fh:
-        rows = list(csv.reader(fh))
-    head = rows[0]
-    return {r[0]: {c: (float(v) if v.strip() else math.nan) for c, v in zip(head[1:], r[1:])} for r in rows[1:]}
-
-
-def _scores(flow, job_id: str, tmp: Path) -> dict[str, float]:
-    item = flow.ok("tracking", "output-data", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", CPN,
-                   "-o", tmp / job_id)[0]
-    with open(item["file"]) as fh:
-        reader = csv.DictReader(fh)
-        key = (reader.fieldnames or ["id"])[0]  # the table's id column (sid, id)
-        return {r[key]: float(r["predict_score"]) for r in reader}
+def _scores(run: SuiteRun, job_id: str, tmp: Path) -> dict[str, float]:
+    rows = run.output(job_id, *GUEST, CPN, tmp / job_id)
+    key = next(iter(rows[0]))  # the table's id column (sid, id)
+    return {r[key]: float(r["predict_score"]) for r in rows}
 
 
 def _replay(guest: dict, host: dict, rows: dict[str, tuple[dict, dict]]) -> dict[str, float]:
@@ -103,50 +56,55 @@ def _replay(guest: dict, host: dict, rows: dict[str, tuple[dict, dict]]) -> dict
     return out
 
 
-def _models(flow, job_id: str) -> tuple[dict, dict]:
-    return tuple(flow.ok("tracking", "output-model", "-j", job_id, "-r", r, "-p", p, "-cpn", CPN)["model"]
-                 for r, p in (("guest", "9999"), ("host", "9998")))
+def _models(run: SuiteRun, job_id: str) -> tuple[dict, dict]:
+    models = run.flow.models(job_id, CPN, parties=(GUEST, ("host", "9998")))
+    return models["guest"], models["host"]
 
 
-def _joined(fate: Path, data: str) -> dict[str, tuple[dict, dict]]:
-    g, h = _table(fate, f"{data}_hetero_guest"), _table(fate, f"{data}_hetero_host")
-    return {k: (g[k], h[k]) for k in g.keys() & h.keys()}
+def _joined(data: str) -> dict[str, tuple[dict, dict]]:
+    """id -> (guest's column -> value, host's column -> value) over the shared ids."""
+    (g_head, g), (h_head, h) = table(f"{data}_hetero_guest"), table(f"{data}_hetero_host")
+    return {k: (dict(zip(g_head, g[k])), dict(zip(h_head, h[k]))) for k in g.keys() & h.keys()}
 
 
-def test_train_binary_with_missing_value_routes_empty_cells(uploaded, fate: Path):
-    flow, tmp = uploaded
-    job_id = _submit(flow, *_task(fate, "train_binary_with_missing_value"))
-    guest, host = _models(flow, job_id)
+def _trees(run: SuiteRun, job_id: str, guest: dict) -> None:
+    """One tree per boosting round the job ran (binary): as many as its parameters say."""
+    assert len(guest["trees"]) == run.params(job_id, CPN)["num_trees"]
+
+
+def test_train_binary_with_missing_value_routes_empty_cells(run: SuiteRun, tmp_path: Path):
+    job_id = run.job("train_binary_with_missing_value")
+    guest, host = _models(run, job_id)
     assert guest["use_missing"] and host["use_missing"]
-    rows = _joined(fate, "ionosphere_scale")
+    _trees(run, job_id, guest)
+    rows = _joined("ionosphere_scale")
     assert any(math.isnan(v) for g, _ in rows.values() for v in g.values())  # the data has holes
-    got, want = _scores(flow, job_id, tmp), _replay(guest, host, rows)
+    got, want = _scores(run, job_id, tmp_path), _replay(guest, host, rows)
     assert got.keys() == want.keys() and len(got) == 351
     assert max(abs(got[k] - want[k]) for k in got) < 1e-9
-    metrics = flow.ok("tracking", "metrics", "-j", job_id, "-r", "guest", "-p", "9999", "-cpn", "evaluation_0")
+    metrics = run.metrics(job_id, "evaluation_0")
     assert metrics["evaluation"]["auc"] > 0.9
 
 
-def test_train_complete_secure_then_eini_predict(uploaded, fate: Path):
-    flow, tmp = uploaded
-    job_id = _submit(flow, *_task(fate, "train_complete_secure"))
-    guest, host = _models(flow, job_id)
+def test_train_complete_secure_first_tree_is_the_guests(run: SuiteRun, tmp_path: Path):
+    job_id = run.job("train_complete_secure")
+    guest, host = _models(run, job_id)
+    _trees(run, job_id, guest)
     owners = [{n["party"] for n in t["nodes"]} - {None} for t in guest["trees"]]
-    assert owners[0] == {"guest"} and all("9998" in o for o in owners[1:])  # the first tree is the guest's
-    rows = _joined(fate, "breast")
-    train = _scores(flow, job_id, tmp)
-    want = _replay(guest, host, rows)
+    assert len(owners) > 1 and owners[0] == {"guest"} and all("9998" in o for o in owners[1:])
+    want = _replay(guest, host, _joined("breast"))
+    train = _scores(run, job_id, tmp_path)
     assert train.keys() == want.keys() and max(abs(train[k] - want[k]) for k in train) < 1e-9
 
-    deployed = flow.ok("model", "deploy", "-j", job_id)
-    conf_path, _ = _task(fate, "train_binary_EINI_predict")
-    conf = json.loads(conf_path.read_text())
-    conf["job_parameters"]["common"].update(model_id=deployed["model_id"], model_version=deployed["model_version"])
-    conf["role"]["host"] = [9998]
-    assert conf["component_parameters"]["common"][CPN]["EINI_inference"] is True
-    local = tmp / "eini_conf.json"
-    local.write_text(json.dumps(conf))
-    predicted = _scores(flow, _submit(flow, local, _task(fate, "train_binary_EINI_predict")[1]), tmp)
+
+def test_eini_predict_gives_the_training_scores(run: SuiteRun, tmp_path: Path):
+    train_job, predict_job = run.job("train_binary"), run.job("train_binary_EINI_predict")
+    assert task_params(SUITE, "train_binary_EINI_predict")[CPN]["EINI_inference"] is True
+    guest, host = _models(run, train_job)
+    train = _scores(run, train_job, tmp_path)
+    want = _replay(guest, host, _joined("breast"))
+    assert train.keys() == want.keys() and max(abs(train[k] - want[k]) for k in train) < 1e-9
+    predicted = _scores(run, predict_job, tmp_path)
     assert predicted.keys() == train.keys()
     assert max(abs(predicted[k] - train[k]) for k in train) < 1e-12
     assert np.isfinite(list(predicted.values())).all()

@@ -1,20 +1,17 @@
 """FATE's hetero_feature_selection suite (../shared/fate-examples/dsl/hetero_feature_selection),
-run unchanged with ``flow job submit --wait``: the columns each party keeps equal a plain
+run unchanged once per session (``suite_run``): the columns each party keeps equal a plain
 numpy computation, on the joined uploaded CSVs, of the same statistics (DataStatistics's
 model and the ones selection computes itself) and IVs (one-vs-rest per class for the
 multiclass task)."""
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.fate_examples import fate_examples
+from tests.fate_examples import SuiteRun, joined, task_params
 from tests.unit.test_binning import central_stats, numpy_quantiles
 
 pytestmark = pytest.mark.e2e
@@ -23,57 +20,13 @@ SUITE = "hetero_feature_selection"
 
 
 @pytest.fixture(scope="module")
-def fate() -> Path:
-    return fate_examples()
+def run(suite_run) -> SuiteRun:
+    return suite_run(SUITE)
 
 
-def _suite(fate: Path) -> dict:
-    return json.loads((fate / "dsl" / SUITE / f"{SUITE}_testsuite.json").read_text())
-
-
-def _read(fate: Path, name: str) -> tuple[list[str], dict[str, list[float]]]:
-    with open(fate / "data" / f"{name}.csv", newline="") as fh:
-        rows = list(csv.reader(fh))
-    return rows[0][1:], {r[0]: [float(v) for v in r[1:]] for r in rows[1:]}
-
-
-def _joined(fate: Path, data: str):
-    """Guest X, y and host X over the shared ids, with the feature names."""
-    gnames, guest = _read(fate, f"{data}_hetero_guest")
-    hnames, host = _read(fate, f"{data}_hetero_host")
-    ids = sorted(set(guest) & set(host))
-    y = np.array([guest[i][0] for i in ids])
-    return np.array([guest[i][1:] for i in ids]), y, np.array([host[i] for i in ids]), gnames[1:], hnames
-
-
-@pytest.fixture
-def uploaded(flow, fate: Path, tmp_path: Path):
-    done = set()
-    for entry in _suite(fate)["data"]:
-        if entry["table_name"] in done:
-            continue
-        conf = {k: v for k, v in entry.items() if k != "role"}
-        conf["file"] = str(fate / entry["file"].removeprefix("examples/"))
-        path = tmp_path / f"upload_{entry['table_name']}.json"
-        path.write_text(json.dumps(conf))
-        flow.ok("data", "upload", "-c", path)
-        done.add(entry["table_name"])
-    return flow
-
-
-def _run(flow, fate: Path, task: str) -> tuple[str, dict]:
-    spec = _suite(fate)["tasks"][task]
-    folder = fate / "dsl" / SUITE
-    job = flow.ok("job", "submit", "-c", folder / spec["conf"], "-d", folder / spec["dsl"], "--wait")
-    assert job["status"] == "success", job
-    conf = json.loads((folder / spec["conf"]).read_text())
-    return job["job_id"], conf["component_parameters"]["common"]
-
-
-def _left(flow, job_id: str, role: str, pid: str) -> list[str]:
-    model = flow.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid,
-                    "-cpn", "hetero_feature_selection_0")["model"]
-    return model["left_cols"]
+def _left(run: SuiteRun, job_id: str, role: str, pid: str) -> list[str]:
+    return run.flow.ok("tracking", "output-model", "-j", job_id, "-r", role, "-p", pid,
+                       "-cpn", "hetero_feature_selection_0")["model"]["left_cols"]
 
 
 def _statistics(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -94,12 +47,13 @@ def _top_percentile(values: dict, pct: float) -> set:
     return {k for k, v in values.items() if v >= cut}
 
 
-def test_multi_host_statistic_and_iv_filters_match_numpy(uploaded, fate: Path):
+def test_multi_host_statistic_and_iv_filters_match_numpy(run: SuiteRun):
     """statistic_filter (kurtosis, cv, stddev), iv_filter (threshold then top_percentile over
     the guest's and both hosts' columns), then the cv threshold; two hosts share one table."""
-    flow = uploaded
-    job_id, common = _run(flow, fate, "hetero_feature_selection_multi_host")
-    gx, y, hx, gnames, hnames = _joined(fate, "breast")
+    task = "hetero_feature_selection_multi_host"
+    job_id, common = run.job(task), task_params(SUITE, task)
+    data = joined("breast")
+    gx, y, hx, gnames, hnames = data.gx, data.y, data.hx, data.gnames, data.hnames
     sp = common["hetero_feature_selection_0"]["statistic_param"]
     ip = common["hetero_feature_selection_0"]["iv_param"]
     bin_num = common["hetero_feature_binning_0"]["bin_num"]
@@ -117,14 +71,15 @@ def test_multi_host_statistic_and_iv_filters_match_numpy(uploaded, fate: Path):
         cv = _statistics(x)["coefficient_of_variance"]
         cols = {j for p, j in left if p == party and cv[j] >= 0.3}
         role, pid = ("guest", "9999") if party == "guest" else ("host", party)
-        assert _left(flow, job_id, role, pid) == [names[j] for j in sorted(cols)], party
+        assert _left(run, job_id, role, pid) == [names[j] for j in sorted(cols)], party
     assert 0 < len(left) < len(kept)  # the data is such that every kind of step removes columns
 
 
-def test_multiclass_iv_merged_by_max_matches_one_vs_rest_ivs(uploaded, fate: Path):
-    flow = uploaded
-    job_id, common = _run(flow, fate, "hetero_feature_selection_multiclass")
-    gx, y, hx, gnames, hnames = _joined(fate, "vehicle_scale")
+def test_multiclass_iv_merged_by_max_matches_one_vs_rest_ivs(run: SuiteRun):
+    task = "hetero_feature_selection_multiclass"
+    job_id, common = run.job(task), task_params(SUITE, task)
+    data = joined("vehicle_scale")
+    gx, y, hx, gnames, hnames = data.gx, data.y, data.hx, data.gnames, data.hnames
     binning = common["hetero_feature_binning_0"]
     ip = common["hetero_feature_selection_0"]["iv_param"]
     assert ip["mul_class_merge_type"] == "max" and len(np.unique(y)) > 2
@@ -135,5 +90,5 @@ def test_multiclass_iv_merged_by_max_matches_one_vs_rest_ivs(uploaded, fate: Pat
 
     for role, pid, x, names in (("guest", "9999", gx, gnames), ("host", "10000", hx, hnames)):
         expected = [names[j] for j in range(x.shape[1]) if max_iv(x[:, j], j) >= ip["threshold"]]
-        assert _left(flow, job_id, role, pid) == expected, role
+        assert _left(run, job_id, role, pid) == expected, role
         assert 0 < len(expected) < len(names)
