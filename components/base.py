@@ -299,6 +299,7 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "HeteroNN": "components.nn.hetero_nn:HeteroNN",
         "HeteroSecureBoost": "components.tree.hetero_secureboost:HeteroSecureBoost",
         "HeteroFastSecureBoost": "components.tree.fast_secureboost:HeteroFastSecureBoost",
+        "HomoSecureBoost": "components.tree.homo_secureboost:HomoSecureBoost",
         "HeteroFeatureBinning": "components.feature.binning:HeteroFeatureBinning",
         "HomoFeatureBinning": "components.feature.homo_binning:HomoFeatureBinning",
         "HeteroFeatureSelection": "components.feature.selection:HeteroFeatureSelection",
@@ -319,6 +320,8 @@ COMPONENTS: Registry[type[Component]] = Registry(
         "Scorecard": "components.evaluation.scorecard:Scorecard",
         "SecureInformationRetrieval": "components.psi.sir:SecureInformationRetrieval",
         "HeteroSecureInformationRetrieval": "components.psi.sir:HeteroSecureInformationRetrieval",
+        "FeldmanVerifiableSum": "components.feature.feldman_sum:FeldmanVerifiableSum",
+        "HeteroKmeans": "components.cluster.hetero_kmeans:HeteroKmeans",
     },
 )
 

@@ -54,7 +54,7 @@ def test_not_supported_is_refused_a_typo_is_invalid_and_a_predict_waits_for_its_
         flow, union: Path, tmp_path: Path):
     conf = str(union / "test_union_basic_job_conf.json")
     suite = _suite(tmp_path, union, {
-        "lacks": {"conf": conf, "dsl": str(_dsl_with_module(tmp_path, union, "HeteroKmeans"))},
+        "lacks": {"conf": conf, "dsl": str(_dsl_with_module(tmp_path, union, "HeteroFTL"))},
         "typo": {"conf": conf, "dsl": str(_dsl_with_module(tmp_path, union, "Unoin"))},
         "after_typo": {"conf": conf, "dsl": str(union / "test_union_basic_job_dsl.json"), "deps": "typo"},
     })
@@ -62,7 +62,7 @@ def test_not_supported_is_refused_a_typo_is_invalid_and_a_predict_waits_for_its_
     assert res.code == 1, res  # a wrong task fails the run; a refused one alone would not
     by_task = {t["task"]: t for t in res.data["suites"][0]["results"]}
     assert by_task["lacks"]["status"] == "refused"
-    assert "not supported: module HeteroKmeans" in by_task["lacks"]["reason"]
+    assert "not supported: module HeteroFTL" in by_task["lacks"]["reason"]
     assert by_task["typo"]["status"] == "invalid" and "unknown module 'Unoin'" in by_task["typo"]["reason"]
     assert by_task["after_typo"]["status"] == "skipped" and "typo" in by_task["after_typo"]["reason"]
     assert list(by_task) == ["lacks", "typo", "after_typo"]

@@ -1,0 +1,1 @@
+"""Clustering components (FATE's unsupervised learning modules)."""
