@@ -57,8 +57,11 @@ services:
 bench: install-test
 	$(PY) bench/paillier.py
 	$(PY) bench/hetero_lr.py
+	$(PY) bench/sshe_lr.py
 	$(PY) bench/secureboost.py
 	$(PY) bench/homo_lr.py
+	$(PY) bench/homo_nn.py
+	$(PY) bench/ot.py
 	$(PY) bench/federation.py
 	$(PY) bench/compute_local.py
 	$(PY) bench/compute.py
