@@ -211,7 +211,8 @@ class SuiteRuns:
             conf.home_path.mkdir(parents=True, exist_ok=True)
             store = Store(conf.database_url)
             try:
-                report = SuiteRunner(LocalOps(conf, lambda: store), tweak=shrink, job_timeout=600).run(path)
+                report = SuiteRunner(LocalOps(conf, lambda: store), tweak=shrink, job_timeout=600,
+                                     parallel=2).run(path)
             finally:
                 store.close()
         return SuiteRun(path, FlowCLI(home), report)

@@ -28,14 +28,16 @@ def suite() -> None:
               help="where the suites' data files are (FATE's root; default: the folders above the suite)")
 @click.option("--skip-data", is_flag=True, help="do not upload the suites' tables")
 @click.option("--drop", is_flag=True, help="replace tables that already exist")
+@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="tasks run at once (a predict task still waits for its training task)")
 @click.pass_obj
 @envelope
 def run(env: Env, paths: tuple[Path, ...], tasks: tuple[str, ...], data_base_dir: Path | None,
-        skip_data: bool, drop: bool):
+        skip_data: bool, drop: bool, parallel: int = 1):
     """Upload, validate and run every task; exit 0 when no task failed or was invalid (a task
     refused as "not supported" is counted, not failed)."""
     console = Console(stderr=True)
-    runner = SuiteRunner(env.ops, data_base_dir=data_base_dir, drop=drop,
+    runner = SuiteRunner(env.ops, data_base_dir=data_base_dir, drop=drop, parallel=parallel,
                          progress=lambda line: console.print(line, markup=False, highlight=False))
     reports = [runner.run(path, tasks, skip_data) for path in find_suites(paths)]
     console.print(summary_table(reports))

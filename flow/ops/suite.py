@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -125,9 +126,13 @@ class SuiteRunner:
 
     def __init__(self, ops: Ops, *, data_base_dir: Path | None = None, tweak: ConfTweak | None = None,
                  drop: bool = False, poll: float = 0.5,
-                 progress: Callable[[str], None] | None = None, job_timeout: float = 3600.0) -> None:
+                 progress: Callable[[str], None] | None = None, job_timeout: float = 3600.0,
+                 parallel: int = 1) -> None:
         self.ops, self.data_base_dir, self.tweak, self.drop = ops, data_base_dir, tweak, drop
         self.poll, self.job_timeout = poll, job_timeout
+        #: tasks run at once (a task waits for the task it depends on); a job mostly waits on
+        #: process starts and peers, so two at a time keep two cores busier than one
+        self.parallel = max(1, parallel)
         self.progress = progress or (lambda _line: None)
 
     def run(self, suite_path: Path, only: Iterable[str] = (), skip_data: bool = False) -> SuiteReport:
@@ -141,17 +146,22 @@ class SuiteRunner:
         if unknown:
             raise ConfigError(f"{suite_path}: no task {', '.join(sorted(unknown))} "
                               f"(tasks: {', '.join(suite.tasks)})")
-        done: dict[str, TaskResult] = {}
-        for name in self._order(suite_path, suite):
+        names = [n for n in self._order(suite_path, suite)
+                 if not wanted or n in wanted or self._needed(n, wanted, suite)]
+        futures: dict[str, Future[TaskResult]] = {}
+
+        def one(name: str) -> TaskResult:
             task = suite.tasks[name]
-            if wanted and name not in wanted and not self._needed(name, wanted, suite):
-                continue
-            result = self.run_task(suite_path, report.suite, name, task, done.get(task.deps or ""))
-            done[name] = result
-            if not wanted or name in wanted:
-                report.tasks.append(result)
+            dep = futures[task.deps].result() if task.deps else None  # submitted before this one: FIFO
+            result = self.run_task(suite_path, report.suite, name, task, dep)
             self.progress(f"{report.suite}/{name}: {result.status} ({result.seconds:.1f} s)"
                           + (f": {result.reason.splitlines()[0]}" if result.reason else ""))
+            return result
+
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="suite") as pool:
+            for name in names:
+                futures[name] = pool.submit(one, name)
+        report.tasks = [futures[n].result() for n in names if not wanted or n in wanted]
         report.seconds = time.monotonic() - started
         return report
 

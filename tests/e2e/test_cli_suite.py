@@ -58,7 +58,7 @@ def test_not_supported_is_refused_a_typo_is_invalid_and_a_predict_waits_for_its_
         "typo": {"conf": conf, "dsl": str(_dsl_with_module(tmp_path, union, "Unoin"))},
         "after_typo": {"conf": conf, "dsl": str(union / "test_union_basic_job_dsl.json"), "deps": "typo"},
     })
-    res = flow("suite", "run", "-i", suite)
+    res = flow("suite", "run", "-i", suite, "--parallel", "3")  # after_typo still waits for typo
     assert res.code == 1, res  # a wrong task fails the run; a refused one alone would not
     by_task = {t["task"]: t for t in res.data["suites"][0]["results"]}
     assert by_task["lacks"]["status"] == "refused"
