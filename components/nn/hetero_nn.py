@@ -15,6 +15,11 @@ Batches: both parties sort the common ids as strings and take each epoch's rows 
 weights: the models by torch's defaults under ``torch_seed``; ``W_g``, ``b`` and ``W_h``
 uniform in ``±1/sqrt(fan_in)`` from ``default_rng([torch_seed, 1])`` (guest) and
 ``default_rng([torch_seed, 2])`` (host). Binary and multiclass; one host.
+
+Each party's model keeps its own part only (specs, bottom model, its share of ``W_h``; the
+guest also ``W_g``, ``b`` and the top model); a predict job (``input.model`` with
+``test_data`` or ``data``) scores with them through the same masked cross products
+(:mod:`components.nn.hetero_parts`). A model with ``train_data`` (warm start) is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ from pydantic_core import PydanticCustomError
 from components.base import Component, Context, Inputs, Outputs, TrainingParams
 from components.crypto.params import EncryptParam
 from components.linear.params import PredictParam
+from components.nn.hetero_parts import (
+    GuestNet,
+    guest_scorer,
+    host_scorer,
+    predict_guest,
+    predict_host,
+    share_record,
+    spec_of,
+)
 from components.nn.homo_nn import HomoNN, read_rows
 from components.nn.params import LAYERS, LOSSES, HomoNNParams, ModelSpec, ordered_layers
 from flow.core.errors import ComponentError
@@ -37,7 +51,6 @@ ACTIVATIONS = frozenset({"ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", 
 #: keys of an interactive layer spec: FATE 1.10's InteractiveLayer, or a Linear in an nn_define
 INTERACTIVE_KEYS = {"layer", "out_dim", "out_features", "guest_dim", "host_dim", "host_num", "in_features",
                     "activation", "bias", "initializer", "need_guest"}
-SCORE_CHUNK = 1024
 
 
 def _refuse(what: str, **ctx: Any) -> PydanticCustomError:
@@ -178,13 +191,13 @@ class HeteroNN(Component):
 
         where = f"{ctx.component} on {ctx.role} {ctx.local.party_id}"
         device = select_device(ctx, p.device)
-        if inputs.model:
-            raise ComponentError(f"{where}: not supported: HeteroNN predict jobs (input.model)")
-        for part in ("bottom", "top") if ctx.role == "guest" else ("bottom",):
+        if inputs.model and "train_data" in inputs.data:
+            raise ComponentError(f"{where}: not supported: HeteroNN warm start (input.model with train_data)")
+        for part in () if inputs.model else ("bottom", "top") if ctx.role == "guest" else ("bottom",):
             self._net(p, part, where)
-        if p.interactive_layer_define is None and ctx.role == "guest":
+        if p.interactive_layer_define is None and ctx.role == "guest" and not inputs.model:
             raise ComponentError(f"{where}: HeteroNN needs interactive_layer_define on the guest")
-        if ctx.role == "guest" and p.loss is None:
+        if ctx.role == "guest" and p.loss is None and not inputs.model:
             raise ComponentError(f"{where}: HeteroNN needs a loss (e.g. {{\"loss_fn\": \"BCELoss\"}})")
         others = ctx.role_parties("host" if ctx.role == "guest" else "guest")
         if len(others) != 1:
@@ -221,6 +234,8 @@ class HeteroNN(Component):
         from components.nn.local import epoch_order, targets
 
         device, session, where = self._setup(ctx, p, inputs)
+        if inputs.model:  # a predict job: the stored parts score the rows as in training
+            return predict_guest(ctx, p, inputs, session, device, where, self._same_rows)
         data = inputs.require(ctx.component, "train_data", "data")
         ids, x, y = read_rows(data, True, where)
         y = np.zeros(0) if y is None else y
@@ -244,6 +259,7 @@ class HeteroNN(Component):
         n, size = len(ids), p.batch_size if p.batch_size > 0 else len(ids)
         rule, tol = p.stop_rule()
         losses: list[float] = []
+        ctx.logger.info("%s: training %d rows, batches of %d", where, n, size)
         for epoch in range(p.n_epochs()):
             order = epoch_order(n, p.torch_seed, epoch, p.shuffle)
             total = 0.0
@@ -261,6 +277,7 @@ class HeteroNN(Component):
             if not np.isfinite(losses[-1]):
                 raise ComponentError(f"{where}: the loss became {losses[-1]} in epoch {epoch} (lower the lr?)")
             ctx.tracker.progress(epoch + 1, p.n_epochs())
+            ctx.logger.info("%s: epoch %d of %d: loss %.6f", where, epoch + 1, p.n_epochs(), losses[-1])
             stop = (rule == "abs" and losses[-1] < tol) or \
                 (rule == "diff" and len(losses) > 1 and abs(losses[-2] - losses[-1]) < tol)
             if session.announce(0, bool(stop)):
@@ -269,14 +286,7 @@ class HeteroNN(Component):
         ctx.tracker.log_metric("train", "loss", losses)
         ctx.tracker.log_metric("train", "epochs", len(losses))
 
-        def score(rows: np.ndarray) -> np.ndarray:
-            parts = []
-            for start in range(0, len(rows), SCORE_CHUNK):
-                chunk = torch.as_tensor(rows[start:start + SCORE_CHUNK], device=device)
-                zh = torch.as_tensor(inter.forward(len(chunk)), dtype=torch.float32, device=device)
-                parts.append(net.predict(chunk, zh))
-            return np.concatenate(parts)
-
+        score = guest_scorer(net, inter, device)
         out = [HomoNN._scored(p, ctx, data, ids, score(x), task, classes, "train")]  # type: ignore[arg-type]
         ports = [port for port in ("validate_data", "test_data") if port in inputs.data]
         session.announce(0, ports)
@@ -289,7 +299,8 @@ class HeteroNN(Component):
         model = {"header": list(data.meta.feature_columns), "task_type": task, "classes": classes,
                  "loss_history": losses, "bottom": get_flat(net.bottom), "bottom_layout": layout(net.bottom),
                  "top": get_flat(net.top), "top_layout": layout(net.top), "interactive_guest": get_flat(net.inter),
-                 "interactive_out_dim": out_dim, "interactive_activation": act, "host_dim": host_dim}
+                 "interactive_out_dim": out_dim, "interactive_activation": act, "host_dim": host_dim,
+                 "interactive_share": share_record(inter.u), "params": spec_of(p)}
         return Outputs(data=out, model=model)
 
     # ------------------------------------------------------------------ host
@@ -301,6 +312,8 @@ class HeteroNN(Component):
         from components.nn.local import epoch_order
 
         device, session, where = self._setup(ctx, p, inputs)
+        if inputs.model:
+            return predict_host(ctx, inputs, session, device, where, self._same_rows)
         data = inputs.require(ctx.component, "train_data", "data")
         ids, x, _ = read_rows(data, False, where)
         self._same_rows(session, "host", ids, "train_data", where)
@@ -330,12 +343,7 @@ class HeteroNN(Component):
                 break
         bottom.eval()
 
-        def score(rows: np.ndarray) -> None:
-            for start in range(0, len(rows), SCORE_CHUNK):
-                with torch.no_grad():
-                    chunk = torch.as_tensor(rows[start:start + SCORE_CHUNK], device=device)
-                    inter.forward(bottom(chunk).reshape(len(chunk), -1).to("cpu", torch.float64).numpy())
-
+        score = host_scorer(bottom, inter, device)
         score(x)
         for port in session.announce(0):
             if port not in inputs.data:
@@ -344,7 +352,9 @@ class HeteroNN(Component):
             self._same_rows(session, "host", vids, port, where)
             score(vx)
         return Outputs(model={"header": list(data.meta.feature_columns), "bottom": get_flat(bottom),
-                              "bottom_layout": layout(bottom), "interactive_share_bits": 128})
+                              "bottom_layout": layout(bottom), "interactive_share_bits": 128,
+                              "interactive_share": share_record(inter.u), "params": spec_of(p),
+                              "host_dim": host_dim, "interactive_out_dim": int(w0.shape[1])})
 
     @staticmethod
     def _host_weights(session: Any, p: HeteroNNParams, host_dim: int) -> np.ndarray:
@@ -352,57 +362,3 @@ class HeteroNN(Component):
         out_dim = int(session.announce(0))
         bound = 1.0 / np.sqrt(host_dim)
         return np.random.default_rng([p.torch_seed, 2]).uniform(-bound, bound, size=(host_dim, out_dim))
-
-
-class GuestNet:
-    """The guest's bottom model, its part of the interactive layer (``W_g``, ``b``) and the top
-    model; ``step`` applies ``optimizer`` to the models and SGD at ``interactive_layer_lr`` to
-    the interactive part."""
-
-    def __init__(self, bottom_p: HomoNNParams, top_p: HomoNNParams, n_features: int, host_dim: int, out_dim: int,
-                 act: str | None, p: HeteroNNParams, device: Any, where: str):
-        import torch
-
-        from components.nn.build import build_model, build_optimizer
-
-        self.bottom = build_model(bottom_p, n_features, where).to(device)
-        with torch.no_grad():
-            guest_dim = int(self.bottom(torch.zeros(1, n_features, device=device)).reshape(1, -1).shape[1])
-        rng, bound = np.random.default_rng([p.torch_seed, 1]), 1.0 / np.sqrt(guest_dim)
-        self.inter = torch.nn.Linear(guest_dim, out_dim).to(device)
-        with torch.no_grad():
-            self.inter.weight.copy_(torch.as_tensor(rng.uniform(-bound, bound, (out_dim, guest_dim))))
-            self.inter.bias.copy_(torch.as_tensor(rng.uniform(-bound, bound, out_dim)))
-        self.act = getattr(torch.nn, act)() if act else torch.nn.Identity()
-        self.top = build_model(top_p, out_dim, where).to(device)
-        self.opt = build_optimizer(bottom_p, torch.nn.ModuleList([self.bottom, self.top]), where)
-        self.inter_opt = torch.optim.SGD(self.inter.parameters(), lr=p.interactive_layer_lr)
-        self.where = where
-        with torch.no_grad():
-            self.width = int(self.forward(torch.zeros(1, n_features, device=device),
-                                          torch.zeros(1, out_dim, device=device)).shape[1])
-
-    def forward(self, x: Any, zh: Any) -> Any:
-        out = self.top(self.act(self.inter(self.bottom(x).reshape(x.shape[0], -1)) + zh))
-        return out.reshape(out.shape[0], -1)
-
-    __call__ = forward
-
-    def zero_grad(self) -> None:
-        for m in (self.bottom, self.top):
-            m.train()
-        self.opt.zero_grad()
-        self.inter_opt.zero_grad()
-
-    def step(self) -> None:
-        self.opt.step()
-        self.inter_opt.step()
-
-    def predict(self, x: Any, zh: Any) -> np.ndarray:
-        import torch
-
-        self.bottom.eval()
-        self.top.eval()
-        with torch.no_grad():
-            return self.forward(x, zh).to("cpu", torch.float64).numpy()
-

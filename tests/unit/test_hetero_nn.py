@@ -227,3 +227,33 @@ def test_validation_refuses_unsupported_settings():
                          ({"config_type": "keras"}, "not supported: HeteroNN config_type")):
         with pytest.raises(pydantic.ValidationError, match=text):
             HeteroNNParams.model_validate({**guest, **change})
+
+
+def test_predict_job_scores_as_training_from_stored_parts(tmp_path):
+    """Each party's stored part (through the model JSON format), with only a key length as
+    params: every row of a subset scores as in training; the host's stored part has no top."""
+    from flow.models.format import dump_model, load_model_text
+
+    rng = np.random.default_rng(5)
+    n = 160
+    xg, xh = rng.normal(size=(n, 3)), rng.normal(size=(n, 4))
+    y = ((xg[:, 0] + xh[:, 1] + 0.3 * rng.normal(size=n)) > 0).astype(float)
+    ids = [f"r{i:04d}" for i in range(n)]
+    guest, host = _params(3, 4, 1, "BCELoss", epochs=3)
+    out, trained, _ = _run(tmp_path / "train", ids, xg, y, xh, guest, host)
+    models = {party: load_model_text(dump_model(out[party][0].model)) for party in (GUEST, HOST)}
+    assert "top" not in models[HOST] and "interactive_guest" not in models[HOST]
+    keep = np.arange(0, n, 3)
+    sub = [ids[i] for i in keep]
+    with LocalSession(partitions=2, workers=1) as s:
+        gdata = dataset(s, xg[keep], [f"g{j}" for j in range(3)], y[keep], ids=sub)
+        hdata = dataset(s, xh[keep], [f"h{j}" for j in range(4)], None, ids=sub)
+        params = {"encrypt_param": KEY}
+        res = run_parties(tmp_path / "predict", HeteroNN, {
+            GUEST: (s, params, Inputs(data={"test_data": gdata}, model=[models[GUEST]])),
+            HOST: (s, params, Inputs(data={"test_data": hdata}, model=[models[HOST]]))}, name="hnn_0")
+        got_ids, predicted, _ = rows_of(res[GUEST][0].data[0])
+    assert got_ids == sub
+    np.testing.assert_allclose(predicted[:, 1], trained[keep, 1], rtol=0, atol=1e-6)
+    clear = np.abs(trained[keep, 1] - 0.5) > 1e-5  # the class where the threshold cannot flip it
+    np.testing.assert_array_equal(predicted[clear, 0], trained[keep, 0][clear])
