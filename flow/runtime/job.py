@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from federation.api import Party
 from flow.core.errors import FedweaveError, StoreError
+from flow.core.procs import pid_exists
 from flow.core.settings import ServiceConf, load_service_conf
 from flow.dsl import JobPlan, load_job
 from flow.models.store import check_predict_model, model_info
@@ -205,12 +206,8 @@ def process_alive(pid: int | None, job_id: str) -> bool:
         os.waitpid(pid, os.WNOHANG)  # reap it if it is another dead child of this process
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     proc = Path(f"/proc/{pid}")
     if not proc.is_dir():  # no procfs: trust kill(0)
         return True

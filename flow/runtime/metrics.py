@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flow.core import metrics_hook
+from flow.core.procs import pid_exists
 
 log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -203,14 +204,6 @@ def watch_store(engine: Any) -> None:
 # ---------------------------------------------------------------- keeping the folder small
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def compact(folder: Path) -> int:
@@ -226,7 +219,7 @@ def compact(folder: Path) -> int:
         dead = []
         for path in glob.glob(str(folder / f"{kind}_*.db")):
             pid = Path(path).stem.split("_", 1)[1]
-            if pid.isdigit() and int(pid) > 0 and not _alive(int(pid)):
+            if pid.isdigit() and int(pid) > 0 and not pid_exists(int(pid)):
                 dead.append(path)
         if not dead:
             continue

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.core.errors import ConfigError
+from flow.core.procs import pid_exists
 from flow.core.settings import ServiceConf
 from flow.ops.local import SERVER_FILE, read_server_file
 from flow.runtime import metrics
@@ -122,12 +123,8 @@ def serve(conf: ServiceConf, host: str | None = None, port: int | None = None) -
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     cmdline = Path(f"/proc/{pid}/cmdline")  # a recycled pid is not our server
     try:
         return b"flow" in cmdline.read_bytes() if cmdline.parent.exists() else True
