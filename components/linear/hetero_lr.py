@@ -78,7 +78,7 @@ class HeteroLR(Component):
     # ---------------------------------------------------------------- helpers
     @staticmethod
     def _train_data(ctx: Context, inputs: Inputs) -> Dataset:
-        return inputs.require(ctx.component, "train_data", "data")
+        return rows_fn.check_finite(ctx.component, inputs.require(ctx.component, "train_data", "data"))
 
     @staticmethod
     def _optimizer(p: HeteroLRParams, penalized: np.ndarray) -> Optimizer:
@@ -248,7 +248,7 @@ class HeteroLR(Component):
         """Each party scores its rows with its stored weights; hosts send their wx to the guest
         in the clear, as at the end of training (the guest alone holds the scores)."""
         model = inputs.model[0]
-        data = inputs.require(ctx.component, "test_data", "data")
+        data = rows_fn.check_finite(ctx.component, inputs.require(ctx.component, "test_data", "data"))
         self._check_header(ctx, data, model["header"], "input")
         weights = np.asarray(model["weights"], dtype=float)
         if ctx.role == "host":

@@ -61,6 +61,20 @@ def _unweighted(part: list) -> bool:
     return any(inst.weight is None for _, inst in part)
 
 
+def check_finite(component: str, data: Any) -> Any:
+    """``data``, refused in one line when a feature is NaN or infinite (DataTransform keeps an
+    empty cell as NaN, as FATE does): Paillier cannot encode it, and a linear model has no
+    missing-value rule."""
+    if any(data.table.apply_partitions(_non_finite)):
+        raise ComponentError(f"{component}: its data has missing (NaN) or infinite feature values; impute them "
+                             "first (FeatureImputation, or DataTransform's missing_fill)")
+    return data
+
+
+def _non_finite(part: list) -> bool:
+    return any(not np.isfinite(inst.features).all() for _, inst in part)
+
+
 def fore(loss: QuadraticLoss):
     """[[D]] = [[wx_h]] + wx_g + k·t: no scalar multiplication on the critical path; the
     loss's scale is applied to the decrypted gradients. Re-randomised, so the host cannot

@@ -139,3 +139,19 @@ def test_homo_lr_refuses_warm_start(data):
     ctx = SimpleNamespace(component="homo_lr_1", role="guest", local=GUEST)
     with pytest.raises(ComponentError, match=r"not supported: warm start \(input.model with train_data\) for HomoLR"):
         HomoLR()._party(ctx, HomoLR.params_model(), Inputs(data={"train_data": data[0]}, model=[{}]))
+
+
+def test_missing_or_infinite_features_are_refused_in_one_line(session):
+    """DataTransform keeps an empty cell as NaN (FATE's way); HeteroLR says so instead of failing
+    inside Paillier's encoder."""
+    from components.linear.hetero_rows import check_finite
+
+    x = np.array([[1.0, 2.0], [np.nan, 0.5], [0.1, 0.2]])
+    ids = ["a", "b", "c"]
+    ok = dataset(session, np.nan_to_num(x), ["g0", "g1"], np.array([0.0, 1.0, 0.0]), ids)
+    assert check_finite("hetero_lr_0", ok) is ok
+    for bad_value in (np.nan, np.inf):
+        x[1, 0] = bad_value
+        bad = dataset(session, x, ["g0", "g1"], np.array([0.0, 1.0, 0.0]), ids)
+        with pytest.raises(ComponentError, match=r"^hetero_lr_0: its data has missing \(NaN\) or infinite feature"):
+            check_finite("hetero_lr_0", bad)
