@@ -97,7 +97,7 @@ def find_suites(paths: Iterable[Path]) -> list[Path]:
 def read_suite(path: Path) -> SuiteFile:
     try:
         return SuiteFile.model_validate(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # a binary file: not JSON
         raise ConfigError(f"{path}: cannot read testsuite: {exc}") from exc
     except PydanticError as exc:
         first = exc.errors()[0]
@@ -287,5 +287,5 @@ class SuiteRunner:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # a binary file: not JSON
         raise ConfigError(f"{path}: cannot read: {exc}") from exc

@@ -17,7 +17,7 @@ def read_upload_conf(path: Path) -> dict[str, Any]:
     """The upload conf in file ``path``; problems name the file."""
     try:
         raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # a binary file: not JSON
         raise ConfigError(f"{path}: cannot read upload conf: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: an upload conf is a JSON object")
