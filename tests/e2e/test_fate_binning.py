@@ -44,3 +44,27 @@ def test_fate_optimal_gini_binning_matches_the_central_merge(suite_run):
         got = gm["host_results"]["10000"][f"host_10000_x{j}"]
         assert abs(got["iv"] - central_stats(data.hx[:, j], y, ref)["iv"]) < 1e-6, name
         assert "iv" not in hm["binning_result"][name]  # nothing of the labels goes back to the host
+
+
+def test_fate_quantile_binning_matches_numpy_quantiles_and_central_iv(suite_run):
+    """hetero_binning_quantile_binning as shipped: every column's split points are the
+    inverted-cdf quantiles of that party's CSV column, and the guest's and the host's IVs
+    (the host's computed on encrypted labels) equal WOE/IV computed from scratch."""
+    run = suite_run(SUITE)
+    task = "hetero_binning_quantile_binning"
+    models = run.flow.models(run.job(task), "hetero_feature_binning_0")
+    gm, hm = models["guest"], models["host"]
+    binning = task_params(SUITE, task)["hetero_feature_binning_0"]
+    assert binning["method"] == "quantile"
+    data = joined("breast")
+    y = data.y
+    for j, name in enumerate(data.gnames):
+        ref = numpy_quantiles(data.gx[:, j], binning["bin_num"])
+        res = gm["binning_result"][name]
+        np.testing.assert_allclose(res["split_points"], ref, err_msg=name)
+        assert abs(res["iv"] - central_stats(data.gx[:, j], y, list(ref))["iv"]) < 1e-6, name
+    for j, name in enumerate(data.hnames):
+        ref = numpy_quantiles(data.hx[:, j], binning["bin_num"])
+        np.testing.assert_allclose(hm["binning_result"][name]["split_points"], ref, err_msg=name)
+        got = gm["host_results"]["10000"][f"host_10000_x{j}"]
+        assert abs(got["iv"] - central_stats(data.hx[:, j], y, list(ref))["iv"]) < 1e-6, name
