@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticError
 
 from flow.core.errors import ValidationError
+from flow.core.ids import PartyId
 
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _QUANTITY = re.compile(r"\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?")
@@ -166,7 +167,7 @@ class Resources(_Strict):
 
 
 class PartySpec(_Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    id: PartyId
     organisation: str = Field(min_length=1)
     #: base64 of the raw 32-byte Ed25519 public key (`flow party show`); absent until it has one
     public_key: str | None = None

@@ -26,20 +26,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from federation.auth import KeyStore, PartyKeys, RouteTable, key_fingerprint
 from flow.core.errors import ConfigError
+from flow.core.ids import check_id
 from flow.core.settings import ServiceConf
 
 HEADER = ("# Route table: every party this one talks to, the Ed25519 public key that proves a\n"
           "# message comes from it (base64 of the raw 32 bytes) and where it receives.\n"
           "# Edited by `flow party ...` (see conf/route_table.yaml for the format).\n")
-_PARTY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _BROKER = re.compile(r"(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})(?:/(?P<vhost>.*))?")
 
 
 def check_party_id(party_id: Any, where: str = "party id") -> str:
-    pid = str(party_id)
-    if not _PARTY_ID.fullmatch(pid):
-        raise ConfigError(f"{where}: '{pid[:40]}' is not a party id (letters, digits, _ and -, e.g. 9999)")
-    return pid
+    """The one party-id rule (:mod:`flow.core.ids`), naming ``where`` when it is broken."""
+    return check_id("party_id", party_id, where)
 
 
 def decode_public_key(value: str, where: str = "--public-key") -> bytes:
