@@ -38,6 +38,7 @@ from pydantic import Field
 from backends.storage.api import TableMeta
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
+from components.masking import contributor, join_masks, relay_mask_keys
 from federation.api import Party
 from flow.core.errors import ComponentError
 
@@ -52,9 +53,6 @@ class KmeansParams(Params):
     tol: float = Field(0.001, ge=0)
     random_stat: int | None = Field(None, ge=0)
 
-
-def contributor_name(party: Party) -> str:
-    return f"{party.role}:{party.party_id}"
 
 
 def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -131,7 +129,7 @@ class HeteroKmeans(Component):
         n = len(rows.ids)
         picks = self._agree_rows(ctx, rows, p)
         centroids = rows.x[picks].copy()
-        masker = self._exchange_keys(ctx)
+        masker = join_masks(ctx)
         arbiter = ctx.role_parties("arbiter")
         n_iter, converged = 0, False
         for it in range(p.max_iter):
@@ -160,7 +158,7 @@ class HeteroKmeans(Component):
                                  f"{ctx.local.party_id} differ from the model's {list(model.get('header', []))}")
         centroids = np.asarray(model["centroids"], dtype=np.float64)
         self._agree_rows(ctx, rows, None)
-        masker = self._exchange_keys(ctx)
+        masker = join_masks(ctx)
         assign = self._assign(ctx, masker, rows.x, centroids, 0, ctx.tag("predict"))
         return Outputs(data=[self._output(ctx, rows, assign, "predict")], model=model)
 
@@ -185,18 +183,6 @@ class HeteroKmeans(Component):
                                  f"the guest ({theirs}); HeteroKmeans needs intersected data")
         where = {k: i for i, k in enumerate(rows.ids)}
         return [where[str(k)] for k in msg.get("start", [])]
-
-    @staticmethod
-    def _exchange_keys(ctx: Context) -> SecureAggregator:
-        arbiter = ctx.role_parties("arbiter")
-        masker = SecureAggregator(contributor_name(ctx.local), f"{ctx.job_id}|{ctx.tag()}".encode())
-        ctx.federation.remote(masker.public_key, "secure_agg_pubkey", ctx.tag(), arbiter)
-        (keys,) = ctx.federation.get("secure_agg_pubkeys", ctx.tag(), arbiter)
-        expected = {contributor_name(q) for q in ctx.role_parties("guest") + ctx.role_parties("host")}
-        if not isinstance(keys, dict) or set(keys) != expected:
-            raise ComponentError(f"{ctx.component}: the arbiter's key list does not name {sorted(expected)}")
-        masker.agree(keys)
-        return masker
 
     @staticmethod
     def _assign(ctx: Context, masker: SecureAggregator, x: np.ndarray, centroids: np.ndarray, round_no: int,
@@ -226,9 +212,7 @@ class HeteroKmeans(Component):
         if not ctx.role_parties("guest") or not ctx.role_parties("host"):
             raise ComponentError(f"{ctx.component}: HeteroKmeans needs a guest and at least one host")
         k = int(inputs.model[0].get("k", p.k)) if inputs.model else p.k
-        keys = ctx.federation.get("secure_agg_pubkey", ctx.tag(), parties)
-        ctx.federation.remote({contributor_name(q): key for q, key in zip(parties, keys)},
-                              "secure_agg_pubkeys", ctx.tag(), parties)
+        relay_mask_keys(ctx, parties)
         if inputs.model:
             dist, _ = self._assign_rows(ctx, parties, k, ctx.tag("predict"))
             return Outputs(data=[self._summary(ctx, dist, k, "predict")], model=inputs.model[0])
@@ -259,7 +243,7 @@ class HeteroKmeans(Component):
         masked = ctx.federation.get("kmeans_dist", tag, parties)
         size = np.asarray(masked[0]).shape[0] if np.asarray(masked[0]).ndim == 1 else -1
         if size <= 0 or size % k:
-            raise ComponentError(f"{ctx.component}: {contributor_name(parties[0])} sent distances of shape "
+            raise ComponentError(f"{ctx.component}: {contributor(parties[0])} sent distances of shape "
                                  f"{np.asarray(masked[0]).shape}, expected rows × {k}")
         dist = self._sum(ctx, masked, parties, size).reshape(-1, k)
         assign = np.argmin(dist, axis=1).astype(np.int64)
@@ -271,7 +255,7 @@ class HeteroKmeans(Component):
         for party, v in zip(parties, vectors):
             arr = np.asarray(v)
             if arr.dtype != np.uint64 or arr.shape != (size,):
-                raise ComponentError(f"{ctx.component}: {contributor_name(party)} sent {arr.dtype} {arr.shape}, "
+                raise ComponentError(f"{ctx.component}: {contributor(party)} sent {arr.dtype} {arr.shape}, "
                                      f"expected masked uint64 ({size},)")
         return decode(add_words(vectors))
 

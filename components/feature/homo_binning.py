@@ -41,6 +41,7 @@ from components.base import Component, Context, Inputs, Outputs, Params
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
 from components.feature.binning import HeteroFeatureBinning, TransformParam
 from components.feature.common import gather_matrix, model_columns, pick_columns
+from components.masking import contributor
 from federation.api import Party
 from flow.core.errors import ComponentError
 
@@ -150,9 +151,6 @@ def local_counts(sorted_keys: list[np.ndarray], column: np.ndarray, queries: np.
         out[n] = np.searchsorted(sorted_keys[c], queries[n], side="right")
     return out
 
-
-def contributor(party: Party) -> str:
-    return f"{party.role}:{party.party_id}"
 
 
 # ---------------------------------------------------------------- the component

@@ -55,6 +55,7 @@ from components.linear import ovr
 from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
 from components.linear.params import LinearParams, OptimizerName
+from components.masking import contributor, join_masks, relay_mask_keys
 from federation.api import Party
 from flow.core.errors import ComponentError
 
@@ -106,9 +107,6 @@ def aggregation_epochs(p: HomoLRParams) -> list[int]:
     k = p.aggregate_iters
     return [e for e in range(p.max_iter) if (e + 1) % k == 0 or e == p.max_iter - 1]
 
-
-def contributor_name(party: Party) -> str:
-    return f"{party.role}:{party.party_id}"
 
 
 # ---- functions shipped to workers (module level: picklable) ------------------------
@@ -174,7 +172,7 @@ class HomoLR(Component):
             ctx.logger.warning("HomoLR does not stop early on validate_data; training runs its max_iter epochs")
         val = Validator.for_guest(ctx, vp, inputs.data.get("validate_data"),
                                   "binary" if classes is None else "multi", per_iteration=classes is None)
-        masker = self._exchange_keys(ctx) if p.secure_aggregate else None
+        masker = join_masks(ctx) if p.secure_aggregate else None
         batches = self._batches(p, data)
         positives = [None] if classes is None else list(classes)
         fits = [self._fit(ctx, p, batches, n, np.asarray(w0, dtype=float), masker, positive, i, len(positives), val)
@@ -270,21 +268,6 @@ class HomoLR(Component):
         return n, set(ovr.numeric_labels(set().union(*data.table.apply_partitions(ovr.labels)), where))
 
     @staticmethod
-    def _exchange_keys(ctx: Context) -> SecureAggregator:
-        arbiter = ctx.role_parties("arbiter")
-        me = contributor_name(ctx.local)
-        masker = SecureAggregator(me, f"{ctx.job_id}|{ctx.tag()}".encode())
-        ctx.federation.remote(masker.public_key, "secure_agg_pubkey", ctx.tag(), arbiter)
-        (keys,) = ctx.federation.get("secure_agg_pubkeys", ctx.tag(), arbiter)
-        expected = {contributor_name(q) for q in ctx.role_parties("guest") + ctx.role_parties("host")}
-        if not isinstance(keys, dict) or set(keys) != expected:
-            raise ComponentError(f"{ctx.component}: the arbiter's key list names "
-                                 f"{sorted(keys) if isinstance(keys, dict) else type(keys).__name__}, "
-                                 f"expected {sorted(expected)}")
-        masker.agree(keys)
-        return masker
-
-    @staticmethod
     def _batches(p: HomoLRParams, data: Dataset) -> list:
         if p.batch_size == -1:
             return [data.table]
@@ -327,9 +310,7 @@ class HomoLR(Component):
             w[-1] = 0.0
         ctx.federation.remote((w, classes), "init_model", ctx.tag(), parties)
         if p.secure_aggregate:
-            keys = ctx.federation.get("secure_agg_pubkey", ctx.tag(), parties)
-            ctx.federation.remote({contributor_name(q): k for q, k in zip(parties, keys)},
-                                  "secure_agg_pubkeys", ctx.tag(), parties)
+            relay_mask_keys(ctx, parties)
         count = 1 if classes is None else len(classes)
         fits = [self._aggregate(ctx, p, parties, w, size, i, count) for i in range(count)]
         losses, converged = (ovr.per_model([f[i] for f in fits], classes) for i in (0, 1))
@@ -371,8 +352,8 @@ class HomoLR(Component):
             if header != first:
                 diff = sorted(set(first) ^ set(header))[:5]
                 raise ComponentError(
-                    f"{ctx.component}: {contributor_name(party)} has features {list(header)[:8]}"
-                    f"{'...' if len(header) > 8 else ''}, {contributor_name(parties[0])} has {first[:8]}"
+                    f"{ctx.component}: {contributor(party)} has features {list(header)[:8]}"
+                    f"{'...' if len(header) > 8 else ''}, {contributor(parties[0])} has {first[:8]}"
                     f"{'...' if len(first) > 8 else ''}; HomoLR needs the same columns in the same order"
                     + (f" (differing: {diff})" if diff else " (same names, other order)"))
         classes = ovr.ovr_classes(set().union(*(ls for _, ls in messages)), ctx.component)
@@ -384,7 +365,7 @@ class HomoLR(Component):
             arr = np.asarray(u)
             want = np.uint64 if p.secure_aggregate else np.float64
             if arr.shape != (size,) or arr.dtype != want:
-                raise ComponentError(f"{ctx.component}: update of {contributor_name(party)} is {arr.dtype} "
+                raise ComponentError(f"{ctx.component}: update of {contributor(party)} is {arr.dtype} "
                                      f"{arr.shape}, expected {np.dtype(want)} ({size},)")
         if p.secure_aggregate:
             return decode(add_words(updates))

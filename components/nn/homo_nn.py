@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, detail_columns, instances_meta
-from components.crypto.secure_agg import SecureAggregator, add_words, decode
-from components.linear.homo_lr import contributor_name
+from components.crypto.secure_agg import add_words, decode
+from components.masking import contributor, join_masks, relay_mask_keys
 from components.nn.params import HomoNNParams, Settings
 from federation.api import Party
 from flow.core.errors import ComponentError
@@ -113,7 +113,7 @@ class HomoNN(Component):
         trainer.load(np.asarray(start["init"]))
         ctx.logger.info("%s: %d rows, %d features, task %s, network %s, %d values", where, len(ids), x.shape[1],
                         task, module_summary(trainer.model), trainer.weights().size)
-        masker = self._exchange_keys(ctx) if s.secure_aggregate else None
+        masker = join_masks(ctx) if s.secure_aggregate else None
         rounds = aggregation_epochs(s.epochs, s.aggregate_every)
         weight = float(trainer.n) if s.weighted else 1.0
         losses, local_losses, converged, epoch = [], [], False, 0
@@ -187,18 +187,6 @@ class HomoNN(Component):
                               stored["task_type"], stored["classes"], "predict")
         return Outputs(data=[scored], model=stored)
 
-    @staticmethod
-    def _exchange_keys(ctx: Context) -> SecureAggregator:
-        arbiter = ctx.role_parties("arbiter")
-        masker = SecureAggregator(contributor_name(ctx.local), f"{ctx.job_id}|{ctx.tag()}".encode())
-        ctx.federation.remote(masker.public_key, "secure_agg_pubkey", ctx.tag(), arbiter)
-        (keys,) = ctx.federation.get("secure_agg_pubkeys", ctx.tag(), arbiter)
-        expected = {contributor_name(q) for q in ctx.role_parties("guest") + ctx.role_parties("host")}
-        if not isinstance(keys, dict) or set(keys) != expected:
-            raise ComponentError(f"{ctx.component}: the arbiter's key list does not name exactly {sorted(expected)}")
-        masker.agree(keys)
-        return masker
-
     # ---------------------------------------------------------------- arbiter
     def arbiter(self, ctx: Context, p: HomoNNParams, inputs: Inputs) -> Outputs:
         if inputs.model:  # a predict job: the parties score their own rows
@@ -210,9 +198,7 @@ class HomoNN(Component):
         size, init, classes = self._agree(ctx, p, parties)
         ctx.federation.remote({"init": init, "classes": classes}, "nn_init", ctx.tag(), parties)
         if s.secure_aggregate:
-            keys = ctx.federation.get("secure_agg_pubkey", ctx.tag(), parties)
-            ctx.federation.remote({contributor_name(q): k for q, k in zip(parties, keys)}, "secure_agg_pubkeys",
-                                  ctx.tag(), parties)
+            relay_mask_keys(ctx, parties)
         losses, converged = self._aggregate(ctx, s, parties, init.astype(np.float64), size)
         ctx.tracker.log_metric("train", "loss", losses)
         ctx.tracker.log_metric("train", "converged", converged)
@@ -226,12 +212,12 @@ class HomoNN(Component):
         first = messages[0]
         for party, m in zip(parties, messages):
             if list(m["header"]) != list(first["header"]):
-                raise ComponentError(f"{ctx.component}: {contributor_name(party)} has features "
-                                     f"{list(m['header'])[:8]}, {contributor_name(parties[0])} has "
+                raise ComponentError(f"{ctx.component}: {contributor(party)} has features "
+                                     f"{list(m['header'])[:8]}, {contributor(parties[0])} has "
                                      f"{list(first['header'])[:8]}; HomoNN needs the same columns in the same order")
             if m["size"] != first["size"]:
-                raise ComponentError(f"{ctx.component}: {contributor_name(party)}'s network has {m['size']} values, "
-                                     f"{contributor_name(parties[0])}'s {first['size']}")
+                raise ComponentError(f"{ctx.component}: {contributor(party)}'s network has {m['size']} values, "
+                                     f"{contributor(parties[0])}'s {first['size']}")
         init = next((np.asarray(m["init"]) for q, m in zip(parties, messages) if q.role == "guest"), None)
         if init is None or init.dtype != np.float32 or init.shape != (first["size"],):
             raise ComponentError(f"{ctx.component}: the guest sent no float32 initial state of {first['size']} values")
@@ -255,7 +241,7 @@ class HomoNN(Component):
             for party, u in zip(parties, updates):
                 arr = np.asarray(u)
                 if arr.shape != (size + 2,) or arr.dtype != want:
-                    raise ComponentError(f"{ctx.component}: update of {contributor_name(party)} is {arr.dtype} "
+                    raise ComponentError(f"{ctx.component}: update of {contributor(party)} is {arr.dtype} "
                                          f"{arr.shape}, expected {np.dtype(want)} ({size + 2},)")
             total = decode(add_words(updates)) if s.secure_aggregate else \
                 np.sum([np.asarray(u, dtype=np.float64) for u in updates], axis=0)

@@ -31,8 +31,9 @@ from pydantic_core import PydanticCustomError
 
 from components.base import Component, Context, Dataset, Inputs, Outputs, TrainingParams
 from components.crypto.secure_agg import SecureAggregator, add_words, decode
-from components.feature.homo_binning import HomoFeatureBinning, HomoFeatureBinningParams, contributor
+from components.feature.homo_binning import HomoFeatureBinning, HomoFeatureBinningParams
 from components.linear.params import PredictParam
+from components.masking import contributor
 from components.tree.guest import sample_features
 from components.tree.hetero_secureboost import HeteroSecureBoost, load
 from components.tree.histogram import candidates, plain_histogram

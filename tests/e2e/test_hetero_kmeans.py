@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from components.cluster.hetero_kmeans import initial_rows
+from tests.unit.test_hetero_kmeans import plain_kmeans
 
 from .conftest import joined, write_job
 from .test_data_split import outputs
@@ -43,23 +44,6 @@ def conf(k: int, max_iter: int, seed: int) -> dict:
     }
 
 
-def numpy_kmeans(x: np.ndarray, start: list[int], max_iter: int, tol: float):
-    c = x[start].copy()
-    wcss = []
-    for _ in range(max_iter):
-        d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)
-        a = d.argmin(1)
-        wcss.append(d.min(1).sum())
-        new = np.array([x[a == j].mean(0) if np.any(a == j) else c[j] for j in range(len(c))])
-        moved = ((new - c) ** 2).sum()
-        c = new
-        if moved < tol:
-            break
-    d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)
-    wcss.append(d.min(1).sum())
-    return d.argmin(1), c, wcss
-
-
 def test_hetero_kmeans_job_equals_numpy_kmeans_from_the_same_start(breast, tmp_path: Path):
     c, d = write_job(tmp_path, conf(2, 5, 11), DSL)
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
@@ -67,7 +51,7 @@ def test_hetero_kmeans_job_equals_numpy_kmeans_from_the_same_start(breast, tmp_p
     job_id = job["job_id"]
 
     ids, x, y, g_names, _ = joined("breast_hetero")
-    assign, centroids, wcss = numpy_kmeans(x, initial_rows(len(ids), 2, 11), 5, 0.001)
+    assign, centroids, wcss = plain_kmeans(x, initial_rows(len(ids), 2, 11), 5, 0.001)
 
     ((header, rows),) = outputs(breast, job_id, "guest", "9999", "hetero_kmeans_0", tmp_path / "g")
     assert header[1:] == ["y", "predicted_cluster_index"]
