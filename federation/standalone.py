@@ -65,6 +65,7 @@ class StandaloneFederation(MessageFederation):
         self.root = self.home / "federation" / job_id
         self.fsync = fsync
         self._delivered: dict[str, set[str]] = defaultdict(set)
+        self._folders: dict[str, Path] = {}
 
     @classmethod
     def from_conf(cls, job_id: str, local: Party, conf: Any, *, parties: Iterable[str], session: Any = None,
@@ -85,11 +86,15 @@ class StandaloneFederation(MessageFederation):
             super().verify(frame, src)
 
     def _folder(self, channel: str) -> Path:
-        """``<job>.<a>.<b>`` lives in ``<home>/federation/<job>/<a>.<b>``."""
-        name = channel.removeprefix(f"{self.job_id}.")
-        if not _MID_RE.fullmatch(name):
-            raise FederationError(f"invalid standalone channel name '{channel}'")
-        return self.root / name
+        """``<job>.<a>.<b>`` lives in ``<home>/federation/<job>/<a>.<b>`` (remembered: a waiting
+        party asks for its folders hundreds of times a second)."""
+        folder = self._folders.get(channel)
+        if folder is None:
+            name = channel.removeprefix(f"{self.job_id}.")
+            if not _MID_RE.fullmatch(name):
+                raise FederationError(f"invalid standalone channel name '{channel}'")
+            folder = self._folders[channel] = self.root / name
+        return folder
 
     def _publish(self, channel: str, message_id: str, data: bytes) -> None:
         if not _MID_RE.fullmatch(message_id):
@@ -112,15 +117,16 @@ class StandaloneFederation(MessageFederation):
         folder = self._folder(channel)
         try:
             with os.scandir(folder) as entries:
-                names = sorted(e.name for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith("."))
+                found = [(e.name, e.path) for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith(".")]
         except FileNotFoundError:
             return
         delivered = self._delivered[channel]
-        for name in names:
+        for name, path in sorted(found):
             if name in delivered:
                 continue
             try:
-                data = (folder / name).read_bytes()
+                with open(path, "rb") as fh:
+                    data = fh.read()
             except FileNotFoundError:  # consumed or cleaned up meanwhile
                 continue
             delivered.add(name)

@@ -118,11 +118,14 @@ def _progress_table(detail: dict) -> RichTable:
 
 
 def wait_for(env: Env, job_id: str, poll: float = 0.5, console: Console | None = None) -> dict:
+    """Polls quickly at first (a small job ends within a second or two), then every ``poll`` s."""
     console = console or Console(stderr=True)
     detail = env.ops.job_query(job_id)
+    delay = min(0.05, poll)
     with Live(_progress_table(detail), console=console, refresh_per_second=4, transient=False) as live:
         while detail["status"] not in FINAL_STATES:
-            time.sleep(poll)
+            time.sleep(delay)
+            delay = min(delay * 1.5, poll)
             detail = env.ops.job_query(job_id)
             live.update(_progress_table(detail))
     if detail["status"] != "success":

@@ -33,6 +33,8 @@ from flow.runtime.transport import make_federation
 from flow.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_PEER_FAILED = 0, 1, 3
+#: a folder: each party runtime writes cProfile files there, one for itself and one per task
+PROFILE_ENV = "FEDWEAVE_PROFILE_DIR"
 
 
 def job_dir(home: Path, job_id: str) -> Path:
@@ -172,15 +174,16 @@ class PartyRuntime:
         args = (ctx, self.plan.component_params(cpn, self.party), self.inputs_of(cpn))
         for name, text in args[1].notices().items():
             ctx.logger.warning("%s: %s", name, text)
-        if not os.environ.get("FEDWEAVE_PROFILE"):
+        folder = os.environ.get(PROFILE_ENV)
+        if not folder:
             return component.run(*args)
-        import cProfile  # developer aid: one cProfile dump per task in the job's folder
+        import cProfile  # tasks run on worker threads, which the runtime's own profile does not see
 
-        with cProfile.Profile() as prof:
+        with cProfile.Profile(time.thread_time) as prof:  # CPU seconds: the same on a busy machine
             try:
                 return component.run(*args)
             finally:
-                prof.dump_stats(job_dir(self.home, self.job_id) / f"profile_{cpn}_{self.party.role}.prof")
+                prof.dump_stats(_profile_path(folder, self.job_id, self.party, cpn))
 
     def _passed_through(self, up: str) -> Outputs | None:
         """Where need_run is false for this party, FATE hands the component's input data on unchanged."""
@@ -222,7 +225,21 @@ def run_share(job_id: str, party: Party, conf: ServiceConf, plan: JobPlan | None
     """Run ``party``'s share in this process, logging to stderr: the body of both
     ``python -m flow.runtime.party`` and a party forked by the supervisor."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
-    return PartyRuntime(job_id, party, conf, plan).run()
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        return PartyRuntime(job_id, party, conf, plan).run()
+    import cProfile  # a developer's switch: each party's whole share profiled into one file
+
+    profiler = cProfile.Profile(time.thread_time)
+    try:
+        return profiler.runcall(lambda: PartyRuntime(job_id, party, conf, plan).run())
+    finally:
+        profiler.dump_stats(_profile_path(folder, job_id, party, "runtime"))
+
+
+def _profile_path(folder: str, job_id: str, party: Party, what: str) -> Path:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder) / f"{job_id}_{party.role}_{party.party_id}_{what}.prof"
 
 
 def main(argv: list[str] | None = None) -> int:

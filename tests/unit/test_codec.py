@@ -350,3 +350,41 @@ def test_tags_and_types_have_one_owner():
     paillier_wire.register()  # registering again is harmless
     pk = paillier_mod.generate_keypair(256)[0]
     assert decode(encode(pk)) == pk
+
+
+def _columnar(data: bytes) -> bool:
+    import pyarrow as pa
+
+    return (pa.ipc.open_stream(pa.py_buffer(data)).schema.metadata or {}).get(b"fedweave.values") == b"vector"
+
+
+def test_ciphertext_rows_go_columnar_and_come_back_equal(paillier):
+    _, pk, encrypt, _ = paillier
+    cts = encrypt([i / 7 - 3 for i in range(300)])
+    rows = [(f"id{i}", c) for i, c in enumerate(cts)]
+    segments = list(iter_row_segments(rows, 16_384))
+    assert len(segments) > 1 and all(len(s) <= 16_384 for s in segments) and all(map(_columnar, segments))
+    back = [kv for s in segments for kv in decode_rows(s)]
+    assert [(k, v.ciphertext, v.exponent) for k, v in back] == [(k, v.ciphertext, v.exponent) for k, v in rows]
+    mixed = rows[:5] + [("plain", 1.5)]
+    data = encode_rows(mixed)
+    assert not _columnar(data)
+    assert [k for k, _ in decode_rows(data)] == [k for k, _ in mixed]
+
+
+def test_forged_columnar_segments_are_refused(paillier):
+    import pyarrow as pa
+
+    _, _, encrypt, _ = paillier
+    data = encode_rows([(i, c) for i, c in enumerate(encrypt(range(4)))])
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    meta = table.schema.metadata
+    for values, match in (([table.column(1)[0].as_py(), b"", b"x", b""], "outside its first cell"),
+                          ([table.column(1)[0].as_py(), b"", b""], "4 values for 3 keys")):
+        keys = table.column(0).to_pylist()[: len(values)]
+        schema = pa.schema([("key", pa.binary()), ("value", pa.binary())], metadata=meta)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, schema) as w:
+            w.write_batch(pa.record_batch([pa.array(keys, pa.binary()), pa.array(values, pa.binary())], schema))
+        with pytest.raises(CodecError, match=match):
+            decode_rows(sink.getvalue().to_pybytes())
