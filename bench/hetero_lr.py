@@ -6,8 +6,8 @@ Case 1 is examples/hetero_lr as shipped (breast_hetero, 569 rows, 20 epochs, 102
 keys, standalone: guest, host and arbiter as separate processes). Case 2 is a synthetic
 set of N rows x (20 guest + 80 host) features. Baseline measured in the same run: the
 same full-batch Taylor gradient descent on the joined plaintext data in numpy (what the
-job would cost without federation and encryption). No FATE ratio is printed: a FATE
-baseline must be measured in the same run (../shared/peers/fate; issue 16).
+job would cost without federation and encryption). FATE beside it, in the same run:
+bench/fate_compare.py (`make bench-fate FATE=DIR`).
 """
 
 from __future__ import annotations

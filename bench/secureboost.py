@@ -16,8 +16,8 @@ keeps its fastest run. The ratio off / on is what packing buys; the ciphertexts 
 guest decrypts and the seconds it and the host spend on them show where.
 A second baseline in the same run: scikit-learn's HistGradientBoostingClassifier with the
 same trees, depth, bins and learning rate on the joined plaintext columns (what the
-boosting costs without federation or encryption). No FATE ratio is printed: a FATE
-baseline must be measured in the same run (../shared/peers/fate; issue 16).
+boosting costs without federation or encryption). FATE beside it, in the same run:
+bench/fate_compare.py (`make bench-fate FATE=DIR`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ imported at the end of this module so that whoever holds these objects can send 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import secrets
 from functools import lru_cache
@@ -37,6 +36,7 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz, powmod
 
+from components.crypto.fixed_point import _exponent_for, _int_arg, _is_int, _quantise, _scaled
 from flow.core import metrics_hook
 from flow.core.errors import CryptoError
 
@@ -44,16 +44,6 @@ from flow.core.errors import CryptoError
 DEFAULT_PRECISION = 32
 _ONE = mpz(1)
 _WINDOW = 8  # bits per fixed-base table window: one table row per random byte
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer, type(_ONE))) and not isinstance(value, (bool, np.bool_))
-
-
-def _int_arg(value, what: str) -> int:
-    if not _is_int(value):
-        raise CryptoError(f"{what} must be an integer, got {type(value).__name__}")
-    return int(value)
 
 
 class _Obfuscator:
@@ -98,7 +88,76 @@ def _obfuscator_for(n: int) -> _Obfuscator:
     return _Obfuscator(n_, n_ * n_)
 
 
-class PaillierPublicKey:
+class AdditivePublicKey:
+    """What :class:`EncryptedNumber` needs of a scheme's public key, so that Paillier and
+    Okamoto–Uchiyama (components/crypto/ou.py) share one ciphertext type and one
+    ``encrypted_dot``. ``_n2`` is the modulus ciphertexts live in (n² for Paillier, n for
+    OU), ``max_int`` the largest encodable magnitude, ``_bits`` the size of n."""
+
+    __slots__ = ()
+    n: int
+    nsquare: int
+    max_int: int
+    _n: mpz
+    _n2: mpz
+    _bits: int
+    #: the scheme's name in messages ("Paillier", "Okamoto-Uchiyama")
+    scheme = "Paillier"
+
+    def encode(self, value: float | int, exponent: int) -> int:
+        """``round(value · 2**exponent)`` as a signed int, checked against ``max_int``."""
+        m = _scaled(value, exponent)
+        if abs(m) > self.max_int:
+            raise CryptoError(f"value {value!r} scaled by 2**{exponent} overflows the {self._bits}-bit "
+                              f"{self.scheme} plaintext space (limit ±2**{self.max_int.bit_length()})")
+        return m
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.n == self.n
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.n))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._bits} bits, {self.fingerprint()})"
+
+    def __reduce__(self):
+        return type(self), (self.n,)
+
+    def obfuscator(self) -> mpz:
+        raise NotImplementedError
+
+    def _raw_encrypt(self, m: int) -> mpz:
+        """The (not yet re-randomised) ciphertext of the encoded plaintext ``m``."""
+        raise NotImplementedError
+
+    def encrypt(self, value: float | int, precision_bits: int = DEFAULT_PRECISION) -> EncryptedNumber:
+        """Encrypt ``value``; floats carry ``precision_bits`` fractional bits, ints are exact."""
+        exponent = _exponent_for(value, precision_bits)
+        m = self.encode(value, exponent)
+        metrics_hook.current().paillier("encrypt")
+        return _new(self, self._raw_encrypt(m), exponent)
+
+    def encrypt_many(self, values, precision_bits: int = DEFAULT_PRECISION) -> list[EncryptedNumber]:
+        """Encrypt a 1-D array or list; one exponent for all (``precision_bits``, 0 for int arrays)."""
+        arr = np.asarray(values)
+        if arr.ndim != 1:
+            raise CryptoError(f"encrypt_many needs a 1-D array or list, got shape {arr.shape}")
+        ints, exponent = _quantise(arr, precision_bits, self, "encrypt_many values")
+        raw = self._raw_encrypt
+        metrics_hook.current().paillier("encrypt", len(ints))
+        return [_new(self, raw(m), exponent) for m in ints.tolist()]
+
+    def fingerprint(self) -> str:
+        """Short stable id of the key (SHA-256 of n, 32 hex digits) for logs and checks."""
+        return hashlib.sha256(self.n.to_bytes((self._bits + 7) // 8, "big")).hexdigest()[:32]
+
+    def _add_plain(self, c: mpz, m: int) -> mpz:
+        """The ciphertext of ``Dec(c) + m`` (``m`` an encoded plaintext), not re-randomised."""
+        raise NotImplementedError
+
+
+class PaillierPublicKey(AdditivePublicKey):
     """Public key; rebuilt from ``n`` alone. Construction is cheap (table is cached)."""
 
     __slots__ = ("n", "nsquare", "max_int", "_n", "_n2", "_bits")
@@ -113,108 +172,18 @@ class PaillierPublicKey:
         self.max_int = n // 3 - 1
         self._bits = n.bit_length()
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, PaillierPublicKey) and other.n == self.n
-
-    def __hash__(self) -> int:
-        return hash(("paillier", self.n))
-
-    def __repr__(self) -> str:
-        return f"PaillierPublicKey({self._bits} bits, {self.fingerprint()})"
-
-    def __reduce__(self):
-        return PaillierPublicKey, (self.n,)
-
-    def fingerprint(self) -> str:
-        """Short stable id of the key (SHA-256 of n, 32 hex digits) for logs and checks."""
-        return hashlib.sha256(self.n.to_bytes((self._bits + 7) // 8, "big")).hexdigest()[:32]
-
     def obfuscator(self) -> mpz:
         """A fresh random n-th residue ``h_n^a mod n²`` (see the module docstring)."""
         return _obfuscator_for(self.n).factor()
 
-    def encode(self, value: float | int, exponent: int) -> int:
-        """``round(value · 2**exponent)`` as a signed int, checked against ``max_int``."""
-        m = _scaled(value, exponent)
-        if abs(m) > self.max_int:
-            raise CryptoError(f"value {value!r} scaled by 2**{exponent} overflows the {self._bits}-bit "
-                              f"Paillier plaintext space (limit ±2**{self.max_int.bit_length()})")
-        return m
-
-    def encrypt(self, value: float | int, precision_bits: int = DEFAULT_PRECISION) -> EncryptedNumber:
-        """Encrypt ``value``; floats carry ``precision_bits`` fractional bits, ints are exact."""
-        exponent = _exponent_for(value, precision_bits)
-        m = self.encode(value, exponent)
-        metrics_hook.current().paillier("encrypt")
-        return _new(self, 1 + m % self._n * self._n, exponent)
-
-    def encrypt_many(self, values, precision_bits: int = DEFAULT_PRECISION) -> list[EncryptedNumber]:
-        """Encrypt a 1-D array or list; one exponent for all (``precision_bits``, 0 for int arrays)."""
-        arr = np.asarray(values)
-        if arr.ndim != 1:
-            raise CryptoError(f"encrypt_many needs a 1-D array or list, got shape {arr.shape}")
-        ints, exponent = _quantise(arr, precision_bits, self, "encrypt_many values")
+    def _add_plain(self, c: mpz, m: int) -> mpz:
+        """``c · (1 + m·n) = c + n · (c·m mod n)  (mod n²)``."""
         n = self._n
-        metrics_hook.current().paillier("encrypt", len(ints))
-        return [_new(self, 1 + m % n * n, exponent) for m in ints.tolist()]
+        return (c + n * (c * m % n)) % self._n2
 
-
-def _check_precision(precision_bits) -> int:
-    if not _is_int(precision_bits) or not 0 <= precision_bits <= 1024:
-        raise CryptoError(f"precision_bits must be an integer in [0, 1024], got {precision_bits!r}")
-    return int(precision_bits)
-
-
-def _exponent_for(value, precision_bits) -> int:
-    """Floats are fixed-point with ``precision_bits`` fractional bits; ints are exact (0)."""
-    return _check_precision(precision_bits) if isinstance(value, (float, np.floating)) else 0
-
-
-def _scaled(value, exponent: int) -> int:
-    """Exact ``round(value · 2**exponent)`` for Python/numpy ints and floats."""
-    if _is_int(value):
-        return int(value) << exponent
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not math.isfinite(v):
-            raise CryptoError(f"cannot encode the non-finite value {v!r}")
-        try:
-            return round(math.ldexp(v, exponent))
-        except OverflowError:  # beyond float range: exact integer arithmetic
-            num, den = v.as_integer_ratio()
-            return (num << exponent) // den
-    raise CryptoError(f"cannot encode a {type(value).__name__} value; expected an int or a float")
-
-
-def _quantise(arr: np.ndarray, precision_bits, key: PaillierPublicKey, what: str) -> tuple[np.ndarray, int]:
-    """Array → (``round(x · 2**e)`` as int64 where it fits, else Python ints; e)."""
-    if arr.dtype.kind == "O":
-        if all(_is_int(v) for v in arr.flat):
-            arr = arr.astype(object if arr.size else np.int64)
-        else:
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError):
-                raise CryptoError(f"{what} must be numbers; found a non-numeric item") from None
-    kind = arr.dtype.kind
-    if kind in "Obiu":  # exact integers; int64 only while sums of two cannot overflow it
-        small = kind == "b" or (kind in "iu" and (not arr.size or -(2**61) < arr.min() and arr.max() < 2**61))
-        ints, exponent = arr.astype(np.int64 if small else object), 0
-    elif kind == "f":
-        exponent = _check_precision(precision_bits)
-        if not np.isfinite(arr).all():
-            raise CryptoError(f"{what} contain NaN or infinity")
-        with np.errstate(over="ignore"):  # inf here means "too big for int64": exact path below
-            scaled = np.ldexp(arr.astype(np.float64), exponent)
-        if not arr.size or np.abs(scaled).max() < 2.0**61:
-            ints = np.rint(scaled).astype(np.int64)
-        else:
-            ints = np.array([_scaled(float(v), exponent) for v in arr.flat], dtype=object).reshape(arr.shape)
-    else:
-        raise CryptoError(f"{what} must be numeric, got dtype {arr.dtype}")
-    if ints.dtype == object and ints.size and max(abs(int(v)) for v in ints.flat) > key.max_int:
-        raise CryptoError(f"{what} overflow the {key._bits}-bit Paillier plaintext space at 2**{exponent} scaling")
-    return ints, exponent
+    def _raw_encrypt(self, m: int) -> mpz:
+        """``g^m = 1 + m·n  (mod n²)`` with ``g = n + 1``."""
+        return 1 + m % self._n * self._n
 
 
 class EncryptedNumber:
@@ -223,12 +192,12 @@ class EncryptedNumber:
     __slots__ = ("public_key", "_c", "exponent", "_obfuscated")
     __array_priority__ = 100  # so ``numpy_scalar * enc`` defers to our __rmul__
 
-    def __init__(self, public_key: PaillierPublicKey, ciphertext: int, exponent: int):
-        if not isinstance(public_key, PaillierPublicKey):
+    def __init__(self, public_key: AdditivePublicKey, ciphertext: int, exponent: int):
+        if not isinstance(public_key, AdditivePublicKey):
             raise CryptoError(f"EncryptedNumber needs a PaillierPublicKey, got {type(public_key).__name__}")
         c = _int_arg(ciphertext, "ciphertext")
         if not 0 < c < public_key.nsquare:
-            raise CryptoError("ciphertext is out of range for its public key (must be in (0, n²))")
+            raise CryptoError("ciphertext is out of range for its public key (must be in (0, n²) for Paillier)")
         e = _int_arg(exponent, "exponent")
         if not 0 <= e <= public_key._bits:
             raise CryptoError(f"exponent {e} is out of range [0, {public_key._bits}] for this key")
@@ -254,7 +223,7 @@ class EncryptedNumber:
     def __repr__(self) -> str:
         return f"EncryptedNumber(exponent={self.exponent}, key={self.public_key.fingerprint()[:8]})"
 
-    def _key_of(self, other: EncryptedNumber) -> PaillierPublicKey:
+    def _key_of(self, other: EncryptedNumber) -> AdditivePublicKey:
         if other.public_key is not self.public_key and other.public_key.n != self.public_key.n:
             raise CryptoError("cannot combine ciphertexts encrypted under different Paillier public keys")
         return self.public_key
@@ -274,11 +243,10 @@ class EncryptedNumber:
     __radd__ = __add__
 
     def _plus(self, m: int) -> EncryptedNumber:
-        """Add the encoded plaintext ``m``: ``c · (1 + m·n) = c + n · (c·m mod n)  (mod n²)``."""
+        """Add the encoded plaintext ``m`` (the key's scheme says how)."""
         if m == 0:
             return self
-        n = self.public_key._n
-        return _new(self.public_key, (self._c + n * (self._c * m % n)) % self.public_key._n2, self.exponent)
+        return _new(self.public_key, self.public_key._add_plain(self._c, m), self.exponent)
 
     def __neg__(self) -> EncryptedNumber:
         try:
@@ -321,7 +289,7 @@ class EncryptedNumber:
         return self.multiply(1.0 / float(scalar))
 
 
-def _new(key: PaillierPublicKey, c: mpz, exponent: int, obfuscated: bool = False) -> EncryptedNumber:
+def _new(key: AdditivePublicKey, c: mpz, exponent: int, obfuscated: bool = False) -> EncryptedNumber:
     """Unchecked constructor for results of our own arithmetic (never obfuscated yet)."""
     obj = _alloc(EncryptedNumber)
     obj.public_key = key
@@ -339,7 +307,45 @@ def _rescale(c: mpz, shift: int, n2: mpz) -> mpz:
     return powmod(c, _ONE << shift, n2) if shift else c
 
 
-class PaillierPrivateKey:
+class AdditivePrivateKey:
+    """Decoding shared by the schemes' private keys: a plaintext in ``[0, modulus)`` above
+    ``max_int`` is negative, unless it lies in the gap between the two (overflow)."""
+
+    __slots__ = ()
+    public_key: AdditivePublicKey
+
+    def raw_decrypt(self, ciphertext: int) -> int:
+        raise NotImplementedError
+
+    def _plain_modulus(self) -> int:
+        """The modulus of the plaintext space (n for Paillier, p for OU)."""
+        raise NotImplementedError
+
+    def decrypt(self, value: EncryptedNumber) -> float:
+        """Decrypt and decode to a float; raises CryptoError on a wrong key or overflow."""
+        if not isinstance(value, EncryptedNumber):
+            raise CryptoError(f"decrypt needs an EncryptedNumber, got {type(value).__name__}")
+        key = self.public_key
+        if value.public_key is not key and value.public_key.n != key.n:
+            raise CryptoError("cannot decrypt: the ciphertext was encrypted under a different public key")
+        m = self.raw_decrypt(value._c)
+        metrics_hook.current().paillier("decrypt")
+        if m > key.max_int:
+            modulus = self._plain_modulus()
+            if m < modulus - key.max_int:
+                raise CryptoError(f"decryption overflow: the encrypted result exceeds the {key.scheme} plaintext "
+                                  "space (too large values or too many fractional bits)")
+            m -= modulus
+        try:
+            return m / (1 << value.exponent) if value.exponent else float(m)
+        except OverflowError:
+            raise CryptoError("decrypted value is too large for a float") from None
+
+    def decrypt_many(self, values: Iterable[EncryptedNumber]) -> np.ndarray:
+        return np.array([self.decrypt(v) for v in values], dtype=np.float64)
+
+
+class PaillierPrivateKey(AdditivePrivateKey):
     """Private key ``(p, q)``; decrypts with the CRT (two half-size exponentiations)."""
 
     __slots__ = ("public_key", "_p", "_q", "_p2", "_q2", "_hp", "_hq", "_q_inv")
@@ -374,27 +380,8 @@ class PaillierPrivateKey:
         mq = (powmod(c, q - 1, self._q2) - 1) // q * self._hq % q
         return int(mq + q * ((mp - mq) * self._q_inv % p))  # Garner's CRT recombination
 
-    def decrypt(self, value: EncryptedNumber) -> float:
-        """Decrypt and decode to a float; raises CryptoError on a wrong key or overflow."""
-        if not isinstance(value, EncryptedNumber):
-            raise CryptoError(f"decrypt needs an EncryptedNumber, got {type(value).__name__}")
-        key = self.public_key
-        if value.public_key is not key and value.public_key.n != key.n:
-            raise CryptoError("cannot decrypt: the ciphertext was encrypted under a different public key")
-        m = self.raw_decrypt(value._c)
-        metrics_hook.current().paillier("decrypt")
-        if m > key.max_int:
-            if m < key.n - key.max_int:
-                raise CryptoError("decryption overflow: the encrypted result exceeds the Paillier plaintext "
-                                  "space (too large values or too many fractional bits)")
-            m -= key.n
-        try:
-            return m / (1 << value.exponent) if value.exponent else float(m)
-        except OverflowError:
-            raise CryptoError("decrypted value is too large for a float") from None
-
-    def decrypt_many(self, values: Iterable[EncryptedNumber]) -> np.ndarray:
-        return np.array([self.decrypt(v) for v in values], dtype=np.float64)
+    def _plain_modulus(self) -> int:
+        return self.public_key.n
 
 
 def _random_prime(bits: int) -> mpz:

@@ -1,11 +1,16 @@
-"""Paillier values on the wire: public keys, single ciphertexts and ciphertext vectors.
+"""Paillier and Okamoto–Uchiyama values on the wire: public keys, single ciphertexts and
+ciphertext vectors.
 
 The codec (:mod:`federation.codec`) sits below the algorithms and does not know
 Paillier; this module, owned by the package that owns the type, registers it there
 when :mod:`components.crypto.paillier` is imported, and is the ``paillier`` entry point
 of the ``fedweave.codecs`` group for a receiver that decodes before importing it.
 Tags: ``k`` public key, ``e`` one ciphertext, ``E`` a list of ciphertexts under one
-key, ``O`` an object array of them; keys in the stream's key table (by modulus).
+key, ``O`` an object array of them; keys in the stream's key table (by modulus). OU
+ciphertexts (components/crypto/ou.py) are the same :class:`EncryptedNumber` type under an
+OU key, with the same layouts under their own tags ``o``/``W``/``Y`` (:data:`SCHEMES`):
+the tag, not the modulus, says which scheme rebuilds the key, and their width is that
+of n rather than n².
 
 A vector of ciphertexts under one key (what every encrypted gradient or residual is)
 goes columnar: one block of fixed-width big-endian ciphertexts (``width`` bytes each,
@@ -24,12 +29,13 @@ import struct
 from contextlib import contextmanager
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import gmpy2
 import numpy as np
 
-from components.crypto.paillier import EncryptedNumber, PaillierPublicKey, _new
+from components.crypto.ou import OUPublicKey
+from components.crypto.paillier import AdditivePublicKey, EncryptedNumber, PaillierPublicKey, _new
 from federation import codec
 from federation._arrays import pack_shape, read_shape, size_of
 from flow.core.errors import CodecError, FedweaveError
@@ -38,7 +44,7 @@ from flow.core.errors import CodecError, FedweaveError
 NO_KEY = 0xFFFFFFFF
 _EXP = np.dtype("<i8")
 _U32, _I64 = struct.Struct("<I"), struct.Struct("<q")
-_KEY_CACHE: dict[int, PaillierPublicKey] = {}
+_KEY_CACHE: dict[tuple[type, int], AdditivePublicKey] = {}
 _public_key_of = attrgetter("public_key")
 
 
@@ -50,22 +56,28 @@ def build(what: str, make: Callable[..., Any], *args: Any) -> Any:
         raise CodecError(f"invalid {what}: {exc}") from None
 
 
-def public_key(n: int) -> PaillierPublicKey:
-    """One key object per modulus, so ciphertexts decoded together share their key."""
-    key = _KEY_CACHE.get(n)
+def public_key(n: int, kind: type[AdditivePublicKey] = PaillierPublicKey) -> Any:
+    """One key object per scheme and modulus, so ciphertexts decoded together share their key."""
+    key = _KEY_CACHE.get((kind, n))
     if key is None:
         if len(_KEY_CACHE) > 64:
             _KEY_CACHE.clear()
-        key = _KEY_CACHE[n] = build("Paillier public key", PaillierPublicKey, n)
+        key = _KEY_CACHE[kind, n] = build(f"{kind.scheme} public key", kind, n)
     return key
 
 
 def width_for(n: int) -> int:
-    """Bytes of one ciphertext of a vector: any value below n² fits."""
+    """Bytes of one Paillier ciphertext of a vector: any value below n² fits."""
     return (2 * int(n).bit_length() + 7) // 8
 
 
-def one(key: PaillierPublicKey, ct: int, exp: int, what: str = "ciphertext") -> EncryptedNumber:
+def width_of(key: AdditivePublicKey) -> int:
+    """Bytes of one ciphertext under ``key``: any value below its ciphertext modulus fits
+    (for Paillier the same as :func:`width_for`)."""
+    return (int(key.nsquare).bit_length() + 7) // 8
+
+
+def one(key: AdditivePublicKey, ct: int, exp: int, what: str = "ciphertext") -> EncryptedNumber:
     """A received ciphertext, checked here (range of c and of the exponent) and then built
     without the constructor's generic argument checks: they are the ones that matter for
     a peer's numbers, and this is the hot path of every encrypted table."""
@@ -81,7 +93,7 @@ def one(key: PaillierPublicKey, ct: int, exp: int, what: str = "ciphertext") -> 
 
 
 def is_vector(seq: Sequence[Any]) -> bool:
-    """Non-empty, every item a ciphertext of one class under one modulus."""
+    """Non-empty, every item a ciphertext of one class under one modulus (one scheme)."""
     if not len(seq) or not isinstance(seq[0], EncryptedNumber):
         return False
     if len(set(map(type, seq))) != 1:
@@ -97,10 +109,10 @@ def _raw_ciphertexts(seq: Sequence[EncryptedNumber]) -> list[Any]:
     return [x._c if x._obfuscated else x.ciphertext for x in seq]
 
 
-def encode_vector(seq: Sequence[EncryptedNumber]) -> tuple[PaillierPublicKey, int, bytes, bytes]:
+def encode_vector(seq: Sequence[EncryptedNumber]) -> tuple[AdditivePublicKey, int, bytes, bytes]:
     """(public key, width, ciphertext block, exponent block) of a vector (see the module doc)."""
     key = seq[0].public_key
-    width = width_for(key.n)
+    width = width_of(key)
     cts = _raw_ciphertexts(seq)
     try:
         exps = np.array([x.exponent for x in seq], dtype=_EXP)
@@ -114,14 +126,14 @@ def encode_vector(seq: Sequence[EncryptedNumber]) -> tuple[PaillierPublicKey, in
     return key, width, block, exps.tobytes()
 
 
-def decode_vector(key: PaillierPublicKey, width: int, count: int, block: memoryview,
+def decode_vector(key: AdditivePublicKey, width: int, count: int, block: memoryview,
                   exps_raw: memoryview) -> list[EncryptedNumber]:
-    """The ciphertexts of a vector block, every one checked: 0 < c < n² and
+    """The ciphertexts of a vector block, every one checked: 0 < c < n² (n for OU) and
     0 <= exponent <= bits(n). CodecError names the first bad item."""
     n = int(key.n)
-    bits, nsq = n.bit_length(), n * n
-    if width != width_for(n):
-        raise CodecError(f"ciphertext width {width} bytes does not match a {bits}-bit key ({width_for(n)} bytes)")
+    bits, nsq = n.bit_length(), int(key.nsquare)
+    if width != width_of(key):
+        raise CodecError(f"ciphertext width {width} bytes does not match a {bits}-bit key ({width_of(key)} bytes)")
     if len(block) != count * width or len(exps_raw) != 8 * count:
         raise CodecError(f"ciphertext vector of {count} items has {len(block)} + {len(exps_raw)} bytes")
     exps = np.frombuffer(exps_raw, dtype=_EXP)
@@ -165,7 +177,7 @@ def enc_public_key(w: Any, key: PaillierPublicKey) -> None:
 
 
 def enc_one(w: Any, x: EncryptedNumber) -> None:
-    w.parts += [b"e", _U32.pack(w.key_index(x.public_key))]
+    w.parts += [_scheme_of(x.public_key).one, _U32.pack(w.key_index(x.public_key))]
     w.big(x.ciphertext)
     try:
         w.parts.append(_I64.pack(int(x.exponent)))
@@ -185,12 +197,13 @@ def enc_columnar(w: Any, items: Sequence[Any], shape: tuple[int, ...] | None) ->
     if shape is None:
         if not is_vector(items):
             return False
-        w.parts.append(b"E")
+        w.parts.append(_scheme_of(items[0].public_key).vector)
         enc_vector(w, items)
         return True
     if len(items) and not is_vector(items):
         return False
-    w.parts += [b"O", pack_shape(shape)]
+    tag = _scheme_of(items[0].public_key).array if len(items) else b"O"
+    w.parts += [tag, pack_shape(shape)]
     if len(items):
         enc_vector(w, items)
     else:
@@ -198,25 +211,32 @@ def enc_columnar(w: Any, items: Sequence[Any], shape: tuple[int, ...] | None) ->
     return True
 
 
-def dec_one(r: Any) -> EncryptedNumber:
-    key = r.key(r.unpack(_U32))
+def _ou_key(r: Any, index: int) -> Any:
+    """OU key #index of the stream's key table (the table holds moduli only; the tag said OU)."""
+    if index >= len(r.keys):
+        raise CodecError(f"ciphertext names public key #{index}, stream has {len(r.keys)}")
+    return public_key(int(r.keys[index]), OUPublicKey)
+
+
+def dec_one(r: Any, key_of: Callable[[Any, int], Any] = lambda r, i: r.key(i)) -> EncryptedNumber:
+    key = key_of(r, r.unpack(_U32))
     ct, exp = r.big(), r.unpack(_I64)
     return one(key, ct, exp)
 
 
-def dec_vector(r: Any) -> list[EncryptedNumber]:
+def dec_vector(r: Any, key_of: Callable[[Any, int], Any] = lambda r, i: r.key(i)) -> list[EncryptedNumber]:
     index, count, width = r.unpack(_U32), r.count(8), r.unpack(_U32)
     if index == NO_KEY and count == 0:
         return []
-    key = r.key(index)
+    key = key_of(r, index)
     if count * width > len(r.mv) - r.pos:
         raise CodecError(f"truncated data: {count} ciphertexts of {width} bytes announced at offset {r.pos}")
     return decode_vector(key, width, count, r.take(count * width), r.take(count * 8))
 
 
-def dec_object_array(r: Any) -> np.ndarray:
+def dec_object_array(r: Any, key_of: Callable[[Any, int], Any] = lambda r, i: r.key(i)) -> np.ndarray:
     shape = read_shape(r)
-    items = dec_vector(r)
+    items = dec_vector(r, key_of)
     if size_of(shape) != len(items):
         raise CodecError(f"ciphertext array of shape {shape} holds {len(items)} values")
     arr = np.empty(len(items), dtype=object)
@@ -224,8 +244,39 @@ def dec_object_array(r: Any) -> np.ndarray:
     return arr.reshape(shape)
 
 
+class _Tags(NamedTuple):
+    """The tags of one scheme's ciphertexts: one, a list, an object array."""
+
+    one: bytes
+    vector: bytes
+    array: bytes
+
+
+#: key type -> its ciphertexts' tags (a registry: a scheme adds a row, not a branch)
+SCHEMES: dict[type, _Tags] = {PaillierPublicKey: _Tags(b"e", b"E", b"O"), OUPublicKey: _Tags(b"o", b"W", b"Y")}
+
+
+def _scheme_of(key: Any) -> _Tags:
+    tags = SCHEMES.get(type(key))
+    if tags is None:
+        raise CodecError(f"no wire format for ciphertexts under a {type(key).__name__}")
+    return tags
+
+
+def _dec_ou_one(r: Any) -> EncryptedNumber:
+    return dec_one(r, _ou_key)
+
+
+def _dec_ou_vector(r: Any) -> list[EncryptedNumber]:
+    return dec_vector(r, _ou_key)
+
+
+def _dec_ou_array(r: Any) -> np.ndarray:
+    return dec_object_array(r, _ou_key)
+
+
 def register() -> None:
-    """Put Paillier keys and ciphertexts on the wire (idempotent; the entry point)."""
+    """Put Paillier and OU keys and ciphertexts on the wire (idempotent; the entry point)."""
     codec.register_type(EncryptedNumber, enc_one)
     codec.register_type(PaillierPublicKey, enc_public_key)
     codec.register_vector(enc_columnar)
@@ -234,6 +285,9 @@ def register() -> None:
     codec.register_tag(b"e", dec_one)
     codec.register_tag(b"E", dec_vector)
     codec.register_tag(b"O", dec_object_array)
+    codec.register_tag(b"o", _dec_ou_one)
+    codec.register_tag(b"W", _dec_ou_vector)
+    codec.register_tag(b"Y", _dec_ou_array)
 
 
 register()

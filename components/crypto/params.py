@@ -1,5 +1,14 @@
-"""``encrypt_param``: the Paillier settings of every component that encrypts (HeteroLR,
-HeteroLinR, HeteroSecureBoost, HeteroFeatureBinning), with the bounds of a safe key.
+"""``encrypt_param``: the encryption settings of every component that encrypts (HeteroLR,
+HeteroLinR, HeteroSecureBoost, HeteroFeatureBinning...), with the bounds of a safe key.
+
+``method`` names the scheme (FATE 2's ``he_param.kind``; any letter case): ``Paillier``
+(the default, everywhere) or ``ou`` (Okamoto–Uchiyama, components/crypto/ou.py; the same
+arithmetic at about a quarter of the cost). A component runs the methods its model class
+lists in ``methods`` (:class:`LinearEncryptParam` for HeteroLR/HeteroLinR: both); any other
+is refused at validation in one line. ``ckks`` (components/crypto/ckks.py) is known but
+no component runs it yet. ``key_length`` is the size of the modulus n in bits: n = p·q
+for Paillier (so it must be even), n = p²·q for OU; both rest on factoring n, so the
+same bounds apply.
 
 A key shorter than :data:`SECURE_KEY_LENGTH` bits is refused unless the conf says
 ``"allow_short_key": true`` (tests and benchmarks, for speed); it is then reported as a
@@ -12,7 +21,7 @@ to 2**40 samples.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -21,23 +30,50 @@ from pydantic_core import PydanticCustomError
 SECURE_KEY_LENGTH = 1024
 #: the shortest key accepted at all, with ``allow_short_key``
 MIN_KEY_LENGTH = 256
+#: every method name a conf may give (lower case) -> how messages name it
+METHODS = {"paillier": "Paillier", "ou": "ou (Okamoto-Uchiyama)", "ckks": "ckks"}
 
 
 class EncryptParam(BaseModel):
-    """FATE's ``encrypt_param`` for Paillier; ``allow_short_key`` is fedweave's own switch."""
+    """FATE's ``encrypt_param``; ``allow_short_key`` is fedweave's own switch."""
 
     model_config = ConfigDict(extra="forbid", strict=True)  # as Params: no silent type conversion
+    #: the methods (lower case) the component using this model runs
+    methods: ClassVar[tuple[str, ...]] = ("paillier",)
 
-    method: Literal["Paillier", "paillier"] = "Paillier"
     #: declared before key_length: its validator reads it
+    method: str = "Paillier"
     allow_short_key: bool = False
     key_length: int = SECURE_KEY_LENGTH
+
+    @field_validator("method")
+    @classmethod
+    def _runnable(cls, method: str) -> str:
+        """A known method that this component runs; anything else in one line."""
+        name = method.lower()
+        if name not in METHODS:
+            raise PydanticCustomError("method", "unknown encrypt_param method '{m}'; one of {known}",
+                                      {"m": method, "known": ", ".join(METHODS.values())})
+        if name not in cls.methods:
+            where = ("HeteroLR and HeteroLinR" if name in LinearEncryptParam.methods
+                     else "no component yet (a tested primitive only)")
+            raise PydanticCustomError("method", "encrypt_param.method '{m}' is not supported by this component, "
+                                      "which encrypts with {ours} only; '{m}' runs in {where}",
+                                      {"m": method, "ours": " or ".join(METHODS[m] for m in cls.methods),
+                                       "where": where})
+        return method
+
+    @property
+    def scheme(self) -> str:
+        """The method's registry name (components/crypto/schemes.py): lower case."""
+        return self.method.lower()
 
     @field_validator("key_length")
     @classmethod
     def _bounded(cls, bits: int, info: ValidationInfo) -> int:
-        """Even (two primes of equal size), >= 1024 unless short keys are allowed, >= 256 always."""
-        if bits % 2:
+        """>= 1024 unless short keys are allowed, >= 256 always; even for Paillier (two primes
+        of equal size)."""
+        if bits % 2 and str(info.data.get("method", "paillier")).lower() == "paillier":
             raise PydanticCustomError("key_length", "Paillier key_length must be even (two primes of "
                                       "key_length/2 bits each), got {bits}", {"bits": bits})
         allowed = info.data.get("allow_short_key", False)
@@ -45,13 +81,26 @@ class EncryptParam(BaseModel):
             floor = MIN_KEY_LENGTH if allowed else SECURE_KEY_LENGTH
             hint = ("; set encrypt_param.allow_short_key: true to use it anyway (tests, benchmarks)"
                     if bits >= MIN_KEY_LENGTH else f" ({MIN_KEY_LENGTH} even with allow_short_key)")
-            raise PydanticCustomError("key_length", "Paillier key_length must be at least {floor} bits, got "
-                                      "{bits}{hint}", {"bits": bits, "floor": floor, "hint": hint})
+            raise PydanticCustomError("key_length", "{scheme} key_length must be at least {floor} bits, got "
+                                      "{bits}{hint}", {"bits": bits, "floor": floor, "hint": hint,
+                                                       "scheme": _title(info)})
         return bits
 
     def notices(self) -> dict[str, str]:
         """What a job should be told about these settings, by field (nothing for a secure key)."""
         if self.key_length >= SECURE_KEY_LENGTH:
             return {}
-        return {"key_length": f"Paillier key of {self.key_length} bits is shorter than {SECURE_KEY_LENGTH} "
-                              "bits and insecure (allowed by allow_short_key; for tests and benchmarks only)"}
+        return {"key_length": f"{METHODS[self.scheme]} key of {self.key_length} bits is shorter than "
+                              f"{SECURE_KEY_LENGTH} bits and insecure (allowed by allow_short_key; for tests and "
+                              "benchmarks only)"}
+
+
+class LinearEncryptParam(EncryptParam):
+    """``encrypt_param`` of HeteroLR and HeteroLinR: Paillier or OU (one protocol, either key)."""
+
+    methods: ClassVar[tuple[str, ...]] = ("paillier", "ou")
+
+
+def _title(info: ValidationInfo) -> str:
+    """The scheme a key_length message names (Paillier when the method itself was refused)."""
+    return METHODS.get(str(info.data.get("method", "paillier")).lower(), "Paillier").split(" ")[0]

@@ -1,4 +1,4 @@
-"""Vector operations on Paillier ciphertexts: sums and ``X^T · [[d]]`` for the vertical-LR hot path.
+"""Vector operations on Paillier (and OU) ciphertexts: sums and ``X^T · [[d]]`` for the vertical-LR hot path.
 
 Kept apart from :mod:`components.crypto.paillier` (keys, single ciphertexts) because the
 matrix product has its own machinery: row blocks, subset tables and a shared-base
@@ -13,13 +13,13 @@ from typing import Iterable, Sequence
 import numpy as np
 from gmpy2 import mpz, powmod
 
+from components.crypto.fixed_point import _quantise
 from components.crypto.paillier import (
     _ONE,
     DEFAULT_PRECISION,
+    AdditivePublicKey,
     EncryptedNumber,
-    PaillierPublicKey,
     _new,
-    _quantise,
     _rescale,
 )
 from flow.core import metrics_hook
@@ -28,7 +28,7 @@ from flow.core.errors import CryptoError
 _DOT_ROWS = 2048  # rows per encrypted_dot block: its subset tables stay under ~20 MB at 1024 bits
 
 
-def _same_key(values: Sequence[EncryptedNumber], what: str) -> PaillierPublicKey:
+def _same_key(values: Sequence[EncryptedNumber], what: str) -> AdditivePublicKey:
     """The one public key of a non-empty sequence of ciphertexts, or CryptoError."""
     if not values:
         raise CryptoError(f"{what} needs at least one EncryptedNumber")
@@ -45,7 +45,7 @@ def encrypted_sum(values: Iterable[EncryptedNumber]) -> EncryptedNumber:
     """Σ values: one modular product per item; each distinct exponent is rescaled once."""
     values = list(values)
     key = _same_key(values, "encrypted_sum")
-    n2, groups = key._n2, {}
+    n2, groups = key._n2, dict[int, mpz]()
     for v in values:
         prev = groups.get(v.exponent)
         groups[v.exponent] = v._c if prev is None else prev * v._c % n2

@@ -1,4 +1,4 @@
-"""HeteroLR: vertical logistic regression with a Paillier-holding arbiter; HeteroLinR
+"""HeteroLR: vertical logistic regression with a key-holding arbiter; HeteroLinR
 (components/linear/hetero_linr.py) runs the same protocol on squared error.
 
 Per batch, with the loss's target t (y in {-1, +1} and the Taylor expansion of the
@@ -10,7 +10,9 @@ logistic loss for HeteroLR; components/linear/family.py):
   each    removes its mask, scales (1/4 for HeteroLR), steps its own weights
   guest   [[loss]] from [[D]], [[sum wx_h^2]]       -> arbiter (convergence)
 
-The arbiter holds the private key and only ever sees masked gradients and the loss;
+The key is Paillier's or, with ``encrypt_param.method: ou``, Okamoto–Uchiyama's
+(components/crypto/schemes.py): the same ciphertext arithmetic, so nothing below depends
+on which. The arbiter holds the private key and only ever sees masked gradients and the loss;
 guest and hosts only ever see ciphertexts of each other's values. Each party keeps
 only its own weights. With several hosts the loss is not computed (its cross terms
 would need two parties' values at once): use early_stop "weight_diff" there.
@@ -37,8 +39,9 @@ from typing import Any, Literal
 import numpy as np
 
 from components.base import SAMPLE_WEIGHT, Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta
-from components.crypto.paillier import PaillierPublicKey, generate_keypair
-from components.crypto.params import EncryptParam
+from components.crypto import schemes
+from components.crypto.paillier import AdditivePublicKey
+from components.crypto.params import LinearEncryptParam
 from components.linear import hetero_rows as rows_fn
 from components.linear import ovr, warm_start
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
@@ -55,7 +58,7 @@ class HeteroLRParams(LinearParams):
     #: validation_freqs, early_stopping_rounds, metrics, use_first_metric_only act on validate_data
     inert = (LinearParams.inert - {"validation_freqs", "early_stopping_rounds", "metrics", "use_first_metric_only"}) | {
         "batch_strategy", "floating_point_precision", "encrypted_mode_calculator_param", "stepwise_param", "sqn_param"}
-    encrypt_param: EncryptParam = EncryptParam()
+    encrypt_param: LinearEncryptParam = LinearEncryptParam()
     batch_strategy: Literal["full", "random"] = "full"
     floating_point_precision: int | None = 23
     encrypted_mode_calculator_param: dict[str, Any] | None = None
@@ -203,7 +206,7 @@ class HeteroLR(Component):
                        classes: np.ndarray | None, kind: str = "train", stage: str = "predict") -> Dataset:  # fmt: skip
         """The guest's predictions of ``data`` (a table of type ``kind``); the hosts send
         their wx under the tag ``stage``."""
-        host_wx = ctx.federation.get("host_predict_wx", ctx.tag(stage), hosts)
+        host_wx = self._host_scores(ctx, ctx.federation.get("host_predict_wx", ctx.tag(stage), hosts))
         total = host_wx[0]
         for other in host_wx[1:]:
             total = total.join(other, rows_fn.add)
@@ -217,6 +220,10 @@ class HeteroLR(Component):
         meta = instances_meta(data.meta, columns, "label", type=kind)
         meta.extra.pop(SAMPLE_WEIGHT, None)  # predictions: the weights stay with the training rows
         return Dataset(table, meta)
+
+    def _host_scores(self, ctx: Context, tables: list) -> list:
+        """The hosts' wx tables as they arrive (a subclass whose hosts send them encrypted decrypts here)."""
+        return tables
 
     def _log_training(self, ctx: Context, fits: list[Fit]) -> None:
         for i, fit in enumerate(fits):
@@ -269,8 +276,8 @@ class HeteroLR(Component):
         if data.meta.extra.get(SAMPLE_WEIGHT):
             ctx.logger.warning("%s: this host's sample weights are not used; the guest's weight the rows",
                                ctx.component)
-        (n_key,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
-        pub = PaillierPublicKey(int(n_key))
+        (key_message,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
+        pub = schemes.public_key_from(key_message)  # Paillier or OU, as the arbiter's encrypt_param says
         ((batch_ids, n_models, validating, every, first),) = ctx.federation.get("batch_info", ctx.tag(), guest)
         starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, len(header),
                                    1 + ctx.role_parties("host").index(ctx.local), False)  # fmt: skip
@@ -293,7 +300,7 @@ class HeteroLR(Component):
         ctx.logger.info("trained %s iterations", iters)
         return Outputs(model={"header": header, "weights": w, "iters": iters})
 
-    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: PaillierPublicKey, batches: Batches,
+    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: AdditivePublicKey, batches: Batches,
                   start: tuple[np.ndarray, int], scope: str, index: int, count: int, validate: Dataset | None,
                   every: int | None) -> Fit:  # fmt: skip
         guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
@@ -329,8 +336,9 @@ class HeteroLR(Component):
         if info is None:  # a predict job: guest and hosts score with their own weights, no key needed
             return Outputs()
         n_batches, n_models, stop_every, first = info
-        pub, priv = generate_keypair(p.encrypt_param.key_length)
-        ctx.federation.remote(pub.n, "paillier_pubkey", ctx.tag(), hosts)
+        method = p.encrypt_param.scheme
+        pub, priv = schemes.scheme(method).generate(p.encrypt_param.key_length)
+        ctx.federation.remote(schemes.public_message(method, pub), "paillier_pubkey", ctx.tag(), hosts)
         model = warm_start.warm_model(inputs)
         iters = [int(i) for i in warm_start.stored(ctx, model, "iters", n_models, 0)]
         warm_start.agree(ctx, iters, first)

@@ -9,7 +9,7 @@ import numpy as np
 
 from components.activation import sigmoid
 from components.base import SAMPLE_WEIGHT, Instance
-from components.crypto.paillier import PaillierPublicKey
+from components.crypto.paillier import AdditivePublicKey
 from components.crypto.vector import encrypted_dot
 from components.linear.family import QuadraticLoss
 from components.linear.ovr import ovr_row
@@ -27,7 +27,7 @@ def linear(w: np.ndarray, b: float | np.ndarray):
     return f
 
 
-def encrypt(pub: PaillierPublicKey):
+def encrypt(pub: AdditivePublicKey):
     def f(v: float):
         return pub.encrypt(v).obfuscate()  # randomise here, on the workers, not when encoding
     return f

@@ -1,5 +1,6 @@
-"""encrypt_param (components/crypto/params.py): one model for every Paillier component,
-keys below 1024 bits only when asked for, and then a notice."""
+"""encrypt_param (components/crypto/params.py): one model for every encrypting component,
+keys below 1024 bits only when asked for, and then a notice; methods other than Paillier
+only where the component runs them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pydantic
 import pytest
 
 from components.crypto.paillier import generate_keypair
-from components.crypto.params import MIN_KEY_LENGTH, SECURE_KEY_LENGTH, EncryptParam
+from components.crypto.params import MIN_KEY_LENGTH, SECURE_KEY_LENGTH, EncryptParam, LinearEncryptParam
 from components.feature.binning import FeatureBinningParams
 from components.linear.hetero_linr import HeteroLinRParams
 from components.linear.hetero_lr import HeteroLRParams
@@ -43,11 +44,43 @@ def test_odd_and_tiny_keys_are_refused_even_with_the_flag(bits, match):
     assert match in _problem(key_length=bits, allow_short_key=True)
 
 
-def test_every_paillier_component_uses_the_one_model():
+def test_every_encrypting_component_uses_the_one_model():
     for params in (HeteroLRParams, HeteroLinRParams, HeteroSecureBoostParams, FeatureBinningParams):
-        assert params.model_fields["encrypt_param"].annotation is EncryptParam
+        assert issubclass(params.model_fields["encrypt_param"].annotation, EncryptParam)
         with pytest.raises(pydantic.ValidationError, match="allow_short_key"):
             params.model_validate({"encrypt_param": {"key_length": 512}})
+    for params in (HeteroLRParams, HeteroLinRParams):
+        assert params.model_fields["encrypt_param"].annotation is LinearEncryptParam
+
+
+def _method_problem(model: type[EncryptParam], **conf) -> str:
+    with pytest.raises(pydantic.ValidationError) as info:
+        model.model_validate(conf)
+    [err] = info.value.errors(include_url=False)
+    return err["msg"]
+
+
+@pytest.mark.parametrize("method", ["Paillier", "paillier", "ou", "OU"])
+def test_linear_models_take_paillier_and_ou_in_any_case(method):
+    p = HeteroLRParams.model_validate({"encrypt_param": {"method": method}}).encrypt_param
+    assert p.method == method and p.scheme == method.lower()
+
+
+def test_other_methods_are_refused_in_one_line_naming_what_runs_where():
+    msg = _method_problem(EncryptParam, method="ou")
+    assert msg == ("encrypt_param.method 'ou' is not supported by this component, which encrypts with Paillier "
+                   "only; 'ou' runs in HeteroLR and HeteroLinR")
+    assert "'ckks' runs in no component yet" in _method_problem(LinearEncryptParam, method="ckks")
+    assert "unknown encrypt_param method 'IterativeAffine'; one of Paillier, ou" in _method_problem(
+        EncryptParam, method="IterativeAffine")
+
+
+def test_ou_keys_need_not_be_even_and_say_their_scheme():
+    assert LinearEncryptParam.model_validate({"method": "ou", "key_length": 1025}).key_length == 1025
+    assert _method_problem(LinearEncryptParam, method="ou", key_length=768).startswith(
+        "ou key_length must be at least 1024 bits")
+    short = LinearEncryptParam.model_validate({"method": "ou", "key_length": 768, "allow_short_key": True})
+    assert short.notices()["key_length"].startswith("ou (Okamoto-Uchiyama) key of 768 bits")
 
 
 def test_the_floor_key_holds_one_packed_secureboost_slot_of_2_40_samples():

@@ -1,0 +1,78 @@
+"""HeteroLR and HeteroLinR run the same protocol under every ``encrypt_param.method`` they
+accept: the weights equal the centralised descent on the joined data within the tolerance
+of the Paillier runs; the components that encrypt with Paillier only refuse the others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydantic
+import pytest
+
+from components.base import Inputs
+from components.linear.hetero_linr import HeteroLinR
+from components.linear.hetero_lr import HeteroLR
+from tests.unit import test_hetero_lr_warm_start as warm
+from tests.unit.test_feature_harness import GUEST, HOST, run_parties
+from tests.unit.test_hetero_lr_warm_start import ALPHA, ARBITER, DECAY, LR, params, plain_descent
+
+#: the warm-start tests' fixtures: its session and its 30-row vertical split
+session, data = warm.session, warm.data
+
+ITERS = 3
+
+
+def train(tmp_path, session, data, component, method: str, key_length: int) -> dict:
+    p = {**params(ITERS), "encrypt_param": {"method": method, "key_length": key_length, "allow_short_key": True}}
+    out = run_parties(tmp_path, component, {
+        GUEST: (session, p, Inputs(data={"train_data": data[0]})),
+        HOST: (session, p, Inputs(data={"train_data": data[1]})),
+        ARBITER: (session, p, Inputs())}, name="hetero_lr_0")
+    return {party.role: res[0].model for party, res in out.items()}
+
+
+def squared_descent(xg, xh, y, iters: int):
+    """HeteroLinR's descent centrally: squared error, sgd, L2 (not on the intercept), decayed rate."""
+    wg, b, wh = np.zeros(xg.shape[1]), 0.0, np.zeros(xh.shape[1])
+    for it in range(iters):
+        d = xg @ wg + b + xh @ wh - y
+        lr = LR / np.sqrt(1 + DECAY * it)
+        wg, b, wh = (wg - lr * (xg.T @ d / len(y) + ALPHA * wg), b - lr * d.mean(),
+                     wh - lr * (xh.T @ d / len(y) + ALPHA * wh))
+    return wg, b, wh
+
+
+@pytest.mark.parametrize("method, bits", [("paillier", 512), ("ou", 768), ("OU", 1024)])
+def test_hetero_lr_weights_equal_the_central_descent(tmp_path, session, data, method, bits):
+    models = train(tmp_path, session, data, HeteroLR, method, bits)
+    wg, b, wh, losses = plain_descent(data[2], data[3], data[4], ITERS)
+    np.testing.assert_allclose(models["guest"]["weights"], wg, atol=1e-6)
+    np.testing.assert_allclose(models["guest"]["intercept"], b, atol=1e-6)
+    np.testing.assert_allclose(models["host"]["weights"], wh, atol=1e-6)
+    np.testing.assert_allclose(models["guest"]["loss_history"], losses, atol=1e-6)
+    assert np.abs(wh).min() > 1e-3  # it did train
+
+
+def test_hetero_linr_with_ou_equals_the_central_descent(tmp_path, session, data):
+    models = train(tmp_path, session, data, HeteroLinR, "ou", 768)
+    wg, b, wh = squared_descent(data[2], data[3], data[4], ITERS)
+    np.testing.assert_allclose(np.r_[models["guest"]["weights"], models["host"]["weights"]], np.r_[wg, wh],
+                               atol=1e-6)
+    assert models["guest"]["intercept"] == pytest.approx(b, abs=1e-6)
+
+
+@pytest.mark.parametrize("module", ["components.tree.params:HeteroSecureBoostParams",
+                                    "components.feature.binning:FeatureBinningParams",
+                                    "components.nn.hetero_nn:HeteroNNParams",
+                                    "components.linear.sshe_params:HeteroSSHELRParams",
+                                    "components.linear.hetero_poisson:HeteroPoissonParams"])
+@pytest.mark.parametrize("method", ["ou", "ckks"])
+def test_paillier_only_components_refuse_other_methods_in_one_line(module, method):
+    from flow.core.registry import import_string
+
+    params = import_string(module)
+    with pytest.raises(pydantic.ValidationError) as info:
+        params.model_validate({"encrypt_param": {"method": method}})
+    [err] = info.value.errors(include_url=False)
+    assert err["loc"] == ("encrypt_param", "method")
+    assert err["msg"].startswith(f"encrypt_param.method '{method}' is not supported by this component, "
+                                 "which encrypts with Paillier only")
