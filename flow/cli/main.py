@@ -136,6 +136,7 @@ def cli(ctx: click.Context, service_conf: str | None) -> None:
 def main() -> None:
     from flow.cli import (  # noqa: F401 - registers the command groups  # noqa: F401,I001 - cron, privileges, audit
         audit,
+        board,  # noqa: F401 - flow board (the board's URL; starts a server if none runs)
         cluster,  # noqa: F401 - flow cluster generate (deployment bundles)
         component,  # noqa: F401 - flow component (FATE 1.x) and flow module
         data,

@@ -279,19 +279,8 @@ class Store:
         parties run elsewhere is found by them too)."""
         if limit < 0:
             raise StoreError(f"jobs limit must be 0 or more, got {limit}")
-        q = select(Job).order_by(Job.created.desc(), Job.job_id.desc())
-        if status is not None:
-            q = q.where(Job.status == status)
-        if initiator is not None:
-            q = q.where(Job.initiator_party == str(initiator[1]))
-            if initiator[0]:
-                q = q.where(Job.initiator_role == initiator[0])
-        if since is not None:
-            q = q.where(Job.created >= since)
-        if until is not None:
-            q = q.where(Job.created < until)
-        if description:
-            q = q.where(func.lower(Job.description).contains(description.lower(), autoescape=True))
+        q = job_filters(select(Job).order_by(Job.created.desc(), Job.job_id.desc()), status=status,
+                        initiator=initiator, since=since, until=until, description=description)
         if role is None and party_id is None:
             with self.session() as s:
                 return [_row(j) for j in s.scalars(q.limit(limit))]
@@ -392,6 +381,24 @@ class Store:
                                      Output.party_id == str(party_id), Output.component == component,
                                      Output.kind == kind)
             return [_row(o) for o in s.scalars(q.order_by(Output.index))]
+
+
+def job_filters(q: Any, *, status: str | None = None, initiator: tuple[str | None, str] | None = None,
+                since: datetime | None = None, until: datetime | None = None, description: str | None = None) -> Any:
+    """``q`` (a select of jobs) narrowed by :meth:`Store.jobs`'s column filters."""
+    if status is not None:
+        q = q.where(Job.status == status)
+    if initiator is not None:
+        q = q.where(Job.initiator_party == str(initiator[1]))
+        if initiator[0]:
+            q = q.where(Job.initiator_role == initiator[0])
+    if since is not None:
+        q = q.where(Job.created >= since)
+    if until is not None:
+        q = q.where(Job.created < until)
+    if description:
+        q = q.where(func.lower(Job.description).contains(description.lower(), autoescape=True))
+    return q
 
 
 def _has_party(conf: Any, role: str | None, party_id: str | None) -> bool:

@@ -50,6 +50,15 @@ class BoardHome:
         return c, d
 
 
+def lr_job_files() -> tuple[dict, dict]:
+    """examples/hetero_lr, shortened: 3 iterations with 512-bit keys."""
+    conf, dsl = load_example("hetero_lr")
+    conf = copy.deepcopy(conf)
+    conf["component_parameters"]["common"]["hetero_lr_0"].update(
+        max_iter=3, encrypt_param={"key_length": 512, "allow_short_key": True})
+    return conf, dsl
+
+
 def _submit(flow: FlowCLI, conf: Path, dsl: Path, description: str) -> str:
     job = flow.ok("job", "submit", "-c", conf, "-d", dsl, "--description", description, "--wait")
     assert job["status"] == "success", job
@@ -63,10 +72,7 @@ def board_home(tmp_path_factory) -> Iterator[BoardHome]:
     flow = FlowCLI(home)
     flow.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
     flow.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
-    conf, dsl = load_example("hetero_lr")
-    conf = copy.deepcopy(conf)
-    conf["component_parameters"]["common"]["hetero_lr_0"].update(
-        max_iter=3, encrypt_param={"key_length": 512, "allow_short_key": True})
+    conf, dsl = lr_job_files()
     (tmp / "lr_conf.json").write_text(json.dumps(conf))
     (tmp / "lr_dsl.json").write_text(json.dumps(dsl))
     lr_job = _submit(flow, tmp / "lr_conf.json", tmp / "lr_dsl.json", "hetero lr on breast")
@@ -106,3 +112,25 @@ def shots(tmp_path: Path) -> Path:
     folder = tmp_path / "screenshots"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def page(chromium, board_home: BoardHome):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.dialogs = []
+    page.errors = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def log_in(page, board: BoardHome) -> None:
+    page.goto(board.base + "/")
+    assert page.url.endswith("/login")
+    page.fill("#token", TOKEN)
+    page.click("#login-button")
+    page.wait_for_selector("#jobs tbody tr[data-job-id]")

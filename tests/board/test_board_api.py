@@ -122,3 +122,44 @@ def test_logs_and_events_are_server_sent_events(board_home: BoardHome):
     with client.stream("GET", "/board/api/events", params={"job_id": j}) as res:
         text = "".join(res.iter_text())  # a finished job: its page once, then the end
     assert "event: detail" in text and 'event: end\ndata: {"status": "success"}' in text
+
+
+def test_jobs_pages_sorts_and_partner(board_home: BoardHome):
+    client, _ = login(board_home)
+    listed = [j["job_id"] for j in board_home.flow.ok("job", "list", "-l", "1000")]
+    seen, total = [], None
+    while total is None or len(seen) < total:
+        page = client.get("/board/api/jobs", params={"offset": len(seen), "limit": 1}).json()["data"]
+        assert len(page["jobs"]) == 1
+        seen.append(page["jobs"][0]["job_id"])
+        total = page["total"]
+    assert seen == listed and total == len(listed)
+    rows = client.get("/board/api/jobs", params={"sort": "duration", "order": "asc"}).json()["data"]["jobs"]
+    durations = [r["duration_s"] for r in rows if r["final"]]
+    assert durations == sorted(durations) and len(durations) >= 2
+    partner = [r["job_id"] for r in client.get("/board/api/jobs", params={"partner": "10000"}).json()["data"]["jobs"]]
+    assert board_home.lr_job in partner and board_home.reader_job not in partner
+    bad = client.get("/board/api/jobs", params={"partner": "../x"})
+    assert bad.status_code in (400, 422) and "partner" in bad.json()["retmsg"]
+    assert client.get("/board/api/jobs", params={"sort": "size"}).status_code == 422
+
+
+def test_a_note_is_stored_as_the_jobs_description(board_home: BoardHome):
+    client, csrf = login(board_home)
+    job = board_home.reader_job
+    before = board_home.flow.ok("job", "query", "-j", job)["description"]
+    path = f"/board/api/jobs/{job}/note"
+    assert client.post(path, json={"note": "x"}).status_code == 403  # no CSRF token
+    token = board_home.flow.ok("user", "add", "vin", "--role", "viewer")["token"]
+    viewer, viewer_csrf = login(board_home, token)
+    refused = viewer.post(path, json={"note": "x"}, headers={"X-CSRF-Token": viewer_csrf})
+    assert refused.status_code == 403 and "needs operator" in refused.json()["retmsg"]
+    board_home.flow.ok("user", "remove", "vin")
+    try:
+        row = client.post(path, json={"note": "  checked by ana  "}, headers={"X-CSRF-Token": csrf}).json()["data"]
+        assert row["description"] == "checked by ana"
+        assert board_home.flow.ok("job", "query", "-j", job)["description"] == "checked by ana"
+    finally:
+        client.post(path, json={"note": before}, headers={"X-CSRF-Token": csrf})
+    assert client.post("/board/api/jobs/no_such_job_2/note", json={"note": "x"},
+                       headers={"X-CSRF-Token": csrf}).status_code == 404

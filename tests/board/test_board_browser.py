@@ -13,31 +13,9 @@ import pytest
 
 from tests.e2e.conftest import load_example, write_job
 
-from .conftest import TOKEN, XSS, BoardHome
+from .conftest import XSS, BoardHome, log_in
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def page(chromium, board_home: BoardHome):
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.dialogs = []
-    page.errors = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-def log_in(page, board: BoardHome) -> None:
-    page.goto(board.base + "/")
-    assert page.url.endswith("/login")
-    page.fill("#token", TOKEN)
-    page.click("#login-button")
-    page.wait_for_selector("#jobs tbody tr[data-job-id]")
 
 
 def job_ids(page) -> list[str]:
@@ -61,7 +39,7 @@ def test_jobs_list_filters_and_xss_probe(page, board_home: BoardHome, shots: Pat
     wait_rows(page, [board_home.lr_job, board_home.reader_job])
     page.screenshot(path=shots / "jobs.png", full_page=True)
     row = page.locator(f"tr[data-job-id='{board_home.reader_job}']")
-    assert row.locator("td.description").text_content() == XSS  # shown as text
+    assert row.locator("td.description .note-text").text_content() == XSS  # shown as text
     assert page.locator("#jobs img").count() == 0
     assert page.evaluate("window.__xss") is None and page.dialogs == []
     lr = page.locator(f"tr[data-job-id='{board_home.lr_job}']")
@@ -188,3 +166,83 @@ def test_stop_a_running_job_from_its_page(page, board_home: BoardHome, tmp_path:
     assert "running" not in states and "waiting" not in states
     assert page.locator("#stop").is_hidden()
     page.screenshot(path=shots / "stopped.png", full_page=True)
+
+
+def _save_note(page, job: str, text: str) -> None:
+    row = f"tr[data-job-id='{job}']"
+    page.click(f"{row} button.note-edit")
+    page.fill(f"{row} input.note-input", text)
+    page.click(f"{row} button.note-save")
+    page.wait_for_function("([sel, t]) => document.querySelector(sel + ' .note-text')?.textContent === t",
+                           arg=[row, text])
+
+
+def test_jobs_paging_sorting_notes_and_clone(page, board_home: BoardHome, shots: Path):
+    flow = board_home.flow
+    listed = [j["job_id"] for j in flow.ok("job", "list", "-l", "1000")]
+    log_in(page, board_home)
+    page.goto(board_home.base + "/?limit=1")
+    page.wait_for_selector("body[data-loaded]")
+    pages = []
+    for i in range(len(listed)):
+        wait_rows(page, [listed[i]])
+        assert page.locator("#range").text_content() == f"{i + 1}–{i + 1} of {len(listed)}"
+        pages.append(job_ids(page)[0])
+        if i + 1 < len(listed):
+            page.click("#next-page")
+    assert pages == listed and page.locator("#next-page").is_disabled()
+
+    page.goto(board_home.base + "/")
+    wait_rows(page, listed)
+    page.click("button.sort[data-sort=duration]")  # longest first, then shortest first
+    for order in ("desc", "asc"):
+        page.wait_for_function("o => new URLSearchParams(location.search).get('order') === o && "
+                               "document.querySelector('th[aria-sort]:not([aria-sort=none]) button')?.dataset.sort "
+                               "=== 'duration'", arg=order)
+        wait_rows(page, listed)
+        seconds = [float(s) for s in page.eval_on_selector_all("#jobs tbody td.duration", "c => c.map(x => "
+                                                                "x.dataset.seconds)") if s]
+        assert seconds == sorted(seconds, reverse=order == "desc") and len(seconds) >= 2
+        if order == "desc":
+            page.click("button.sort[data-sort=duration]")
+
+    note = "<script>window.__xss = 2</script> checked"  # shown as text, never run
+    before = flow.ok("job", "query", "-j", board_home.lr_job)["description"]
+    try:
+        _save_note(page, board_home.lr_job, note)
+        assert flow.ok("job", "query", "-j", board_home.lr_job)["description"] == note
+        assert page.locator("#jobs script").count() == 0 and page.evaluate("window.__xss") is None
+        page.screenshot(path=shots / "jobs_note.png", full_page=True)
+    finally:
+        _save_note(page, board_home.lr_job, before)
+
+    page.click(f"tr[data-job-id='{board_home.lr_job}'] a.clone")
+    page.wait_for_selector("body.builder[data-loaded]")
+    nodes = page.evaluate("window.fedweaveBuilder.cy.nodes().map(n => n.id())")
+    components = [c["component_name"] for c in flow.ok("component", "list", "-j", board_home.lr_job)["components"]]
+    assert sorted(nodes) == sorted(components)
+    assert page.errors == [] and page.dialogs == []
+
+
+def test_rerun_from_a_chosen_component(page, board_home: BoardHome, tmp_path: Path):
+    flow = board_home.flow
+    conf, dsl = board_home.reader_conf(tmp_path)
+    job = flow.ok("job", "submit", "-c", conf, "-d", dsl, "--description", "rerun me", "--wait")["job_id"]
+    before = {t["component"]: t for t in flow.ok("job", "query", "-j", job)["tasks"]}
+    log_in(page, board_home)
+    page.goto(f"{board_home.base}/jobs/{job}")
+    page.wait_for_selector("body[data-loaded]")
+    assert page.eval_on_selector_all("#rerun-from option", "o => o.map(x => x.value)") == [
+        "", "reader_0", "data_transform_0"]
+    page.select_option("#rerun-from", "data_transform_0")
+    page.click("#rerun")
+    page.wait_for_function("() => window.fedweaveBoard.page.job.status !== 'success' || "
+                           "document.getElementById('message').textContent", timeout=120_000)
+    assert page.locator("#message").text_content() == ""
+    final = flow.wait(job)
+    assert final["attempt"] == 1 and final["status"] == "success"
+    page.wait_for_selector("#job-status .s-success", state="attached", timeout=120_000)
+    after = {t["component"]: t for t in final["tasks"]}
+    assert after["reader_0"]["started"] == before["reader_0"]["started"]  # upstream of the choice: kept
+    assert after["data_transform_0"]["started"] > before["data_transform_0"]["ended"]
+    assert page.errors == []

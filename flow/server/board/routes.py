@@ -9,7 +9,7 @@ but metrics, models, data and logs only of the parties this home ran.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,7 +22,7 @@ from flow.server import routes as api_routes
 from flow.server.auth import identify
 from flow.server.board import APP_DIR, events
 from flow.server.board.session import COOKIE, CSRF_HEADER, Session, Sessions, csrf_ok
-from flow.server.board.views import job_page, job_row, own_parties
+from flow.server.board.views import job_page, job_row, jobs_table, own_parties
 from flow.server.routes import ok, ops_of
 
 #: no script but the board's own files, no frames, nothing sent elsewhere
@@ -158,17 +158,16 @@ def session_info(request: Request, user: dict = Depends(board_user)):
 
 
 @api.get("/jobs", dependencies=[Depends(need("job_list"))])
-def jobs(request: Request, limit: int = Query(50, ge=1, le=500), status: str | None = None,
-         role: str | None = None, party_id: str | None = None, since: str | None = None,
+def jobs(request: Request, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
+         sort: Literal["created", "started", "ended", "duration"] = "created",
+         order: Literal["asc", "desc"] = "desc", status: str | None = None, role: str | None = None,
+         party_id: str | None = None, partner: str | None = None, since: str | None = None,
          until: str | None = None, q: str | None = None):
-    """The jobs table: ``job_list``'s jobs (``q``: part of the job id), each with ``job_query``'s parties,
-    times and progress."""
-    ops = ops_of(request)
-    found = ops.job_list(max(limit, 1000) if q else limit, status=status or None, role=role or None,
-                         party_id=party_id or None, since=since or None, until=until or None)
-    if q:
-        found = [j for j in found if q.lower() in j["job_id"].lower()][:limit]
-    return ok({"jobs": [job_row(ops.job_query(j["job_id"])) for j in found]})
+    """One page of the jobs table (each line with ``job_query``'s parties, times and progress)
+    and the number of jobs that match (:func:`.views.jobs_table`)."""
+    return ok(jobs_table(ops_of(request), offset, limit, sort, order == "desc", status=status or None,
+                         role=role or None, party_id=party_id or None, partner=partner or None,
+                         since=since or None, until=until or None, q=q or None))
 
 
 @api.get("/jobs/{job_id}", dependencies=[Depends(need("job_query"))])
@@ -237,6 +236,21 @@ def stop(job_id: str, request: Request):
 @api.post("/jobs/{job_id}/rerun", dependencies=[Depends(need("job_rerun", changes=True))])
 def rerun(job_id: str, request: Request, body: RerunBody | None = None):
     return api_routes.rerun_job(job_id, request, api_routes.RerunBody(component=body.component if body else None))
+
+
+class NoteBody(BaseModel):
+    note: str = Field(max_length=2000, description="what the job is (FATE's notes; the job's description)")
+
+
+@api.post("/jobs/{job_id}/note", dependencies=[Depends(need("job_submit", changes=True))])
+def note(job_id: str, body: NoteBody, request: Request):
+    """Set the job's note (its description, as ``flow job submit --description``); whoever may
+    submit jobs may describe them. Audited as ``job_note``."""
+    request.scope[_errors().OP_KEY] = "job_note"
+    ops = ops_of(request)
+    ops.job_query(job_id)  # 404 for no such job, the id's own checks
+    ops.store.update_job(job_id, description=body.note.strip())
+    return ok(job_row(ops.job_query(job_id)))
 
 
 router.include_router(api)

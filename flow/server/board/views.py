@@ -10,8 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flow.ops.local import LocalOps
+from flow.core.ids import check_id
+from flow.dsl.dag import JobDAG
+from flow.ops.local import LocalOps, job_filters
+from flow.runtime.shares import remote_reports
 from flow.store import FINAL_STATES
+from flow.store.job_pages import jobs_page, tasks_of
 
 #: a component's state shown for a node when its parties disagree: the first one any party has
 STATE_ORDER = ("failed", "timeout", "canceled", "running", "waiting", "success")
@@ -97,15 +101,55 @@ def own_parties(ops: LocalOps, job_id: str) -> list[dict[str, str]]:
 
 
 def job_page(ops: LocalOps, job_id: str) -> dict[str, Any]:
-    """The job page's data: its line, its components with each party's task, the DAG's edges."""
+    """The job page's data: its line, its components (in ``flow component list``'s order and
+    stages, from one pass over the DAG) with each party's task, the DAG's edges."""
     detail = ops.job_query(job_id)
-    components = ops.component_list(job_id)
+    dsl = ops.store.job(job_id)["dsl"]
+    dag = JobDAG.from_dsl(dsl)
+    stage_of = {name: i for i, stage in enumerate(dag.stages(), start=1) for name in stage}
     tasks = detail.get("tasks") or []
     nodes = []
-    for c in components["components"]:
-        mine = [t for t in tasks if t["component"] == c["component_name"]]
-        nodes.append({"component": c["component_name"], "module": c["module"], "stage": c["stage"],
-                      "state": node_state([t["status"] for t in mine]),
+    for name in dag.order():
+        mine = [t for t in tasks if t["component"] == name]
+        nodes.append({"component": name, "module": (dsl["components"][name] or {}).get("module"),
+                      "stage": stage_of[name], "state": node_state([t["status"] for t in mine]),
                       "tasks": [{**t, "duration_s": duration_s(t["started"], t["ended"])} for t in mine]})
-    return {"job": job_row(detail), "components": nodes, "edges": dag_edges(components["dsl"]),
-            "own": own_parties(ops, job_id), "dsl": components["dsl"]}
+    return {"job": job_row(detail), "components": nodes, "edges": dag_edges(dsl),
+            "own": own_parties(ops, job_id), "dsl": dsl}
+
+
+def jobs_table(ops: LocalOps, offset: int, limit: int, sort: str, descending: bool, *, status: str | None = None,
+               role: str | None = None, party_id: str | None = None, partner: str | None = None,
+               since: str | None = None, until: str | None = None, q: str | None = None) -> dict[str, Any]:
+    """One page of the jobs table and how many jobs match: ``flow job list``'s filters (a bad
+    one is its one-line error), ``partner`` (a party id the job names in any role), ``q``
+    (part of the job id)."""
+    filters = job_filters(status, None, None, None, since, until, None)
+    del filters["role"], filters["party_id"]
+    parties = []
+    if role or party_id:
+        parties.append((check_id("role", role, "role") if role else None,
+                        check_id("party_id", party_id, "party_id") if party_id else None))
+    if partner:
+        parties.append((None, check_id("party_id", partner, "partner")))
+    rows, total = jobs_page(ops.store, offset, limit, sort=sort, descending=descending, id_contains=q,
+                            parties=tuple(parties), **filters)
+    tasks = tasks_of(ops.store, [j["job_id"] for j in rows if j["status"] in FINAL_STATES])
+    return {"jobs": [job_row(_finished(ops, j, tasks[j["job_id"]]) if j["job_id"] in tasks
+                             else ops.job_query(j["job_id"])) for j in rows],
+            "total": total, "offset": offset, "limit": limit}
+
+
+def _finished(ops: LocalOps, job: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """``job_query``'s answer for a finished job from rows already read (a page's jobs share one
+    task query); an unfinished one goes through ``job_query``, which also ends orphaned jobs."""
+    def iso(v: datetime | None) -> str | None:
+        return v.isoformat() if v else None
+
+    remote = [t for r in remote_reports(ops.conf.home_path, job["job_id"]) for t in r.get("tasks") or []]
+    return {"job_id": job["job_id"], "status": job["status"], "reason": job["reason"],
+            "description": job.get("description") or "",
+            "initiator": {"role": job["initiator_role"], "party_id": job["initiator_party"]},
+            "created": iso(job["created"]), "started": iso(job["started"]), "ended": iso(job["ended"]),
+            "tasks": [{"role": t["role"], "party_id": t["party_id"], "status": t["status"],
+                       "progress": t["progress"]} for t in tasks] + remote}

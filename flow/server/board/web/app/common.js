@@ -82,14 +82,20 @@ export function statusBadge(status) {
   return el('span', { class: `status s-${status}`, text: status });
 }
 
-/** The header of every page: who is logged in, a way back to the jobs, and out. */
+/** The board's pages, in the header of each. */
+export const PAGES = [['/', 'Jobs'], ['/builder', 'Builder'], ['/data', 'Data'], ['/models', 'Models'],
+  ['/schedules', 'Schedules'], ['/audit', 'Audit'], ['/server', 'Server']];
+
+/** The header of every page: who is logged in, the pages, and a way out. */
 export async function header() {
   const me = await currentSession();
   const out = el('button', {
     id: 'logout', text: 'Log out',
     onclick: async () => { await api('/board/logout', { method: 'POST' }); window.location.assign('/login'); },
   });
-  fill(document.getElementById('top'), el('a', { href: '/', text: 'fedweave board' }),
+  const here = window.location.pathname;
+  const nav = el('nav', {}, PAGES.map(([href, label]) => el('a', { href, text: label, class: href === here ? 'here' : null })));
+  fill(document.getElementById('top'), el('a', { href: '/', text: 'fedweave board' }), nav,
     el('span', { class: 'muted', text: ` ${me.user} (${me.role})${me.party_id ? ` · party ${me.party_id}` : ''} ` }),
     out);
   return me;

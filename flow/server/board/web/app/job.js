@@ -115,12 +115,19 @@ function summary(page) {
     + ` · ended ${when(j.ended)} · ${duration(j.duration_s)} · ${j.progress}%${j.reason ? ` · ${j.reason}` : ''}`);
   fill(document.getElementById('job-description'), j.description);
   document.getElementById('stop').hidden = j.final;
-  document.getElementById('rerun').hidden = !j.final || j.status === 'success';
+  document.getElementById('rerun-box').hidden = !j.final;
   document.title = `fedweave board: job ${j.job_id}`;
+}
+
+function rerunChoices(page) {
+  const select = document.getElementById('rerun-from');
+  if (select.options.length > 1) return;
+  select.append(...page.components.map((c) => el('option', { value: c.component, text: c.component })));
 }
 
 function show(page) {
   board.page = page;
+  rerunChoices(page);
   summary(page);
   statesTable(page);
   recolour(page);
@@ -144,7 +151,9 @@ function follow() {
 async function act(what) {
   showError(null);
   try {
-    await api(`/board/api/jobs/${encodeURIComponent(jobId)}/${what}`, { method: 'POST', body: {} });
+    const from = document.getElementById('rerun-from').value;
+    const body = what === 'rerun' && from ? { component: from } : {};
+    await api(`/board/api/jobs/${encodeURIComponent(jobId)}/${what}`, { method: 'POST', body });
     if (what === 'rerun') follow();
   } catch (err) {
     showError(err);
@@ -156,6 +165,7 @@ async function main() {
   const page = await api(`/board/api/jobs/${encodeURIComponent(jobId)}`);
   drawDag(page);
   show(page);
+  document.getElementById('clone').href = `/builder?job=${encodeURIComponent(jobId)}`;
   document.getElementById('stop').addEventListener('click', () => act('stop'));
   document.getElementById('rerun').addEventListener('click', () => act('rerun'));
   if (!page.job.final) follow();
