@@ -21,6 +21,8 @@ import numpy as np
 from components.base import Component, Context, Dataset, Inputs, Outputs, Params
 from components.evaluation.metrics import (
     binary_metrics,
+    confusion_at,
+    confusion_curve,
     ks_curve,
     multi_metrics,
     regression_metrics,
@@ -54,14 +56,16 @@ class EvalType:
 
 EVAL_TYPES: dict[str, EvalType] = {
     "binary": EvalType(("predict_score",), binary_metrics,
-                       lambda y, s: {"roc_curve": roc_curve(y, s), "ks_curve": ks_curve(y, s)},
+                       lambda y, s: {"roc_curve": roc_curve(y, s), "ks_curve": ks_curve(y, s),
+                                     "confusion_curve": confusion_curve(y, s), "confusion_matrix": confusion_at(y, s)},
                        frozenset({"lift", "gain", "psi", "precision_table", "recall_table"})),
     "multi": EvalType(("predict_result",), multi_metrics, lambda y, p: {}),
     "regression": EvalType(("predict_result", "predict_score"), regression_metrics, lambda y, p: {},
                            frozenset({"mean_squared_log_error"})),
 }
 #: names in ``metrics`` that select more than one stored metric (or a curve)
-ALIASES = {"roc": ("roc_curve",), "ks": ("ks", "ks_curve"), "loss": ("loss_curve",)}
+ALIASES = {"roc": ("roc_curve",), "ks": ("ks", "ks_curve"), "loss": ("loss_curve",),
+           "confusion": ("confusion_curve", "confusion_matrix")}
 
 
 class Evaluation(Component):

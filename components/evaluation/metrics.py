@@ -103,6 +103,25 @@ def roc_curve(y: np.ndarray, score: np.ndarray) -> dict[str, list]:
     return thin({"fpr": fpr.tolist(), "tpr": tpr.tolist(), "threshold": _finite(thr)})
 
 
+def confusion_curve(y: np.ndarray, score: np.ndarray) -> dict[str, list]:
+    """Confusion counts when every score at or above each distinct threshold (descending) is
+    called positive: what precision-recall, lift and gain curves are drawn from."""
+    fpr, tpr, thr = roc_points(y, score)
+    pos = int(np.sum(y == 1))
+    neg = len(y) - pos
+    tp = np.rint(tpr * pos).astype(int) if pos else np.zeros(len(tpr), dtype=int)
+    fp = np.rint(fpr * neg).astype(int) if neg else np.zeros(len(fpr), dtype=int)
+    return thin({"threshold": _finite(thr), "tp": tp.tolist(), "fp": fp.tolist(),
+                 "fn": (pos - tp).tolist(), "tn": (neg - fp).tolist()})
+
+
+def confusion_at(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Confusion counts at the threshold the thresholded metrics use (score >= threshold is positive)."""
+    pred = score >= threshold
+    return {"threshold": threshold, "tp": int((pred & (y == 1)).sum()), "fp": int((pred & (y == 0)).sum()),
+            "fn": int((~pred & (y == 1)).sum()), "tn": int((~pred & (y == 0)).sum())}
+
+
 def thin(curve: dict[str, list], points: int = CURVE_POINTS) -> dict[str, list]:
     """Every k-th point of each equally long list, keeping the last, so a stored curve stays small."""
     n = len(next(iter(curve.values())))

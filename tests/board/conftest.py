@@ -33,6 +33,16 @@ class BoardHome:
     served: Served
     lr_job: str
     reader_job: str
+    tmp: Path
+
+    def tree_job(self) -> str:
+        """The binning/selection/scale/SecureBoost job, run once when a test first asks."""
+        if not getattr(self, "_tree_job", None):
+            conf, dsl = tree_job_files()
+            (self.tmp / "tree_conf.json").write_text(json.dumps(conf))
+            (self.tmp / "tree_dsl.json").write_text(json.dumps(dsl))
+            self._tree_job = _submit(self.flow, self.tmp / "tree_conf.json", self.tmp / "tree_dsl.json", "trees")
+        return self._tree_job
 
     def reader_conf(self, tmp: Path) -> tuple[Path, Path]:
         """A guest-only job: Reader then DataTransform on the guest's table (a few seconds)."""
@@ -51,11 +61,32 @@ class BoardHome:
 
 
 def lr_job_files() -> tuple[dict, dict]:
-    """examples/hetero_lr, shortened: 3 iterations with 512-bit keys."""
+    """examples/hetero_lr, shortened: 3 iterations with 512-bit keys, validated on its
+    training rows after every iteration (so the board has validation curves to draw)."""
     conf, dsl = load_example("hetero_lr")
-    conf = copy.deepcopy(conf)
+    conf, dsl = copy.deepcopy(conf), copy.deepcopy(dsl)
     conf["component_parameters"]["common"]["hetero_lr_0"].update(
-        max_iter=3, encrypt_param={"key_length": 512, "allow_short_key": True})
+        max_iter=3, validation_freqs=1, metrics=["auc", "ks"],
+        encrypt_param={"key_length": 512, "allow_short_key": True})
+    dsl["components"]["hetero_lr_0"]["input"]["data"]["validate_data"] = ["feature_scale_0.data"]
+    return conf, dsl
+
+
+def tree_job_files() -> tuple[dict, dict]:
+    """examples/binning_selection_lr with SecureBoost (3 trees of depth 3, 512-bit keys) in
+    place of HeteroLR: binning, selection, scale and tree models on one job."""
+    conf, dsl = load_example("binning_selection_lr")
+    conf, dsl = copy.deepcopy(conf), copy.deepcopy(dsl)
+    common = conf["component_parameters"]["common"]
+    common["hetero_feature_binning_0"]["encrypt_param"] = {"key_length": 512, "allow_short_key": True}
+    common["hetero_feature_selection_0"]["iv_top_k_param"] = {"k": 16}
+    del common["hetero_lr_0"]
+    common["hetero_secureboost_0"] = {
+        "task_type": "classification", "num_trees": 3, "bin_num": 16,
+        "tree_param": {"max_depth": 3}, "encrypt_param": {"key_length": 512, "allow_short_key": True}}
+    body = dsl["components"].pop("hetero_lr_0")
+    dsl["components"]["hetero_secureboost_0"] = {**body, "module": "HeteroSecureBoost"}
+    dsl["components"]["evaluation_0"]["input"]["data"]["data"] = ["hetero_secureboost_0.data"]
     return conf, dsl
 
 
@@ -76,7 +107,7 @@ def board_home(tmp_path_factory) -> Iterator[BoardHome]:
     (tmp / "lr_conf.json").write_text(json.dumps(conf))
     (tmp / "lr_dsl.json").write_text(json.dumps(dsl))
     lr_job = _submit(flow, tmp / "lr_conf.json", tmp / "lr_dsl.json", "hetero lr on breast")
-    board = BoardHome(flow, "", None, lr_job, "")  # type: ignore[arg-type]
+    board = BoardHome(flow, "", None, lr_job, "", tmp)  # type: ignore[arg-type]
     board.reader_job = _submit(flow, *board.reader_conf(tmp), XSS)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOW_HOME", str(home))

@@ -30,10 +30,12 @@ def install(app: FastAPI) -> None:
     from flow.server.board.routes import router
     from flow.server.board.routes_builder import router as builder_router
     from flow.server.board.routes_pages import router as pages_router
+    from flow.server.board.routes_results import router as results_router
 
     app.include_router(router)
     app.include_router(builder_router)
     app.include_router(pages_router)
+    app.include_router(results_router)
     app.mount("/board/app", StaticFiles(directory=APP_DIR), name="board-app")
     # before `make board-assets` the folder is missing: the job page then says what to run
     app.mount("/board/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), name="board-vendor")

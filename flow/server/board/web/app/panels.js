@@ -2,7 +2,11 @@
 // charts), model, output data and logs. Results are asked for the parties this home ran
 // only; the server refuses the others as well.
 import { api, duration, el, fill, statusBadge, when } from './common.js';
-import { findLoss, ksChart, lossChart, rocChart } from './charts.js';
+import {
+  confusionChart, findLoss, gainChart, ksChart, liftChart, linesChart, lossChart, prChart, rocChart,
+} from './charts.js';
+import { modelView } from './model_views.js';
+import { logsPanel, stopLogs } from './logs_pane.js';
 
 const section = document.getElementById('component');
 const panel = document.getElementById('panel');
@@ -73,7 +77,7 @@ async function metricsPanel(board, party, box) {
       board.charts.ks = ksChart(node, values.ks_curve);
     }
     for (const [name, value] of Object.entries(values)) {
-      if (value && typeof value === 'object' && !['roc_curve', 'ks_curve', 'loss_curve'].includes(name)) {
+      if (value && typeof value === 'object' && !DRAWN.includes(name) && !isCurve(value)) {
         box.append(el('h4', { text: `${ns}.${name}` }), json(value));
       }
     }
@@ -83,74 +87,88 @@ async function metricsPanel(board, party, box) {
     const node = box.appendChild(el('div', { class: 'chart', id: 'chart-loss' }));
     board.charts.loss = lossChart(node, loss.iterations, loss.loss);
   }
+  validationCharts(board, metrics, box);
+  if (Object.values(metrics).some((v) => v.confusion_curve)) await curveCharts(board, party, box);
 }
 
-function weightsTable(model) {
-  const rows = model.header.map((name, i) => el('tr', { dataset: { feature: name } }, el('td', { text: name }),
-    el('td', { class: 'weight', text: JSON.stringify(model.weights[i]) })));
-  if (model.intercept !== undefined) {
-    rows.push(el('tr', { dataset: { feature: '(intercept)' } }, el('td', { text: '(intercept)' }),
-      el('td', { class: 'weight', text: JSON.stringify(model.intercept) })));
+/** ``{iteration: [...], value: [...]}`` metrics (validation per iteration or round). */
+const isCurve = (v) => Array.isArray(v.iteration) && Array.isArray(v.value);
+const DRAWN = ['roc_curve', 'ks_curve', 'loss_curve', 'confusion_curve', 'confusion_matrix'];
+
+function validationCharts(board, metrics, box) {
+  for (const [ns, values] of Object.entries(metrics)) {
+    const curves = Object.entries(values).filter(([, v]) => v && typeof v === 'object' && isCurve(v));
+    if (!curves.length) continue;
+    const node = box.appendChild(el('div', { class: 'chart', id: `chart-${ns}` }));
+    board.charts[ns] = linesChart(node, `${ns} per iteration`, 'iteration', 'value',
+      curves.map(([name, v]) => ({ name, points: v.iteration.map((it, i) => [it, v.value[i]]) })),
+      { x: { minInterval: 1 } });
   }
-  return el('table', { class: 'grid', id: 'weights-table' },
-    el('thead', {}, el('tr', {}, el('th', { text: 'feature' }), el('th', { text: 'weight' }))), el('tbody', {}, rows));
+}
+
+/** PR, gain, lift and the confusion matrix (at a threshold the user may change), from the server. */
+async function curveCharts(board, party, box) {
+  const input = el('input', { type: 'number', id: 'confusion-threshold', min: 0, max: 1, step: 0.01, value: '' });
+  box.append(el('label', {}, 'confusion matrix at threshold ', input, ' (empty: Evaluation\'s own)'));
+  const nodes = Object.fromEntries(['pr', 'gain', 'lift', 'confusion'].map((k) => [k,
+    box.appendChild(el('div', { class: 'chart', id: `chart-${k}` }))]));
+  const draw = async () => {
+    const q = input.value === '' ? '' : `?threshold=${encodeURIComponent(input.value)}`;
+    const curves = await api(taskPath(board, party, `curves${q}`));
+    const first = Object.values(curves)[0];
+    board.curves = curves;
+    for (const k of Object.keys(nodes)) if (board.charts[k]) board.charts[k].dispose();
+    board.charts.pr = prChart(nodes.pr, first.pr);
+    board.charts.gain = gainChart(nodes.gain, first.gain);
+    board.charts.lift = liftChart(nodes.lift, first.lift);
+    board.charts.confusion = confusionChart(nodes.confusion, first.confusion);
+    nodes.confusion.dataset.threshold = String(first.confusion.threshold);
+  };
+  input.addEventListener('change', () => draw().catch((err) => box.append(el('p', { class: 'error', text: err.message }))));
+  await draw();
 }
 
 async function modelPanel(board, party, box) {
   const model = await api(taskPath(board, party, 'model'));
-  const linear = Array.isArray(model.header) && Array.isArray(model.weights)
-    && model.header.length === model.weights.length;
-  if (!linear) {
-    fill(box, json(model));
-    return;
-  }
-  const rest = Object.fromEntries(Object.entries(model).filter(([k]) => !['header', 'weights', 'intercept'].includes(k)));
-  fill(box, el('h4', { text: `weights of ${party.role} ${party.party_id}` }), weightsTable(model), json(rest));
+  board.model = model;
+  fill(box, modelView(component(board).module, model, party, box, board));
+}
+
+const STATS = ['count', 'missing', 'mean', 'std', 'min', 'max'];
+
+function statsTable(stats) {
+  return el('table', { class: 'grid stats-table' },
+    el('thead', {}, el('tr', {}, ['column', ...STATS].map((h) => el('th', { text: h })))),
+    el('tbody', {}, stats.columns.map((c) => el('tr', { dataset: { column: c.column } }, el('td', { text: c.column }),
+      STATS.map((k) => el('td', { dataset: { stat: k, value: c[k] === null ? '' : String(c[k]) },
+        text: c[k] === null ? '' : String(Number(Number(c[k]).toPrecision(6))) }))))));
 }
 
 async function dataPanel(board, party, box) {
-  const tables = await api(`${taskPath(board, party, 'data')}?limit=100`);
+  const [tables, stats] = await Promise.all([api(`${taskPath(board, party, 'data')}?limit=100`),
+    api(taskPath(board, party, 'data/statistics'))]);
+  board.dataStats = stats;
   fill(box, tables.length ? [] : el('p', { class: 'muted', text: 'no output data' }));
-  for (const t of tables) {
+  tables.forEach((t, i) => {
     box.append(el('h4', { text: `${t.namespace}/${t.name} (${t.count} rows, first ${t.rows.length})` }),
-      el('div', { class: 'scroll' }, el('table', { class: 'grid data-table' },
-        el('thead', {}, el('tr', {}, t.header.map((h) => el('th', { text: h })))),
-        el('tbody', {}, t.rows.map((r) => el('tr', {}, r.map((v) => el('td', { text: v === null ? '' : String(v) }))))))));
-  }
+      el('a', { class: 'csv-download', href: taskPath(board, party, `data/${t.index}.csv`), download: '',
+        text: 'download CSV' }),
+      el('div', { class: 'data-split' },
+        el('div', { class: 'scroll' }, el('table', { class: 'grid data-table' },
+          el('thead', {}, el('tr', {}, t.header.map((h) => el('th', { text: h })))),
+          el('tbody', {}, t.rows.map((r) => el('tr', {}, r.map((v) => el('td', { text: v === null ? '' : String(v) }))))))),
+        el('div', { class: 'scroll' }, stats[i] ? statsTable(stats[i]) : '')));
+  });
 }
 
-function stopLogs() {
-  if (current.logs) current.logs.close();
-  current.logs = null;
+function logsOf(board, party, box) {
+  box.append(...logsPanel(board, party, current.component, (stream) => { current.logs = stream; }));
 }
 
-function logsPanel(board, party, box) {
-  const lines = el('pre', { id: 'log-lines', class: 'logs' });
-  const followBox = el('input', { type: 'checkbox', id: 'log-follow', checked: !board.page.job.final });
-  const start = () => {
-    stopLogs();
-    fill(lines);
-    const q = new URLSearchParams({ role: party.role, party_id: party.party_id, component: current.component,
-      follow: followBox.checked ? 'true' : 'false' });
-    const events = new EventSource(`/board/api/jobs/${encodeURIComponent(board.jobId)}/logs?${q}`);
-    current.logs = events;
-    events.addEventListener('line', (event) => {
-      lines.append(document.createTextNode(`${JSON.parse(event.data)}\n`));
-      while (lines.childNodes.length > 5000) lines.firstChild.remove();
-      if (followBox.checked) lines.scrollTop = lines.scrollHeight;
-    });
-    events.addEventListener('end', () => { events.close(); lines.dataset.ended = 'true'; });
-    events.addEventListener('error', () => { events.close(); });
-  };
-  followBox.addEventListener('change', start);
-  fill(box, el('label', {}, followBox, ' follow'), lines);
-  start();
-}
-
-const PANELS = { metrics: metricsPanel, model: modelPanel, data: dataPanel, logs: logsPanel };
+const PANELS = { metrics: metricsPanel, model: modelPanel, data: dataPanel, logs: logsOf };
 
 async function render(board) {
-  stopLogs();
+  stopLogs(current);
   const party = selectedParty();
   document.querySelectorAll('#tabs button').forEach((b) => b.classList.toggle('active', b.dataset.tab === current.tab));
   const box = el('div', { id: `panel-${current.tab}` });
