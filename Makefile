@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLOW   := $(VENV)/bin/flow
 
-.PHONY: demo test check services install install-test bench bench-fate-examples clean board-assets
+.PHONY: demo test check services install install-test bench bench-fate bench-fate-examples clean board-assets image
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,7 @@ services:
 	bash tests/services.sh
 	bash tests/services_postgres.sh
 	bash tests/services_browser.sh
+	bash tests/services_docker.sh
 
 bench: install-test
 	$(PY) bench/paillier.py
@@ -66,10 +67,27 @@ bench: install-test
 	$(PY) bench/compute_local.py
 	$(PY) bench/compute.py
 	$(PY) bench/audit.py
+	$(PY) bench/board.py
+
+## bench-fate: fedweave beside FATE 2.2 in the same run (FATE=DIR from ../shared/peers/fate/setup.sh DIR); SKIP_LARGE=1 for the breast and PSI jobs only
+bench-fate: install-test
+	FEDWEAVE_BENCH_FATE=$(FATE) $(PY) bench/fate_compare.py $(if $(SKIP_LARGE),--skip-large)
 
 ## bench-fate-examples: FATE's example suites at FATE's own sizes (per suite: validated, succeeded, refused, time)
 bench-fate-examples: install-test
 	$(PY) bench/fate_examples.py
 
+## image: the flow server's image (Dockerfile); wheels of the project and of the .venv's pinned
+## dependencies are built here first, so the build itself makes no network call
+IMAGE        ?= fedweave/fedweave:$(shell $(PYTHON) -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['metadata']['version'])")
+BASE_IMAGE   ?= python:3.11-slim
+IMAGE_EXTRAS ?= server,rabbitmq,postgresql
+WHEELS       := .image-wheels
+image: $(BOARD)/static/vendor/.copied
+	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
+	$(PIP) freeze --exclude-editable > $(WHEELS)/constraints.txt
+	$(PIP) wheel -q --wheel-dir $(WHEELS) -c $(WHEELS)/constraints.txt '.[$(IMAGE_EXTRAS)]'
+	docker build -q --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg EXTRAS=$(IMAGE_EXTRAS) -t $(IMAGE) .
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(WHEELS)

@@ -74,8 +74,17 @@ sudo chown -R 10001 home
 docker compose -f compose.yaml up -d
 ```
 
-The container image (`Dockerfile`, `make image`) and `flow cluster install|upgrade|describe|logs|delete`
-are coming; until then build or pull `{r.image}` yourself.
+Or let `flow cluster` run it on this machine's Docker engine (host network, the home on a
+volume; `{r.image}` must be on the engine: `make image IMAGE={r.image}` in a checkout, or
+`docker pull`/`docker load`):
+
+```sh
+flow cluster install -f CLUSTER.yaml --party {p.id} --bundle .   # waits for /readyz
+flow cluster describe -f CLUSTER.yaml --party {p.id} --bundle .
+flow cluster logs --file CLUSTER.yaml --party {p.id} --bundle . -f --since 10m
+flow cluster upgrade -f CLUSTER.yaml --party {p.id} --bundle . --version NEW_TAG [--drain]
+flow cluster delete -f CLUSTER.yaml --party {p.id} --bundle . [--keep-data]
+```
 
 ## Run it on Kubernetes
 

@@ -79,6 +79,8 @@ def serve(conf: ServiceConf, host: str | None = None, port: int | None = None) -
     home = conf.home_path
     home.mkdir(parents=True, exist_ok=True)
     running = read_server_file(home)
+    if running and running["pid"] == os.getpid():  # an earlier life of this pid: a restarted container's pid 1
+        running = None
     if running:
         raise ConfigError(f"a flow server (pid {running['pid']}) already serves home {home} at {running['url']}")
     other = read_pid_file(home)

@@ -1,0 +1,242 @@
+"""The ``docker`` target: a party's bundle as containers of the local Docker engine.
+
+The flow server (and a bundled RabbitMQ when the consortium file asks for one) run on
+the host network, each on the party's own ports, so parties on one machine meet on
+127.0.0.1 and a party's peers reach it at the address in the consortium file. The
+server's home is a named volume (``<consortium>-<party>-home``): the store, keys, tables,
+models and logs outlive the container, so an upgrade or a delete with ``--keep-data``
+loses nothing. The bundle's home files are copied into the volume, owned by the image's
+user, before the server starts; nothing else of the host is mounted.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from datetime import datetime
+from typing import Any, Iterator
+
+import yaml
+
+from flow.ops.cluster_conf import RabbitFederation
+from flow.ops.lifecycle_api import CONSORTIUM, PARTY, DeployError, Deployment, Target, register
+from flow.ops.manifests import BROKER_HOST, BUNDLED_VHOST, HOME, RABBITMQ_IMAGE
+
+SERVER, BROKER = "server", "rabbitmq"
+#: the image's user when its config names none (the Dockerfile's)
+DEFAULT_UID = 10001
+STOP_TIMEOUT_S = 30
+
+
+def _sdk() -> Any:
+    try:
+        import docker
+    except ImportError:
+        raise DeployError("--target docker needs the Docker SDK for Python: pip install 'fedweave[docker]'") from None
+    return docker
+
+
+@register("docker")
+class DockerTarget(Target):
+    def __init__(self) -> None:
+        docker = _sdk()
+        self.errors = docker.errors
+        try:
+            self.client = docker.from_env()
+            self.client.ping()
+        except docker.errors.DockerException as exc:
+            raise DeployError(f"no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}") from None
+
+    # names ------------------------------------------------------------------
+    @staticmethod
+    def container(dep: Deployment, component: str) -> str:
+        return f"{dep.name}-{component}"
+
+    @staticmethod
+    def volume(dep: Deployment, component: str = "home") -> str:
+        return f"{dep.name}-{component}"
+
+    def _find(self, dep: Deployment, component: str) -> Any | None:
+        try:
+            return self.client.containers.get(self.container(dep, component))
+        except self.errors.NotFound:
+            return None
+
+    def _mine(self, dep: Deployment) -> list[Any]:
+        return self.client.containers.list(all=True, filters={"label": [f"{CONSORTIUM}={dep.spec.name}",
+                                                                        f"{PARTY}={dep.party.id}"]})
+
+    # the interface -------------------------------------------------------------
+    def endpoint(self, dep: Deployment) -> str:
+        return f"http://127.0.0.1:{dep.port}"
+
+    def install(self, dep: Deployment) -> dict[str, Any]:
+        there = [c.name for c in self._mine(dep)]
+        if there:
+            raise DeployError(f"party {dep.party.id} is installed already ({', '.join(there)}): "
+                              "`flow cluster upgrade` replaces its server, `flow cluster delete` removes it")
+        self._image(dep.image)
+        started = []
+        if dep.bundled_broker:
+            self._image(RABBITMQ_IMAGE)
+            started.append(self._start_broker(dep))
+        started.append(self._start_server(dep))
+        return {"containers": started, "volume": self.volume(dep), "image": dep.image}
+
+    def describe(self, dep: Deployment) -> list[dict[str, Any]]:
+        out = []
+        for c in sorted(self._mine(dep), key=lambda c: c.name):
+            state = c.attrs.get("State", {})
+            out.append({"name": c.name, "component": c.labels.get("app.kubernetes.io/component"),
+                        "state": state.get("Status"), "health": (state.get("Health") or {}).get("Status"),
+                        "image": (c.attrs.get("Config") or {}).get("Image"),
+                        "version": c.labels.get("fedweave.io/version"), "started": state.get("StartedAt"),
+                        "volumes": [m["Name"] for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"]})
+        return out
+
+    def logs(self, dep: Deployment, component: str, follow: bool, since: datetime | None,
+             tail: int | None) -> Iterator[str]:
+        box = self._find(dep, component)
+        if box is None:
+            raise DeployError(f"party {dep.party.id} has no {component} container ({self.container(dep, component)}): "
+                              f"is it installed? (`flow cluster describe`)")
+        kwargs: dict[str, Any] = {"stream": True, "follow": follow, "tail": "all" if tail is None else tail}
+        if since is not None:
+            kwargs["since"] = since
+        rest = ""
+        for chunk in box.logs(**kwargs):
+            rest += chunk.decode("utf-8", "replace")
+            *lines, rest = rest.split("\n")
+            yield from lines
+        if rest:
+            yield rest
+
+    def upgrade(self, dep: Deployment) -> dict[str, Any]:
+        old = self._find(dep, SERVER)
+        if old is None:
+            raise DeployError(f"party {dep.party.id} is not installed on this Docker engine: `flow cluster install`")
+        self._image(dep.image)  # before the old server stops
+        before = (old.attrs.get("Config") or {}).get("Image")
+        old.stop(timeout=STOP_TIMEOUT_S)
+        old.remove()
+        return {"from": before, "to": dep.image, "container": self._start_server(dep)}
+
+    def delete(self, dep: Deployment, keep_data: bool) -> dict[str, Any]:
+        removed = []
+        for c in self._mine(dep):
+            c.stop(timeout=STOP_TIMEOUT_S)  # SIGTERM: the server ends its work and closes its store
+            c.remove(force=True)
+            removed.append(c.name)
+        volumes = [self.volume(dep)] + ([self.volume(dep, BROKER)] if dep.bundled_broker else [])
+        gone, kept = [], []
+        for name in volumes:
+            try:
+                vol = self.client.volumes.get(name)
+            except self.errors.NotFound:
+                continue
+            if keep_data:
+                kept.append(name)
+            else:
+                vol.remove(force=True)
+                gone.append(name)
+        return {"removed_containers": sorted(removed), "removed_volumes": gone, "kept_volumes": kept}
+
+    # helpers --------------------------------------------------------------------
+    def _image(self, ref: str) -> Any:
+        """The image, which must be on this engine: nothing is pulled, so an install never
+        reaches out to a registry the consortium did not choose."""
+        try:
+            return self.client.images.get(ref)
+        except self.errors.ImageNotFound:
+            raise DeployError(f"image {ref}: not on this Docker engine; build it (`make image IMAGE={ref}`), "
+                              "`docker pull` it from your registry or `docker load` it") from None
+
+    def _home_volume(self, dep: Deployment, component: str = "home") -> str:
+        name = self.volume(dep, component)
+        try:
+            self.client.volumes.get(name)
+        except self.errors.NotFound:
+            self.client.volumes.create(name, labels={CONSORTIUM: dep.spec.name, PARTY: dep.party.id})
+        return name
+
+    def _start_server(self, dep: Deployment) -> str:
+        uid, gid = self._user(dep.image)
+        box = self.client.containers.create(
+            dep.image, name=self.container(dep, SERVER), labels=dep.labels(SERVER),
+            command=["--host", "0.0.0.0", "--port", str(dep.port)],  # noqa: S104 - the party's own port
+            environment={"FLOW_HOME": HOME}, network_mode="host",
+            volumes={self._home_volume(dep): {"bind": HOME, "mode": "rw"}},
+            extra_hosts={BROKER_HOST: "127.0.0.1"} if dep.bundled_broker else None,
+            restart_policy={"Name": "unless-stopped"})
+        try:
+            box.put_archive(HOME, _tar(host_network_files(dep), uid, gid))
+            box.start()
+        except self.errors.APIError as exc:
+            box.remove(force=True)
+            raise DeployError(f"party {dep.party.id}: the flow server's container ({dep.image}) did not start: "
+                              f"{exc.explanation or exc}") from None
+        return str(box.name)
+
+    def _start_broker(self, dep: Deployment) -> str:
+        conf = yaml.safe_load(dep.home_files()["service_conf.yaml"][0])["federation"]["rabbitmq"]
+        fed = dep.party.engines.federation
+        port = fed.broker_port if isinstance(fed, RabbitFederation) else 5672
+        box = self.client.containers.run(
+            RABBITMQ_IMAGE, detach=True, name=self.container(dep, BROKER), labels=dep.labels(BROKER),
+            network_mode="host", restart_policy={"Name": "unless-stopped"},
+            environment={"RABBITMQ_DEFAULT_USER": conf["user"], "RABBITMQ_DEFAULT_PASS": conf["password"],
+                         "RABBITMQ_DEFAULT_VHOST": BUNDLED_VHOST,
+                         "RABBITMQ_NODE_PORT": str(port)},
+            volumes={self._home_volume(dep, BROKER): {"bind": "/var/lib/rabbitmq", "mode": "rw"}})
+        end = time.monotonic() + 120  # the server's readiness checks the broker; give it its start-up
+        while time.monotonic() < end:
+            box.reload()
+            if box.status != "running":
+                raise DeployError(f"the bundled broker {box.name} stopped: `flow cluster logs rabbitmq`")
+            if box.exec_run(["rabbitmq-diagnostics", "-q", "ping"]).exit_code == 0:
+                break
+            time.sleep(2)
+        return str(box.name)
+
+    def _user(self, ref: str) -> tuple[int, int]:
+        """uid and gid of the image's user: the owner of the home files put into its volume."""
+        user = (self.client.images.get(ref).attrs.get("Config") or {}).get("User") or ""
+        uid, _, gid = user.partition(":")
+        if not uid.isdigit():
+            return DEFAULT_UID, DEFAULT_UID
+        return int(uid), int(gid) if gid.isdigit() else int(uid)
+
+
+def host_network_files(dep: Deployment) -> dict[str, tuple[bytes, int]]:
+    """The bundle's home files; with a bundled broker on the host network the server
+    reaches it on its published port (the bundle names the port inside a compose network)."""
+    files = dep.home_files()
+    fed = dep.party.engines.federation
+    if dep.bundled_broker and isinstance(fed, RabbitFederation):
+        text, mode = files["service_conf.yaml"]
+        conf = yaml.safe_load(text)
+        conf["federation"]["rabbitmq"]["port"] = fed.broker_port
+        files["service_conf.yaml"] = (yaml.safe_dump(conf, sort_keys=False).encode(), mode)
+    return files
+
+
+def _tar(files: dict[str, tuple[bytes, int]], uid: int, gid: int) -> bytes:
+    """A tar of the home files owned by the server's user, folders 0700, secrets kept 0600."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        folders = sorted({str(p) for name in files for p in _parents(name)})
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o700, uid, gid, int(time.time())
+            tar.addfile(info)
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), mode, uid, gid, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
