@@ -1,14 +1,18 @@
 """HeteroSSHELR: vertical logistic regression on secret shares (FATE's SSHE: secret sharing
-plus homomorphic encryption), guest and one host, no arbiter.
+plus homomorphic encryption), guest and one or more hosts, no arbiter.
 
-Both weight vectors stay additively shared between guest and host in Z_2^128 with 24
-fractional bits (components/mpc); products run on Beaver triples the two parties make with
-their own Paillier keys (components/linear/sshe_protocol.py). The loss, the second-order
-Taylor expansion of the logistic loss as HeteroLR's, is revealed to the guest every
-``reveal_loss_freq`` iterations; each party's weights are revealed to their owner only
-(every iteration with ``reveal_every_iter``, else at the end). The model, its prediction
-and a predict job are HeteroLR's: each party keeps its own weights, the host sends its
-partial scores ``x_host·w_host`` to the guest. Labels other than 0/1 train one-vs-rest.
+Every party's weights stay additively shared in Z_2^128 with 24 fractional bits
+(components/mpc; with several hosts between the guest and host 1, components/mpc/group.py);
+products' cross terms are made by each pair of parties itself, with their own Paillier keys
+or by oblivious transfer (``triple_provider``; components/mpc/beaver.py,
+components/linear/sshe_protocol.py). The loss, the second-order Taylor expansion of the
+logistic loss as HeteroLR's, is revealed to the guest every ``reveal_loss_freq``
+iterations; each party's weights are revealed to their owner only (every iteration with
+``reveal_every_iter``, else at the end), or with ``reveal_strategy:
+encrypted_reveal_in_host`` a host's encrypted under the guest's key (sshe_reveal.py). The
+model, its prediction and a predict job are HeteroLR's: each party keeps its own weights,
+the host sends its partial scores ``x_host·w_host`` to the guest. Labels other than 0/1
+train one-vs-rest.
 HeteroSSHELinR (components/linear/sshe_linr.py) runs the same on squared error.
 """
 
@@ -19,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from components.base import Context, Dataset, Inputs, Outputs
-from components.crypto.paillier import PaillierPublicKey, generate_keypair
+from components.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair
 from components.linear import hetero_rows as rows_fn
-from components.linear import warm_start
+from components.linear import sshe_reveal, warm_start
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
 from components.linear.hetero_lr import HeteroLR
 from components.linear.hetero_schedule import batch_ids_of, model_scopes, stack_models
@@ -29,6 +33,7 @@ from components.linear.hetero_validation import Validator
 from components.linear.sshe_params import HeteroSSHELRParams
 from components.linear.sshe_protocol import Rows, Trainer
 from components.mpc import FixedPoint, Session
+from components.mpc.group import Group
 from federation.api import Party
 from flow.core.errors import ComponentError
 
@@ -54,23 +59,26 @@ class HeteroSSHELR(HeteroLR):
     params_model = HeteroSSHELRParams
     roles = ("guest", "host")
     loss: QuadraticLoss = LOGISTIC_TAYLOR
+    _guest_key: PaillierPrivateKey | None = None  # set when the hosts' scores arrive encrypted
 
     # ---------------------------------------------------------------- shared steps
-    def _one_host(self, ctx: Context) -> Party:
-        hosts = ctx.role_parties("host")
-        if len(hosts) != 1:
-            raise ComponentError(f"{ctx.component}: not supported: {self.module} with {len(hosts)} hosts (the "
-                                 "weights are shared between the guest and one host)")
-        return hosts[0]
-
-    def _session(self, ctx: Context, p: HeteroSSHELRParams, other: Party) -> Session:
-        """Each party's own Paillier key; the public halves are exchanged."""
-        pub, priv = generate_keypair(p.encrypt_param.key_length)
-        ctx.federation.remote(pub.n, "sshe_pubkey", ctx.tag(), [other])
-        (n_other,) = ctx.federation.get("sshe_pubkey", ctx.tag(), [other])
-        party = 0 if ctx.role == "guest" else 1
-        peer = FederationPeer(ctx, other, "mpc.")
-        return Session(peer, party, SSHE_FIXED_POINT, priv, PaillierPublicKey(int(n_other)))
+    @staticmethod
+    def _group(ctx: Context, p: HeteroSSHELRParams, parties: list[Party]) -> Group:
+        """This party's two-party sessions: the guest with each host, host 1 with each other
+        host (components/mpc/group.py). Paillier keys, one per party, are exchanged where the
+        triples or an encrypted reveal need them."""
+        me = parties.index(ctx.local)
+        need = range(1, len(parties)) if me == 0 else [0, *range(2, len(parties))] if me == 1 else [0, 1]
+        peers = [parties[o] for o in need]
+        keys: list[PaillierPublicKey | None] = [None] * len(peers)
+        priv = None
+        if p.triple_provider == "paillier" or p.reveal_strategy == "encrypted_reveal_in_host":
+            pub, priv = generate_keypair(p.encrypt_param.key_length)
+            ctx.federation.remote(pub.n, "sshe_pubkey", ctx.tag(), peers)
+            keys = [PaillierPublicKey(int(n)) for n in ctx.federation.get("sshe_pubkey", ctx.tag(), peers)]
+        sessions = {o: Session(FederationPeer(ctx, parties[o], "mpc."), 0 if me < o else 1, SSHE_FIXED_POINT, priv,
+                               key, triples=p.triple_provider) for o, key in zip(need, keys)}  # fmt: skip
+        return Group(me, len(parties), sessions)
 
     @staticmethod
     def _rows(ctx: Context, data: Dataset, batches: list[list], intercept: bool) -> list[np.ndarray]:
@@ -87,19 +95,36 @@ class HeteroSSHELR(HeteroLR):
         return out
 
     @staticmethod
-    def _dims_check(ctx: Context, dims: tuple[int, int], host: Party) -> None:
-        if dims[1] == 0:
-            raise ComponentError(f"{ctx.component}: host {host.party_id} has no features; HeteroSSHELR needs "
-                                 "features on the host")
+    def _dims_check(ctx: Context, dims: list[int], hosts: list[Party]) -> None:
+        for host, d in zip(hosts, dims[1:]):
+            if d == 0:
+                raise ComponentError(f"{ctx.component}: host {host.party_id} has no features; HeteroSSHELR needs "
+                                     "features on every host")
         if dims[0] == 0:
             raise ComponentError(f"{ctx.component}: the guest has no features and fit_intercept is false: nothing "
                                  "to train on the guest's side")
 
+    @staticmethod
+    def _penalized(p: HeteroSSHELRParams, dims: list[int]) -> tuple[np.ndarray, ...]:
+        """1 where the penalty applies: everywhere but the guest's intercept."""
+        out = [np.ones(d) for d in dims]
+        if p.init_param.fit_intercept:
+            out[0][-1] = 0.0
+        return tuple(out)
+
+    def _host_scores(self, ctx: Context, tables: list) -> list:
+        if self._guest_key is None:
+            return tables
+        decrypt = sshe_reveal.guest_decrypt(self._guest_key, SSHE_FIXED_POINT)
+        return [t.map_values(decrypt) for t in tables]
+
     # ---------------------------------------------------------------- guest
     def guest(self, ctx: Context, p: HeteroSSHELRParams, inputs: Inputs) -> Outputs:  # type: ignore[override]
         if self._predicting(ctx, inputs):
+            record = inputs.model[0].get("hosts_key")
+            self._guest_key = None if record is None else sshe_reveal.load_guest_key(ctx.component, record)
             return self._predict_job(ctx, p, inputs)
-        host = self._one_host(ctx)
+        hosts = ctx.role_parties("host")
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
         classes = self._classes(ctx, data)
@@ -111,16 +136,14 @@ class HeteroSSHELR(HeteroLR):
         if val is not None:
             self._check_header(ctx, val.data, header, "validate_data")
         intercept = int(p.init_param.fit_intercept)
-        ctx.federation.remote((batches, n_models, val is not None, len(header) + intercept), "sshe_setup", ctx.tag(),
-                              [host])  # fmt: skip
-        (d_host,) = ctx.federation.get("sshe_dims", ctx.tag(), [host])
-        dims = (len(header) + intercept, int(d_host))
-        self._dims_check(ctx, dims, host)
-        sess = self._session(ctx, p, host)
+        ctx.federation.remote((batches, n_models, val is not None), "sshe_setup", ctx.tag(), hosts)
+        dims = [len(header) + intercept, *(int(d) for d in ctx.federation.get("sshe_dims", ctx.tag(), hosts))]
+        ctx.federation.remote(dims, "sshe_all_dims", ctx.tag(), hosts)
+        self._dims_check(ctx, dims, hosts)
+        group = self._group(ctx, p, [ctx.local, *hosts])
         x = self._rows(ctx, data, batches, intercept)
         labels = dict((k, inst.label) for k, inst in data.table.collect())
-        penalized = (np.r_[np.ones(len(header)), np.zeros(intercept)], np.ones(dims[1]))
-        trainer = Trainer(sess, p, self.loss, dims, penalized)
+        trainer = Trainer(group, p, self.loss, tuple(dims), self._penalized(p, dims))
         scopes = model_scopes(n_models)
         starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, dims[0], 0, bool(intercept), classes)
         histories = warm_start.stored(ctx, warm_start.warm_model(inputs), "loss_history", n_models, [])
@@ -135,9 +158,11 @@ class HeteroSSHELR(HeteroLR):
         w = stack_models(fits, n_models)
         if not intercept:
             w = np.concatenate([w, np.zeros(w.shape[:-1] + (1,))], axis=-1)
-        predictions = self._predict_guest(ctx, p, data, w, [host], classes)
+        hidden = p.reveal_strategy == "encrypted_reveal_in_host"
+        self._guest_key = group.canon.private_key if hidden and group.canon is not None else None
+        predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
         if val is not None:
-            val.log(ctx, val.evaluate(ctx, self._predict_guest(ctx, p, val.data, w, [host], classes, "validate",
+            val.log(ctx, val.evaluate(ctx, self._predict_guest(ctx, p, val.data, w, hosts, classes, "validate",
                                                                 "validate")))
         if n_models is None:
             predictions.meta.extra["loss_history"] = list(fits[0].losses or [])
@@ -146,6 +171,8 @@ class HeteroSSHELR(HeteroLR):
                  **self._fit_record(fits, n_models)}
         if classes is not None:
             model["classes"] = classes.tolist()
+        if self._guest_key is not None:
+            model["hosts_key"] = sshe_reveal.guest_key_record(self._guest_key)
         return Outputs(data=[predictions], model=model)
 
     @staticmethod
@@ -157,35 +184,49 @@ class HeteroSSHELR(HeteroLR):
     # ---------------------------------------------------------------- host
     def host(self, ctx: Context, p: HeteroSSHELRParams, inputs: Inputs) -> Outputs:  # type: ignore[override]
         if self._predicting(ctx, inputs):
-            return self._predict_job(ctx, p, inputs)
-        guest = ctx.role_parties("guest")
-        self._one_host(ctx)
+            return self._host_predict_job(ctx, p, inputs)
+        guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
-        ((batches, n_models, validating, d_guest),) = ctx.federation.get("sshe_setup", ctx.tag(), guest)
+        ((batches, n_models, validating),) = ctx.federation.get("sshe_setup", ctx.tag(), guest)
         ctx.federation.remote(len(header), "sshe_dims", ctx.tag(), guest)
-        dims = (int(d_guest), len(header))
-        self._dims_check(ctx, dims, ctx.local)
+        (dims,) = ctx.federation.get("sshe_all_dims", ctx.tag(), guest)
+        dims = [int(d) for d in dims]
+        self._dims_check(ctx, dims, hosts)
         validate = inputs.data.get("validate_data") if validating else None
         if validating and validate is None:
             raise ComponentError(f"{ctx.component}: the guest validates on validate_data; connect this host's too")
         if validate is not None:
             self._check_header(ctx, validate, header, "validate_data")
-        sess = self._session(ctx, p, guest[0])
+        hidden = p.reveal_strategy == "encrypted_reveal_in_host"
+        if hidden and warm_start.warm_model(inputs) is not None:
+            raise ComponentError(f"{ctx.component}: not supported: a warm start with reveal_strategy "
+                                 "'encrypted_reveal_in_host' (the host cannot read its stored weights)")
+        group = self._group(ctx, p, [guest[0], *hosts])
         x = self._rows(ctx, data, batches, False)
-        penalized = (np.ones(dims[0]), np.ones(dims[1]))  # the guest's mask matters on the guest only
-        if p.init_param.fit_intercept:
-            penalized[0][-1] = 0.0
-        trainer = Trainer(sess, p, self.loss, dims, penalized)
+        trainer = Trainer(group, p, self.loss, tuple(dims), self._penalized(p, dims))
         scopes = model_scopes(n_models)
-        starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, dims[1], 1, False)
+        starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, dims[group.me], 1, False)
         fits = [trainer.fit(Rows(x), w0, self._progress(ctx, p, i, len(scopes)), start)
                 for i, (w0, start) in enumerate(starts)]
         w = stack_models(fits, n_models)
+        score = sshe_reveal.host_scores(w, SSHE_FIXED_POINT) if hidden else rows_fn.linear(w, 0.0)
         for stage, rows in (("predict", data), ("validate", validate)):
             if rows is not None:
-                ctx.federation.remote(rows.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx",
-                                      ctx.tag(stage), guest)  # fmt: skip
+                ctx.federation.remote(rows.table.map_values(score), "host_predict_wx", ctx.tag(stage), guest)
         iters = [f.iters for f in fits] if n_models is not None else fits[0].iters
         ctx.logger.info("trained %s iterations", iters)
-        return Outputs(model={"header": header, "weights": w, "iters": iters})
+        weights = sshe_reveal.host_model(w) if hidden else {"weights": w}
+        return Outputs(model={"header": header, **weights, "iters": iters})
+
+    def _host_predict_job(self, ctx: Context, p: HeteroSSHELRParams, inputs: Inputs) -> Outputs:
+        """HeteroLR's predict job; with encrypted weights the host sends its scores encrypted."""
+        model = inputs.model[0]
+        if "encrypted_weights" not in model:
+            return self._predict_job(ctx, p, inputs)
+        data = rows_fn.check_finite(ctx.component, inputs.require(ctx.component, "test_data", "data"))
+        self._check_header(ctx, data, model["header"], "input")
+        score = sshe_reveal.host_scores(sshe_reveal.load_host(ctx.component, model), SSHE_FIXED_POINT)
+        ctx.federation.remote(data.table.map_values(score), "host_predict_wx", ctx.tag("predict"),
+                              ctx.role_parties("guest"))
+        return Outputs()

@@ -24,7 +24,10 @@ class HeteroSSHELRParams(LinearParams):
     penalty: Literal["L1", "l1", "L2", "l2", "none", "None", "NONE"] | None = "L2"
     optimizer: OptimizerName = "sgd"
     encrypt_param: EncryptParam = EncryptParam()
+    #: "encrypted_reveal_in_host": each host keeps its weights encrypted under the guest's key
     reveal_strategy: Literal["respectively", "encrypted_reveal_in_host"] = "respectively"
+    #: who makes the products' cross terms (and any Beaver triples): Paillier (default) or oblivious transfer
+    triple_provider: Literal["paillier", "ot"] = "paillier"
     reveal_every_iter: bool = True
     compute_loss: bool = True
     #: FATE 2.x: reveal the loss to the guest every this many epochs
@@ -52,9 +55,9 @@ class HeteroSSHELRParams(LinearParams):
 
     @model_validator(mode="after")
     def _consistent(self) -> HeteroSSHELRParams:
-        if self.reveal_strategy == "encrypted_reveal_in_host":
-            raise PydanticCustomError("not_supported", "not supported: reveal_strategy 'encrypted_reveal_in_host' "
-                                      "(fedweave reveals each party's weights to their owner: 'respectively')")
+        if self.reveal_strategy == "encrypted_reveal_in_host" and self.reveal_every_iter:
+            raise PydanticCustomError("reveal_strategy", "reveal_strategy 'encrypted_reveal_in_host' needs "
+                                      "reveal_every_iter false (the hosts never see their weights in the clear)")
         if not self.reveal_every_iter:
             if self.penalty_name not in ("L2", "NONE"):
                 raise PydanticCustomError("penalty", "penalty must be 'L2' or none when reveal_every_iter is "
@@ -72,7 +75,7 @@ class HeteroSSHELRParams(LinearParams):
                                       "early_stop 'weight_diff'", {"e": self.early_stop})
         if self.encrypt_param.key_length < MIN_SSHE_KEY:
             raise PydanticCustomError("key_length", "encrypt_param.key_length must be at least {m} for "
-                                      "HeteroSSHELR (its triples multiply 128-bit shares under Paillier), got {k}",
+                                      "HeteroSSHELR (its products multiply 128-bit shares under Paillier), got {k}",
                                       {"m": MIN_SSHE_KEY, "k": self.encrypt_param.key_length})
         return self
 

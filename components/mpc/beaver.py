@@ -1,15 +1,16 @@
-"""Two-party products of shared fixed-point matrices through Beaver triples, the triples
-made by the two parties themselves with Paillier (no third party, no dealer).
+"""Two-party products of shared fixed-point matrices, their cross terms made by the two parties
+themselves with Paillier (components/mpc/paillier_cross.py) or by oblivious transfer
+(components/mpc/ot_triples.py): no third party, no dealer.
 
-A triple is shares of ``U, V`` and ``Z = U·V`` with ``U, V`` uniform. To multiply shared
-``X·Y`` each party opens ``E = X - U`` and ``F = Y - V`` (uniform, so they tell nothing)
-and ``X·Y = E·F + E·V + U·F + Z`` is linear in the shares. ``Z``'s cross terms
-(``U0·V1``, ``U1·V0``) are one :meth:`Session.cross` each: the holder of the right factor
-encrypts it under its own key, the holder of the left computes ``[[A·B + R]]`` with a mask
-``R`` 40 bits wider than ``A·B`` and sends it back; the one decrypts ``A·B + R``, the other
-keeps ``-R`` (mod ``2^k``). With ``x_owner`` set, ``X`` is one party's private matrix (its
-share of ``X`` is ``X``, the other's 0): ``U`` is then that party's alone and only the
-small factor is encrypted.
+A product ``X·Y`` of shares is ``X0·Y0 + X1·Y1`` (local) plus the cross terms ``X0·Y1`` and
+``X1·Y0``, one :meth:`Session.cross` each: the holder of the right factor encrypts it under
+its own key, the holder of the left computes ``[[A·B + R]]`` with a fresh mask ``R`` 40 bits
+wider than ``A·B`` and sends it back; the one decrypts ``A·B + R``, the other keeps ``-R``
+(mod ``2^k``). With ``x_owner`` set, ``X`` is one party's private matrix and only
+``X·Y_other`` crosses. Beaver triples (:meth:`Session.triple`: shares of ``U, V`` and
+``Z = U·V``) come from the same cross products, for callers that want an offline phase; a
+product through one would cost the same cross terms plus two openings, so
+:meth:`Session.matmul` does without.
 
 The protocol is I/O-free: a :class:`Session` talks through a :class:`Peer` its caller
 supplies (a federation channel in a component, queues in tests). Both parties must run
@@ -18,19 +19,16 @@ the same sequence of calls; messages are numbered in that order.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from components.crypto.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
-from components.crypto.vector import encrypted_dot
+from components.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
 from components.mpc.fixedpoint import FixedPoint
+from components.mpc.ot_triples import OTCross
+from components.mpc.paillier_cross import PaillierCross
 from flow.core.errors import CryptoError
-
-#: statistical security of the masks of the cross terms (bits)
-MASK_SLACK = 40
 
 
 class Peer(Protocol):
@@ -50,15 +48,26 @@ class Triple:
     z: np.ndarray
 
 
-class Session:
-    """One party's side (``party`` 0 or 1) of a two-party computation on shared values."""
+#: how a session makes the cross terms of its triples (the conf's ``triple_provider``)
+TRIPLE_PROVIDERS = ("paillier", "ot")
 
-    def __init__(self, peer: Peer, party: int, fp: FixedPoint, private_key: PaillierPrivateKey,
-                 peer_key: PaillierPublicKey):  # fmt: skip
+
+class Session:
+    """One party's side (``party`` 0 or 1) of a two-party computation on shared values; its
+    triples' cross terms by Paillier (both keys needed) or by oblivious transfer (none)."""
+
+    def __init__(self, peer: Peer, party: int, fp: FixedPoint, private_key: PaillierPrivateKey | None = None,
+                 peer_key: PaillierPublicKey | None = None, triples: str = "paillier"):  # fmt: skip
         if party not in (0, 1):
             raise CryptoError(f"party must be 0 or 1, got {party!r}")
-        self.peer, self.party, self.fp = peer, party, fp
-        self.private_key, self.public_key, self.peer_key = private_key, private_key.public_key, peer_key
+        if triples not in TRIPLE_PROVIDERS:
+            raise CryptoError(f"triple provider must be one of {', '.join(TRIPLE_PROVIDERS)}, got {triples!r}")
+        if triples == "paillier" and (private_key is None or peer_key is None):
+            raise CryptoError("Paillier triples need this party's private key and the peer's public key")
+        self.peer, self.party, self.fp, self.triples = peer, party, fp, triples
+        self.private_key, self.peer_key = private_key, peer_key
+        self.public_key = private_key.public_key if private_key is not None else None
+        self._cross = OTCross() if triples == "ot" else PaillierCross()
         self._seq = 0
 
     def _name(self, what: str) -> str:
@@ -98,6 +107,16 @@ class Session:
             raise CryptoError(f"revealed share of shape {theirs.shape}, expected {np.shape(share)}")
         return self.fp.decode(self.fp.add(share, theirs))
 
+    def give(self, share) -> None:
+        """Send a ring array to the peer (it calls :meth:`take`): a fresh share of a re-sharing."""
+        self.peer.send(self._name("give"), self.fp.to_wire(share))
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        got = self.fp.from_wire(self.peer.recv(self._name("give")))
+        if got.shape != tuple(shape):
+            raise CryptoError(f"share of shape {got.shape} received, expected {tuple(shape)}")
+        return got
+
     def announce(self, owner: int, value: Any = None) -> Any:
         """A plain value of party ``owner`` (a decision, a size) to both parties."""
         name = self._name("announce")
@@ -113,45 +132,21 @@ class Session:
         m, k, p = shape if shape is not None else (*np.shape(a), np.shape(b)[1])
         if min(m, k, p) < 1:
             raise CryptoError(f"cross product of empty matrices ({m}x{k} by {k}x{p})")
-        name, back = self._name("cross_b"), self._name("cross_ab")
-        bound = 2 * self.fp.ring_bits + max(1, k).bit_length() + MASK_SLACK + 2
-        if self.party != a_owner:  # holds B: encrypts it under its own key, decrypts A·B + R
-            if bound >= self.public_key.max_int.bit_length():
-                raise CryptoError(f"a {self.public_key.n.bit_length()}-bit Paillier key is too short for "
-                                  f"{self.fp.ring_bits}-bit shares (needs about {bound + 2} bits)")
-            b = np.asarray(b, dtype=object).reshape(k, p)
-            self.peer.send(name, [self.public_key.encrypt(int(x)) for x in b.T.flat])
-            enc = self.peer.recv(back)
-            if not isinstance(enc, list) or len(enc) != m * p:
-                raise CryptoError(f"cross product: expected {m * p} ciphertexts")
-            raw = [self.private_key.raw_decrypt(self._mine(c).ciphertext) for c in enc]
-            return np.array(raw, dtype=object).reshape(p, m).T % self.fp.modulus
-        if bound >= self.peer_key.max_int.bit_length():
-            raise CryptoError(f"the peer's {self.peer_key.n.bit_length()}-bit Paillier key is too short for "
-                              f"{self.fp.ring_bits}-bit shares")
-        enc_b = self.peer.recv(name)
-        if not isinstance(enc_b, list) or len(enc_b) != k * p:
-            raise CryptoError(f"cross product: expected {k * p} ciphertexts")
-        enc_b = [self._theirs(c) for c in enc_b]
-        a_t = np.asarray(a, dtype=object).reshape(m, k).T
-        mask = np.empty((m, p), dtype=object)
-        mask.flat[:] = [secrets.randbits(bound - 2) for _ in range(m * p)]
-        out = []
-        for j in range(p):
-            col = encrypted_dot(enc_b[j * k:(j + 1) * k], a_t)
-            out += [(c + int(r)).obfuscate() for c, r in zip(col, mask[:, j])]
-        self.peer.send(back, out)
-        return (-mask) % self.fp.modulus
+        return self._cross(self, a_owner, a, b, m, k, p)
 
-    def _mine(self, c: Any) -> EncryptedNumber:
-        if not isinstance(c, EncryptedNumber) or c.public_key != self.public_key or c.exponent != 0:
-            raise CryptoError("cross product: a reply is not a ciphertext under this party's key")
-        return c
-
-    def _theirs(self, c: Any) -> EncryptedNumber:
-        if not isinstance(c, EncryptedNumber) or c.public_key != self.peer_key or c.exponent != 0:
-            raise CryptoError("cross product: an operand is not an integer ciphertext under the peer's key")
-        return c
+    def cross_pair(self, a, b, shapes: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Shares of ``A_0·B_1`` and ``A_1·B_0`` (ring, no truncation): this party's ``a`` is its
+        ``A``, its ``b`` the right factor of the other's product; ``shapes[o]`` = (m, k, p) of
+        party ``o``'s product, known to both. With Paillier both go in one round trip."""
+        for m, k, p in shapes:
+            if min(m, k, p) < 1:
+                raise CryptoError(f"cross product of empty matrices ({m}x{k} by {k}x{p})")
+        pair = getattr(self._cross, "pair", None)
+        if pair is not None:
+            return pair(self, a, b, tuple(shapes))
+        mine = [self.cross(o, a if self.party == o else None, None if self.party == o else b, shapes[o])
+                for o in (0, 1)]
+        return mine[0], mine[1]
 
     def triple(self, m: int, k: int, p: int, u_owner: int | None = None) -> Triple:
         """A fresh triple for an (m×k)·(k×p) product; with ``u_owner`` the whole ``U`` is that party's."""
@@ -171,7 +166,15 @@ class Session:
 
     def matmul(self, x, y, x_owner: int | None = None, truncate: bool = True) -> np.ndarray:
         """This party's share of ``X·Y`` for shares ``x`` (m×k) and ``y`` (k×p). With ``x_owner``,
-        ``X`` is that party's private encoded matrix (``x`` there, None on the other side)."""
+        ``X`` is that party's private encoded matrix (``x`` there, None on the other side).
+
+        Direct, no triple: each party multiplies its own shares locally and the cross terms
+        (``X0·Y1`` and ``X1·Y0``; with ``x_owner`` only ``X·Y_other``) are one :meth:`cross`
+        each. A triple-based product would open ``E = X - U`` and ``F = Y - V`` and still
+        need the same cross terms on ``U`` and ``V`` (uniform ``K``-bit exponents under
+        Paillier); here a private ``X`` is the exponent itself, small fixed-point numbers,
+        and nothing is opened. Each party's result is a share masked by the cross terms'
+        fresh uniform masks, so the views are those of the cross products alone."""
         fp = self.fp
         y = np.asarray(y, dtype=object)
         k, p = y.shape
@@ -183,20 +186,24 @@ class Session:
             m = self.peer.recv(self._name("shape"))
             if not isinstance(m, int) or m < 1:
                 raise CryptoError(f"a product's row count must be a positive integer, got {m!r}")
-        t = self.triple(m, k, p, x_owner)
-        f = self.open(fp.sub(y, t.v))
-        if x_owner is None:
-            e = self.open(fp.sub(x, t.u))
-        else:
-            name = self._name("open_x")
-            if self.party == x_owner:
-                e = fp.sub(x, t.u)
-                self.peer.send(name, fp.to_wire(e))
-            else:
-                e = fp.from_wire(self.peer.recv(name))
-                if e.shape != (m, k):
-                    raise CryptoError(f"masked matrix of shape {e.shape}, expected {(m, k)}")
-        out = fp.add(fp.add(fp.matmul(e, t.v), fp.matmul(t.u, f)), t.z)
-        if self.party == 0:
-            out = fp.add(out, fp.matmul(e, f))
+        owners = (0, 1) if x_owner is None else (x_owner,)
+        local = x_owner is None or self.party == x_owner
+        out = fp.matmul(x, y) if local else np.zeros((m, p), dtype=object)
+        for owner in owners:
+            mine = self.party == owner
+            out = fp.add(out, self.cross(owner, x if mine else None, None if mine else y, (m, k, p)))
         return fp.truncate(out, self.party) if truncate else out
+
+    def gram(self, z, left=None, rows: int = 0) -> np.ndarray:
+        """Shares of ``[L; zᵀ]·z`` (truncated) for a shared column ``z`` (m×1) and party 0's
+        private encoded rows ``L`` (``rows``×m, none by default), on one cross term:
+        ``zᵀz = z0ᵀz0 + z1ᵀz1 + 2·z0ᵀz1`` and ``L·z = L·z0 + L·z1``."""
+        fp = self.fp
+        z = np.asarray(z, dtype=object)
+        if self.party == 1:
+            own = np.vstack([np.zeros((rows, 1), dtype=object), fp.matmul(z.T, z)])
+            return fp.truncate(fp.add(own, self.cross(0, b=z, shape=(rows + 1, len(z), 1))), 1)
+        a = np.vstack([np.asarray(left, dtype=object).reshape(rows, len(z)), fp.mul(z.T, 2)]) if rows else \
+            fp.mul(z.T, 2)
+        own = fp.matmul(np.vstack([a[:rows], z.T]), z) if rows else fp.matmul(z.T, z)
+        return fp.truncate(fp.add(own, self.cross(0, a=a, shape=(rows + 1, len(z), 1))), 0)

@@ -61,6 +61,8 @@ class FixedPoint:
                               f"with {self.precision_bits} fractional bits")
         m = self.modulus
         scaled = np.ldexp(arr, self.precision_bits)
+        if not arr.size or np.abs(scaled).max() < 2.0 ** 62:  # numpy rounds as round() does (half to even)
+            return np.rint(scaled).astype(np.int64).astype(object) % m
         out = np.empty(arr.shape, dtype=object)
         out.flat[:] = [int(round(v)) % m for v in scaled.flat]
         return out
@@ -80,9 +82,10 @@ class FixedPoint:
     # ------------------------------------------------------------------ sharing
     def random(self, shape) -> np.ndarray:
         """Uniform ring elements (a CSPRNG: these are the masks of the shares)."""
-        out = np.empty(shape, dtype=object)
-        out.flat[:] = [secrets.randbits(self.ring_bits) for _ in range(out.size)]
-        return out
+        dims = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+        limbs, count = self.ring_bits // 64, int(np.prod(dims, dtype=np.int64))
+        raw = np.frombuffer(secrets.token_bytes(8 * limbs * count), dtype="<u8").astype(np.uint64)
+        return self.from_wire(raw.reshape(dims + (limbs,)))
 
     def share(self, ring) -> tuple[np.ndarray, np.ndarray]:
         """Two shares of ``ring``: a uniform mask and the rest."""
@@ -131,8 +134,10 @@ class FixedPoint:
         """Ring elements as uint64 limbs (last axis, least significant first)."""
         arr, limbs = _as_ring(ring), self.ring_bits // 64
         mask = (1 << 64) - 1
-        flat = [(v >> (64 * j)) & mask for v in arr.flat for j in range(limbs)]
-        return np.array(flat, dtype=np.uint64).reshape(arr.shape + (limbs,))
+        out = np.empty(arr.shape + (limbs,), dtype=np.uint64)
+        for j in range(limbs):
+            out[..., j] = (arr >> (64 * j)) & mask if arr.size else 0
+        return out
 
     def from_wire(self, limbs) -> np.ndarray:
         """The inverse of :meth:`to_wire`, checked: anything else is refused."""
@@ -141,7 +146,7 @@ class FixedPoint:
         if arr.dtype != np.uint64 or arr.ndim < 1 or arr.shape[-1] != n:
             raise CryptoError(f"a {self.ring_bits}-bit ring array must arrive as uint64 limbs (..., {n}), "
                               f"got {arr.dtype} {arr.shape}")
-        rows = arr.reshape(-1, n).tolist()
-        out = np.empty(arr.shape[:-1], dtype=object)
-        out.flat[:] = [sum(int(x) << (64 * j) for j, x in enumerate(row)) for row in rows]
-        return out
+        out = arr[..., 0].astype(object)
+        for j in range(1, n):
+            out = out + (arr[..., j].astype(object) << (64 * j))
+        return np.asarray(out, dtype=object).reshape(arr.shape[:-1])

@@ -9,6 +9,7 @@ can run in one process in tests or across parties in a component. Semi-honest se
   ``H(a·B)`` and ``H(a·(B - A))``, the receiver's ``H(b·A)``. ``cryptography``'s X25519 does the
   scalar multiplications that only need an x-coordinate; it cannot add points, so ``bG``,
   ``B`` and ``B - A`` are computed by a small Edwards25519 implementation on Python ints
+  (components/mpc/ed25519.py)
   (one base OT per extension bit of security: 128 of them per extension).
 * **Extension**: Ishai, Kilian, Nissim and Petrank: 128 base OTs with the roles swapped
   seed an AES-CTR generator; the chooser sends one 128 × m bit matrix and the sender
@@ -27,96 +28,11 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from components.mpc.ed25519 import POINT, _add, _decode, _encode, _montgomery_u, _mul_base, _neg, _Point
 from flow.core.errors import CryptoError
 
 KAPPA = 128  # base OTs per extension: the computational security parameter
-POINT = 32
 KEY = 16
-
-# ---------------------------------------------------------------- Edwards25519 on Python ints
-
-_P = 2**255 - 19
-_L = 2**252 + 27742317777372353535851937790883648493
-_D = -121665 * pow(121666, _P - 2, _P) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-_Point = tuple[int, int, int, int]  # extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z, xy = T/Z
-_IDENTITY: _Point = (0, 1, 1, 0)
-
-
-def _add(p: _Point, q: _Point) -> _Point:
-    """Unified addition (Hisil et al., a = -1): also doubles."""
-    x1, y1, z1, t1 = p
-    x2, y2, z2, t2 = q
-    a = (y1 - x1) * (y2 - x2) % _P
-    b = (y1 + x1) * (y2 + x2) % _P
-    c = 2 * _D * t1 * t2 % _P
-    d = 2 * z1 * z2 % _P
-    e, f, g, h = b - a, d - c, d + c, b + a
-    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
-
-
-def _neg(p: _Point) -> _Point:
-    return (-p[0]) % _P, p[1], p[2], (-p[3]) % _P
-
-
-def _base() -> _Point:
-    y = 4 * pow(5, _P - 2, _P) % _P
-    return _decode_xy(y, 0)
-
-
-def _decode_xy(y: int, sign: int) -> _Point:
-    """The point with this y and x's parity ``sign`` (RFC 8032 §5.1.3); CryptoError if none."""
-    if y >= _P:
-        raise CryptoError("malformed curve point: y is not reduced")
-    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
-    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
-    if v * x * x % _P == (-u) % _P:
-        x = x * _SQRT_M1 % _P
-    elif v * x * x % _P != u:
-        raise CryptoError("malformed curve point: not on Curve25519")
-    if x == 0 and sign:
-        raise CryptoError("malformed curve point: bad sign of x = 0")
-    if x & 1 != sign:
-        x = _P - x
-    return x, y, 1, x * y % _P
-
-
-_TABLE: list[_Point] = []
-
-
-def _mul_base(k: int) -> _Point:
-    """k·G from a table of 2^i·G (built once)."""
-    if not _TABLE:
-        p = _base()
-        for _ in range(256):
-            _TABLE.append(p)
-            p = _add(p, p)
-    acc = _IDENTITY
-    for i in range(k.bit_length()):
-        if k >> i & 1:
-            acc = _add(acc, _TABLE[i])
-    return acc
-
-
-def _encode(p: _Point) -> bytes:
-    zi = pow(p[2], _P - 2, _P)
-    x, y = p[0] * zi % _P, p[1] * zi % _P
-    return (y | (x & 1) << 255).to_bytes(POINT, "little")
-
-
-def _decode(raw: bytes) -> _Point:
-    if len(raw) != POINT:
-        raise CryptoError(f"malformed curve point: expected {POINT} bytes, got {len(raw)}")
-    n = int.from_bytes(raw, "little")
-    return _decode_xy(n & (2**255 - 1), n >> 255)
-
-
-def _montgomery_u(p: _Point) -> bytes:
-    """The X25519 u-coordinate (1 + y) / (1 - y) of an Edwards point."""
-    den = (p[2] - p[1]) % _P
-    if den == 0:
-        raise CryptoError("malformed curve point: the identity")
-    return ((p[2] + p[1]) * pow(den, _P - 2, _P) % _P).to_bytes(POINT, "little")
 
 
 def _clamped(secret: bytes) -> int:
@@ -208,8 +124,9 @@ def _rows(rows: list[bytes], width: int) -> np.ndarray:
 # ---------------------------------------------------------------- IKNP extension
 
 
-def _prg(seed: np.ndarray, nbytes: int) -> np.ndarray:
-    enc = Cipher(algorithms.AES(seed.tobytes()), modes.CTR(bytes(16))).encryptor()
+def _prg(seed: np.ndarray, nbytes: int, block: int = 0) -> np.ndarray:
+    """AES-CTR of ``seed`` from counter block ``block`` (each extension of a reused base OT reads on)."""
+    enc = Cipher(algorithms.AES(seed.tobytes()), modes.CTR(block.to_bytes(16, "big"))).encryptor()
     return np.frombuffer(enc.update(bytes(nbytes)), dtype=np.uint8)
 
 
@@ -229,6 +146,11 @@ def pad(rows: np.ndarray, length: int, tweak: bytes = b"", indexed: bool = True)
     return np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(len(rows), blocks * 32)[:, :length]
 
 
+def _tweak(round_: int) -> bytes:
+    """The hash's tweak of one extension: rows of different extensions never share an input."""
+    return b"iknp" + round_.to_bytes(8, "little")
+
+
 def _messages(x: np.ndarray, m: int, what: str) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[0] != m:
@@ -237,13 +159,19 @@ def _messages(x: np.ndarray, m: int, what: str) -> np.ndarray:
 
 
 class ExtensionSender:
-    """Sender of ``count`` OTs: ``respond(A)`` → B; ``transfer(U, x0, x1)`` → Y (2, count, L)."""
+    """Sender of ``count`` OTs: ``respond(A)`` → B; ``transfer(U, x0, x1)`` → Y (2, count, L).
+
+    ``again(count)`` readies a further extension on the same base OTs (the generators read on)."""
 
     def __init__(self, count: int):
         self.count = count
         self._s = np.unpackbits(np.frombuffer(os.urandom(KAPPA // 8), dtype=np.uint8), bitorder="little") == 1
         self._base = BaseReceiver(self._s)
         self._q: np.ndarray | None = None
+        self._block = self._round = 0
+
+    def again(self, count: int) -> None:
+        self.count, self._q, self._round = count, None, self._round + 1
 
     def respond(self, a_bytes: bytes) -> np.ndarray:
         return self._base.respond(a_bytes)
@@ -254,7 +182,8 @@ class ExtensionSender:
         if not isinstance(u, np.ndarray) or u.dtype != np.uint8 or u.shape != (KAPPA, nbytes):
             raise CryptoError(f"malformed OT extension matrix: expected ({KAPPA}, {nbytes}) bytes")
         seeds = self._base.keys()
-        q = np.stack([_prg(seeds[i], nbytes) for i in range(KAPPA)])
+        q = np.stack([_prg(seeds[i], nbytes, self._block) for i in range(KAPPA)])
+        self._block += -(-nbytes // 16)
         q ^= u * self._s[:, None].astype(np.uint8)
         self._q = _transpose(q, self.count)
 
@@ -262,8 +191,14 @@ class ExtensionSender:
         """Random OT: the pair of pads (H(q_j), H(q_j ⊕ s)), each (count, length)."""
         if self._q is None:
             raise CryptoError("OT extension: absorb() has not run")
-        s = np.packbits(self._s, bitorder="little")
-        return pad(self._q, length, b"iknp"), pad(self._q ^ s, length, b"iknp")
+        s, tweak = np.packbits(self._s, bitorder="little"), _tweak(self._round)
+        return pad(self._q, length, tweak), pad(self._q ^ s, length, tweak)
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """(q_j, q_j ⊕ s) of the last extension and its round, for a caller's own robust hash."""
+        if self._q is None:
+            raise CryptoError("OT extension: absorb() has not run")
+        return self._q, self._q ^ np.packbits(self._s, bitorder="little"), self._round
 
     def transfer(self, u: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
         self.absorb(u)
@@ -275,23 +210,36 @@ class ExtensionSender:
 
 
 class ExtensionReceiver:
-    """Chooser of ``len(choices)`` OTs: ``start()`` → A; ``extend(B)`` → U; ``receive(Y)`` → (count, L)."""
+    """Chooser of ``len(choices)`` OTs: ``start()`` → A; ``extend(B)`` → U; ``receive(Y)`` → (count, L).
+
+    ``again(choices)`` then ``extend()`` (no B) runs a further extension on the same base OTs."""
 
     def __init__(self, choices: Sequence[int] | np.ndarray):
         self.choices = np.asarray(choices, dtype=bool)
         self.count = len(self.choices)
         self._base = BaseSender(KAPPA)
         self._t: np.ndarray | None = None
+        self._seeds: tuple[np.ndarray, np.ndarray] | None = None
+        self._block = self._round = 0
 
     def start(self) -> bytes:
         return self._base.setup()
 
-    def extend(self, b_points: np.ndarray) -> np.ndarray:
-        k0, k1 = self._base.keys(b_points)
+    def again(self, choices: Sequence[int] | np.ndarray) -> None:
+        self.choices, self._t, self._round = np.asarray(choices, dtype=bool), None, self._round + 1
+        self.count = len(self.choices)
+
+    def extend(self, b_points: np.ndarray | None = None) -> np.ndarray:
+        if b_points is not None:
+            self._seeds = self._base.keys(b_points)
+        if self._seeds is None:
+            raise CryptoError("OT extension: the base OTs have not run")
+        k0, k1 = self._seeds
         nbytes = -(-self.count // 8)
         r = np.packbits(self.choices, bitorder="little")
-        t = np.stack([_prg(k0[i], nbytes) for i in range(KAPPA)])
-        u = t ^ np.stack([_prg(k1[i], nbytes) for i in range(KAPPA)]) ^ r
+        t = np.stack([_prg(k0[i], nbytes, self._block) for i in range(KAPPA)])
+        u = t ^ np.stack([_prg(k1[i], nbytes, self._block) for i in range(KAPPA)]) ^ r
+        self._block += -(-nbytes // 16)
         self._t = _transpose(t, self.count)
         return u
 
@@ -299,7 +247,13 @@ class ExtensionReceiver:
         """Random OT: the chosen pad H(t_j) of each OT, (count, length)."""
         if self._t is None:
             raise CryptoError("OT extension: extend() has not run")
-        return pad(self._t, length, b"iknp")
+        return pad(self._t, length, _tweak(self._round))
+
+    def rows(self) -> tuple[np.ndarray, int]:
+        """t_j (= the sender's row of the chosen side) of the last extension and its round."""
+        if self._t is None:
+            raise CryptoError("OT extension: extend() has not run")
+        return self._t, self._round
 
     def receive(self, y: np.ndarray) -> np.ndarray:
         if not isinstance(y, np.ndarray) or y.dtype != np.uint8 or y.ndim != 3 or y.shape[:2] != (2, self.count):

@@ -14,6 +14,16 @@ only for ids it asked the host to evaluate, one by one, so it can find and open 
 ids' rows; the blinded points the host sees are uniform whatever the ids. The host learns the
 number of ids asked, the guest the number of host rows (as in FATE).
 
+``oblivious_transfer_protocol`` picks how the guest then gets the rows:
+
+* ``OT_Hauck`` (FATE's name, the default): the host sends only the tags; the guest finds the
+  position of each of its ids among them (a random one for an id the host lacks) and takes
+  that row by a 1-out-of-n oblivious transfer (components/mpc/ot.py: IKNP extension of base
+  OTs on Curve25519), so the host does not learn which rows were taken. Its cost grows with
+  (guest ids × host rows); above :data:`MAX_OT_CELLS` the task asks for ``OPRF``.
+* ``OPRF``: every host row comes one-time-padded under the PRF of its id, as drawn above
+  (cost linear in the rows).
+
 FATE's own scheme (Pohlig-Hellman commutative encryption, AES and its "Hauck" OT, with
 ``security_level`` setting how much of the host's data masks the query) gives the same
 output; ``security_level``, ``key_size`` and ``dh_params`` are accepted as FATE checks them
@@ -34,14 +44,18 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from components.base import Component, Context, Dataset, Inputs, Instance, Outputs, Params, instances_meta
+from components.mpc.ot import OneOfNReceiver, OneOfNSender
 from components.psi import _oprf
 from federation.api import Party
 from flow.core.errors import ComponentError, CryptoError
 
-#: FATE 1.x's only choice for each protocol setting (compared lower-cased, as FATE does)
-_ONLY = {"oblivious_transfer_protocol": "OT_Hauck",
-         "commutative_encryption": "CommutativeEncryptionPohligHellman",
+#: FATE 1.x's only choice for these protocol settings (compared lower-cased, as FATE does)
+_ONLY = {"commutative_encryption": "CommutativeEncryptionPohligHellman",
          "non_committing_encryption": "aes"}
+#: the retrievals ``oblivious_transfer_protocol`` picks (see the module docstring)
+TRANSFERS = ("OT_Hauck", "OPRF")
+#: guest ids × host rows beyond which a 1-out-of-n retrieval is refused (its messages grow so)
+MAX_OT_CELLS = 20_000_000
 _TAG = 16
 
 
@@ -50,7 +64,7 @@ class SirParams(Params):
     inert = frozenset({"security_level", "key_size", "dh_params"})
 
     security_level: float = Field(0.5, ge=0, le=1)
-    oblivious_transfer_protocol: str = _ONLY["oblivious_transfer_protocol"]
+    oblivious_transfer_protocol: str = TRANSFERS[0]
     commutative_encryption: str = _ONLY["commutative_encryption"]
     non_committing_encryption: str = _ONLY["non_committing_encryption"]
     key_size: int = Field(1024, ge=1024)
@@ -58,7 +72,16 @@ class SirParams(Params):
     raw_retrieval: bool = False
     target_cols: list[str] | str | None = None
 
-    @field_validator("oblivious_transfer_protocol", "commutative_encryption", "non_committing_encryption")
+    @field_validator("oblivious_transfer_protocol")
+    @classmethod
+    def _transfer(cls, value: str) -> str:
+        for name in TRANSFERS:
+            if value.lower() == name.lower():
+                return name
+        raise PydanticCustomError("not_supported", "not supported: oblivious_transfer_protocol '{value}' (one of "
+                                  "{names})", {"value": value, "names": ", ".join(map(repr, TRANSFERS))})
+
+    @field_validator("commutative_encryption", "non_committing_encryption")
     @classmethod
     def _only(cls, value: str, info: Any) -> str:
         if value.lower() != _ONLY[info.field_name].lower():
@@ -106,8 +129,10 @@ class SecureInformationRetrieval(Component):
             raise ComponentError(f"{ctx.component}: host {host.party_id} sent malformed column names")
         if p.raw_retrieval:
             values, found = self._guest_raw(ctx, host, ids, len(columns))
-        else:
+        elif p.oblivious_transfer_protocol == "OPRF":
             values, found = self._guest_oblivious(ctx, host, ids, len(columns))
+        else:
+            values, found = self._guest_ot(ctx, host, ids, len(columns))
         rows = [(k, Instance(values[i])) for i, k in enumerate(ids)]
         meta = instances_meta(source.meta, columns, None, sir_host=host.party_id)
         meta = meta.model_copy(update={"count": len(ids)})
@@ -149,6 +174,41 @@ class SecureInformationRetrieval(Component):
                 found[i] = True
         return values, found
 
+    def _guest_ot(self, ctx: Context, host: Party, ids: list, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Find each id's row by its tag, then take the rows by 1-out-of-n OT (module docstring)."""
+        client = _oprf.OprfClient()
+        ctx.federation.remote(client.blind(str(i) for i in ids), "sir_blinded", ctx.tag(), [host])
+        evaluated, tags = ctx.federation.get("sir_tags", ctx.tag(), [host])[0]
+        if not isinstance(tags, np.ndarray) or tags.dtype != np.uint8 or tags.ndim != 2 or tags.shape[1] != _TAG \
+                or len(tags) < 2:
+            raise ComponentError(f"{ctx.component}: host {host.party_id} sent malformed tags")
+        _check_ot_size(ctx, len(ids), len(tags))
+        try:
+            secrets_ = client.finalize(evaluated, len(ids))
+        except CryptoError as exc:
+            raise ComponentError(f"{ctx.component}: host {host.party_id}: {exc}") from None
+        where = {t.tobytes(): j for j, t in enumerate(tags)}
+        hits = [where.get(_oprf.tag(f)) for f in secrets_]
+        found = np.array([j is not None for j in hits], dtype=bool)
+        values = np.full((len(ids), k), np.nan)
+        if not ids:
+            return values, found
+        # an id the host lacks takes a random row: the host cannot tell the two apart
+        receiver = OneOfNReceiver([secrets.randbelow(len(tags)) if j is None else j for j in hits], len(tags))
+        try:
+            ctx.federation.remote(receiver.start(), "sir_ot_a", ctx.tag(), [host])
+            (b_points,) = ctx.federation.get("sir_ot_b", ctx.tag(), [host])
+            ctx.federation.remote(receiver.extend(b_points), "sir_ot_u", ctx.tag(), [host])
+            ((y, c),) = ctx.federation.get("sir_ot_y", ctx.tag(), [host])
+            rows = receiver.receive(y, c)
+        except (CryptoError, TypeError, ValueError) as exc:
+            raise ComponentError(f"{ctx.component}: host {host.party_id}: malformed oblivious transfer ({exc})") \
+                from None
+        if rows.shape != (len(ids), 8 * k):
+            raise ComponentError(f"{ctx.component}: host {host.party_id} sent rows of the wrong width")
+        got = np.ascontiguousarray(rows).view("<f8").reshape(len(ids), k)
+        return np.where(found[:, None], got, np.nan), found
+
     # ------------------------------------------------------------------ host
 
     def host(self, ctx: Context, p: SirParams, inputs: Inputs) -> Outputs:
@@ -166,8 +226,10 @@ class SecureInformationRetrieval(Component):
         values = np.array([pick(inst) for _, inst in rows], dtype="<f8").reshape(len(rows), len(columns))
         if p.raw_retrieval:
             asked = self._host_raw(ctx, guest, ids, values)
-        else:
+        elif p.oblivious_transfer_protocol == "OPRF":
             asked = self._host_oblivious(ctx, guest, ids, values)
+        else:
+            asked = self._host_ot(ctx, guest, ids, values)
         ctx.tracker.log_metric("retrieval", "rows_offered", len(ids))
         ctx.logger.info("secure information retrieval: answered %d %s queries over %d rows (%s)%s", asked,
                         "plain" if p.raw_retrieval else "oblivious", len(ids), ", ".join(columns),
@@ -202,8 +264,9 @@ class SecureInformationRetrieval(Component):
         ctx.federation.remote((out.reshape(len(asked), values.shape[1]), found), "sir_raw", ctx.tag(), guest)
         return len(asked)
 
-    def _host_oblivious(self, ctx: Context, guest: list[Party], ids: list[str], values: np.ndarray) -> int:
-        server = _oprf.OprfServer()
+    @staticmethod
+    def _evaluate(ctx: Context, guest: list[Party], server: _oprf.OprfServer, ids: list[str]) -> tuple[Any, list]:
+        """The guest's blinded ids evaluated, and the host's rows in a random order with their PRFs."""
         (blinded,) = ctx.federation.get("sir_blinded", ctx.tag(), guest)
         try:
             evaluated = server.evaluate(blinded)
@@ -211,15 +274,49 @@ class SecureInformationRetrieval(Component):
             raise ComponentError(f"{ctx.component}: guest: {exc}") from None
         order = list(range(len(ids)))
         secrets.SystemRandom().shuffle(order)  # the row order must not tell the guest anything
+        return evaluated, list(zip(order, server.value(ids[j] for j in order)))
+
+    def _host_oblivious(self, ctx: Context, guest: list[Party], ids: list[str], values: np.ndarray) -> int:
+        evaluated, rows = self._evaluate(ctx, guest, _oprf.OprfServer(), ids)
         width = 8 * values.shape[1]
         tags = np.zeros((len(ids), _TAG), dtype=np.uint8)
         masked = np.zeros((len(ids), width), dtype=np.uint8)
-        for out, (j, f) in enumerate(zip(order, server.value(ids[j] for j in order))):
+        for out, (j, f) in enumerate(rows):
             tags[out] = np.frombuffer(_oprf.tag(f), dtype=np.uint8)
             masked[out] = np.frombuffer(values[j].tobytes(), dtype=np.uint8) ^ np.frombuffer(
                 _oprf.keystream(f, width), dtype=np.uint8)
         ctx.federation.remote((evaluated, tags, masked), "sir_rows", ctx.tag(), guest)
         return len(evaluated)
+
+    def _host_ot(self, ctx: Context, guest: list[Party], ids: list[str], values: np.ndarray) -> int:
+        """Tags of the rows in a random order (random tags pad them to two), then every guest id's
+        1-out-of-n transfer over all the rows."""
+        evaluated, rows = self._evaluate(ctx, guest, _oprf.OprfServer(), ids)
+        n = max(len(rows), 2)
+        tags = np.frombuffer(secrets.token_bytes(n * _TAG), dtype=np.uint8).reshape(n, _TAG).copy()
+        table = np.zeros((n, 8 * values.shape[1]), dtype=np.uint8)
+        for out, (j, f) in enumerate(rows):
+            tags[out] = np.frombuffer(_oprf.tag(f), dtype=np.uint8)
+            table[out] = np.frombuffer(values[j].astype("<f8").tobytes(), dtype=np.uint8)
+        ctx.federation.remote((evaluated, tags), "sir_tags", ctx.tag(), guest)
+        _check_ot_size(ctx, len(evaluated), n)
+        if not len(evaluated):
+            return 0
+        sender = OneOfNSender(np.broadcast_to(table[None], (len(evaluated), *table.shape)))
+        try:
+            (a_point,) = ctx.federation.get("sir_ot_a", ctx.tag(), guest)
+            ctx.federation.remote(sender.respond(a_point), "sir_ot_b", ctx.tag(), guest)
+            (u,) = ctx.federation.get("sir_ot_u", ctx.tag(), guest)
+            ctx.federation.remote(sender.transfer(u), "sir_ot_y", ctx.tag(), guest)
+        except CryptoError as exc:
+            raise ComponentError(f"{ctx.component}: guest: malformed oblivious transfer ({exc})") from None
+        return len(evaluated)
+
+
+def _check_ot_size(ctx: Context, asked: int, rows: int) -> None:
+    if asked * rows > MAX_OT_CELLS:
+        raise ComponentError(f"{ctx.component}: {asked} ids by {rows} host rows is too large for 1-out-of-n "
+                             f"transfers (at most {MAX_OT_CELLS:,} pairs); set oblivious_transfer_protocol 'OPRF'")
 
 
 def _keys(rows: Any) -> list:

@@ -24,12 +24,13 @@ def with_sshe_params(conf: dict, **params) -> dict:
     return conf
 
 
-def test_hetero_sshe_lr_matches_centralised(breast, tmp_path: Path):
+@pytest.mark.parametrize("epochs", [5, 6])  # 6 repay the shared Gram matrix (11 guest columns): sshe_gram.py
+def test_hetero_sshe_lr_matches_centralised(breast, tmp_path: Path, epochs: int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
     conf, dsl = load_example("hetero_sshe_lr")
-    conf = with_sshe_params(conf, encrypt_param=SHORT_KEY, max_iter=5)
+    conf = with_sshe_params(conf, encrypt_param=SHORT_KEY, max_iter=epochs)
     params = conf["component_parameters"]["common"]["hetero_sshe_lr_0"]
     c, d = write_job(tmp_path, conf, dsl)
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")

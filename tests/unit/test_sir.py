@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from backends.computing.local import LocalSession
 from components.base import Inputs
+from components.mpc import ot
 from components.psi import _oprf
 from components.psi.sir import HeteroSecureInformationRetrieval, SecureInformationRetrieval, SirParams
 from flow.core.errors import ComponentError
@@ -45,9 +46,10 @@ def _plain(guest_ids: list[str], cols: list[int]) -> dict[str, np.ndarray]:
 GUEST_IDS = HOST_IDS[:25] + [f"v{i:04d}" for i in range(15)]
 
 
-@pytest.mark.parametrize("raw", [False, True])
-def test_guest_gets_exactly_the_host_values_of_its_ids(tmp_path, raw):
-    got, columns, metrics = run(tmp_path, GUEST_IDS, target_cols=["x2", "x0"], raw_retrieval=raw)
+@pytest.mark.parametrize("raw, transfer", [(False, "OT_Hauck"), (False, "OPRF"), (True, "OT_Hauck")])
+def test_guest_gets_exactly_the_host_values_of_its_ids(tmp_path, raw, transfer):
+    got, columns, metrics = run(tmp_path, GUEST_IDS, target_cols=["x2", "x0"], raw_retrieval=raw,
+                                oblivious_transfer_protocol=transfer)
     assert columns == ["x2", "x0"]
     want = _plain(GUEST_IDS, [2, 0])
     assert set(got) == set(want)
@@ -72,20 +74,31 @@ def test_target_cols_naming_an_absent_column_is_one_clear_error(tmp_path):
         run(tmp_path, GUEST_IDS, target_cols=["x0", "nope"])
 
 
-def test_host_view_does_not_depend_on_the_ids_asked(tmp_path, monkeypatch):
+@pytest.mark.parametrize("transfer", ["OT_Hauck", "OPRF"])
+def test_host_view_does_not_depend_on_the_ids_asked(tmp_path, monkeypatch, transfer):
     seen: list[np.ndarray] = []
-    evaluate = _oprf.OprfServer.evaluate
+    matrices: list[np.ndarray] = []
+    evaluate, absorb = _oprf.OprfServer.evaluate, ot.ExtensionSender.absorb
 
     def record(self, blinded):
         seen.append(np.array(blinded))
         return evaluate(self, blinded)
 
+    def record_u(self, u):
+        matrices.append(np.unpackbits(u, axis=1, bitorder="little")[:, :self.count])
+        return absorb(self, u)
+
     monkeypatch.setattr(_oprf.OprfServer, "evaluate", record)
+    monkeypatch.setattr(ot.ExtensionSender, "absorb", record_u)
     shared = HOST_IDS[:40]  # every id on the host
     other = [f"w{i:04d}" for i in range(40)]  # none on the host
     for ids in (shared, other, shared):
-        run(tmp_path, ids, target_cols=["x0"])
+        run(tmp_path, ids, target_cols=["x0"], oblivious_transfer_protocol=transfer)
     a, b, a_again = seen
+    if transfer == "OT_Hauck":  # the extension matrix: balanced bits (5 sigma), same size, whatever was asked
+        assert len(matrices) == 3 and matrices[0].shape == matrices[1].shape
+        for u in matrices:
+            assert abs(u.mean() - 0.5) < 5 * 0.5 / np.sqrt(u.size)
     assert a.shape == b.shape == (40, 32) and a.dtype == b.dtype == np.uint8
     for view in (a, b):  # uniform bits (5 sigma) whether or not the ids are the host's
         bits = np.unpackbits(view[:, :31])
@@ -105,7 +118,8 @@ def test_oprf_guest_learns_the_prf_of_its_own_ids_only():
 
 
 def test_protocol_settings_are_checked_as_fate_does():
-    assert SirParams(oblivious_transfer_protocol="ot_hauck").raw_retrieval is False
+    assert SirParams(oblivious_transfer_protocol="ot_hauck").oblivious_transfer_protocol == "OT_Hauck"
+    assert SirParams(oblivious_transfer_protocol="oprf").oblivious_transfer_protocol == "OPRF"
     with pytest.raises(ValidationError, match="not supported: oblivious_transfer_protocol 'OT_Naor'"):
         SirParams(oblivious_transfer_protocol="OT_Naor")
     with pytest.raises(ValidationError, match="not supported: non_committing_encryption"):
@@ -114,3 +128,13 @@ def test_protocol_settings_are_checked_as_fate_does():
         SirParams(security_level=1.5)
     assert SirParams(security_level=0.2).notices() == {"security_level": "accepted for FATE compatibility, "
                                                                           "not acted on"}
+
+
+def test_a_retrieval_too_large_for_ot_names_the_cheaper_protocol(tmp_path, monkeypatch):
+    from components.psi import sir
+
+    monkeypatch.setattr(sir, "MAX_OT_CELLS", 100)
+    with pytest.raises(ComponentError, match="40 ids by 60 host rows .* set oblivious_transfer_protocol 'OPRF'"):
+        run(tmp_path, GUEST_IDS, target_cols=["x0"])
+    got, _, _ = run(tmp_path, GUEST_IDS, target_cols=["x0"], oblivious_transfer_protocol="OPRF")
+    assert sum(not np.isnan(v).all() for v in got.values()) == 25

@@ -13,7 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from components.crypto.paillier import generate_keypair
+from components.linear import sshe_protocol
 from components.linear.family import LOGISTIC_TAYLOR, SQUARED_ERROR, QuadraticLoss
+from components.linear.sshe_gram import worth_it
 from components.linear.sshe_lr import SSHE_FIXED_POINT
 from components.linear.sshe_params import HeteroSSHELinRParams, HeteroSSHELRParams
 from components.linear.sshe_protocol import Rows, Trainer
@@ -55,29 +57,34 @@ def train(p: HeteroSSHELRParams, loss: QuadraticLoss, xg, xh, y, batches=None, s
     xg1 = np.hstack([xg, np.ones((len(y), 1))])
     dims = (xg1.shape[1], xh.shape[1])
     pen = (np.r_[np.ones(xg.shape[1]), 0.0], np.ones(dims[1]))
-    out, errors = [None, None], []
     starts = starts or ((np.zeros(dims[0]), 0), (np.zeros(dims[1]), 0))
 
     def guest():
-        s = Session(QueuePeer(a, b), 0, SSHE_FIXED_POINT, priv0, pub1)
+        s = Session(QueuePeer(a, b), 0, SSHE_FIXED_POINT, priv0, pub1, triples=p.triple_provider)
         t = [np.array([loss.target(v) for v in y[i]]) for i in batches]
-        out[0] = Trainer(s, p, loss, dims, pen).fit(Rows([xg1[i] for i in batches], t), starts[0][0],
-                                                     start=starts[0][1])
+        return Trainer(s, p, loss, dims, pen).fit(Rows([xg1[i] for i in batches], t), starts[0][0],
+                                                  start=starts[0][1])
 
     def host():
-        s = Session(QueuePeer(b, a), 1, SSHE_FIXED_POINT, priv1, pub0)
-        out[1] = Trainer(s, p, loss, dims, pen).fit(Rows([xh[i] for i in batches]), starts[1][0],
-                                                     start=starts[1][1])
+        s = Session(QueuePeer(b, a), 1, SSHE_FIXED_POINT, priv1, pub0, triples=p.triple_provider)
+        return Trainer(s, p, loss, dims, pen).fit(Rows([xh[i] for i in batches]), starts[1][0],
+                                                  start=starts[1][1])
 
-    def safe(f):
-        def run():
-            try:
-                f()
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-        return run
+    return run_threads([guest, host])
 
-    threads = [threading.Thread(target=safe(f)) for f in (guest, host)]
+
+def run_threads(fns: list) -> list:
+    """Each party's function in its own thread; their results, or the first error raised."""
+    out: list = [None] * len(fns)
+    errors: list = []
+
+    def safe(i: int):
+        try:
+            out[i] = fns[i]()
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=safe, args=(i,)) for i in range(len(fns))]
     for t in threads:
         t.start()
     for t in threads:
@@ -105,11 +112,26 @@ def central(p: HeteroSSHELRParams, loss: QuadraticLoss, x, y, fit_intercept=True
     return w, b, losses
 
 
-@pytest.mark.parametrize("reveal", [True, False])
-def test_weights_match_central_taylor_gradient_descent(reveal: bool):
+@pytest.fixture(params=["rows", "gram"])
+def path(request, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each epoch on the rows (shares of z) or on the shared Gram matrix (sshe_gram.py), whatever
+    the number of epochs would choose."""
+    gram = request.param == "gram"
+    monkeypatch.setattr(sshe_protocol, "worth_it", lambda size, dims, epochs: gram and size == 2)
+    return request.param
+
+
+def test_the_gram_path_is_taken_when_the_epochs_repay_it():
+    assert worth_it(2, (11, 20), 20) and not worth_it(2, (11, 20), 3) and not worth_it(3, (11, 20, 5), 20)
+
+
+@pytest.mark.parametrize("reveal, triples", [(True, "paillier"), (False, "paillier"), (False, "ot")])
+def test_weights_match_central_taylor_gradient_descent(reveal: bool, triples: str, path: str):
+    """Both triple providers give the central descent's weights (the OT run: same data, same steps)."""
     xg, xh, y = breast()
     p = HeteroSSHELRParams(max_iter=3, learning_rate=0.15, alpha=0.01, reveal_every_iter=reveal, early_stop="abs",
-                           tol=1e-9, encrypt_param={"key_length": 512, "allow_short_key": True})
+                           tol=1e-9, encrypt_param={"key_length": 512, "allow_short_key": True},
+                           triple_provider=triples)
     g, h = train(p, LOGISTIC_TAYLOR, xg, xh, y)
     w, b, losses = central(p, LOGISTIC_TAYLOR, np.hstack([xg, xh]), y)
     assert np.abs(g.w[:-1] - w[:xg.shape[1]]).max() < 1e-3 and abs(g.w[-1] - b) < 1e-3
@@ -118,7 +140,7 @@ def test_weights_match_central_taylor_gradient_descent(reveal: bool):
     assert np.allclose(g.losses, losses, atol=1e-3)
 
 
-def test_linear_regression_with_minibatches_matches_central():
+def test_linear_regression_with_minibatches_matches_central(path: str):
     xg, xh, _ = breast()
     y = xg[:, 0] * 0.5 - xh[:, 1] + 0.3
     p = HeteroSSHELinRParams(max_iter=2, learning_rate=0.1, alpha=0.0, batch_size=50, early_stop="abs", tol=1e-9,
@@ -129,7 +151,7 @@ def test_linear_regression_with_minibatches_matches_central():
     assert np.abs(np.r_[g.w[:-1], h.w] - w).max() < 1e-3 and abs(g.w[-1] - b) < 1e-3
 
 
-def test_weight_diff_convergence_on_shares_stops_both_parties():
+def test_weight_diff_convergence_on_shares_stops_both_parties(path: str):
     xg, xh, y = breast()
     p = HeteroSSHELRParams(max_iter=5, learning_rate=0.15, alpha=0.01, reveal_every_iter=False,
                            early_stop="weight_diff", tol=10.0, encrypt_param={"key_length": 512,
@@ -140,7 +162,8 @@ def test_weight_diff_convergence_on_shares_stops_both_parties():
 
 @pytest.mark.parametrize("conf, message", [
     ({"reveal_strategy": "all_reveal_in_guest"}, "reveal_strategy"),
-    ({"reveal_strategy": "encrypted_reveal_in_host"}, "not supported: reveal_strategy"),
+    ({"reveal_strategy": "encrypted_reveal_in_host"}, "needs reveal_every_iter false"),
+    ({"triple_provider": "dealer"}, "triple_provider"),
     ({"reveal_every_iter": False, "optimizer": "adam"}, "optimizer must be 'sgd'"),
     ({"reveal_every_iter": False, "penalty": "L1"}, "penalty must be 'L2'"),
     ({"early_stop": "diff", "compute_loss": False}, "needs the loss"),

@@ -1,0 +1,104 @@
+"""components/mpc/ot_triples.py: cross products by correlated OT (Gilboa), and what each party
+sees of them: the chooser's corrections and the sender's extension matrix look uniform and do
+not follow the other party's values; with the pads forced to zero (a control) they do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.mpc import FixedPoint, ot_triples
+from components.mpc.ot_triples import ring_add, ring_neg, ring_sub, ring_sum, shifted
+from tests.unit.test_beaver import run_pair
+
+FP = FixedPoint(24, 128)
+RNG = np.random.default_rng(11)
+CHI2_15_AT_0_001 = 37.7  # chi-square critical value, 15 degrees of freedom, p = 0.001
+
+
+def _limbs(values) -> np.ndarray:
+    return FP.to_wire(np.asarray(values, dtype=object))
+
+
+def test_limb_arithmetic_matches_python_ints():
+    vals = [int(v) for v in FP.random((200,))]
+    x, y = _limbs(vals[:100]), _limbs(vals[100:])
+    m = FP.modulus
+    assert FP.from_wire(ring_add(x, y)).tolist() == [(a + b) % m for a, b in zip(vals[:100], vals[100:])]
+    assert FP.from_wire(ring_sub(x, y)).tolist() == [(a - b) % m for a, b in zip(vals[:100], vals[100:])]
+    assert FP.from_wire(ring_neg(x)).tolist() == [(-a) % m for a in vals[:100]]
+    assert FP.from_wire(ring_sum(x, 0)).tolist() == sum(vals[:100]) % m
+    assert FP.from_wire(shifted(x[:3], 128)).tolist() == [[(a << s) % m for s in range(128)] for a in vals[:3]]
+
+
+def _cross_views(a: np.ndarray, b: np.ndarray):
+    """Party 0 holds the encoded A, party 1 the ring B: (shares, corrections d party 1 received,
+    extension matrix U party 0 received, party 1's choice bits)."""
+    m, k = a.shape
+    p = b.shape[1]
+    seen: dict[str, np.ndarray] = {}
+
+    def spying(s):
+        orig = s.peer.recv
+
+        def spy(name):
+            got = orig(name)
+            seen[name.split(".")[0]] = got
+            return got
+        s.peer.recv = spy
+
+    def p0(s):
+        spying(s)
+        return s.cross(0, a=a, shape=(m, k, p))
+
+    def p1(s):
+        spying(s)
+        return s.cross(0, b=b, shape=(m, k, p))
+
+    shares = run_pair(p0, p1, triples="ot")
+    bits = np.unpackbits(FP.to_wire(b).view(np.uint8), axis=-1, bitorder="little").reshape(-1)
+    return shares, seen["ot_d"], seen["ot_u"], bits
+
+
+def _top_nibble_chi2(d: np.ndarray) -> float:
+    counts = np.bincount((d[..., -1] >> np.uint64(60)).astype(np.int64).ravel(), minlength=16)
+    expected = counts.sum() / 16
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+def test_ot_cross_products_and_what_each_side_sees(monkeypatch: pytest.MonkeyPatch):
+    x = RNG.normal(0, 1, (40, 3))
+    a, b = FP.encode(x), FP.random((3, 1))
+    (s0, s1), d, u, bits = _cross_views(a, b)
+    assert FP.add(s0, s1).tolist() == FP.matmul(a, b).tolist()
+
+    # the chooser's corrections: uniform top bits, nothing of A
+    assert d.shape == (3 * 128, 40, 2) and _top_nibble_chi2(d) < CHI2_15_AT_0_001
+    as_real = (d[..., -1] >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
+    delta = np.broadcast_to(x.T[:, None, :], (3, 128, 40)).reshape(3 * 128, 40)
+    assert abs(np.corrcoef(as_real.ravel(), delta.ravel())[0, 1]) < 0.05
+    # the sender's extension matrix: balanced bits, not following the chooser's choices
+    u_bits = np.unpackbits(u, axis=1, bitorder="little")[:, :len(bits)]
+    assert abs(u_bits.mean() - 0.5) < 0.01
+    assert abs(np.corrcoef(u_bits.ravel(), np.tile(bits, 128))[0, 1]) < 0.05
+
+    # control: with the pads forced to zero the corrections are A·2^l in the clear and fail
+    monkeypatch.setattr(ot_triples, "stretch", lambda rows, _, limbs: np.zeros((len(rows), limbs), np.uint64))
+    (c0, c1), d0, _, _ = _cross_views(a, b)
+    assert FP.add(c0, c1).tolist() == FP.matmul(a, b).tolist()
+    assert _top_nibble_chi2(d0) > 10 * CHI2_15_AT_0_001
+
+
+def test_malformed_corrections_are_refused():
+    from flow.core.errors import CryptoError
+
+    def p0(s):
+        names = [s._name(w) for w in ("ot_a", "ot_b", "ot_u", "ot_d")]
+        from components.mpc.ot import ExtensionSender
+        snd = ExtensionSender(128)
+        s.peer.send(names[1], snd.respond(s.peer.recv(names[0])))
+        s.peer.recv(names[2])
+        s.peer.send(names[3], np.zeros((3, 3, 2), dtype=np.uint64))
+
+    with pytest.raises(CryptoError, match="corrections"):
+        run_pair(p0, lambda s: s.cross(0, b=FP.random((1, 1)), shape=(1, 1, 1)), triples="ot")
