@@ -1,4 +1,4 @@
-"""``flow cluster install|describe|logs|upgrade|delete``: one party of a consortium file on
+"""``flow cluster install|describe|logs|upgrade|scale|delete``: one party of a consortium file on
 a deployment target (:mod:`flow.ops.lifecycle_api`), the same steps on every target.
 
 * install: the party's bundle (``--bundle``, by default ``bundle-<party>/`` beside the
@@ -9,6 +9,7 @@ a deployment target (:mod:`flow.ops.lifecycle_api`), the same steps on every tar
   waits for them to end. The home (store, keys, tables, models, job history) stays on
   its volume; the new server upgrades the store's schema (Alembic) when it opens it,
   before it answers ``/readyz``.
+* scale: only a party that runs its own Spark workers (``engine: spark``, no ``master``).
 """
 
 from __future__ import annotations
@@ -18,21 +19,12 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from flow.ops import lifecycle_docker  # noqa: F401 - registers the docker target
-from flow.ops.cluster_conf import ClusterSpec, load_cluster
-from flow.ops.lifecycle_api import TARGETS, DeployError, Deployment, Target, parse_since
+from flow.ops import lifecycle_docker, lifecycle_k8s  # noqa: F401 - register the docker and k8s targets
+from flow.ops.cluster_conf import ClusterSpec, SparkComputing, load_cluster
+from flow.ops.lifecycle_api import DeployError, Deployment, Target, parse_since
 
 ACTIVE = ("waiting", "running")
 POLL_S = 1.0
-
-
-def _kubernetes() -> Target:
-    raise DeployError("--target k8s: not built yet; the bundle's k8s/ folder is a kustomize folder checked "
-                      "against the Kubernetes schemas: `kubectl apply -k BUNDLE/k8s/` installs the party, "
-                      "`kubectl -n NAMESPACE logs statefulset/fedweave-server` shows its logs")
-
-
-TARGETS.setdefault("k8s", _kubernetes)
 
 
 def deployment(path: Path, party_id: str, bundle: Path | None = None, image: str | None = None,
@@ -72,7 +64,7 @@ def describe(tgt: Target, dep: Deployment) -> dict[str, Any]:
     installed = bool(services)
     return {"party_id": dep.party.id, "organisation": dep.party.organisation, "target": tgt.name,
             "installed": installed, "endpoint": tgt.endpoint(dep) if installed else None,
-            "ready": _probe(tgt.endpoint(dep)) if installed else None, "services": services}
+            "ready": readiness(tgt, dep) == "ready" if installed else None, "services": services}
 
 
 def logs(tgt: Target, dep: Deployment, component: str, follow: bool, since: str | None,
@@ -81,8 +73,7 @@ def logs(tgt: Target, dep: Deployment, component: str, follow: bool, since: str 
 
 
 def upgrade(tgt: Target, dep: Deployment, drain: bool, wait_s: float) -> dict[str, Any]:
-    if not tgt.describe(dep):
-        raise DeployError(f"party {dep.party.id} is not installed on --target {tgt.name}: `flow cluster install`")
+    _installed(tgt, dep)
     t0 = time.monotonic()
     drained = _drain(tgt, dep, drain, wait_s)
     t1 = time.monotonic()
@@ -90,6 +81,23 @@ def upgrade(tgt: Target, dep: Deployment, drain: bool, wait_s: float) -> dict[st
     ready = wait_ready(tgt, dep, wait_s)
     return {"party_id": dep.party.id, "target": tgt.name, **out, "drained_jobs": drained, "ready": ready,
             "drain_seconds": round(t1 - t0, 2), "seconds": round(time.monotonic() - t1, 2)}
+
+
+def scale(tgt: Target, dep: Deployment, workers: int) -> dict[str, Any]:
+    """Spark workers beside the server: only a party whose consortium file runs its own
+    (``computing: {engine: spark}`` without a ``master``) has any to scale."""
+    comp = dep.party.engines.computing
+    if not isinstance(comp, SparkComputing) or comp.master is not None:
+        what = f"spark with master {comp.master}" if isinstance(comp, SparkComputing) else comp.engine
+        raise DeployError(f"party {dep.party.id}: its computing engine ({what}) runs no Spark workers beside the "
+                          "server; --spark-workers applies to engines.computing `engine: spark` without `master`")
+    _installed(tgt, dep)
+    return {"party_id": dep.party.id, "target": tgt.name, **tgt.scale(dep, workers)}
+
+
+def _installed(tgt: Target, dep: Deployment) -> None:
+    if not tgt.describe(dep):
+        raise DeployError(f"party {dep.party.id} is not installed on --target {tgt.name}: `flow cluster install`")
 
 
 def delete(tgt: Target, dep: Deployment, keep_data: bool) -> dict[str, Any]:
@@ -100,6 +108,9 @@ def active_jobs(tgt: Target, dep: Deployment) -> list[str]:
     """Ids of the party's jobs waiting or running, asked of its own server."""
     from flow.ops.remote import RemoteOps, ServerError
 
+    beside = tgt.jobs(dep, ACTIVE)
+    if beside is not None:
+        return beside
     url = urlsplit(tgt.endpoint(dep))
     ops = RemoteOps(url.hostname or "127.0.0.1", url.port or dep.port, dep.token(), timeout=10)
     try:
@@ -131,7 +142,7 @@ def wait_ready(tgt: Target, dep: Deployment, wait_s: float) -> bool:
     end = time.monotonic() + wait_s
     last = "no answer"
     while time.monotonic() < end:
-        last = _probe(tgt.endpoint(dep), detail=True)
+        last = readiness(tgt, dep)
         if last == "ready":
             return True
         states = {s["component"]: s["state"] for s in tgt.describe(dep)}
@@ -143,14 +154,18 @@ def wait_ready(tgt: Target, dep: Deployment, wait_s: float) -> bool:
                       f"({last}): `flow cluster logs` and `flow cluster describe` tell more")
 
 
-def _probe(base: str, detail: bool = False) -> Any:
-    """``/readyz``: True/False, or with ``detail`` "ready" or what it answered."""
+def readiness(tgt: Target, dep: Deployment) -> str:
+    """"ready" or what the server waits on: the target's own view, else ``/readyz``."""
+    seen = tgt.ready(dep)
+    return seen if seen is not None else _probe(tgt.endpoint(dep))
+
+
+def _probe(base: str) -> str:
+    """``/readyz``: "ready" or what it answered."""
     import httpx
 
     try:
         resp = httpx.get(f"{base}/readyz", timeout=5)
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}" if detail else False
-    if not detail:
-        return resp.status_code == 200
+        return f"{type(exc).__name__}: {exc}"
     return "ready" if resp.status_code == 200 else f"{resp.status_code}: {' '.join(resp.text.split())[:300]}"

@@ -80,6 +80,8 @@ class Target(ABC):
 
     #: the ``--target`` value
     name: ClassVar[str]
+    #: the options its constructor takes (``--kubeconfig``, ``--context``)
+    options: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def endpoint(self, dep: Deployment) -> str:
@@ -106,8 +108,22 @@ class Target(ABC):
     def delete(self, dep: Deployment, keep_data: bool) -> dict[str, Any]:
         """Remove the party's services, and its data unless ``keep_data``."""
 
+    def ready(self, dep: Deployment) -> str | None:
+        """"ready", or what the server waits on, as the target itself sees it; None: ask
+        the server's ``/readyz`` at :meth:`endpoint`."""
+        return None
 
-TARGETS: dict[str, Callable[[], Target]] = {}
+    def jobs(self, dep: Deployment, states: tuple[str, ...]) -> list[str] | None:
+        """Ids of the party's jobs in ``states`` asked from beside the server; None: ask
+        its API at :meth:`endpoint` from this machine."""
+        return None
+
+    def scale(self, dep: Deployment, workers: int) -> dict[str, Any]:
+        """Run ``workers`` Spark workers beside the party's server."""
+        raise DeployError(f"party {dep.party.id}: --target {self.name} cannot scale Spark workers")
+
+
+TARGETS: dict[str, type[Target]] = {}
 
 
 def register(name: str) -> Callable[[type[Target]], type[Target]]:
@@ -118,10 +134,18 @@ def register(name: str) -> Callable[[type[Target]], type[Target]]:
     return add
 
 
-def target(name: str) -> Target:
+def target(name: str, **options: str | None) -> Target:
+    """The target called ``name``, given those of ``options`` that are set (each one it
+    does not take is refused: ``--kubeconfig`` means nothing to docker)."""
     if name not in TARGETS:
         raise ConfigError(f"--target {name}: unknown (known: {', '.join(sorted(TARGETS))})")
-    return TARGETS[name]()
+    cls = TARGETS[name]
+    given = {k: v for k, v in options.items() if v is not None}
+    for option in given:
+        if option not in cls.options:
+            users = sorted(n for n, c in TARGETS.items() if option in c.options)
+            raise ConfigError(f"--{option}: only for --target {'|'.join(users) or 'none'}, not {name}")
+    return cls(**given)
 
 
 def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:

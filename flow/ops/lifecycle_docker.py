@@ -19,11 +19,11 @@ from typing import Any, Iterator
 
 import yaml
 
-from flow.ops.cluster_conf import RabbitFederation
+from flow.ops.cluster_conf import RabbitFederation, SparkComputing
 from flow.ops.lifecycle_api import CONSORTIUM, PARTY, DeployError, Deployment, Target, register
-from flow.ops.manifests import BROKER_HOST, BUNDLED_VHOST, HOME, RABBITMQ_IMAGE
+from flow.ops.manifests import BROKER_HOST, BUNDLED_VHOST, COMPONENT, HOME, RABBITMQ_IMAGE, SPARK_CLASS, SPARK_MASTER
 
-SERVER, BROKER = "server", "rabbitmq"
+SERVER, BROKER, WORKER = "server", "rabbitmq", "spark-worker"
 #: the image's user when its config names none (the Dockerfile's)
 DEFAULT_UID = 10001
 STOP_TIMEOUT_S = 30
@@ -142,7 +142,42 @@ class DockerTarget(Target):
                 gone.append(name)
         return {"removed_containers": sorted(removed), "removed_volumes": gone, "kept_volumes": kept}
 
+    def scale(self, dep: Deployment, workers: int) -> dict[str, Any]:
+        """Worker containers ``<party>-spark-worker-<i>`` (and the master beside the server
+        when absent) from the party's image, on the host network as the server is."""
+        comp = dep.party.engines.computing
+        assert isinstance(comp, SparkComputing)  # noqa: S101 - lifecycle.scale checked it
+        server = self._find(dep, SERVER)  # the workers run the server's image, whichever tag it is at
+        image = ((server.attrs.get("Config") or {}).get("Image") if server else None) or dep.image
+        try:
+            self.client.containers.run(image, entrypoint=["python3", "-c", "import pyspark"], remove=True,
+                                       network_mode="none")
+        except self.errors.ContainerError:
+            raise DeployError(f"party {dep.party.id}: image {image}: the image's extras do not include spark; "
+                              "build one with `make image IMAGE_EXTRAS=server,rabbitmq,postgresql,spark`") from None
+        running = sorted((c for c in self._mine(dep) if c.labels.get(COMPONENT) == WORKER), key=lambda c: c.name)
+        if self._find(dep, SPARK_MASTER) is None:
+            self._run_spark(dep, image, SPARK_MASTER, "org.apache.spark.deploy.master.Master --host 127.0.0.1 "
+                            "--port 7077 --webui-port 0")
+        names = {c.name for c in running}
+        for i in range(workers):
+            if self.container(dep, f"{WORKER}-{i}") not in names:
+                self._run_spark(dep, image, f"{WORKER}-{i}", f"org.apache.spark.deploy.worker.Worker --cores "
+                                f"{comp.worker_cores} --memory {comp.worker_memory} --webui-port 0 "
+                                "spark://127.0.0.1:7077")
+        for c in running:
+            if int(c.name.rpartition("-")[2]) >= workers:
+                c.stop(timeout=STOP_TIMEOUT_S)
+                c.remove(force=True)
+        return {"from": len(running), "to": workers, "image": image}
+
     # helpers --------------------------------------------------------------------
+    def _run_spark(self, dep: Deployment, image: str, component: str, cmd: str) -> None:
+        role = SPARK_MASTER if component == SPARK_MASTER else WORKER
+        self.client.containers.run(image, detach=True, name=self.container(dep, component), labels=dep.labels(role),
+                                   entrypoint=["sh", "-c", SPARK_CLASS + cmd], network_mode="host",
+                                   restart_policy={"Name": "unless-stopped"})
+
     def _image(self, ref: str) -> Any:
         """The image, which must be on this engine: nothing is pulled, so an install never
         reaches out to a registry the consortium did not choose."""
@@ -167,7 +202,8 @@ class DockerTarget(Target):
             command=["--host", "0.0.0.0", "--port", str(dep.port)],  # noqa: S104 - the party's own port
             environment={"FLOW_HOME": HOME}, network_mode="host",
             volumes={self._home_volume(dep): {"bind": HOME, "mode": "rw"}},
-            extra_hosts={BROKER_HOST: "127.0.0.1"} if dep.bundled_broker else None,
+            extra_hosts={**({BROKER_HOST: "127.0.0.1"} if dep.bundled_broker else {}),
+                         **({SPARK_MASTER: "127.0.0.1"} if _own_spark(dep) else {})} or None,
             restart_policy={"Name": "unless-stopped"})
         try:
             box.put_archive(HOME, _tar(host_network_files(dep), uid, gid))
@@ -206,6 +242,11 @@ class DockerTarget(Target):
         if not uid.isdigit():
             return DEFAULT_UID, DEFAULT_UID
         return int(uid), int(gid) if gid.isdigit() else int(uid)
+
+
+def _own_spark(dep: Deployment) -> bool:
+    comp = dep.party.engines.computing
+    return isinstance(comp, SparkComputing) and comp.master is None
 
 
 def host_network_files(dep: Deployment) -> dict[str, tuple[bytes, int]]:

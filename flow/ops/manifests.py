@@ -20,7 +20,7 @@ RABBITMQ_IMAGE = "rabbitmq:3.13.7"
 BROKER_HOST = "rabbitmq"  # the broker's name in compose and in Kubernetes (a Service)
 SPARK_MASTER = "spark-master"
 BUNDLED_VHOST = "fedweave"
-_SPARK_CLASS = ('exec "$(python -c \'import os, pyspark; print(os.path.dirname(pyspark.__file__))\')'
+SPARK_CLASS = ('exec "$(python -c \'import os, pyspark; print(os.path.dirname(pyspark.__file__))\')'
                 '/bin/spark-class" ')
 PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
@@ -171,7 +171,7 @@ def spark(r: Rendered) -> list[dict[str, Any]]:
     comp = _spark(r)
 
     def deployment(name: str, component: str, replicas: int, cmd: str, res: dict[str, Any]) -> dict[str, Any]:
-        container = {"name": component, "image": r.image, "command": ["sh", "-c", _SPARK_CLASS + cmd],
+        container = {"name": component, "image": r.image, "command": ["sh", "-c", SPARK_CLASS + cmd],
                      "resources": res, "ports": [{"containerPort": 7077 if component == SPARK_MASTER else 7078}]}
         return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(r, name, component),
                 "spec": {"replicas": replicas, "selector": _select(r, component),
@@ -279,10 +279,10 @@ def compose(r: Rendered) -> dict[str, Any]:
         volumes["rabbitmq"] = {}
     if r.spark_workers:
         comp = _spark(r)
-        services[SPARK_MASTER] = {"image": r.image, "entrypoint": ["sh", "-c", _SPARK_CLASS +
+        services[SPARK_MASTER] = {"image": r.image, "entrypoint": ["sh", "-c", SPARK_CLASS +
                                   "org.apache.spark.deploy.master.Master --host 0.0.0.0 --port 7077"]}
         services["spark-worker"] = {
             "image": r.image, "depends_on": [SPARK_MASTER], "deploy": {"replicas": comp.workers},
-            "entrypoint": ["sh", "-c", _SPARK_CLASS + f"org.apache.spark.deploy.worker.Worker --cores "
+            "entrypoint": ["sh", "-c", SPARK_CLASS + f"org.apache.spark.deploy.worker.Worker --cores "
                            f"{comp.worker_cores} --memory {comp.worker_memory} spark://{SPARK_MASTER}:7077"]}
     return {"name": namespace(r), "services": services, "volumes": volumes}

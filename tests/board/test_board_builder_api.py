@@ -15,7 +15,7 @@ from components.base import COMPONENTS
 from flow.server.board.builder import place, split_path
 from tests.e2e.conftest import load_example, write_job
 
-from .conftest import BoardHome
+from .conftest import BoardHome, lr_job_files
 from .test_board_api import login
 
 pytestmark = pytest.mark.e2e
@@ -79,8 +79,8 @@ def test_pipeline_of_a_past_job_is_its_files(board_home: BoardHome):
     found = client.get(f"/board/api/jobs/{board_home.lr_job}/pipeline").json()["data"]
     job = board_home.flow.ok("job", "query", "-j", board_home.lr_job)
     assert found["description"] == "hetero lr on breast"
-    assert found["dsl"] == load_example("hetero_lr")[1]
-    assert found["conf"]["component_parameters"]["common"]["hetero_lr_0"]["max_iter"] == 3
+    conf, dsl = lr_job_files()  # the files the fixture submitted
+    assert found["dsl"] == dsl and found["conf"] == conf
     assert found["job_id"] == job["job_id"]
     assert client.get("/board/api/jobs/no_such_job_1/pipeline").status_code == 404
 
