@@ -268,8 +268,9 @@ def test_lifecycle_refusals_are_one_line(deployed, tmp_path):
     org = deployed["orgs"]["9999"]
     res = org("cluster", "install", "-f", deployed["path"], "--party", "424242")
     assert res.code == 2 and "424242 is not a party of consortium 'e2e'" in res.err
-    res = org("cluster", "install", "-f", deployed["path"], "--party", "9999", "--target", "k8s")
-    assert res.code != 0 and "kubectl apply -k" in res.err
+    res = org("cluster", "install", "-f", deployed["path"], "--party", "9999", "--target", "k8s",
+              "--kubeconfig", str(tmp_path / "no-such-kubeconfig"))
+    assert res.code != 0 and "no usable kubeconfig" in res.err and "--kubeconfig" in res.err
     res = org("cluster", "upgrade", "-f", deployed["path"], "--party", "9999", "--version", "no-such-tag")
     assert res.code != 0 and "no-such-tag" in res.err
     [server] = _cluster(deployed, "9999", "describe")["services"]  # the refused upgrade left it as it was
