@@ -79,11 +79,11 @@ bench-fate-examples: install-test
 
 ## image: the flow server's image (Dockerfile); wheels of the project and of the .venv's pinned
 ## dependencies are built here first, so the build itself makes no network call
-IMAGE        ?= fedweave/fedweave:$(shell $(PYTHON) -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['metadata']['version'])")
+IMAGE        ?= fedweave/fedweave:$(shell sed -n 's/^version *= *//p' setup.cfg)
 BASE_IMAGE   ?= python:3.11-slim
 IMAGE_EXTRAS ?= server,rabbitmq,postgresql
 WHEELS       := .image-wheels
-image: $(BOARD)/static/vendor/.copied
+image: install
 	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
 	$(PIP) freeze --exclude-editable > $(WHEELS)/constraints.txt
 	$(PIP) wheel -q --wheel-dir $(WHEELS) -c $(WHEELS)/constraints.txt '.[$(IMAGE_EXTRAS)]'

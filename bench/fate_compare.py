@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -95,7 +96,6 @@ def write_psi(folder: Path, name: str, rows: int, shared: float = 0.6, seed: int
 
 
 WRITERS: dict[str, Callable[[Path, str], None]] = {
-    "breast": lambda folder, name: None,
     "psi200k": lambda folder, name: write_psi(folder, name, 200_000),
     "syn20k": lambda folder, name: write_vertical(folder, name, 20_000),
     "syn100k": lambda folder, name: write_vertical(folder, name, 100_000),
@@ -172,7 +172,7 @@ class Fate:
                                f"fw_{name}"], capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"FATE upload of {name} failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-2000:]}")
-        subprocess.run(["sleep", "10"])  # FATE's uploads run as jobs: let them end before a pipeline reads
+        time.sleep(10)  # FATE's uploads run as jobs: let them end before a pipeline reads
         mark.write_text(stamp)
 
     def run(self, case: Case) -> tuple[float, float | None]:

@@ -38,6 +38,7 @@ from gmpy2 import mpz, powmod
 
 from components.crypto.fixed_point import _int_arg
 from components.crypto.paillier import AdditivePrivateKey, AdditivePublicKey, _Obfuscator, _random_prime
+from components.crypto.params import MAX_KEY_BITS
 from flow.core.errors import CryptoError
 
 #: the shortest modulus accepted at all (p of 85 bits: tests only)
@@ -98,8 +99,9 @@ class OUPublicKey(AdditivePublicKey):
 
     def __init__(self, n: int):
         n = _int_arg(n, "Okamoto-Uchiyama public key modulus n")
-        if n < (1 << (MIN_OU_BITS - 1)) or n % 2 == 0:
-            raise CryptoError(f"Okamoto-Uchiyama modulus n must be an odd number of at least {MIN_OU_BITS} bits")
+        if n < (1 << (MIN_OU_BITS - 1)) or n % 2 == 0 or n.bit_length() > MAX_KEY_BITS:
+            raise CryptoError(f"Okamoto-Uchiyama modulus n must be an odd number of {MIN_OU_BITS} "
+                              f"to {MAX_KEY_BITS} bits")
         self.n, self._n = n, mpz(n)
         self._bits = n.bit_length()
         # ciphertexts live modulo n: _n2/nsquare name that modulus for the shared arithmetic
@@ -113,8 +115,8 @@ class OUPublicKey(AdditivePublicKey):
         return _tables_for(self.n).h_table.factor()
 
     def _add_plain(self, c: mpz, m: int) -> mpz:
-        """``c · g^m mod n`` (a negative m inverts, inside gmpy2)."""
-        return c * powmod(self.g, m, self._n) % self._n
+        """``c · g^m mod n``, g^m from the fixed-base tables (|m| <= max_int fits them)."""
+        return c * self._raw_encrypt(m) % self._n
 
     def _raw_encrypt(self, m: int) -> mpz:
         """``g^m mod n`` from the fixed-base tables (of g^-1 for a negative m)."""

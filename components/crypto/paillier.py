@@ -37,6 +37,7 @@ import numpy as np
 from gmpy2 import mpz, powmod
 
 from components.crypto.fixed_point import _exponent_for, _int_arg, _is_int, _quantise, _scaled
+from components.crypto.params import MAX_KEY_BITS
 from flow.core import metrics_hook
 from flow.core.errors import CryptoError
 
@@ -164,8 +165,8 @@ class PaillierPublicKey(AdditivePublicKey):
 
     def __init__(self, n: int):
         n = _int_arg(n, "Paillier public key modulus n")
-        if n < (1 << 127) or n % 2 == 0:
-            raise CryptoError("Paillier public key modulus n must be an odd number of at least 128 bits")
+        if n < (1 << 127) or n % 2 == 0 or n.bit_length() > MAX_KEY_BITS:
+            raise CryptoError(f"Paillier public key modulus n must be an odd number of 128 to {MAX_KEY_BITS} bits")
         self.n, self._n = n, mpz(n)
         self._n2 = self._n * self._n
         self.nsquare = int(self._n2)

@@ -30,6 +30,8 @@ from pydantic_core import PydanticCustomError
 SECURE_KEY_LENGTH = 1024
 #: the shortest key accepted at all, with ``allow_short_key``
 MIN_KEY_LENGTH = 256
+#: the longest key accepted, in a conf or from a peer (a forged huge modulus would stall its receiver)
+MAX_KEY_BITS = 8192
 #: every method name a conf may give (lower case) -> how messages name it
 METHODS = {"paillier": "Paillier", "ou": "ou (Okamoto-Uchiyama)", "ckks": "ckks"}
 
@@ -76,6 +78,9 @@ class EncryptParam(BaseModel):
         if bits % 2 and str(info.data.get("method", "paillier")).lower() == "paillier":
             raise PydanticCustomError("key_length", "Paillier key_length must be even (two primes of "
                                       "key_length/2 bits each), got {bits}", {"bits": bits})
+        if bits > MAX_KEY_BITS:
+            raise PydanticCustomError("key_length", "{scheme} key_length must be at most {top} bits, got {bits}",
+                                      {"bits": bits, "top": MAX_KEY_BITS, "scheme": _title(info)})
         allowed = info.data.get("allow_short_key", False)
         if bits < MIN_KEY_LENGTH or (bits < SECURE_KEY_LENGTH and not allowed):
             floor = MIN_KEY_LENGTH if allowed else SECURE_KEY_LENGTH

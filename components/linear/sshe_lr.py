@@ -95,6 +95,15 @@ class HeteroSSHELR(HeteroLR):
         return out
 
     @staticmethod
+    def _peer_dims(ctx: Context, got: Any, count: int, sender: Party) -> list[int]:
+        """Feature counts as a peer sent them: ``count`` ints in [0, 10**6], else one line naming it."""
+        if not (isinstance(got, (list, tuple)) and len(got) == count
+                and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 10**6 for d in got)):
+            raise ComponentError(f"{ctx.component}: {sender} sent malformed feature counts (want {count} ints "
+                                 f"in [0, 10**6]): {str(got)[:100]}")
+        return list(got)
+
+    @staticmethod
     def _dims_check(ctx: Context, dims: list[int], hosts: list[Party]) -> None:
         for host, d in zip(hosts, dims[1:]):
             if d == 0:
@@ -137,7 +146,8 @@ class HeteroSSHELR(HeteroLR):
             self._check_header(ctx, val.data, header, "validate_data")
         intercept = int(p.init_param.fit_intercept)
         ctx.federation.remote((batches, n_models, val is not None), "sshe_setup", ctx.tag(), hosts)
-        dims = [len(header) + intercept, *(int(d) for d in ctx.federation.get("sshe_dims", ctx.tag(), hosts))]
+        sent = ctx.federation.get("sshe_dims", ctx.tag(), hosts)
+        dims = [len(header) + intercept, *(self._peer_dims(ctx, [d], 1, h)[0] for h, d in zip(hosts, sent))]
         ctx.federation.remote(dims, "sshe_all_dims", ctx.tag(), hosts)
         self._dims_check(ctx, dims, hosts)
         group = self._group(ctx, p, [ctx.local, *hosts])
@@ -191,7 +201,7 @@ class HeteroSSHELR(HeteroLR):
         ((batches, n_models, validating),) = ctx.federation.get("sshe_setup", ctx.tag(), guest)
         ctx.federation.remote(len(header), "sshe_dims", ctx.tag(), guest)
         (dims,) = ctx.federation.get("sshe_all_dims", ctx.tag(), guest)
-        dims = [int(d) for d in dims]
+        dims = self._peer_dims(ctx, dims, 1 + len(hosts), guest[0])
         self._dims_check(ctx, dims, hosts)
         validate = inputs.data.get("validate_data") if validating else None
         if validating and validate is None:
@@ -203,6 +213,9 @@ class HeteroSSHELR(HeteroLR):
             raise ComponentError(f"{ctx.component}: not supported: a warm start with reveal_strategy "
                                  "'encrypted_reveal_in_host' (the host cannot read its stored weights)")
         group = self._group(ctx, p, [guest[0], *hosts])
+        if dims[group.me] != len(header):
+            raise ComponentError(f"{ctx.component}: {guest[0]} counts {dims[group.me]} features for this host, "
+                                 f"which has {len(header)}")
         x = self._rows(ctx, data, batches, False)
         trainer = Trainer(group, p, self.loss, tuple(dims), self._penalized(p, dims))
         scopes = model_scopes(n_models)

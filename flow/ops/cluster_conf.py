@@ -24,6 +24,16 @@ from flow.core.ids import PartyId
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _QUANTITY = re.compile(r"\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?")
 _DNS = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
+#: a DNS-1123 label: what a party's names (``<consortium>-<party>``) must be on every target
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+#: Spark's memory sizes (512m, 1g): they go into the workers' ``sh -c`` command, so nothing else
+_SPARK_MEMORY = re.compile(r"\d+[kmgtKMGT]?")
+
+
+def dns_name(*parts: str) -> str:
+    """``parts`` joined by ``-`` as Kubernetes and Docker names take them (lower case, ``_`` as
+    ``-``): the one rule, so this module can refuse ids that would meet or break a name."""
+    return "-".join(parts).lower().replace("_", "-")[:63]
 
 
 class _Strict(BaseModel):
@@ -67,6 +77,13 @@ class SparkComputing(_Strict):
     partitions: int = Field(4, ge=1)
     #: an existing Spark master (spark://host:7077); none = one is run beside the server
     master: str | None = None
+
+    @field_validator("worker_memory")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        if not _SPARK_MEMORY.fullmatch(v):
+            raise ValueError(f"{v!r} is not a Spark memory size (a number and k, m, g or t: 512m, 1g)")
+        return v
 
 
 class LocalfsStorage(_Strict):
@@ -181,6 +198,15 @@ class PartySpec(_Strict):
     def _str_id(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
+    @field_validator("id")
+    @classmethod
+    def _dns_id(cls, v: str) -> str:
+
+        if not _LABEL.fullmatch(dns_name(v)):
+            raise ValueError(f"{v!r} names the party's containers, volumes and namespace as {dns_name(v)!r}, which "
+                             "is not a DNS-1123 label (letters, digits, '-' or '_', a letter or digit at each end)")
+        return v
+
     @field_validator("public_key")
     @classmethod
     def _key(cls, v: str | None) -> str | None:
@@ -234,7 +260,7 @@ def parse_cluster(raw: Any, source: str = "cluster.yaml") -> ClusterSpec:
     except PydanticError as exc:
         problems += [_line(err, raw, source) for err in exc.errors()]
         raise ValidationError(problems) from None
-    problems += _one_transport(spec, source)
+    problems += _one_transport(spec, source) + _long_names(spec, source)
     if problems:
         raise ValidationError(problems)
     return spec
@@ -281,15 +307,28 @@ def _line(err: Any, raw: dict, source: str) -> str:
 
 
 def _duplicates(raw: dict, source: str) -> list[str]:
-    seen: dict[str, int] = {}
+    """Ids equal once normalised (``A_b`` and ``a-b``) would share containers, volumes and a namespace."""
+
+    seen: dict[str, tuple[int, str]] = {}
     out = []
     for i, item in enumerate(raw.get("parties") or [] if isinstance(raw.get("parties"), list) else []):
         if isinstance(item, dict) and item.get("id") is not None:
             pid = str(item["id"])
-            if pid in seen:
-                out.append(f"{source}: party {pid}: id: duplicate party id (parties[{seen[pid]}] and parties[{i}])")
-            seen.setdefault(pid, i)
+            key = dns_name(pid)
+            if key in seen:
+                j, first = seen[key]
+                same = "" if first == pid else f": {first} and {pid} both name their services {key!r}"
+                out.append(f"{source}: party {pid}: id: duplicate party id (parties[{j}] and parties[{i}]){same}")
+            seen.setdefault(key, (i, pid))
     return out
+
+
+def _long_names(spec: ClusterSpec, source: str) -> list[str]:
+    """``<consortium>-<party>`` is a namespace: over 63 characters it would be cut, and two cut
+    names could meet."""
+    return [f"{source}: party {p.id}: id: '{spec.name}-{p.id}' (the party's namespace) is over 63 characters: "
+            "shorten the party id or the consortium's name"
+            for p in spec.parties if len(f"{spec.name}-{p.id}") > 63]
 
 
 def _one_transport(spec: ClusterSpec, source: str) -> list[str]:

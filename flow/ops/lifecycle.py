@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError as PydanticError
+
+from flow.core.errors import ConfigError
 from flow.ops import lifecycle_docker, lifecycle_k8s  # noqa: F401 - register the docker and k8s targets
-from flow.ops.cluster_conf import ClusterSpec, SparkComputing, load_cluster
+from flow.ops.cluster_conf import ClusterSpec, Image, SparkComputing, load_cluster
 from flow.ops.lifecycle_api import DeployError, Deployment, Target, parse_since
 
 ACTIVE = ("waiting", "running")
@@ -34,9 +37,24 @@ def deployment(path: Path, party_id: str, bundle: Path | None = None, image: str
     spec: ClusterSpec = load_cluster(path)
     party = spec.party(party_id)
     img = spec.image_of(party)
-    ref = image or f"{img.repository}:{version or img.tag}"
+    if image is not None:
+        repository, _, tag = image.rpartition(":")
+        if not repository or "/" in tag:  # no ':' at all, or only a registry's port
+            raise ConfigError(f"--image {image}: no tag; give REPOSITORY:TAG (a pinned version such as 0.1.0)")
+        img = _image(f"--image {image}", repository, tag)
+    elif version is not None:
+        img = _image(f"--version {version}", img.repository, version)
+    ref = f"{img.repository}:{img.tag}"
     folder = (bundle or Path(path).absolute().parent / f"bundle-{party.id}").absolute()
     return Deployment(spec, party, folder, ref)
+
+
+def _image(option: str, repository: str, tag: str) -> Image:
+    """The reference checked as the consortium file's ``image`` is: a pinned tag, never ``latest``."""
+    try:
+        return Image(repository=repository, tag=tag)
+    except PydanticError as exc:
+        raise ConfigError(f"{option}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
 def _ensure_bundle(dep: Deployment, source: Path, keys_home: Path) -> str:

@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from flow.core.errors import ConfigError, FedweaveError
-from flow.ops.cluster_conf import ClusterSpec, PartySpec, RabbitFederation
-from flow.ops.manifests import PART_OF
+from flow.ops.cluster_conf import ClusterSpec, PartySpec, RabbitFederation, dns_name
+from flow.ops.manifests import COMPONENT, CONSORTIUM, PART_OF, PARTY, VERSION
 
-CONSORTIUM = "fedweave.io/consortium"
-PARTY = "fedweave.io/party"
-VERSION = "fedweave.io/version"
 SINCE = re.compile(r"(\d+)([smhd])")
 
 
@@ -42,7 +39,7 @@ class Deployment:
     @property
     def name(self) -> str:
         """Prefix of every container, volume or namespace of this party."""
-        return f"{self.spec.name}-{self.party.id}".lower().replace("_", "-")
+        return dns_name(self.spec.name, self.party.id)
 
     @property
     def port(self) -> int:
@@ -59,7 +56,7 @@ class Deployment:
 
     def labels(self, component: str) -> dict[str, str]:
         return {CONSORTIUM: self.spec.name, PARTY: self.party.id, PART_OF: "fedweave",
-                "app.kubernetes.io/component": component, VERSION: self.version}
+                COMPONENT: component, VERSION: self.version}
 
     def home_files(self) -> dict[str, tuple[bytes, int]]:
         """The bundle's ``home/`` files (path inside the home -> content, mode): what the
@@ -124,6 +121,18 @@ class Target(ABC):
 
 
 TARGETS: dict[str, type[Target]] = {}
+
+
+def require_sdk(module: str, extra: str, target: str) -> Any:
+    """The client library a target drives (imported only when that target is used), or one
+    line saying which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DeployError(f"--target {target} needs the Python package {module!r}: "
+                          f"pip install 'fedweave[{extra}]'") from None
 
 
 def register(name: str) -> Callable[[type[Target]], type[Target]]:

@@ -20,27 +20,32 @@ from typing import Any, Iterator
 import yaml
 
 from flow.ops.cluster_conf import RabbitFederation, SparkComputing
-from flow.ops.lifecycle_api import CONSORTIUM, PARTY, DeployError, Deployment, Target, register
-from flow.ops.manifests import BROKER_HOST, BUNDLED_VHOST, COMPONENT, HOME, RABBITMQ_IMAGE, SPARK_CLASS, SPARK_MASTER
+from flow.ops.lifecycle_api import DeployError, Deployment, Target, register, require_sdk
+from flow.ops.manifests import (
+    BROKER_HOST,
+    BUNDLED_VHOST,
+    COMPONENT,
+    CONSORTIUM,
+    HOME,
+    PARTY,
+    RABBITMQ_IMAGE,
+    SPARK_CLASS,
+    SPARK_MASTER,
+    VERSION,
+)
 
 SERVER, BROKER, WORKER = "server", "rabbitmq", "spark-worker"
 #: the image's user when its config names none (the Dockerfile's)
 DEFAULT_UID = 10001
 STOP_TIMEOUT_S = 30
-
-
-def _sdk() -> Any:
-    try:
-        import docker
-    except ImportError:
-        raise DeployError("--target docker needs the Docker SDK for Python: pip install 'fedweave[docker]'") from None
-    return docker
+#: how long a bundled broker has to answer its ping before install gives up
+BROKER_WAIT_S = 120
 
 
 @register("docker")
 class DockerTarget(Target):
     def __init__(self) -> None:
-        docker = _sdk()
+        docker = require_sdk("docker", "docker", "docker")
         self.errors = docker.errors
         try:
             self.client = docker.from_env()
@@ -51,11 +56,12 @@ class DockerTarget(Target):
     # names ------------------------------------------------------------------
     @staticmethod
     def container(dep: Deployment, component: str) -> str:
+        """``<consortium>-<party>-<component>``: containers and volumes are named alike."""
         return f"{dep.name}-{component}"
 
     @staticmethod
     def volume(dep: Deployment, component: str = "home") -> str:
-        return f"{dep.name}-{component}"
+        return DockerTarget.container(dep, component)
 
     def _find(self, dep: Deployment, component: str) -> Any | None:
         try:
@@ -88,19 +94,21 @@ class DockerTarget(Target):
         out = []
         for c in sorted(self._mine(dep), key=lambda c: c.name):
             state = c.attrs.get("State", {})
-            out.append({"name": c.name, "component": c.labels.get("app.kubernetes.io/component"),
+            out.append({"name": c.name, "component": c.labels.get(COMPONENT),
                         "state": state.get("Status"), "health": (state.get("Health") or {}).get("Status"),
                         "image": (c.attrs.get("Config") or {}).get("Image"),
-                        "version": c.labels.get("fedweave.io/version"), "started": state.get("StartedAt"),
+                        "version": c.labels.get(VERSION), "started": state.get("StartedAt"),
                         "volumes": [m["Name"] for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"]})
         return out
 
     def logs(self, dep: Deployment, component: str, follow: bool, since: datetime | None,
              tail: int | None) -> Iterator[str]:
-        box = self._find(dep, component)
-        if box is None:
+        # by label: the Spark workers are <party>-spark-worker-<i>, the first one's log is given
+        boxes = sorted((c for c in self._mine(dep) if c.labels.get(COMPONENT) == component), key=lambda c: c.name)
+        if not boxes:
             raise DeployError(f"party {dep.party.id} has no {component} container ({self.container(dep, component)}): "
                               f"is it installed? (`flow cluster describe`)")
+        box = boxes[0]
         kwargs: dict[str, Any] = {"stream": True, "follow": follow, "tail": "all" if tail is None else tail}
         if since is not None:
             kwargs["since"] = since
@@ -225,15 +233,16 @@ class DockerTarget(Target):
                          "RABBITMQ_DEFAULT_VHOST": BUNDLED_VHOST,
                          "RABBITMQ_NODE_PORT": str(port)},
             volumes={self._home_volume(dep, BROKER): {"bind": "/var/lib/rabbitmq", "mode": "rw"}})
-        end = time.monotonic() + 120  # the server's readiness checks the broker; give it its start-up
+        end = time.monotonic() + BROKER_WAIT_S  # the server's readiness checks the broker; give it its start-up
         while time.monotonic() < end:
             box.reload()
             if box.status != "running":
                 raise DeployError(f"the bundled broker {box.name} stopped: `flow cluster logs rabbitmq`")
             if box.exec_run(["rabbitmq-diagnostics", "-q", "ping"]).exit_code == 0:
-                break
+                return str(box.name)
             time.sleep(2)
-        return str(box.name)
+        raise DeployError(f"party {dep.party.id}: the bundled broker {box.name} did not answer its ping within "
+                          f"{BROKER_WAIT_S}s: `flow cluster logs rabbitmq` tells why")
 
     def _user(self, ref: str) -> tuple[int, int]:
         """uid and gid of the image's user: the owner of the home files put into its volume."""

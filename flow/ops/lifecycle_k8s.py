@@ -20,8 +20,8 @@ from typing import Any, Iterator
 
 import yaml
 
-from flow.ops.lifecycle_api import CONSORTIUM, PARTY, VERSION, DeployError, Deployment, Target, register
-from flow.ops.manifests import COMPONENT
+from flow.ops.lifecycle_api import DeployError, Deployment, Target, register, require_sdk
+from flow.ops.manifests import COMPONENT, CONSORTIUM, PARTY, VERSION
 
 FIELD_MANAGER = "fedweave"
 DELETE_WAIT_S = 300
@@ -119,20 +119,12 @@ def plan(dep: Deployment) -> list[Call]:
     return calls
 
 
-def _sdk() -> Any:
-    try:
-        import kubernetes
-    except ImportError:
-        raise DeployError("--target k8s needs the Kubernetes client: pip install 'fedweave[k8s]'") from None
-    return kubernetes
-
-
 @register("k8s")
 class KubernetesTarget(Target):
     options = ("kubeconfig", "context")
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
-        k8s = _sdk()
+        k8s = require_sdk("kubernetes", "k8s", "k8s")
         self.k8s = k8s
         try:
             k8s.config.load_kube_config(config_file=kubeconfig, context=context)
@@ -147,7 +139,7 @@ class KubernetesTarget(Target):
 
     @staticmethod
     def namespace(dep: Deployment) -> str:
-        return dep.name[:63]
+        return dep.name  # dns_name: at most 63 characters
 
     @contextlib.contextmanager
     def _api(self, dep: Deployment, doing: str) -> Iterator[None]:

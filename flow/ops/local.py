@@ -187,7 +187,7 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
                 "partitions": meta.partitions, "engine": meta.engine, "columns": meta.columns}
 
     @identifiers(namespace="namespace", name="table_name")
-    def iter_csv(self, namespace: str, name: str, engine: str | None = None) -> Iterator[str]:
+    def iter_csv(self, namespace: str, name: str, engine: str | None = None) -> Generator[str, None, None]:
         """A stored table as CSV text, header first, a partition at a time (a missing
         table raises here, before anything is written)."""
         storage = self.storage(engine)
@@ -195,7 +195,7 @@ class LocalOps(GovernanceOps, ModelOps, UserOps, Ops):
         audit_record(self.conf, "data.download", namespace=namespace, name=name, count=meta.count)
         return self._csv_chunks(storage, meta)
 
-    def _csv_chunks(self, storage: StorageEngine, meta) -> Iterator[str]:
+    def _csv_chunks(self, storage: StorageEngine, meta) -> Generator[str, None, None]:
         buf = io.StringIO()
         writer = csv.writer(buf)
 

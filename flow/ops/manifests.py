@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flow.ops.cluster_conf import ClusterSpec, PartySpec, RabbitFederation, SparkComputing
+from flow.ops.cluster_conf import ClusterSpec, PartySpec, RabbitFederation, SparkComputing, dns_name
 
 HOME = "/var/lib/fedweave"
 #: pinned images of what a bundle runs beside the server
@@ -24,6 +24,9 @@ SPARK_CLASS = ('exec "$(python -c \'import os, pyspark; print(os.path.dirname(py
                 '/bin/spark-class" ')
 PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
+CONSORTIUM = "fedweave.io/consortium"
+PARTY = "fedweave.io/party"
+VERSION = "fedweave.io/version"
 
 
 @dataclass
@@ -69,12 +72,12 @@ def _spark(r: Rendered) -> SparkComputing:
 
 
 def namespace(r: Rendered) -> str:
-    return f"{r.cluster.name}-{r.party.id}".lower().replace("_", "-")[:63]
+    return dns_name(r.cluster.name, r.party.id)
 
 
 def _labels(r: Rendered, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "fedweave", COMPONENT: component, PART_OF: "fedweave",
-            "fedweave.io/party": r.party.id}
+            PARTY: r.party.id}
 
 
 def _meta(r: Rendered, name: str, component: str) -> dict[str, Any]:
@@ -82,7 +85,7 @@ def _meta(r: Rendered, name: str, component: str) -> dict[str, Any]:
 
 
 def _select(r: Rendered, component: str) -> dict[str, Any]:
-    return {"matchLabels": {COMPONENT: component, "fedweave.io/party": r.party.id}}
+    return {"matchLabels": {COMPONENT: component, PARTY: r.party.id}}
 
 
 def _server_resources(r: Rendered) -> dict[str, Any]:
@@ -245,7 +248,7 @@ def k8s_resources(r: Rendered) -> dict[str, dict[str, Any]]:
 
 def kustomization(r: Rendered, files: list[str]) -> dict[str, Any]:
     return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": namespace(r),
-            "labels": [{"pairs": {"fedweave.io/consortium": r.cluster.name}}], "resources": files}
+            "labels": [{"pairs": {CONSORTIUM: r.cluster.name}}], "resources": files}
 
 
 def compose(r: Rendered) -> dict[str, Any]:

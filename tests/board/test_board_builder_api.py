@@ -72,6 +72,12 @@ def test_validation_gives_the_validators_lines_placed(board_home: BoardHome, tmp
     fine = client.post("/board/api/validate", json={"conf": conf, "dsl": dsl}, headers={"X-CSRF-Token": csrf})
     assert fine.json()["data"] | {"notices": [], "stages": None} == {"valid": True, "problems": [], "notices": [],
                                                                       "stages": None}
+    # its notices are the lines the CLI prints as "notice:", the tables it could not check included
+    c, d = write_job(tmp_path, conf, dsl, "fine")
+    told = board_home.flow("job", "validate", "-c", c, "-d", d)
+    assert told.code == 0
+    printed = [line.replace(str(c), "conf.json").replace(str(d), "dsl.json") for line in told.err.splitlines()]
+    assert fine.json()["data"]["notices"] == [line[len("notice: "):] for line in printed if line.startswith("notice: ")]
 
 
 def test_pipeline_of_a_past_job_is_its_files(board_home: BoardHome):

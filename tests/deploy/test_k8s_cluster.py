@@ -78,7 +78,7 @@ def test_install_describe_logs_upgrade_and_delete_keeping_the_data(party):
     assert (server["state"], server["replicas"], server["image"]) == ("running", "1/1", IMAGE)
     assert server["endpoints"] and server["pods"][0]["ready"] is True
 
-    logs = org("cluster", "logs", "--file", party["path"], *opts[3:], "--tail", "50")
+    logs = org("cluster", "logs", "--file", party["path"], *opts[2:], "--tail", "50")
     assert logs.code == 0 and logs.out.get("raw", "").strip(), logs.err
 
     claim = _claim_uid(KUBECONFIG, party["namespace"])

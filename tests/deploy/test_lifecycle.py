@@ -73,6 +73,19 @@ def test_a_deployment_names_its_image_bundle_and_labels_from_the_consortium_file
         dep.home_files()
 
 
+@pytest.mark.parametrize("given, line", [
+    ({"version": "latest"}, "--version latest: 'latest' is not a pinned image tag"),
+    ({"image": "other/img:latest"}, "--image other/img:latest: 'latest' is not a pinned image tag"),
+    ({"image": "other/img"}, "--image other/img: no tag; give REPOSITORY:TAG"),
+    ({"image": "registry:5000/img"}, "--image registry:5000/img: no tag; give REPOSITORY:TAG"),
+])
+def test_an_upgrade_or_install_image_is_checked_as_the_consortium_files_is(tmp_path, given, line):
+    with pytest.raises(ConfigError) as err:
+        deployment(_cluster(tmp_path), "9999", **given)
+    assert str(err.value).startswith(line) and "\n" not in str(err.value), err.value
+    assert deployment(_cluster(tmp_path), "9999", image="registry:5000/img:2.1").image == "registry:5000/img:2.1"
+
+
 def test_unknown_targets_and_options_of_another_target_are_one_clear_line(tmp_path):
     assert {"docker", "k8s"} <= set(TARGETS)
     with pytest.raises(ConfigError, match="--target nomad: unknown"):

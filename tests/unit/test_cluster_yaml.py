@@ -79,7 +79,29 @@ def _bundled_pulsar(d):
     d["parties"][2]["engines"]["federation"] = {"engine": "pulsar", "broker": "bundled"}
 
 
+def _memory_injection(d):
+    d["parties"][0]["engines"]["computing"]["worker_memory"] = "1g; touch /tmp/x #"
+
+
+def _not_a_dns_label(d):
+    d["parties"][2]["id"] = "x.y-"
+
+
+def _same_once_normalised(d):
+    d["parties"][1]["id"], d["parties"][2]["id"] = "A_b", "a-b"
+
+
+def _namespace_too_long(d):
+    d["parties"][2]["id"] = "p" * 60
+
+
 @pytest.mark.parametrize("change, line", [
+    (_memory_injection, "party 9999: engines.computing.worker_memory: '1g; touch /tmp/x #' is not a Spark memory"),
+    (_not_a_dns_label, "party x.y-: id: 'x.y-' names the party's containers, volumes and namespace as 'x.y-', "
+                       "which is not a DNS-1123 label"),
+    (_same_once_normalised, "party a-b: id: duplicate party id (parties[1] and parties[2]): A_b and a-b both "
+                            "name their services 'a-b'"),
+    (_namespace_too_long, f"party {'p' * 60}: id: 'demo-{'p' * 60}' (the party's namespace) is over 63 characters"),
     (_dup, "party 10000: id: duplicate party id"),
     (_engine, "party 10000: engines.computing.engine: unknown engine 'flink'"),
     (_broker, "party 10001: engines.federation.broker: Field required"),

@@ -39,7 +39,8 @@ def test_short_key_needs_the_flag_and_is_then_noticed():
 
 
 @pytest.mark.parametrize("bits, match", [(1025, "even"), (511, "even"), (100, "at least 256 bits"),
-                                         (0, "at least 256 bits"), (-1024, "at least 256 bits")])
+                                         (0, "at least 256 bits"), (-1024, "at least 256 bits"),
+                                         (16384, "at most 8192 bits")])
 def test_odd_and_tiny_keys_are_refused_even_with_the_flag(bits, match):
     assert match in _problem(key_length=bits, allow_short_key=True)
 

@@ -121,6 +121,12 @@ def test_registry_builds_each_scheme_from_its_message():
         schemes.public_key_from(12345)
 
 
+@pytest.mark.parametrize("name", ["paillier", "ou"])
+def test_a_peers_key_longer_than_8192_bits_is_refused_before_any_work(name):
+    with pytest.raises(CryptoError, match="to 8192 bits"):
+        schemes.public_key_from([name, (1 << 8200) + 1])
+
+
 def test_a_table_of_ou_ciphertexts_goes_columnar_and_back(keys):
     from backends.computing.local import LocalSession
 

@@ -193,3 +193,17 @@ def test_warm_start_goes_on_from_the_stored_iteration():
     w, b, _ = central(p2, LOGISTIC_TAYLOR, np.hstack([xg, xh]), y)
     assert g2.iters == h2.iters == 2
     assert np.abs(np.r_[g2.w[:-1], h2.w] - w).max() < 1e-3 and abs(g2.w[-1] - b) < 1e-3
+
+
+def test_feature_counts_from_a_peer_are_checked_before_use():
+    from types import SimpleNamespace
+
+    from components.linear.sshe_lr import HeteroSSHELR
+    from federation.api import Party
+    from flow.core.errors import ComponentError
+
+    ctx, guest = SimpleNamespace(component="hetero_sshe_lr_0"), Party("guest", "9999")
+    assert HeteroSSHELR._peer_dims(ctx, [11, 20, 5], 3, guest) == [11, 20, 5]
+    for bad in ([11, 20], [11, -1, 5], [11, 10**7, 5], [11, True, 5], [11, 2.0, 5], "11,20,5"):
+        with pytest.raises(ComponentError, match="hetero_sshe_lr_0: guest:9999 sent malformed feature counts"):
+            HeteroSSHELR._peer_dims(ctx, bad, 3, guest)

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from flow.core.errors import ValidationError
+from flow.core.ids import check_id
 from flow.dsl.loader import plan_from_dicts
 from flow.dsl.modules import describe_module, module_list
 from flow.ops.local import LocalOps
@@ -75,14 +76,16 @@ def validate(ops: LocalOps, conf: Any, dsl: Any) -> dict[str, Any]:
     plan, then this party's tables; every problem placed (:func:`place`), and the notices."""
     try:
         plan = plan_from_dicts(conf, dsl, conf_file=CONF_FILE, dsl_file=DSL_FILE)
-        check_tables(ops.conf, plan, CONF_FILE)
+        unchecked = check_tables(ops.conf, plan, CONF_FILE)
     except ValidationError as exc:
         return {"valid": False, "problems": [place(p) for p in exc.problems], "notices": []}
-    return {"valid": True, "problems": [], "notices": plan.notices(), "stages": plan.to_summary().get("stages")}
+    # the same notice lines the CLI prints: the conf's accepted-but-unused settings, then the
+    # parties whose tables could not be checked here (check_tables' own lines)
+    return {"valid": True, "problems": [], "notices": [*plan.notices(), *unchecked],
+            "stages": plan.to_summary().get("stages")}
 
 
 def pipeline(ops: LocalOps, job_id: str) -> dict[str, Any]:
     """A recorded job's conf and DSL as submitted, to open in the builder."""
-    ops.job_query(job_id)  # JobNotFound (404) and the id's checks, as for its page
-    job = ops.store.job(job_id)
+    job = ops.store.job(check_id("job_id", job_id))  # InvalidIdentifier, or JobNotFound (404)
     return {"job_id": job_id, "conf": job["conf"], "dsl": job["dsl"], "description": job.get("description") or ""}

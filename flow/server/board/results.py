@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal, get_args
 
 import numpy as np
 
 from flow.core.errors import StoreError
+from flow.core.ids import check_id
 from flow.ops.local import LocalOps
 
 #: log levels the pane filters by, lowest first
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_LEVEL = re.compile(r"^\[[^\]]*\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LEVELS: tuple[str, ...] = get_args(Level)
+_LEVEL = re.compile(r"^\[[^\]]*\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d+ (" + "|".join(LEVELS) + ") ")
 
 
 # evaluation -------------------------------------------------------------
@@ -121,23 +123,32 @@ class ColumnStats:
                 "min": self.low if numeric else None, "max": self.high if numeric else None}
 
 
+def _outputs(ops: LocalOps, job_id: str, role: str, party_id: str, component: str) -> list[dict[str, Any]]:
+    """The task's output table refs, after the ids' and the task's checks ``flow tracking``
+    makes (InvalidIdentifier, or StoreError for no such task)."""
+    for kind, value in (("job_id", job_id), ("role", role), ("party_id", party_id), ("component", component)):
+        check_id(kind, value)
+    ops._check_task(job_id, role, party_id, component)
+    return ops.store.outputs(job_id, role, party_id, component, "data")
+
+
 def column_statistics(ops: LocalOps, job_id: str, role: str, party_id: str, component: str) -> list[dict[str, Any]]:
     """Per output table of the task: each column's statistics over all its rows (the id
     column is the rows' key and is left out)."""
-    tables = ops.tracking_output_data(job_id, role, party_id, component, None, 0)  # checks the task
-    refs = {r["index"]: r["ref"] for r in ops.store.outputs(job_id, role, party_id, component, "data")}
     out = []
-    for t in tables:
-        storage = ops.storage(refs[t["index"]].get("engine"))
-        meta = storage.meta(t["namespace"], t["name"])
+    for ref in _outputs(ops, job_id, role, party_id, component):
+        storage = ops.storage(ref["ref"].get("engine"))  # the job's storage engine, as tracking reads it
+        meta = storage.meta(ref["ref"]["namespace"], ref["ref"]["name"])
         stats = [ColumnStats() for _ in meta.columns]
         parts = ops.partitions(storage, meta)
-        for part in parts:
-            rows = [v for _, v in part]
-            for j, s in enumerate(stats):
-                s.add(r[j] if j < len(r) else None for r in rows)
-        parts.close()
-        out.append({"namespace": t["namespace"], "name": t["name"], "index": t["index"], "count": t["count"],
+        try:
+            for part in parts:
+                rows = [v for _, v in part]
+                for j, s in enumerate(stats):
+                    s.add(r[j] if j < len(r) else None for r in rows)
+        finally:
+            parts.close()  # the session ends here, not when the generator is collected
+        out.append({"namespace": meta.namespace, "name": meta.name, "index": ref["index"], "count": meta.count,
                     "columns": [s.result(c) for s, c in zip(stats, meta.columns)]})
     return out
 
@@ -145,8 +156,7 @@ def column_statistics(ops: LocalOps, job_id: str, role: str, party_id: str, comp
 def output_table(ops: LocalOps, job_id: str, role: str, party_id: str, component: str,
                  index: int) -> tuple[str, str, str | None]:
     """The namespace, name and engine of the task's ``index``-th output table."""
-    ops.tracking_output_data(job_id, role, party_id, component, None, 0)  # checks the task
-    for ref in ops.store.outputs(job_id, role, party_id, component, "data"):
+    for ref in _outputs(ops, job_id, role, party_id, component):
         if ref["index"] == index:
             return ref["ref"]["namespace"], ref["ref"]["name"], ref["ref"].get("engine")
     raise StoreError(f"{component} on {role}:{party_id} of job {job_id} has no output table {index}")

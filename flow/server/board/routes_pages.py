@@ -6,7 +6,6 @@ its parts of models, its audit logs)."""
 from __future__ import annotations
 
 import csv
-import io
 from importlib import metadata
 from itertools import islice
 from typing import Any
@@ -47,14 +46,14 @@ def table(namespace: str, name: str, request: Request):
 
 
 def preview_rows(ops: LocalOps, namespace: str, name: str, limit: int) -> dict[str, Any]:
-    """The header and first ``limit`` rows of a table, as ``flow data download`` writes them;
-    reading stops there, whatever the table's size."""
-    lines = io.StringIO()
-    for chunk in ops.iter_csv(namespace, name):
-        lines.write(chunk)
-        if lines.getvalue().count("\n") > limit:
-            break
-    rows = list(islice(csv.reader(io.StringIO(lines.getvalue())), limit + 1))
+    """The header and first ``limit`` rows of a table, as ``flow data download`` writes them
+    (audited as one); parsing stops there, and the reading session ends with it."""
+    chunks = ops.iter_csv(namespace, name)
+    try:  # lines with their ends, so a quoted field holding a newline stays one row
+        lines = (line for chunk in chunks for line in chunk.splitlines(keepends=True))
+        rows = list(islice(csv.reader(lines), limit + 1))
+    finally:
+        chunks.close()  # as flow tracking does: not left to the garbage collector
     return {"header": rows[0] if rows else [], "rows": rows[1:]}
 
 
@@ -81,7 +80,8 @@ def models(request: Request):
 
 @api.post("/models/deploy", dependencies=[Depends(need("model_deploy", changes=True))])
 def deploy(body: DeployBody, request: Request):
-    """The predict DSL and conf of a model version (``flow model deploy``), to download."""
+    """``flow model deploy``: records a deployment (and an audit entry); the predict DSL and
+    conf it answers are the page's download."""
     return ok(ops_of(request).model_deploy(body.job_id, body.model_id, body.model_version, body.cpn_list))
 
 

@@ -6,11 +6,10 @@ tracking`` or ``flow job log`` counterpart."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from flow.core.ids import check_id
 from flow.server.board import results
 from flow.server.board.routes import need, own_party
 from flow.server.routes import ok, ops_of
@@ -18,10 +17,13 @@ from flow.server.routes import ok, ops_of
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/board/api")
 _TASK = "/jobs/{job_id}/tasks/{role}/{party_id}/{component}"
-Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-def _attachment(filename: str) -> dict[str, str]:
+def _attachment(stem: list[tuple[str, str]], suffix: str) -> dict[str, str]:
+    """Download headers; the file name is built only from the ``(kind, value)`` parts that
+    pass :func:`check_id` (no quote, slash or newline can reach the header), whatever checked
+    them before."""
+    filename = "_".join(check_id(kind, value) for kind, value in stem) + suffix
     return {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff"}
 
@@ -49,18 +51,19 @@ def data_csv(job_id: str, role: str, party_id: str, component: str, index: int, 
     namespace, name, engine = results.output_table(ops, job_id, role, party_id, component, index)
     chunks = ops.iter_csv(namespace, name, engine)
     return StreamingResponse(chunks, media_type="text/csv; charset=utf-8",
-                             headers=_attachment(f"{component}_{index}.csv"))
+                             headers=_attachment([("component", component)], f"_{index}.csv"))
 
 
 @api.get("/jobs/{job_id}/logs.txt", dependencies=[Depends(need("job_logs"))])
 def logs_file(job_id: str, role: str, party_id: str, request: Request, component: str | None = None,
-              level: Level | None = None, q: str | None = Query(None, max_length=200)):
+              level: results.Level | None = None, q: str | None = Query(None, max_length=200)):
     """The party's log lines (of one component, or all) at ``level`` or above containing ``q``."""
     own_party(request, job_id, role, party_id)
     lines = ops_of(request).job_logs(job_id, role, party_id, component or None)
     body = (f"{line}\n" for line in results.filter_logs(lines, level, q))
-    name = "_".join(x for x in (job_id, role, party_id, component) if x)
-    return StreamingResponse(body, media_type="text/plain; charset=utf-8", headers=_attachment(f"{name}.log"))
+    parts = [("job_id", job_id), ("role", role), ("party_id", party_id)]
+    parts += [("component", component)] if component else []
+    return StreamingResponse(body, media_type="text/plain; charset=utf-8", headers=_attachment(parts, ".log"))
 
 
 router.include_router(api)
