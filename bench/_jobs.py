@@ -68,3 +68,10 @@ def upload_breast_hetero(home: Path) -> None:
          "--name", "breast_hetero_guest", "--label-column", "y")
     flow(home, "data", "upload", "-f", data / "breast_hetero_host.csv", "--namespace", "experiment",
          "--name", "breast_hetero_host")
+
+
+def party_peaks(home: Path, job: dict) -> dict[str, str]:
+    """Each party's peak RSS as its job supervisor logged it when the party's runtime ended."""
+    log = home / "jobs" / job["job_id"] / "supervisor.log"
+    found = re.findall(r"^(\w+:\S+): exit .*?peak RSS (\d+ MiB)", log.read_text(), re.M) if log.is_file() else []
+    return dict(found)

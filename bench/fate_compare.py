@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from _jobs import ROOT, flow, guest_auc, submit
+from _jobs import ROOT, flow, guest_auc, party_peaks, submit
 
 PEER = Path(os.environ.get("FEDWEAVE_FATE_PEER", ROOT.parent / "shared" / "peers" / "fate"))
 RESULT = re.compile(r"^RESULT job=\S+ n=\d+ data=\S+ fit_wall_s=([0-9.]+) auc=(\S+)$", re.M)
@@ -59,6 +59,9 @@ CASES = [
     Case("syn20k_lr", "20,000 x (20 + 80) LR 2 epochs", "syn20k", "lr", 2, large=True),
     Case("syn20k_sbt", "20,000 x (20 + 80) SecureBoost 3 trees depth 3", "syn20k", "sbt", 3, large=True),
     Case("syn100k_lr", "100,000 x (20 + 80) LR 1 epoch", "syn100k", "lr", 1, large=True),
+    Case("syn100k_sshe", "100,000 x (20 + 80) SSHE-LR 1 epoch", "syn100k", "sshe", 1, large=True),
+    Case("syn100k_sbt", "100,000 x (10 + 50) SecureBoost 3 trees depth 3", "syn100k60", "sbt", 3, large=True),
+    Case("psi_1m", "PSI 1,000,000 x 1,000,000 ids (ECDH, 600,000 shared)", "psi1m", "psi", 0, large=True),
 ]
 
 
@@ -71,16 +74,18 @@ def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:
         out.writerows(rows)
 
 
-def write_vertical(folder: Path, name: str, rows: int, seed: int = 3) -> None:
-    """N rows x (20 guest + 80 host) columns, a noisy logistic label on the guest."""
+def write_vertical(folder: Path, name: str, rows: int, guest_cols: int = 20, host_cols: int = 80,
+                   seed: int = 3) -> None:
+    """N rows x (guest_cols + host_cols) columns, a noisy logistic label on the guest."""
     rng = np.random.default_rng(seed)
-    x = np.round(rng.normal(size=(rows, 100)), 6)
-    y = (rng.uniform(size=rows) < 1 / (1 + np.exp(-(x @ (rng.normal(size=100) / 10))))).astype(int)
+    width = guest_cols + host_cols
+    x = np.round(rng.normal(size=(rows, width)), 6)
+    y = (rng.uniform(size=rows) < 1 / (1 + np.exp(-(x @ (rng.normal(size=width) / 10))))).astype(int)
     ids = [f"r{i}" for i in range(rows)]
-    _write(folder / f"{name}_guest.csv", ["id", "y"] + [f"g{i}" for i in range(20)],
-           [[ids[i], y[i], *x[i, :20]] for i in range(rows)])
-    _write(folder / f"{name}_host.csv", ["id"] + [f"h{i}" for i in range(80)],
-           [[ids[i], *x[i, 20:]] for i in range(rows)])
+    _write(folder / f"{name}_guest.csv", ["id", "y"] + [f"g{i}" for i in range(guest_cols)],
+           [[ids[i], y[i], *x[i, :guest_cols]] for i in range(rows)])
+    _write(folder / f"{name}_host.csv", ["id"] + [f"h{i}" for i in range(host_cols)],
+           [[ids[i], *x[i, guest_cols:]] for i in range(rows)])
 
 
 def write_psi(folder: Path, name: str, rows: int, shared: float = 0.6, seed: int = 4) -> None:
@@ -97,6 +102,8 @@ def write_psi(folder: Path, name: str, rows: int, shared: float = 0.6, seed: int
 
 WRITERS: dict[str, Callable[[Path, str], None]] = {
     "psi200k": lambda folder, name: write_psi(folder, name, 200_000),
+    "psi1m": lambda folder, name: write_psi(folder, name, 1_000_000),
+    "syn100k60": lambda folder, name: write_vertical(folder, name, 100_000, 10, 50),
     "syn20k": lambda folder, name: write_vertical(folder, name, 20_000),
     "syn100k": lambda folder, name: write_vertical(folder, name, 100_000),
 }
@@ -149,6 +156,9 @@ def upload_fedweave(home: Path, name: str, guest: Path, host: Path) -> None:
 def run_fedweave(home: Path, case: Case) -> tuple[float, float | None]:
     conf, dsl = fedweave_job(case)
     job, wall = submit(home, conf, dsl)
+    if case.job == "psi":  # the issue asks for PSI's memory beside its time
+        peaks = party_peaks(home, job)
+        print("    peak memory per party: " + (", ".join(f"{p} {m}" for p, m in peaks.items()) or "not logged"))
     return wall, (guest_auc(home, job) if case.job != "psi" else None)
 
 
@@ -195,7 +205,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated case keys: " + ", ".join(c.key for c in CASES))
-    ap.add_argument("--skip-large", action="store_true", help="leave out the 20,000- and 100,000-row cases")
+    ap.add_argument("--skip-large", action="store_true", help="leave out the cases of 20,000 rows and more")
     ap.add_argument("--work", default="", help="folder for the synthetic CSVs (default: a temporary one)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))

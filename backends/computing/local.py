@@ -10,7 +10,11 @@ Inline threshold: an operation whose input has fewer than ``inline_below`` rows
 (default :data:`INLINE_BELOW`) runs in the driver, partition by partition, because a
 round trip to a worker costs more than the work. If the first inline partitions show
 that the whole input would take longer than :data:`INLINE_BUDGET_S`, the remaining
-partitions go to the pool after all. Inputs at or above the threshold always use the pool.
+partitions go to the pool after all. Until the session's pool exists the budget is
+:data:`POOL_START_BUDGET_S`: starting it (interpreters, imports, one per worker) costs more
+than a fraction of a second of inline work, and a small job's parties (three on two cores
+in a standalone run) would otherwise each start one for a few tens of milliseconds' work.
+Inputs at or above the threshold always use the pool.
 
 Tables keep one value per key: where an input or a re-keying yields a key twice, the
 later pair wins. Functions must not mutate the values they are given (inline runs see
@@ -48,6 +52,8 @@ from flow.core.errors import ComputingError
 INLINE_BELOW = 1_000
 #: ...as long as the projected inline run time stays under this many seconds
 INLINE_BUDGET_S = 0.05
+#: ...or under this many while no pool has been started (the price of starting one)
+POOL_START_BUDGET_S = 0.5
 START_METHODS = ("spawn", "forkserver")
 
 
@@ -207,11 +213,12 @@ class LocalSession(Session):
         total = sum(sizes)
         if total >= self._inline_below:
             return 0
+        budget = INLINE_BUDGET_S if self._executor is not None else POOL_START_BUDGET_S
         start, rows = time.perf_counter(), 0
         for i, payload in enumerate(payloads):
             results[i] = self._unwrap(op, i, _execute(op, fn, i, arg, payload))
             rows += sizes[i]
-            if rows and (time.perf_counter() - start) * total / rows > INLINE_BUDGET_S:
+            if rows and (time.perf_counter() - start) * total / rows > budget:
                 return i + 1  # slower than it looked: the rest goes to the pool
         return len(payloads)
 

@@ -223,10 +223,11 @@ class HeteroSSHELR(HeteroLR):
         fits = [trainer.fit(Rows(x), w0, self._progress(ctx, p, i, len(scopes)), start)
                 for i, (w0, start) in enumerate(starts)]
         w = stack_models(fits, n_models)
-        score = sshe_reveal.host_scores(w, SSHE_FIXED_POINT) if hidden else rows_fn.linear(w, 0.0)
         for stage, rows in (("predict", data), ("validate", validate)):
             if rows is not None:
-                ctx.federation.remote(rows.table.map_values(score), "host_predict_wx", ctx.tag(stage), guest)
+                scores = (rows.table.map_partitions(sshe_reveal.host_scores(w, SSHE_FIXED_POINT)) if hidden
+                          else rows.table.map_values(rows_fn.linear(w, 0.0)))
+                ctx.federation.remote(scores, "host_predict_wx", ctx.tag(stage), guest)
         iters = [f.iters for f in fits] if n_models is not None else fits[0].iters
         ctx.logger.info("trained %s iterations", iters)
         weights = sshe_reveal.host_model(w) if hidden else {"weights": w}
@@ -240,6 +241,6 @@ class HeteroSSHELR(HeteroLR):
         data = rows_fn.check_finite(ctx.component, inputs.require(ctx.component, "test_data", "data"))
         self._check_header(ctx, data, model["header"], "input")
         score = sshe_reveal.host_scores(sshe_reveal.load_host(ctx.component, model), SSHE_FIXED_POINT)
-        ctx.federation.remote(data.table.map_values(score), "host_predict_wx", ctx.tag("predict"),
+        ctx.federation.remote(data.table.map_partitions(score), "host_predict_wx", ctx.tag("predict"),
                               ctx.role_parties("guest"))
         return Outputs()

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from components.base import Instance
 from components.crypto.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
+from components.crypto.vector import encrypted_dot
 from components.mpc import FixedPoint
 from flow.core.errors import ComponentError
 
@@ -37,16 +37,28 @@ def load_host(component: str, model: dict[str, Any]) -> np.ndarray:
         raise ComponentError(f"{component}: the host's model holds no readable encrypted weights ({exc})") from exc
 
 
-def host_scores(weights: np.ndarray, fp: FixedPoint) -> Callable[[Instance], Any]:
-    """Instance → ``[[x·W]]`` (one ciphertext, or a list of one per model)."""
-    enc = np.asarray(weights, dtype=object)
+def host_scores(weights: np.ndarray, fp: FixedPoint) -> Callable[[list], list]:
+    """A partition of Instances → ``[[x·W]]`` per row (one ciphertext, or a list of one per model),
+    for ``map_partitions``: the partition's rows are one shared-base multi-exponentiation over the
+    weights' ciphertexts (:func:`encrypted_dot`), not one exponentiation per feature and row."""
+    enc = [[EncryptedNumber(c.public_key, c.ciphertext, 0) for c in row]  # raw ring elements, as stored
+           for row in np.atleast_2d(np.asarray(weights, dtype=object))]
+    single = np.asarray(weights).ndim == 1
 
-    def f(inst: Instance) -> Any:
-        x = [int(round(v * 2.0 ** fp.precision_bits)) for v in np.asarray(inst.features, dtype=float)]
-        rows = [sum((c * xi for c, xi in zip(row, x) if xi), row[0] * 0).obfuscate()
-                for row in np.atleast_2d(enc)]
-        return rows[0] if enc.ndim == 1 else rows
+    def f(part: list) -> list:
+        if not part:
+            return []
+        X = np.array([np.asarray(inst.features, dtype=float) for _, inst in part]).reshape(len(part), -1)
+        per_model = [[c.obfuscate() for c in _raw_dot(row, X.T, fp.precision_bits)] for row in enc]
+        return [(k, per_model[0][i] if single else [m[i] for m in per_model]) for i, (k, _) in enumerate(part)]
     return f
+
+
+def _raw_dot(weights: list, XT: np.ndarray, precision_bits: int) -> list:
+    """``[[Σ_j W_j·round(x_j·2^f)]]`` per column of ``XT``, as ciphertexts of exponent 0: the guest
+    reads the raw plaintext, so the fixed-point exponent encrypted_dot attaches is dropped."""
+    return [EncryptedNumber(c.public_key, c.ciphertext, 0)
+            for c in encrypted_dot(weights, XT, precision_bits=precision_bits)]
 
 
 def guest_key_record(key: PaillierPrivateKey) -> dict[str, str]:

@@ -40,16 +40,18 @@ def new_job_id() -> str:
 SUPERVISOR_LOG, SUPERVISOR_EXIT = "supervisor.log", "supervisor.exit"
 #: begins each start's part of the supervisor log, so that its last line is this start's
 LOG_MARK = "--- flow: starting the supervisor of job "
-#: the supervisor's launcher (``python -c``): runs ``-m flow.runtime.supervisor JOB_ID`` and,
-#: however it ends short of a signal (an import of the project that fails included), writes
-#: "<pid> <exit code>" to the file named by its second argument, for a ``flow job query`` in
-#: another process to report. Nothing but the standard library runs before the project.
+#: the supervisor's launcher (``python -c``): runs the supervisor of job JOB_ID and, however it
+#: ends short of a signal (an import of the project that fails included), writes "<pid> <exit
+#: code>" to the file named by its second argument, for a ``flow job query`` in another process
+#: to report. Nothing but the standard library runs before the project. The supervisor is
+#: imported, not run as ``__main__``: the parties' spawned pool workers re-import the main
+#: module, and with the supervisor there each would import the whole project (~1 CPU-second).
 _LAUNCHER = """\
-import os, runpy, sys
+import os, sys
 code = 1
 try:
-    runpy.run_module("flow.runtime.supervisor", run_name="__main__", alter_sys=True)
-    code = 0
+    from flow.runtime.supervisor import main
+    code = main([sys.argv[1]])
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     if isinstance(exc.code, str):

@@ -15,6 +15,7 @@ but read-only code: its database connections are closed before each fork.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -65,13 +66,22 @@ class ForkedParty:
                 os._exit(code)
         os.close(fd)
         self.pid, self.returncode = pid, None
+        self.usage: resource.struct_rusage | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
             if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+                self.returncode, self.usage = os.waitstatus_to_exitcode(status), usage
         return self.returncode
+
+    def summary(self) -> str:
+        """Its exit, peak memory and CPU (with the pool workers it reaped), for the supervisor's log."""
+        u = self.usage
+        if u is None:
+            return f"exit {self.returncode}"
+        return (f"exit {self.returncode}, peak RSS {u.ru_maxrss / 1024:.0f} MiB, "
+                f"CPU {u.ru_utime + u.ru_stime:.1f} s")
 
     def _signal(self, sig: int) -> None:
         if self.poll() is None:
@@ -155,6 +165,7 @@ class Supervisor:
                 if code is None:
                     continue
                 del self.children[party]
+                print(f"{party}: {proc.summary()}", flush=True)
                 if code != 0:
                     self._party_failed(party, code)
         status = final or derive_status([t["status"] for t in self.store.tasks(self.job_id)])

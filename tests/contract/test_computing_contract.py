@@ -410,16 +410,33 @@ def test_small_input_runs_inline(pool_session, monkeypatch):
     assert set(dict(t.map_values(lambda v: os.getpid()).collect()).values()) == {os.getpid()}
 
 
+def _slow_pid(v, pause: float = 0.01):
+    time.sleep(pause)
+    return os.getpid()
+
+
 def test_slow_small_input_moves_to_the_pool(pool_session):
+    # 40 rows at 10 ms: ~0.4 s projected, over the budget of a session whose pool runs
+    pool_session._pool()
     t = pool_session.parallelize((i, i) for i in range(40))
-
-    def slow(v):
-        time.sleep(0.01)
-        return os.getpid()
-
-    pids = set(dict(t.map_values(slow).collect()).values())
+    pids = set(dict(t.map_values(_slow_pid).collect()).values())
     assert os.getpid() in pids, "the first partition ran inline"
     assert len(pids) > 1, "the rest went to the pool"
+
+
+def test_no_pool_is_started_for_a_fraction_of_a_second():
+    # 8 rows at 8 ms: over INLINE_BUDGET_S, far under the price of starting the pool
+    with LocalSession(partitions=4, workers=2) as s:
+        t = s.parallelize((i, i) for i in range(8))
+        assert set(dict(t.map_values(lambda v: _slow_pid(v, 0.008)).collect()).values()) == {os.getpid()}
+        assert s._executor is None, "a pool was started for less work than starting it costs"
+
+
+def test_slow_small_input_starts_the_pool_past_its_price():
+    with LocalSession(partitions=4, workers=2) as s:
+        t = s.parallelize((i, i) for i in range(4 * round(local.POOL_START_BUDGET_S / 0.01)))
+        pids = set(dict(t.map_values(_slow_pid).collect()).values())
+        assert os.getpid() in pids and len(pids) > 1
 
 
 def test_worker_death_is_reported_and_survived():

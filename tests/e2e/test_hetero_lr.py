@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,11 @@ def test_hetero_lr_matches_centralised(breast, tmp_path: Path):
     job_id = job["job_id"]
     statuses = {(t["component"], t["role"]) for t in job["tasks"] if t["status"] == "success"}
     assert ("hetero_lr_0", "arbiter") in statuses and ("intersection_0", "host") in statuses
+    # the supervisor logs each party's end with its peak memory and CPU (bench/ reads it)
+    log = (breast.home / "jobs" / job["job_id"] / "supervisor.log").read_text()
+    ended = re.findall(r"^(\w+:\d+): exit 0, peak RSS (\d+) MiB, CPU ([\d.]+) s$", log, re.M)
+    assert sorted(p for p, _, _ in ended) == ["arbiter:10000", "guest:9999", "host:10000"], log
+    assert all(int(mib) > 20 for _, mib, _ in ended), log  # a Python with numpy loaded, at least
 
     ids, x, y = joined_breast()
     # weights: the same Taylor gradient descent computed centrally

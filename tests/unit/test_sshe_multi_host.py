@@ -101,8 +101,13 @@ def test_encrypted_reveal_in_host_gives_the_plain_scores_to_the_guest_only():
         score = host_scores(stored, SSHE_FIXED_POINT)
 
         class Row:
-            features = xs[h][0]
-        assert abs(decrypt(score(Row())) - float(xs[h][0] @ ref[h].w)) < 1e-5
+            def __init__(self, features: np.ndarray):
+                self.features = features
+        part = [(f"id{i}", Row(xs[h][i])) for i in range(5)]  # a partition: one multi-exponentiation
+        got_scores = score(part)
+        assert [k for k, _ in got_scores] == [k for k, _ in part]
+        assert np.abs(np.array([decrypt(c) for _, c in got_scores]) - xs[h][:5] @ ref[h].w).max() < 1e-5
+        assert score([]) == []
         # the host cannot read them: a ciphertext is no ring element of its weights
         assert all(int(c.ciphertext) > 2 ** 256 for c in w)
 
