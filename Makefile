@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLOW   := $(VENV)/bin/flow
 
-.PHONY: demo test check services install install-test bench bench-fate bench-fate-examples clean board-assets image
+.PHONY: demo test check services install install-test bench bench-fate bench-fate-examples clean board-assets image broker-image
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,17 @@ image: install
 	$(PIP) freeze --exclude-editable > $(WHEELS)/constraints.txt
 	$(PIP) wheel -q --wheel-dir $(WHEELS) -c $(WHEELS)/constraints.txt '.[$(IMAGE_EXTRAS)]'
 	docker build -q --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg EXTRAS=$(IMAGE_EXTRAS) -t $(IMAGE) .
+
+## broker-image: the bundled broker's image (deploy/rabbitmq/): Debian's rabbitmq-server at the version
+## pinned in flow/ops/manifests.py, on a root filesystem made by debootstrap (deploy/base_image.sh,
+## cached), built with no network call; the docker target and the bundle's manifests run this tag
+RABBITMQ_VERSION := $(shell sed -n 's/^RABBITMQ_VERSION = "\(.*\)"/\1/p' flow/ops/manifests.py)
+BROKER_IMAGE     := $(shell sed -n 's/^RABBITMQ_IMAGE = "\(.*\)"/\1/p' flow/ops/manifests.py)
+BROKER_BASE      := fedweave-rabbitmq-base:$(subst +,-,$(RABBITMQ_VERSION))
+broker-image:
+	bash deploy/base_image.sh $(BROKER_BASE) rabbitmq-$(RABBITMQ_VERSION) rabbitmq-server=$(RABBITMQ_VERSION)
+	docker build -q --network none --build-arg BASE_IMAGE=$(BROKER_BASE) \
+	  --build-arg RABBITMQ_VERSION=$(RABBITMQ_VERSION) -t $(BROKER_IMAGE) deploy/rabbitmq
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(WHEELS)

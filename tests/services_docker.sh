@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# The Docker engine the deployment tests (tests/deploy/) use, and the local base image they
+# The Docker engine the deployment tests (tests/deploy/) use, and the local base images they
 # build the fedweave image on. Idempotent: what is there already is left as it is.
 #
 #   - docker.io and debootstrap from Debian's packages, when missing;
 #   - dockerd with the vfs storage driver and no bridge or iptables rules (containers use
 #     the host network), when no engine answers; its log goes to $DOCKERD_LOG;
-#   - the base image $FEDWEAVE_BASE_IMAGE (python3 and venv of Debian bookworm), made with
-#     `debootstrap --variant=minbase` and `docker import`: no image registry is reachable,
-#     so nothing is pulled. The root filesystem's tarball is kept in $FEDWEAVE_CACHE, so a
-#     rerun on a fresh engine only imports it.
+#   - the base images, made by deploy/base_image.sh (`debootstrap --variant=minbase` and
+#     `docker import`: no image registry is reachable, so nothing is pulled; the root
+#     filesystems' tarballs are kept in $FEDWEAVE_CACHE, so a rerun on a fresh engine only
+#     imports them): $FEDWEAVE_BASE_IMAGE (python3 and venv of Debian bookworm) and
+#     $FEDWEAVE_SPARK_BASE_IMAGE (the same and a Java runtime, for the Spark workers).
+#     The bundled broker's image is `make broker-image` (tests/deploy/conftest.py runs it).
 set -euo pipefail
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 BASE_IMAGE=${FEDWEAVE_BASE_IMAGE:-fedweave-base:bookworm}
-CACHE=${FEDWEAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fedweave}
+SPARK_BASE_IMAGE=${FEDWEAVE_SPARK_BASE_IMAGE:-fedweave-base:bookworm-jre}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/fedweave-dockerd.log}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SUITE=bookworm  # its python3 is 3.11, as the wheels built on the host for the image
-TARBALL=$CACHE/rootfs-$SUITE-minbase-python3.tar
 
 say() { echo "services: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -47,28 +47,7 @@ if ! engine_up; then
 fi
 say "Docker engine running ($(docker version --format '{{.Server.Version}}'))"
 
-if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  say "base image $BASE_IMAGE present"
-  exit 0
-fi
-mkdir -p "$CACHE"
-if [ ! -s "$TARBALL" ]; then
-  root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
-  trap 'rm -rf "$root" "$TARBALL.part"' EXIT
-  say "debootstrap $SUITE (minbase, python3, python3-venv) from $MIRROR: a few minutes, once"
-  # python3-venv brings ensurepip's bundled pip: the image installs wheels with no network
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    "$SUITE" "$root" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
-    || die "debootstrap failed: tail $CACHE/debootstrap.log"
-  # a lean image: no package lists, caches, docs or manuals
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* \
-         "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* "$root"/var/log/*
-  chmod 0755 "$root"  # mktemp made it 0700: the image's / must be open to its non-root users
-  tar --numeric-owner -C "$root" -cf "$TARBALL.part" .
-  mv "$TARBALL.part" "$TARBALL"
-  rm -rf "$root"
-  trap - EXIT
-fi
-say "importing $TARBALL as $BASE_IMAGE"
-docker import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' "$TARBALL" "$BASE_IMAGE" >/dev/null
-say "base image $BASE_IMAGE built"
+# python3-venv brings ensurepip's bundled pip: the image installs wheels with no network
+bash "$HERE/../deploy/base_image.sh" "$BASE_IMAGE" python3 python3 python3-venv ca-certificates
+bash "$HERE/../deploy/base_image.sh" "$SPARK_BASE_IMAGE" python3-jre \
+  python3 python3-venv ca-certificates openjdk-17-jre-headless

@@ -38,11 +38,13 @@ from flow.ops.cluster_conf import (
     RabbitFederation,
 )
 from flow.ops.manifests import (
+    AMQP_PORT,
     BROKER_HOST,
     BUNDLED_VHOST,
     HOME,
     SPARK_MASTER,
     Rendered,
+    broker_user,
     compose,
     k8s_resources,
     kustomization,
@@ -82,8 +84,8 @@ def service_conf(party: PartySpec, broker_password: str | None) -> dict[str, Any
     federation: dict[str, Any] = {"allow_insecure_transport": fed.allow_insecure}
     if isinstance(fed, RabbitFederation):
         if fed.broker == "bundled":
-            federation["rabbitmq"] = {"host": BROKER_HOST, "port": 5672, "vhost": BUNDLED_VHOST,
-                                      "user": f"fw_{party.id}", "password": broker_password}
+            federation["rabbitmq"] = {"host": BROKER_HOST, "port": AMQP_PORT, "vhost": BUNDLED_VHOST,
+                                      "user": broker_user(party.id), "password": broker_password}
         else:
             b = fed.broker
             federation["rabbitmq"] = {"host": b.host, "port": b.port, "vhost": b.vhost, "ssl": b.ssl,

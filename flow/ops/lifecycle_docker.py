@@ -22,22 +22,28 @@ import yaml
 from flow.ops.cluster_conf import RabbitFederation, SparkComputing
 from flow.ops.lifecycle_api import DeployError, Deployment, Target, register, require_sdk
 from flow.ops.manifests import (
+    AMQP_PORT,
     BROKER_HOST,
-    BUNDLED_VHOST,
     COMPONENT,
     CONSORTIUM,
     HOME,
     PARTY,
     RABBITMQ_IMAGE,
     SPARK_CLASS,
+    SPARK_ENV,
     SPARK_MASTER,
     VERSION,
+    broker_env,
+    spark_master_cmd,
+    spark_worker_cmd,
 )
 
 SERVER, BROKER, WORKER = "server", "rabbitmq", "spark-worker"
 #: the image's user when its config names none (the Dockerfile's)
 DEFAULT_UID = 10001
 STOP_TIMEOUT_S = 30
+#: on the host network the server, Spark's master, workers and executors meet on loopback
+SPARK_LOCAL = {"SPARK_LOCAL_IP": "127.0.0.1"}
 #: how long a bundled broker has to answer its ping before install gives up
 BROKER_WAIT_S = 120
 
@@ -83,10 +89,14 @@ class DockerTarget(Target):
             raise DeployError(f"party {dep.party.id} is installed already ({', '.join(there)}): "
                               "`flow cluster upgrade` replaces its server, `flow cluster delete` removes it")
         self._image(dep.image)
-        started = []
+        spark = _own_spark(dep)
+        if spark:
+            self._has_pyspark(dep, dep.image)
         if dep.bundled_broker:
             self._image(RABBITMQ_IMAGE)
-            started.append(self._start_broker(dep))
+        started = [self._start_broker(dep)] if dep.bundled_broker else []
+        if spark:  # the master and the consortium file's workers, as the bundle's compose file has them
+            started += self._spark(dep, dep.image, _spark_of(dep).workers)["containers"]
         started.append(self._start_server(dep))
         return {"containers": started, "volume": self.volume(dep), "image": dep.image}
 
@@ -134,7 +144,7 @@ class DockerTarget(Target):
         removed = []
         for c in self._mine(dep):
             c.stop(timeout=STOP_TIMEOUT_S)  # SIGTERM: the server ends its work and closes its store
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # v: the anonymous volumes of Spark's containers; named ones stay
             removed.append(c.name)
         volumes = [self.volume(dep)] + ([self.volume(dep, BROKER)] if dep.bundled_broker else [])
         gone, kept = [], []
@@ -152,39 +162,55 @@ class DockerTarget(Target):
 
     def scale(self, dep: Deployment, workers: int) -> dict[str, Any]:
         """Worker containers ``<party>-spark-worker-<i>`` (and the master beside the server
-        when absent) from the party's image, on the host network as the server is."""
-        comp = dep.party.engines.computing
-        assert isinstance(comp, SparkComputing)  # noqa: S101 - lifecycle.scale checked it
-        server = self._find(dep, SERVER)  # the workers run the server's image, whichever tag it is at
+        when absent) from the server's image, whichever tag it is at now."""
+        server = self._find(dep, SERVER)
         image = ((server.attrs.get("Config") or {}).get("Image") if server else None) or dep.image
+        master = self._find(dep, SPARK_MASTER)
+        if master is None or (master.attrs.get("Config") or {}).get("Image") != image:  # else proven already
+            self._has_pyspark(dep, image)
+        out = self._spark(dep, image, workers)
+        return {"from": out["from"], "to": workers, "image": image}
+
+    # helpers --------------------------------------------------------------------
+    def _has_pyspark(self, dep: Deployment, image: str) -> None:
+        box = self.client.containers.run(image, entrypoint=["python3", "-c", "import pyspark"], detach=True,
+                                         network_mode="none", healthcheck={"test": ["NONE"]})
         try:
-            self.client.containers.run(image, entrypoint=["python3", "-c", "import pyspark"], remove=True,
-                                       network_mode="none")
-        except self.errors.ContainerError:
+            code = box.wait(timeout=120)["StatusCode"]
+        finally:
+            box.remove(force=True, v=True)  # v: the image's home volume it was given
+        if code != 0:
             raise DeployError(f"party {dep.party.id}: image {image}: the image's extras do not include spark; "
-                              "build one with `make image IMAGE_EXTRAS=server,rabbitmq,postgresql,spark`") from None
+                              "build one with `make image IMAGE_EXTRAS=server,rabbitmq,postgresql,spark` on a base "
+                              "with a Java runtime (BASE_IMAGE=fedweave-base:bookworm-jre)")
+
+    def _spark(self, dep: Deployment, image: str, workers: int) -> dict[str, Any]:
+        """The master (when absent) and workers ``0..workers-1`` on the host network, the
+        workers above removed: what was running, and the containers started."""
+        comp = _spark_of(dep)
         running = sorted((c for c in self._mine(dep) if c.labels.get(COMPONENT) == WORKER), key=lambda c: c.name)
+        started = []
         if self._find(dep, SPARK_MASTER) is None:
-            self._run_spark(dep, image, SPARK_MASTER, "org.apache.spark.deploy.master.Master --host 127.0.0.1 "
-                            "--port 7077 --webui-port 0")
+            started.append(self._run_spark(dep, image, SPARK_MASTER, spark_master_cmd("127.0.0.1")))
         names = {c.name for c in running}
         for i in range(workers):
             if self.container(dep, f"{WORKER}-{i}") not in names:
-                self._run_spark(dep, image, f"{WORKER}-{i}", f"org.apache.spark.deploy.worker.Worker --cores "
-                                f"{comp.worker_cores} --memory {comp.worker_memory} --webui-port 0 "
-                                "spark://127.0.0.1:7077")
+                started.append(self._run_spark(dep, image, f"{WORKER}-{i}",
+                                               spark_worker_cmd(comp, "127.0.0.1", "--webui-port 0 ")))
         for c in running:
             if int(c.name.rpartition("-")[2]) >= workers:
                 c.stop(timeout=STOP_TIMEOUT_S)
-                c.remove(force=True)
-        return {"from": len(running), "to": workers, "image": image}
+                c.remove(force=True, v=True)
+        return {"from": len(running), "containers": started}
 
-    # helpers --------------------------------------------------------------------
-    def _run_spark(self, dep: Deployment, image: str, component: str, cmd: str) -> None:
+    def _run_spark(self, dep: Deployment, image: str, component: str, cmd: str) -> str:
         role = SPARK_MASTER if component == SPARK_MASTER else WORKER
-        self.client.containers.run(image, detach=True, name=self.container(dep, component), labels=dep.labels(role),
-                                   entrypoint=["sh", "-c", SPARK_CLASS + cmd], network_mode="host",
-                                   restart_policy={"Name": "unless-stopped"})
+        box = self.client.containers.run(image, detach=True, name=self.container(dep, component),
+                                         labels=dep.labels(role), entrypoint=["sh", "-c", SPARK_CLASS + cmd],
+                                         network_mode="host", environment={**SPARK_ENV, **SPARK_LOCAL},
+                                         healthcheck={"test": ["NONE"]},  # the image's is the server's
+                                         restart_policy={"Name": "unless-stopped"})
+        return str(box.name)
 
     def _image(self, ref: str) -> Any:
         """The image, which must be on this engine: nothing is pulled, so an install never
@@ -192,7 +218,8 @@ class DockerTarget(Target):
         try:
             return self.client.images.get(ref)
         except self.errors.ImageNotFound:
-            raise DeployError(f"image {ref}: not on this Docker engine; build it (`make image IMAGE={ref}`), "
+            make = "make broker-image" if ref == RABBITMQ_IMAGE else f"make image IMAGE={ref}"
+            raise DeployError(f"image {ref}: not on this Docker engine; build it (`{make}`), "
                               "`docker pull` it from your registry or `docker load` it") from None
 
     def _home_volume(self, dep: Deployment, component: str = "home") -> str:
@@ -208,7 +235,7 @@ class DockerTarget(Target):
         box = self.client.containers.create(
             dep.image, name=self.container(dep, SERVER), labels=dep.labels(SERVER),
             command=["--host", "0.0.0.0", "--port", str(dep.port)],  # noqa: S104 - the party's own port
-            environment={"FLOW_HOME": HOME}, network_mode="host",
+            environment={"FLOW_HOME": HOME, **(SPARK_LOCAL if _own_spark(dep) else {})}, network_mode="host",
             volumes={self._home_volume(dep): {"bind": HOME, "mode": "rw"}},
             extra_hosts={**({BROKER_HOST: "127.0.0.1"} if dep.bundled_broker else {}),
                          **({SPARK_MASTER: "127.0.0.1"} if _own_spark(dep) else {})} or None,
@@ -223,25 +250,27 @@ class DockerTarget(Target):
         return str(box.name)
 
     def _start_broker(self, dep: Deployment) -> str:
+        """The bundled broker (``make broker-image``) on the party's broker port; its node is
+        named after the party, as brokers on one host's network share its epmd."""
         conf = yaml.safe_load(dep.home_files()["service_conf.yaml"][0])["federation"]["rabbitmq"]
         fed = dep.party.engines.federation
-        port = fed.broker_port if isinstance(fed, RabbitFederation) else 5672
+        port = fed.broker_port if isinstance(fed, RabbitFederation) else AMQP_PORT
         box = self.client.containers.run(
             RABBITMQ_IMAGE, detach=True, name=self.container(dep, BROKER), labels=dep.labels(BROKER),
             network_mode="host", restart_policy={"Name": "unless-stopped"},
-            environment={"RABBITMQ_DEFAULT_USER": conf["user"], "RABBITMQ_DEFAULT_PASS": conf["password"],
-                         "RABBITMQ_DEFAULT_VHOST": BUNDLED_VHOST,
-                         "RABBITMQ_NODE_PORT": str(port)},
+            environment=broker_env(conf["user"], conf["password"], port, node=f"{dep.name}@localhost"),
             volumes={self._home_volume(dep, BROKER): {"bind": "/var/lib/rabbitmq", "mode": "rw"}})
-        end = time.monotonic() + BROKER_WAIT_S  # the server's readiness checks the broker; give it its start-up
+        # booted, not only pinged: its first user is made during the boot, and the server's
+        # first connection with it must not be refused
+        end = time.monotonic() + BROKER_WAIT_S
         while time.monotonic() < end:
             box.reload()
             if box.status != "running":
                 raise DeployError(f"the bundled broker {box.name} stopped: `flow cluster logs rabbitmq`")
-            if box.exec_run(["rabbitmq-diagnostics", "-q", "ping"]).exit_code == 0:
+            if box.exec_run(["rabbitmq-diagnostics", "-q", "check_running"]).exit_code == 0:
                 return str(box.name)
             time.sleep(2)
-        raise DeployError(f"party {dep.party.id}: the bundled broker {box.name} did not answer its ping within "
+        raise DeployError(f"party {dep.party.id}: the bundled broker {box.name} had not booted within "
                           f"{BROKER_WAIT_S}s: `flow cluster logs rabbitmq` tells why")
 
     def _user(self, ref: str) -> tuple[int, int]:
@@ -256,6 +285,13 @@ class DockerTarget(Target):
 def _own_spark(dep: Deployment) -> bool:
     comp = dep.party.engines.computing
     return isinstance(comp, SparkComputing) and comp.master is None
+
+
+def _spark_of(dep: Deployment) -> SparkComputing:
+    comp = dep.party.engines.computing
+    if not isinstance(comp, SparkComputing):  # lifecycle.scale and install check it first
+        raise DeployError(f"party {dep.party.id}: its computing engine is {comp.engine}, not spark")
+    return comp
 
 
 def host_network_files(dep: Deployment) -> dict[str, tuple[bytes, int]]:

@@ -15,10 +15,20 @@ from typing import Any
 from flow.ops.cluster_conf import ClusterSpec, PartySpec, RabbitFederation, SparkComputing, dns_name
 
 HOME = "/var/lib/fedweave"
-#: pinned images of what a bundle runs beside the server
-RABBITMQ_IMAGE = "rabbitmq:3.13.7"
+#: the bundled broker: Debian's rabbitmq-server at this version, in the image `make broker-image`
+#: builds (deploy/rabbitmq/; the Makefile reads both lines); a tag has no '+', so '-' stands for it
+RABBITMQ_VERSION = "3.10.8-1.1+deb12u1"
+RABBITMQ_IMAGE = "fedweave/rabbitmq:3.10.8-1.1-deb12u1"
+#: the broker image's user (deploy/rabbitmq/Dockerfile): Kubernetes runs it as non-root by number
+RABBITMQ_UID = 10002
+AMQP_PORT = 5672
 BROKER_HOST = "rabbitmq"  # the broker's name in compose and in Kubernetes (a Service)
 SPARK_MASTER = "spark-master"
+SPARK_PORT = 7077
+#: the master's web UI, whose /json/ tells its workers and applications
+SPARK_WEBUI_PORT = 8080
+#: the workers' scratch folder in the image's user's home: it may not write under pyspark's own folder
+SPARK_ENV = {"SPARK_WORKER_DIR": f"{HOME}/spark-worker"}
 BUNDLED_VHOST = "fedweave"
 SPARK_CLASS = ('exec "$(python -c \'import os, pyspark; print(os.path.dirname(pyspark.__file__))\')'
                 '/bin/spark-class" ')
@@ -55,6 +65,22 @@ class Rendered:
     def spark_workers(self) -> int:
         comp = self.party.engines.computing
         return comp.workers if isinstance(comp, SparkComputing) and comp.master is None else 0
+
+
+def broker_user(party_id: str) -> str:
+    """This party's own user on its bundled broker (peers get theirs: the bundle's README)."""
+    return f"fw_{party_id}"
+
+
+def broker_env(user: str, password: str, port: int = AMQP_PORT, node: str | None = None) -> dict[str, str]:
+    """The bundled broker's variables (deploy/rabbitmq/entrypoint.sh), alike on every target:
+    its first user, password and vhost, its AMQP port and, where brokers share a host's
+    network, a node name of its own."""
+    env = {"RABBITMQ_DEFAULT_USER": user, "RABBITMQ_DEFAULT_PASS": password,
+           "RABBITMQ_DEFAULT_VHOST": BUNDLED_VHOST, "RABBITMQ_NODE_PORT": str(port)}
+    if node:
+        env["RABBITMQ_NODENAME"] = node
+    return env
 
 
 def _rabbit(r: Rendered) -> RabbitFederation:
@@ -148,26 +174,42 @@ def _service(r: Rendered, name: str, component: str, ports: list[tuple[str, int,
 
 def rabbitmq(r: Rendered) -> list[dict[str, Any]]:
     fed = _rabbit(r)
+    password = {"secretKeyRef": {"name": "fedweave-secret", "key": "rabbitmq_password"}}  # not in the manifest
+    env: list[dict[str, Any]] = [{"name": k, "valueFrom": password} if k == "RABBITMQ_DEFAULT_PASS" else
+                                 {"name": k, "value": v} for k, v in broker_env(broker_user(r.party.id), "").items()]
     container = {
-        "name": "rabbitmq", "image": RABBITMQ_IMAGE, "ports": [{"name": "amqp", "containerPort": 5672}],
-        "env": [{"name": "RABBITMQ_DEFAULT_USER", "value": f"fw_{r.party.id}"},
-                {"name": "RABBITMQ_DEFAULT_PASS",
-                 "valueFrom": {"secretKeyRef": {"name": "fedweave-secret", "key": "rabbitmq_password"}}},
-                {"name": "RABBITMQ_DEFAULT_VHOST", "value": BUNDLED_VHOST}],
+        "name": "rabbitmq", "image": RABBITMQ_IMAGE, "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "amqp", "containerPort": AMQP_PORT}], "env": env,
         "volumeMounts": [{"name": "data", "mountPath": "/var/lib/rabbitmq"}],
         "readinessProbe": {"tcpSocket": {"port": "amqp"}, "periodSeconds": 10},
         "livenessProbe": {"exec": {"command": ["rabbitmq-diagnostics", "-q", "ping"]},
                           "initialDelaySeconds": 30, "periodSeconds": 30, "timeoutSeconds": 10},
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]}},
     }
+    pod = {"securityContext": {"runAsNonRoot": True, "runAsUser": RABBITMQ_UID, "runAsGroup": RABBITMQ_UID,
+                               "fsGroup": RABBITMQ_UID},
+           "containers": [container]}
     sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(r, BROKER_HOST, "rabbitmq"),
            "spec": {"serviceName": BROKER_HOST, "replicas": 1, "selector": _select(r, "rabbitmq"),
-                    "template": {"metadata": {"labels": _labels(r, "rabbitmq")}, "spec": {"containers": [container]}},
+                    "template": {"metadata": {"labels": _labels(r, "rabbitmq")}, "spec": pod},
                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
                         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}}]}}
     # peers publish to this party's inbound queues here: reachable from outside the cluster
-    svc = _service(r, BROKER_HOST, "rabbitmq", [("amqp", fed.broker_port, 5672)], kind="LoadBalancer")
+    svc = _service(r, BROKER_HOST, "rabbitmq", [("amqp", fed.broker_port, AMQP_PORT)], kind="LoadBalancer")
     return [sts, svc]
+
+
+def spark_master_cmd(host: str) -> str:
+    """The Spark master's ``spark-class`` arguments, on every target."""
+    return f"org.apache.spark.deploy.master.Master --host {host} --port {SPARK_PORT} --webui-port {SPARK_WEBUI_PORT}"
+
+
+def spark_worker_cmd(comp: SparkComputing, master_host: str, options: str = "") -> str:
+    """A Spark worker's ``spark-class`` arguments: the consortium file's cores and memory."""
+    return (f"org.apache.spark.deploy.worker.Worker --cores {comp.worker_cores} --memory {comp.worker_memory} "
+            f"{options}spark://{master_host}:{SPARK_PORT}")
 
 
 def spark(r: Rendered) -> list[dict[str, Any]]:
@@ -175,20 +217,19 @@ def spark(r: Rendered) -> list[dict[str, Any]]:
 
     def deployment(name: str, component: str, replicas: int, cmd: str, res: dict[str, Any]) -> dict[str, Any]:
         container = {"name": component, "image": r.image, "command": ["sh", "-c", SPARK_CLASS + cmd],
-                     "resources": res, "ports": [{"containerPort": 7077 if component == SPARK_MASTER else 7078}]}
+                     "env": [{"name": k, "value": v} for k, v in SPARK_ENV.items()], "resources": res,
+                     "ports": [{"containerPort": SPARK_PORT if component == SPARK_MASTER else 7078}]}
         return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(r, name, component),
                 "spec": {"replicas": replicas, "selector": _select(r, component),
                          "template": {"metadata": {"labels": _labels(r, component)},
                                       "spec": {"containers": [container]}}}}
 
-    master = deployment(SPARK_MASTER, SPARK_MASTER, 1,
-                        "org.apache.spark.deploy.master.Master --host 0.0.0.0 --port 7077",
+    master = deployment(SPARK_MASTER, SPARK_MASTER, 1, spark_master_cmd("0.0.0.0"),  # noqa: S104 - its pod's
                         {"requests": {"cpu": "500m", "memory": "1Gi"}})
     worker = deployment("spark-worker", "spark-worker", comp.workers,
-                        f"org.apache.spark.deploy.worker.Worker --cores {comp.worker_cores} "
-                        f"--memory {comp.worker_memory} --port 7078 spark://{SPARK_MASTER}:7077",
+                        spark_worker_cmd(comp, SPARK_MASTER, "--port 7078 "),
                         {"requests": {"cpu": str(comp.worker_cores), "memory": _k8s_memory(comp.worker_memory)}})
-    return [master, _service(r, SPARK_MASTER, SPARK_MASTER, [("spark", 7077, 7077)]), worker]
+    return [master, _service(r, SPARK_MASTER, SPARK_MASTER, [("spark", SPARK_PORT, SPARK_PORT)]), worker]
 
 
 def _k8s_memory(spark_memory: str) -> str:
@@ -216,7 +257,8 @@ def network_policies(r: Rendered) -> list[dict[str, Any]]:
         out.append(policy("spark", spark_pods["podSelector"], [{"from": [
             spark_pods, {"podSelector": _select(r, "server")}]}]))
     if r.bundled_broker:
-        out.append(policy("broker-peers", _select(r, "rabbitmq"), [{"ports": [{"protocol": "TCP", "port": 5672}]}]))
+        out.append(policy("broker-peers", _select(r, "rabbitmq"), [{"ports": [{"protocol": "TCP",
+                                                                                "port": AMQP_PORT}]}]))
     return out
 
 
@@ -273,19 +315,18 @@ def compose(r: Rendered) -> dict[str, Any]:
     if r.bundled_broker:
         fed = _rabbit(r)
         services[BROKER_HOST] = {
-            "image": RABBITMQ_IMAGE, "restart": "unless-stopped", "ports": [f"{fed.broker_port}:5672"],
-            "environment": {"RABBITMQ_DEFAULT_USER": f"fw_{r.party.id}", "RABBITMQ_DEFAULT_PASS": r.broker_password,
-                            "RABBITMQ_DEFAULT_VHOST": BUNDLED_VHOST},
+            "image": RABBITMQ_IMAGE, "restart": "unless-stopped", "ports": [f"{fed.broker_port}:{AMQP_PORT}"],
+            "environment": broker_env(broker_user(r.party.id), r.broker_password or ""),
             "volumes": ["rabbitmq:/var/lib/rabbitmq"],
-            "healthcheck": {"test": ["CMD", "rabbitmq-diagnostics", "-q", "ping"], "interval": "30s"}}
+            "healthcheck": {"test": ["CMD", "rabbitmq-diagnostics", "-q", "ping"], "interval": "10s"}}
         server["depends_on"] = {BROKER_HOST: {"condition": "service_healthy"}}
         volumes["rabbitmq"] = {}
     if r.spark_workers:
         comp = _spark(r)
-        services[SPARK_MASTER] = {"image": r.image, "entrypoint": ["sh", "-c", SPARK_CLASS +
-                                  "org.apache.spark.deploy.master.Master --host 0.0.0.0 --port 7077"]}
+        services[SPARK_MASTER] = {"image": r.image, "environment": dict(SPARK_ENV), "healthcheck": {"disable": True},
+                                  "entrypoint": ["sh", "-c", SPARK_CLASS + spark_master_cmd("0.0.0.0")]}  # noqa: S104
         services["spark-worker"] = {
             "image": r.image, "depends_on": [SPARK_MASTER], "deploy": {"replicas": comp.workers},
-            "entrypoint": ["sh", "-c", SPARK_CLASS + f"org.apache.spark.deploy.worker.Worker --cores "
-                           f"{comp.worker_cores} --memory {comp.worker_memory} spark://{SPARK_MASTER}:7077"]}
+            "environment": dict(SPARK_ENV), "healthcheck": {"disable": True},  # the image's is the server's
+            "entrypoint": ["sh", "-c", SPARK_CLASS + spark_worker_cmd(comp, SPARK_MASTER)]}
     return {"name": namespace(r), "services": services, "volumes": volumes}

@@ -1,17 +1,18 @@
 """Three organisations deployed from one consortium file as containers of the local Docker
-engine (guest 9999, host 10000, arbiter 10001), meeting over this machine's RabbitMQ (a
-vhost of their own): the image builds with no network call; `flow cluster install` runs
-each party's bundle; hetero_lr submitted to the guest's server trains the standalone
+engine (guest 9999, host 10000, arbiter 10001), meeting over the host's bundled broker
+(`broker: bundled`: the image `make broker-image` builds, on a port of its own, as this
+machine's RabbitMQ holds 5672; guest and arbiter get their users there by the lines of the
+host bundle's README): the image builds with no network call; `flow cluster install`
+runs each party's bundle; hetero_lr submitted to the guest's server trains the standalone
 model; logs and metrics tell what happened; an upgrade and a delete --keep-data keep the
-job history and the models."""
+job history, the models and the broker's users."""
 
 from __future__ import annotations
 
-import shutil
+import secrets
+import shlex
 import socket
-import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import service_unavailable
+from flow.ops.manifests import BUNDLED_VHOST, RABBITMQ_IMAGE, RABBITMQ_VERSION
 from tests.e2e.conftest import EXAMPLES, FlowCLI, load_example, with_lr_params, write_job
 
 from .conftest import REPOSITORY, TAGS
@@ -28,7 +29,7 @@ from .conftest import REPOSITORY, TAGS
 pytestmark = pytest.mark.e2e
 
 PARTIES = {"guest": "9999", "host": "10000", "arbiter": "10001"}
-VHOST = f"fedweave-docker-e2e-{uuid.uuid4().hex[:8]}"  # this test's control queues, apart from others'
+HOST = PARTIES["host"]
 
 
 def test_the_image_is_built_from_local_wheels_runs_as_non_root_and_checks_its_health(image, docker_client):
@@ -41,6 +42,23 @@ def test_the_image_is_built_from_local_wheels_runs_as_non_root_and_checks_its_he
     assert cfg["Env"] and "FLOW_HOME=/var/lib/fedweave" in cfg["Env"]
     assert _run(docker_client, image, "id").split()[:2] == ["uid=10001(fedweave)", "gid=10001(fedweave)"]
     assert "cluster" in _run(docker_client, image, "flow", "--help")  # the project's CLI, from the wheels
+
+
+def test_the_broker_image_runs_the_pinned_rabbitmq_as_non_root_and_refuses_no_password(broker_image, docker_client):
+    cfg = broker_image.attrs["Config"]
+    print(f"\nimage {RABBITMQ_IMAGE}: {broker_image.attrs['Size'] / 2**20:.0f} MiB")
+    assert cfg["User"] == "10002:10002" and cfg["Entrypoint"] == ["fedweave-rabbitmq"]
+    assert cfg["Healthcheck"]["Test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    assert "/var/lib/rabbitmq" in (cfg.get("Volumes") or {})
+    version = cfg["Labels"]["org.opencontainers.image.version"]  # the build checked dpkg's own record
+    assert version == RABBITMQ_VERSION and RABBITMQ_IMAGE.endswith(":" + version.replace("+", "-"))
+    box = docker_client.containers.run(broker_image.id, network_mode="none", detach=True,
+                                       environment={"RABBITMQ_DEFAULT_USER": "u"})
+    try:
+        assert box.wait(timeout=60)["StatusCode"] == 2
+        assert "RABBITMQ_DEFAULT_PASS is not set" in box.logs().decode()
+    finally:
+        box.remove(v=True)
 
 
 def _run(client, image, *entrypoint: str) -> str:
@@ -59,36 +77,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))  # noqa: S104 - as the broker will
+        except OSError:
+            return False
+    return True
+
+
+def _broker_port() -> int:
+    """A free port for the bundled broker whose Erlang distribution port (it + 20000) is free too."""
+    for _ in range(50):
+        port = _free_port() % 25000 + 15000
+        if _bindable(port) and _bindable(port + 20000):
+            return port
+    raise AssertionError("no free port pair (P, P + 20000) for the bundled broker")
 
 
 @pytest.fixture(scope="module")
-def consortium(image, docker_client, tmp_path_factory):
-    """The consortium file and, per party, its organisation's home (its key) and port."""
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError:
-        service_unavailable("RabbitMQ on 127.0.0.1:5672")
-    if not shutil.which("rabbitmqctl"):
-        service_unavailable("rabbitmqctl (a vhost of the test's own)")
-    _rabbitmqctl("add_vhost", VHOST)
-    _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+def consortium(image, broker_image, docker_client, tmp_path_factory):
+    """The consortium file and, per party, its organisation's home (its key) and port. The
+    host runs the bundled broker; guest and arbiter receive on it too, each as its own user."""
     root = tmp_path_factory.mktemp("consortium")
     orgs = {pid: FlowCLI(_mkdir(root / f"org_{pid}")) for pid in PARTIES.values()}
     ports = {pid: _free_port() for pid in PARTIES.values()}
-    broker = {"host": "127.0.0.1", "port": 5672, "vhost": VHOST, "user": "guest", "password": "guest"}
+    broker_port = _broker_port()
+    peers = {pid: {"user": f"fw_{pid}", "password": secrets.token_urlsafe(18)} for pid in PARTIES.values()
+             if pid != HOST}
+
+    def federation(pid: str) -> dict:
+        if pid == HOST:
+            return {"engine": "rabbitmq", "broker": "bundled", "broker_port": broker_port, "allow_insecure": True}
+        return {"engine": "rabbitmq", "allow_insecure": True,
+                "broker": {"host": "127.0.0.1", "port": broker_port, "vhost": BUNDLED_VHOST, **peers[pid]}}
+
     spec = {"name": "e2e", "image": {"repository": REPOSITORY, "tag": TAGS[0]}, "parties": [
         {"id": int(pid), "organisation": f"{role} org", "address": {"host": "127.0.0.1", "port": ports[pid]},
          "public_key": orgs[pid].ok("party", "init", "--party-id", pid)["public_key"],
-         "engines": {"federation": {"engine": "rabbitmq", "broker": broker, "allow_insecure": True}}}
+         "engines": {"federation": federation(pid)}}
         for role, pid in PARTIES.items()]}
     path = root / "cluster.yaml"
     path.write_text(yaml.safe_dump(spec))
-    yield {"path": path, "orgs": orgs, "ports": ports, "root": root}
-    for pid, org in orgs.items():
-        org("cluster", "delete", "-f", path, "--party", pid)
-    _rabbitmqctl("delete_vhost", VHOST)
+    yield {"path": path, "orgs": orgs, "ports": ports, "root": root, "peers": peers, "broker_port": broker_port}
+    for pid in sorted(orgs, key=lambda p: p == HOST):  # the broker's party last
+        orgs[pid]("cluster", "delete", "-f", path, "--party", pid)
 
 
 def _mkdir(p: Path) -> Path:
@@ -108,14 +141,34 @@ def _client(c: dict, pid: str, name: str) -> FlowCLI:
     return cli
 
 
+def _broker(docker_client):
+    return docker_client.containers.get(f"e2e-{HOST}-rabbitmq")
+
+
+def _add_peer_users(c: dict, docker_client) -> None:
+    """Guest's and arbiter's users on the host's broker, by the rabbitmqctl lines of the host
+    bundle's README (its placeholder the password each uses on every broker)."""
+    lines = [ln for ln in (c["path"].parent / f"bundle-{HOST}" / "README.md").read_text().splitlines()
+             if ln.startswith("rabbitmqctl ")]
+    assert len(lines) == 3 * len(c["peers"]), lines  # add_user, set_permissions, set_topic_permissions
+    for line in lines:
+        for pid, cred in c["peers"].items():
+            line = line.replace(f"'<password party {pid} uses on every broker>'", cred["password"])
+        res = _broker(docker_client).exec_run(shlex.split(line))
+        assert res.exit_code == 0, (line, res.output.decode())
+
+
 @pytest.fixture(scope="module")
-def deployed(consortium):
-    """All three parties installed and ready; the tables uploaded through the servers and
-    the host's granted to the guest."""
-    for pid in PARTIES.values():
+def deployed(consortium, docker_client):
+    """All three parties installed and ready, the host (and its broker) first; the tables
+    uploaded through the servers and the host's granted to the guest."""
+    for pid in sorted(PARTIES.values(), key=lambda p: p != HOST):
         out = _cluster(consortium, pid, "install")
         assert out["ready"] is True and out["bundle_was"] == "generated", out
-        print(f"party {pid}: {out['seconds_to_ready']} s from install to ready")
+        print(f"party {pid}: {out['seconds_to_ready']} s from install to ready ({', '.join(out['containers'])})")
+        if pid == HOST:
+            assert out["containers"] == [f"e2e-{HOST}-rabbitmq", f"e2e-{HOST}-server"]
+            _add_peer_users(consortium, docker_client)
     clients = {pid: _client(consortium, pid, "first") for pid in PARTIES.values()}
     clients["9999"].upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
     clients["10000"].upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
@@ -246,20 +299,25 @@ def test_an_upgrade_waits_for_running_jobs_and_keeps_history_and_models(deployed
     assert after.ok("job", "query", "-j", trained["job_id"])["status"] == "success"
     np.testing.assert_allclose(_weights(after, trained["job_id"], "host"),
                                _weights(trained["reference"], trained["ref_id"], "host"), atol=1e-8)
-    [server] = _cluster(deployed, "10000", "describe")["services"]
-    assert server["version"] == TAGS[1]
+    services = {s["component"]: s for s in _cluster(deployed, "10000", "describe")["services"]}
+    assert services["server"]["version"] == TAGS[1]
+    broker = services["rabbitmq"]  # the broker is not replaced by a server's upgrade
+    assert broker["image"] == RABBITMQ_IMAGE and broker["state"] == "running" and broker["health"] == "healthy"
 
 
-def test_delete_keep_data_then_install_again_keeps_the_job_history(deployed, trained):
+def test_delete_keep_data_then_install_again_keeps_the_job_history(deployed, trained, docker_client):
     host, path = deployed["orgs"]["10000"], deployed["path"]
     gone = host.ok("cluster", "delete", "-f", path, "--party", "10000", "--keep-data")
-    assert gone["removed_containers"] == ["e2e-10000-server"] and gone["kept_volumes"] == ["e2e-10000-home"]
+    assert gone["removed_containers"] == ["e2e-10000-rabbitmq", "e2e-10000-server"]
+    assert gone["kept_volumes"] == ["e2e-10000-home", "e2e-10000-rabbitmq"]
     assert _cluster(deployed, "10000", "describe")["installed"] is False
     again = _cluster(deployed, "10000", "install", "--image", f"{REPOSITORY}:{TAGS[1]}")
     assert again["ready"] is True and again["bundle_was"] == "found" and again["image"].endswith(TAGS[1])
     back = _client(deployed, "10000", "reinstalled")
     assert back.ok("job", "query", "-j", trained["job_id"])["status"] == "success"
     assert {t["name"] for t in back.ok("table", "list")} >= {"breast_hetero_host"}
+    users = _broker(docker_client).exec_run(["rabbitmqctl", "-q", "list_users"]).output.decode()
+    assert {"fw_9999", "fw_10000", "fw_10001"} <= {ln.split()[0] for ln in users.splitlines() if ln.strip()}
     twice = host("cluster", "install", "-f", path, "--party", "10000")
     assert twice.code != 0 and "installed already" in twice.err
 

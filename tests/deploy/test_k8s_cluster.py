@@ -6,7 +6,8 @@ No cluster runs on the project's machines, so this runs only when
 ``FEDWEAVE_TEST_KUBE_CONTEXT``), and skips otherwise, in CI too. The cluster must be able to
 pull ``FEDWEAVE_TEST_K8S_IMAGE`` (REPOSITORY:TAG, the project's image, ``make image``) and
 the tag ``FEDWEAVE_TEST_K8S_UPGRADE_TAG`` of the same repository, and the bundled broker's
-``rabbitmq`` image. Everything lives in a namespace of its own, removed at the end.
+image (``RABBITMQ_IMAGE`` of flow/ops/manifests.py, ``make broker-image``, then pushed or
+loaded where the nodes find it). Everything lives in a namespace of its own, removed at the end.
 """
 
 from __future__ import annotations

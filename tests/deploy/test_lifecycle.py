@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import subprocess
 import tarfile
 import threading
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from flow.ops.lifecycle import deployment
 from flow.ops.lifecycle_api import TARGETS, DeployError, parse_since, target
 from flow.ops.lifecycle_docker import _tar, host_network_files
 from flow.ops.lifecycle_k8s import KINDS, plan
+from flow.ops.manifests import RABBITMQ_IMAGE, RABBITMQ_UID, RABBITMQ_VERSION
 
 KEY = "J+ittBoeRn3eeOSmLUlo+r4MbapHjxRiHpdRtnzFNDo="
 
@@ -139,10 +141,16 @@ def _bundle(tmp_path: Path, **engines: object):
 
 
 def test_install_on_k8s_applies_every_rendered_manifest_in_order_with_the_deployments_image(tmp_path):
+    import kubernetes_validate
+
+    from tests.e2e.test_cluster_generate import K8S_VERSION
+
     _, dep = _bundle(tmp_path, computing={"engine": "spark", "workers": 3},
                      federation={"engine": "rabbitmq", "broker": "bundled", "allow_insecure": True})
     files = yaml.safe_load((dep.bundle / "k8s" / "kustomization.yaml").read_text())["resources"]
     calls = plan(dep)
+    for call in calls:  # the bundled broker's and Spark's objects too
+        kubernetes_validate.validate(call.body, K8S_VERSION, strict=True)
     assert len(calls) == len(files) and {c.kind for c in calls} <= set(KINDS)
     assert {"Namespace", "ConfigMap", "Secret", "StatefulSet", "Deployment", "Service",
             "NetworkPolicy"} <= {c.kind for c in calls}
@@ -153,7 +161,13 @@ def test_install_on_k8s_applies_every_rendered_manifest_in_order_with_the_deploy
     images = {c.name: [k["image"] for k in c.body["spec"]["template"]["spec"]["containers"]]
               for c in calls if c.kind in ("StatefulSet", "Deployment")}
     assert images["fedweave-server"] == images["spark-worker"] == images["spark-master"] == ["r/fw:2.0"]
-    assert images["rabbitmq"][0].startswith("rabbitmq:")  # the broker keeps its pinned image
+    assert images["rabbitmq"] == [RABBITMQ_IMAGE]  # the broker keeps its pinned image (make broker-image)
+    broker = next(c for c in calls if c.name == "rabbitmq" and c.kind == "StatefulSet").body["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in broker["containers"][0]["env"]}
+    compose = yaml.safe_load((dep.bundle / "compose.yaml").read_text())["services"]["rabbitmq"]
+    assert compose["image"] == RABBITMQ_IMAGE and set(env) == set(compose["environment"])  # one contract
+    assert env["RABBITMQ_DEFAULT_PASS"] == {"secretKeyRef": {"name": "fedweave-secret", "key": "rabbitmq_password"}}
+    assert broker["securityContext"]["runAsUser"] == RABBITMQ_UID and broker["securityContext"]["runAsNonRoot"]
     workers = next(c for c in calls if c.name == "spark-worker")
     assert workers.body["spec"]["replicas"] == 3
     assert workers.body["spec"]["template"]["metadata"]["labels"]["fedweave.io/version"] == "2.0"
@@ -343,3 +357,11 @@ def test_docker_scale_refuses_an_image_without_spark(tmp_path, docker_client):
         target("docker").scale(dep, 3)
     assert not docker_client.containers.list(all=True, filters={"label": ["fedweave.io/consortium=demo",
                                                                              "fedweave.io/party=9999"]})
+
+
+def test_the_broker_image_tag_is_the_pinned_debian_version_and_the_makefile_builds_that_tag():
+    """The Makefile reads both lines of flow/ops/manifests.py; a tag has no '+'."""
+    assert RABBITMQ_IMAGE.rpartition(":")[2] == RABBITMQ_VERSION.replace("+", "-")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(["make", "-n", "-s", "broker-image"], cwd=root, capture_output=True, text=True, check=True)
+    assert f"rabbitmq-server={RABBITMQ_VERSION}" in out.stdout and f"-t {RABBITMQ_IMAGE} deploy/rabbitmq" in out.stdout
