@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pytest
@@ -122,9 +123,42 @@ def with_lr_params(conf: dict, **params) -> dict:
     return conf
 
 
+#: the example tables most jobs here read: (file, table name, label column)
+BREAST = ((EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", "y"),
+          (EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host", None))
+
+
+def upload_here(home: Path, tables: Iterable[tuple[Path, str, str | None]], partitions: int | None = None) -> None:
+    """Upload ``(file, name, label column)`` CSVs into ``home`` from this process, through the
+    ``LocalOps.data_upload`` that ``flow data upload`` calls: set-up for a test whose subject
+    is a job, without a CLI process (about a second) per table. ``flow data upload`` itself
+    is tested in test_cli_data.py, and the FATE tests upload through it."""
+    from flow.core.settings import load_service_conf
+    from flow.ops.local import LocalOps
+    from flow.store import Store
+
+    stores: list[Store] = []
+
+    def store() -> Store:  # the upload itself keeps no record in the store
+        stores.append(Store(conf.database_url))
+        return stores[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOW_HOME", str(home))
+        mp.delenv("FEDWEAVE_SERVICE_CONF", raising=False)
+        conf = load_service_conf()
+        conf.home_path.mkdir(parents=True, exist_ok=True)
+        try:
+            ops = LocalOps(conf, store)
+            for file, name, label in tables:
+                ops.data_upload(file, "experiment", name, label_column=label, partitions=partitions)
+        finally:
+            for made in stores:
+                made.close()
+
+
 @pytest.fixture
 def breast(flow: FlowCLI) -> FlowCLI:
-    """A FLOW_HOME with the breast_hetero tables uploaded."""
-    flow.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
-    flow.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
+    """A FLOW_HOME with the breast_hetero tables uploaded (:func:`upload_here`)."""
+    upload_here(flow.home, BREAST)
     return flow

@@ -6,8 +6,9 @@ place, with the reason).
 
 Each suite runs once per pytest session (``suite_run``, tests/fate_examples.py), and to keep
 ``make test`` in its budget each conf is shrunk before it runs: ``max_iter`` and ``num_trees``
-to at most 2 and Paillier keys (``encrypt_param``) to 512 bits. ``bench/fate_examples.py``
-runs the same suites at FATE's own sizes. That the algorithms' results agree with a
+to at most 2, cross-validation to 2 folds and Paillier keys (``encrypt_param``) to 512 bits;
+the 30,000-row default_credit tables are uploaded one id in ten (``SAMPLED`` there).
+``bench/fate_examples.py`` runs the same suites at FATE's own sizes. That the algorithms' results agree with a
 centralised computation is checked on the jobs of the same run by the tests of each module
 (test_fate_intersect.py, test_fate_binning.py, ...) and by test_homo_lr_ports.py.
 """

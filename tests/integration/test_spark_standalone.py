@@ -26,7 +26,7 @@ import yaml
 
 from tests.conftest import service_unavailable
 from tests.contract import backend_spark
-from tests.e2e.conftest import EXAMPLES, FlowCLI, load_example, with_lr_params, write_job
+from tests.e2e.conftest import BREAST, FlowCLI, load_example, upload_here, with_lr_params, write_job
 
 pytestmark = pytest.mark.e2e
 
@@ -153,11 +153,12 @@ print("RESULT=" + json.dumps(result))
 
 
 def _uploaded(home: Path) -> FlowCLI:
+    """The breast tables in two partitions, not four: still split, and each Spark stage of the
+    job then runs half the tasks on the application's one core."""
     home.mkdir()
+    upload_here(home, BREAST, partitions=2)
     cli = FlowCLI(home)
     cli.env["SPARK_LOCAL_IP"] = "127.0.0.1"
-    cli.upload(EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest", label="y")
-    cli.upload(EXAMPLES / "data" / "breast_hetero_host.csv", "breast_hetero_host")
     return cli
 
 
@@ -165,9 +166,9 @@ def test_hetero_lr_on_the_standalone_cluster_matches_local(standalone, tmp_path:
     breast = _uploaded(tmp_path / "local_home")
     conf, dsl = load_example("hetero_lr")
     conf = with_lr_params(conf, max_iter=2, encrypt_param={"key_length": 512, "allow_short_key": True})
+    conf["job_parameters"]["common"]["computing_partitions"] = 2  # as the tables (_uploaded)
     c, d = write_job(tmp_path, conf, dsl, tag="local")
-    reference = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
-    assert reference["status"] == "success", reference.get("reason")
+    local_job = breast.ok("job", "submit", "-c", c, "-d", d)["job_id"]  # runs while the cluster's starts
 
     home = tmp_path / "spark_home"
     cluster = _uploaded(home)
@@ -179,6 +180,8 @@ def test_hetero_lr_on_the_standalone_cluster_matches_local(standalone, tmp_path:
     seen = len(standalone["logs"]["master"].read_text(errors="replace"))
     job = cluster.ok("job", "submit", "-c", c, "-d", d, "--wait", timeout=1200)
     assert job["status"] == "success", job.get("reason")
+    reference = breast.wait(local_job)
+    assert reference["status"] == "success", reference.get("reason")
     # the guest and the host each ran as an application of the cluster (the arbiter computes no Table)
     assert standalone["logs"]["master"].read_text(errors="replace")[seen:].count("Registered app fedweave") == 2
     for role, pid in (("guest", "9999"), ("host", "10000")):
