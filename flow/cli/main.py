@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib
 import json
 import os
 import sys
@@ -19,10 +20,20 @@ import click
 
 from flow.core.errors import FedweaveError, ValidationError
 from flow.core.settings import ServiceConf, load_service_conf
-from flow.store import Store
 
 if TYPE_CHECKING:
     from flow.ops.api import Ops
+    from flow.store import Store
+
+#: every command of ``flow`` -> the module of flow.cli that defines it: a command's module is
+#: imported when that command runs (or ``flow --help`` lists them), so ``flow data upload``
+#: does not pay for the imports of ``flow job``, ``flow board``, ``flow cluster``... (~0.5 s)
+COMMANDS = {
+    "audit": "audit", "board": "board", "cluster": "cluster", "component": "component", "module": "component",
+    "data": "data", "table": "data", "job": "job", "model": "model", "party": "party",
+    "privilege": "privilege", "schedule": "schedule", "server": "server", "init": "server", "suite": "suite",
+    "tracking": "tracking", "user": "user",
+}
 
 
 class Env:
@@ -43,6 +54,8 @@ class Env:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from flow.store import Store  # SQLAlchemy: only for commands that read the store
+
             self.conf.home_path.mkdir(parents=True, exist_ok=True)
             self._store = Store(self.conf.database_url)
         return self._store
@@ -110,9 +123,17 @@ def envelope(fn: Callable) -> Callable:
 
 
 class FlowGroup(click.Group):
-    """The root group: a NUL in a path makes Python's file calls raise ValueError (click's own
-    path check while it parses, or a command's open); say so as a usage error (one line,
-    exit 2) instead of a traceback."""
+    """The root group. Its commands are loaded on demand (:data:`COMMANDS`). A NUL in a path
+    makes Python's file calls raise ValueError (click's own path check while it parses, or a
+    command's open); say so as a usage error (one line, exit 2) instead of a traceback."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"flow.cli.{COMMANDS[cmd_name]}")  # registers it on ``cli``
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -134,23 +155,6 @@ def cli(ctx: click.Context, service_conf: str | None) -> None:
 
 
 def main() -> None:
-    from flow.cli import (  # noqa: F401 - registers the command groups  # noqa: F401,I001 - cron, privileges, audit
-        audit,
-        board,  # noqa: F401 - flow board (the board's URL; starts a server if none runs)
-        cluster,  # noqa: F401 - flow cluster generate (deployment bundles)
-        component,  # noqa: F401 - flow component (FATE 1.x) and flow module
-        data,
-        job,
-        model,  # noqa: F401,I001 - flow model (deploy, list, export, import)
-        party,  # noqa: F401 - flow party (keys and route table)
-        privilege,
-        schedule,
-        server,
-        suite,  # noqa: F401 - flow suite run (FATE testsuites)
-        tracking,
-        user,  # noqa: F401 - flow user (add, list, remove, rotate)
-    )
-
     try:
         cli()
     except SystemExit as exc:
