@@ -200,6 +200,12 @@ def test_jobs_paging_sorting_notes_and_clone(page, board_home: BoardHome, shots:
                                "document.querySelector('th[aria-sort]:not([aria-sort=none]) button')?.dataset.sort "
                                "=== 'duration'", arg=order)
         wait_rows(page, listed)
+        # the rows are the same set in either order: wait for the re-ordered table, not just the URL
+        durations = ("() => [...document.querySelectorAll('#jobs tbody td.duration')]"
+                     ".map(x => x.dataset.seconds).filter(s => s).map(Number)")
+        page.wait_for_function(f"o => {{ const s = ({durations})(); return s.length >= 2 && "
+                               "s.every((v, i) => i === 0 || (o === 'asc' ? s[i - 1] <= v : s[i - 1] >= v)); }",
+                               arg=order)
         seconds = [float(s) for s in page.eval_on_selector_all("#jobs tbody td.duration", "c => c.map(x => "
                                                                 "x.dataset.seconds)") if s]
         assert seconds == sorted(seconds, reverse=order == "desc") and len(seconds) >= 2

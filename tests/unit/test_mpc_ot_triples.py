@@ -14,6 +14,9 @@ from tests.unit.test_beaver import run_pair
 FP = FixedPoint(24, 128)
 RNG = np.random.default_rng(11)
 CHI2_15_AT_0_001 = 37.7  # chi-square critical value, 15 degrees of freedom, p = 0.001
+#: the bar for "uniform": p = 1e-6 (at 0.001 a uniform source failed one clean-clone run in a thousand,
+#: as expected of it); the control with zero pads is ~100 times above either
+CHI2_15_AT_1E_6 = 56.5
 
 
 def _limbs(values) -> np.ndarray:
@@ -73,7 +76,7 @@ def test_ot_cross_products_and_what_each_side_sees(monkeypatch: pytest.MonkeyPat
     assert FP.add(s0, s1).tolist() == FP.matmul(a, b).tolist()
 
     # the chooser's corrections: uniform top bits, nothing of A
-    assert d.shape == (3 * 128, 40, 2) and _top_nibble_chi2(d) < CHI2_15_AT_0_001
+    assert d.shape == (3 * 128, 40, 2) and _top_nibble_chi2(d) < CHI2_15_AT_1E_6
     as_real = (d[..., -1] >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
     delta = np.broadcast_to(x.T[:, None, :], (3, 128, 40)).reshape(3 * 128, 40)
     assert abs(np.corrcoef(as_real.ravel(), delta.ravel())[0, 1]) < 0.05
