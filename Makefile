@@ -69,9 +69,9 @@ bench: install-test
 	$(PY) bench/audit.py
 	$(PY) bench/board.py
 
-## bench-fate: fedweave beside FATE 2.2 in the same run (FATE=DIR from ../shared/peers/fate/setup.sh DIR); SKIP_LARGE=1 for the breast and PSI jobs only
+## bench-fate: fedweave beside FATE 2.2 in the same run (FATE=DIR from ../shared/peers/fate/setup.sh DIR); SKIP_LARGE=1 for the breast and PSI jobs only, ONLY=KEY,... for those cases
 bench-fate: install-test
-	FEDWEAVE_BENCH_FATE=$(FATE) $(PY) bench/fate_compare.py $(if $(SKIP_LARGE),--skip-large)
+	FEDWEAVE_BENCH_FATE=$(FATE) $(PY) bench/fate_compare.py $(if $(SKIP_LARGE),--skip-large) $(if $(ONLY),--only $(ONLY))
 
 ## bench-fate-examples: FATE's example suites at FATE's own sizes (per suite: validated, succeeded, refused, time)
 bench-fate-examples: install-test

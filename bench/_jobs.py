@@ -72,6 +72,8 @@ def upload_breast_hetero(home: Path) -> None:
 
 def party_peaks(home: Path, job: dict) -> dict[str, str]:
     """Each party's peak RSS as its job supervisor logged it when the party's runtime ended."""
-    log = home / "jobs" / job["job_id"] / "supervisor.log"
+    from flow.core.ids import check_id  # the ground floor only: bench/federation.py shadows the package here
+
+    log = home / "jobs" / check_id("job_id", job["job_id"], "job_id") / "supervisor.log"
     found = re.findall(r"^(\w+:\S+): exit .*?peak RSS (\d+ MiB)", log.read_text(), re.M) if log.is_file() else []
     return dict(found)

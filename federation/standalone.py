@@ -147,7 +147,7 @@ class StandaloneFederation(MessageFederation):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             with contextlib.suppress(FileExistsError):
                 os.mkfifo(path, 0o600)
-            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
         except (OSError, AttributeError):  # no FIFOs here (AttributeError: not on POSIX)
             return None
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
@@ -216,13 +216,15 @@ class StandaloneFederation(MessageFederation):
 
 
 def _wake(path: Path) -> None:
-    """One byte into a reader's FIFO, if it has one; never blocks (a full FIFO is awake already)."""
+    """One byte into a reader's FIFO, if it has one; never blocks (a full FIFO is awake already),
+    never follows a link and never writes into anything but a FIFO."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:  # no FIFO (the reader polls), or no reader has it open (ENXIO)
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:  # no FIFO (the reader polls), no reader has it open (ENXIO), or a link (ELOOP)
         return
     try:
-        os.write(fd, b"\0")
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.write(fd, b"\0")
     except OSError:  # full (EAGAIN): the reader is awake already; the message is written either way
         pass
     finally:

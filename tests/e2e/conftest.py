@@ -32,6 +32,8 @@ class FlowResult:
 
 
 class FlowCLI:
+    """The real `flow` command in a subprocess, against a private FLOW_HOME."""
+
     def __init__(self, home: Path):
         self.home = home
         self.env = dict(os.environ, FLOW_HOME=str(home))
@@ -69,6 +71,24 @@ class FlowCLI:
                 return detail
             time.sleep(0.5)
         raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+class InProcessCLI(FlowCLI):
+    """The real `flow` command run in this process (click's runner): no interpreter start
+    per command (commands load their own modules: flow.cli.main.COMMANDS)."""
+
+    def __call__(self, *args: str, timeout: float = 600) -> FlowResult:
+        from click.testing import CliRunner
+
+        from flow.cli.main import cli
+
+        env = {"FLOW_HOME": str(self.home), "FEDWEAVE_SERVICE_CONF": None}
+        res = CliRunner(env=env).invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        try:
+            out = json.loads(res.stdout) if res.stdout.strip() else {}
+        except json.JSONDecodeError:
+            out = {"raw": res.stdout}
+        return FlowResult(res.exit_code, out, res.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -129,32 +149,14 @@ BREAST = ((EXAMPLES / "data" / "breast_hetero_guest.csv", "breast_hetero_guest",
 
 
 def upload_here(home: Path, tables: Iterable[tuple[Path, str, str | None]], partitions: int | None = None) -> None:
-    """Upload ``(file, name, label column)`` CSVs into ``home`` from this process, through the
-    ``LocalOps.data_upload`` that ``flow data upload`` calls: set-up for a test whose subject
-    is a job, without a CLI process (about a second) per table. ``flow data upload`` itself
-    is tested in test_cli_data.py, and the FATE tests upload through it."""
-    from flow.core.settings import load_service_conf
-    from flow.ops.local import LocalOps
-    from flow.store import Store
-
-    stores: list[Store] = []
-
-    def store() -> Store:  # the upload itself keeps no record in the store
-        stores.append(Store(conf.database_url))
-        return stores[-1]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLOW_HOME", str(home))
-        mp.delenv("FEDWEAVE_SERVICE_CONF", raising=False)
-        conf = load_service_conf()
-        conf.home_path.mkdir(parents=True, exist_ok=True)
-        try:
-            ops = LocalOps(conf, store)
-            for file, name, label in tables:
-                ops.data_upload(file, "experiment", name, label_column=label, partitions=partitions)
-        finally:
-            for made in stores:
-                made.close()
+    """Upload ``(file, name, label column)`` CSVs into ``home`` with ``flow data upload`` run in
+    this process (:class:`InProcessCLI`): set-up for a test whose subject is a job, without a
+    CLI process (about a second) per table."""
+    cli = InProcessCLI(home)
+    for file, name, label in tables:
+        cli.ok("data", "upload", "-f", file, "--namespace", "experiment", "--name", name,
+               *(["--label-column", label] if label else []),
+               *(["--partitions", str(partitions)] if partitions else []))
 
 
 @pytest.fixture

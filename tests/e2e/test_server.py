@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from .conftest import EXAMPLES, ROOT, FlowCLI, FlowResult, load_example, with_lr_params, write_job
+from .conftest import EXAMPLES, ROOT, InProcessCLI, load_example, with_lr_params, write_job
 
 pytestmark = pytest.mark.e2e
 
@@ -51,31 +51,6 @@ def server(tmp_path_factory):
     log.close()
     assert proc.returncode == 0 and json.loads(out)["data"]["stopped"] is True
     assert not info.exists()  # a stopped server leaves no address behind
-
-
-class InProcessCLI(FlowCLI):
-    """The real `flow` command run in this process (click's runner): a client of the
-    server pays no interpreter start per command."""
-
-    def __call__(self, *args: str, timeout: float = 600) -> FlowResult:
-        import importlib
-        import pkgutil
-
-        from click.testing import CliRunner
-
-        import flow.cli
-        from flow.cli.main import cli
-
-        for mod in pkgutil.iter_modules(flow.cli.__path__):  # every command group, as main() registers them
-            importlib.import_module(f"flow.cli.{mod.name}")
-
-        env = {"FLOW_HOME": str(self.home), "FEDWEAVE_SERVICE_CONF": None}
-        res = CliRunner(env=env).invoke(cli, [str(a) for a in args], catch_exceptions=False)
-        try:
-            out = json.loads(res.stdout) if res.stdout.strip() else {}
-        except json.JSONDecodeError:
-            out = {"raw": res.stdout}
-        return FlowResult(res.exit_code, out, res.stderr)
 
 
 @pytest.fixture(scope="module")
