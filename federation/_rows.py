@@ -3,8 +3,9 @@ columns, each cell one value of :mod:`federation.codec` without a stream head. A
 stream's schema metadata lists the Paillier public keys its cells use, once, so a
 partition of ciphertexts carries its modulus once and not per row.
 
-Where every value of a segment is taken by a codec plugin's vector hook (a table of
-ciphertexts under one key: HeteroLR's ``[[wx_h]]`` and ``[[d]]``), the segment is
+Where every value of a segment is a Python float (a table of scores) or is taken by a
+codec plugin's vector hook (a table of ciphertexts under one key: HeteroLR's ``[[wx_h]]``
+and ``[[d]]``), the segment is
 columnar: metadata ``fedweave.values: vector``, the value column's first cell holds all the
 values as one vector and the other cells are empty. That is one fixed-width block instead
 of one codec value per row, and it decodes in a single vectorised pass.
@@ -16,7 +17,7 @@ from itertools import islice
 from typing import Any, Iterable, Iterator
 
 from federation import _plugins
-from federation.codec import VERSION, _Reader, _Writer
+from federation.codec import VERSION, _Reader, _Writer, float_list
 from flow.core.errors import CodecError
 
 _META_KEYS = b"fedweave.paillier_n"
@@ -45,7 +46,7 @@ def _vector_segment(rows: list[tuple[Any, Any]]) -> bytes | None:
     """``rows`` as one columnar segment, or None where no vector hook takes their values."""
     w = _Writer()
     values = [v for _, v in rows]
-    if not any(hook(w, values, None) for hook in _plugins.VECTOR_HOOKS):
+    if not (float_list(w, values) or any(hook(w, values, None) for hook in _plugins.VECTOR_HOOKS)):
         return None
     column = b"".join(w.parts)
     text = all(type(k) is str for k, _ in rows)  # ids: raw UTF-8 keys, decoded by Arrow in one pass

@@ -106,8 +106,22 @@ def _enc_int(w: _Writer, x: int) -> None:
         w.big(x)
 
 
+def float_list(w: _Writer, seq: Sequence[Any]) -> bool:
+    """A list of two or more Python floats as one little-endian float64 block (tag ``v``,
+    decoded back to a list in one pass): a table of scores goes columnar this way."""
+    if len(seq) < 2 or any(type(x) is not float for x in seq):
+        return False
+    w.parts += [b"v", _U32.pack(len(seq)), np.asarray(seq, dtype="<f8").tobytes()]
+    return True
+
+
+def _dec_floats(r: _Reader) -> list[float]:
+    n = r.count(8)
+    return np.frombuffer(r.take(8 * n), dtype="<f8").tolist()
+
+
 def _enc_list(w: _Writer, seq: list) -> None:
-    if seq and any(hook(w, seq, None) for hook in _plugins.VECTOR_HOOKS):
+    if seq and (float_list(w, seq) or any(hook(w, seq, None) for hook in _plugins.VECTOR_HOOKS)):
         return
     w.parts += [b"l", _U32.pack(len(seq))]
     w.nested(seq)
@@ -352,6 +366,7 @@ _DECODERS: dict[int, Callable[[_Reader], Any]] = {
     ord("u"): _Reader.text,
     ord("b"): lambda r: bytes(r.blob()),
     ord("l"): lambda r: r.nested(r.count()),
+    ord("v"): _dec_floats,
     ord("t"): _dec_tuple,
     ord("d"): _dec_dict,
     ord("a"): _arrays.dec_ndarray,

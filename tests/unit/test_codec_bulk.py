@@ -178,3 +178,39 @@ def test_encode_parts_views_large_arrays_and_joins_small_values():
     assert any(isinstance(p, memoryview) and np.shares_memory(np.frombuffer(p, np.uint8), big) for p in parts)
     many = {f"k{i}": float(i) for i in range(10_000)}
     assert len(encode_parts(many)) == 1 and encode_parts(many)[0] == encode(many)
+
+
+def test_lists_of_floats_go_as_one_float64_block_and_come_back_exactly():
+    values = [0.1, -0.0, float("inf"), float("-inf"), 1e-310, 2.0 ** 60 + 0.5, -3.25]
+    raw = encode(values)
+    assert raw[-(8 * len(values) + 5):-(8 * len(values))] == b"v" + struct.pack("<I", len(values))
+    back = decode(raw)
+    assert type(back) is list and all(type(v) is float for v in back)
+    assert struct.pack(f"<{len(values)}d", *back) == struct.pack(f"<{len(values)}d", *values)  # bit for bit
+    nan = decode(encode([float("nan"), 1.0]))
+    assert nan[0] != nan[0] and nan[1] == 1.0
+    # anything but plain floats keeps the general list: ints, bools, numpy scalars stay what they were
+    for mixed in ([1.0, 2], [1.0, True], [np.float64(1.0), 2.0], [1.0]):
+        assert b"v" + struct.pack("<I", len(mixed)) not in encode(mixed)
+        assert [type(v) for v in decode(encode(mixed))] == [type(v) for v in mixed]
+
+
+def test_a_truncated_or_overstated_float_block_is_refused():
+    raw = encode([1.0, 2.0, 3.0])
+    for cut in range(1, 25):
+        with pytest.raises(CodecError, match="truncated"):
+            decode(raw[:-cut])
+    at = raw.index(b"v" + struct.pack("<I", 3))
+    with pytest.raises(CodecError, match="truncated"):
+        decode(raw[:at + 1] + struct.pack("<I", 2 ** 31) + raw[at + 5:])
+
+
+def test_a_table_of_floats_goes_columnar():
+    import pyarrow as pa
+
+    from federation._rows import decode_rows, encode_rows
+
+    pairs = [(f"id{i}", i / 7) for i in range(1000)]
+    segment = encode_rows(pairs)
+    assert pa.ipc.open_stream(pa.py_buffer(segment)).schema.metadata[b"fedweave.values"] == b"vector"
+    assert decode_rows(segment) == pairs  # one vectorised pass instead of a codec value per cell
