@@ -61,6 +61,13 @@ def log_stamps(home: Path, job: dict, role: str, party: str, component: str, mes
     return [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(line.search, logs.splitlines()) if m]
 
 
+def training_seconds(home: Path, job: dict, component: str) -> float | None:
+    """Seconds per iteration of a vertical linear model's training, from the guest's log."""
+    logs = flow(home, "job", "logs", "-j", job["job_id"], "-r", "guest", "-p", "9999", "-cpn", component, raw=True)
+    found = re.search(r"training: (\d+) iterations in ([0-9.]+) s", logs)
+    return float(found.group(2)) / max(1, int(found.group(1))) if found else None
+
+
 def upload_breast_hetero(home: Path) -> None:
     """The shipped breast_hetero guest (labelled) and host tables, as the hetero examples name them."""
     data = ROOT / "examples" / "data"

@@ -4,11 +4,11 @@ HeteroLinR, HeteroSecureBoost, HeteroFeatureBinning...), with the bounds of a sa
 ``method`` names the scheme (FATE 2's ``he_param.kind``; any letter case): ``Paillier``
 (the default, everywhere) or ``ou`` (Okamoto–Uchiyama, components/crypto/ou.py; the same
 arithmetic at about a quarter of the cost). A component runs the methods its model class
-lists in ``methods`` (:class:`LinearEncryptParam` for HeteroLR/HeteroLinR: both); any other
-is refused at validation in one line. ``ckks`` (components/crypto/ckks.py) is known but
-no component runs it yet. ``key_length`` is the size of the modulus n in bits: n = p·q
-for Paillier (so it must be even), n = p²·q for OU; both rest on factoring n, so the
-same bounds apply.
+lists in ``methods``; any other is refused at validation in one line. HeteroLR and
+HeteroLinR (:class:`LinearEncryptParam`) also run ``ckks`` (components/crypto/ckks.py,
+fixed 128-bit parameters: ``key_length`` does not apply to it and is not checked).
+``key_length`` is the size of the modulus n in bits: n = p·q for Paillier (so it must be
+even), n = p²·q for OU; both rest on factoring n, so the same bounds apply.
 
 A key shorter than :data:`SECURE_KEY_LENGTH` bits is refused unless the conf says
 ``"allow_short_key": true`` (tests and benchmarks, for speed); it is then reported as a
@@ -34,6 +34,8 @@ MIN_KEY_LENGTH = 256
 MAX_KEY_BITS = 8192
 #: every method name a conf may give (lower case) -> how messages name it
 METHODS = {"paillier": "Paillier", "ou": "ou (Okamoto-Uchiyama)", "ckks": "ckks"}
+#: the methods whose key_length is the modulus size
+KEYED = ("paillier", "ou")
 
 
 class EncryptParam(BaseModel):
@@ -57,8 +59,7 @@ class EncryptParam(BaseModel):
             raise PydanticCustomError("method", "unknown encrypt_param method '{m}'; one of {known}",
                                       {"m": method, "known": ", ".join(METHODS.values())})
         if name not in cls.methods:
-            where = ("HeteroLR and HeteroLinR" if name in LinearEncryptParam.methods
-                     else "no component yet (a tested primitive only)")
+            where = "HeteroLR and HeteroLinR" if name in LinearEncryptParam.methods else "no component yet"
             raise PydanticCustomError("method", "encrypt_param.method '{m}' is not supported by this component, "
                                       "which encrypts with {ours} only; '{m}' runs in {where}",
                                       {"m": method, "ours": " or ".join(METHODS[m] for m in cls.methods),
@@ -75,7 +76,10 @@ class EncryptParam(BaseModel):
     def _bounded(cls, bits: int, info: ValidationInfo) -> int:
         """>= 1024 unless short keys are allowed, >= 256 always; even for Paillier (two primes
         of equal size)."""
-        if bits % 2 and str(info.data.get("method", "paillier")).lower() == "paillier":
+        method = str(info.data.get("method", "paillier")).lower()
+        if method not in KEYED:
+            return bits
+        if bits % 2 and method == "paillier":
             raise PydanticCustomError("key_length", "Paillier key_length must be even (two primes of "
                                       "key_length/2 bits each), got {bits}", {"bits": bits})
         if bits > MAX_KEY_BITS:
@@ -93,7 +97,7 @@ class EncryptParam(BaseModel):
 
     def notices(self) -> dict[str, str]:
         """What a job should be told about these settings, by field (nothing for a secure key)."""
-        if self.key_length >= SECURE_KEY_LENGTH:
+        if self.key_length >= SECURE_KEY_LENGTH or self.scheme not in KEYED:
             return {}
         return {"key_length": f"{METHODS[self.scheme]} key of {self.key_length} bits is shorter than "
                               f"{SECURE_KEY_LENGTH} bits and insecure (allowed by allow_short_key; for tests and "
@@ -101,9 +105,9 @@ class EncryptParam(BaseModel):
 
 
 class LinearEncryptParam(EncryptParam):
-    """``encrypt_param`` of HeteroLR and HeteroLinR: Paillier or OU (one protocol, either key)."""
+    """``encrypt_param`` of HeteroLR and HeteroLinR: Paillier, OU or CKKS (components/linear/hetero_cipher.py)."""
 
-    methods: ClassVar[tuple[str, ...]] = ("paillier", "ou")
+    methods: ClassVar[tuple[str, ...]] = ("paillier", "ou", "ckks")
 
 
 def _title(info: ValidationInfo) -> str:

@@ -10,10 +10,11 @@ logistic loss for HeteroLR; components/linear/family.py):
   each    removes its mask, scales (1/4 for HeteroLR), steps its own weights
   guest   [[loss]] from [[D]], [[sum wx_h^2]]       -> arbiter (convergence)
 
-The key is Paillier's or, with ``encrypt_param.method: ou``, Okamoto–Uchiyama's
-(components/crypto/schemes.py): the same ciphertext arithmetic, so nothing below depends
-on which. The arbiter holds the private key and only ever sees masked gradients and the loss;
-guest and hosts only ever see ciphertexts of each other's values. Each party keeps
+The key is Paillier's, or with ``encrypt_param.method`` ``ou`` Okamoto–Uchiyama's, one
+ciphertext per row; or with ``ckks`` CKKS's, 8,192 rows to a ciphertext. A batch's
+messages are the cipher's (components/linear/hetero_cipher.py, hetero_packed.py); the
+loops below do not depend on which. The arbiter holds the private key and only ever sees
+masked gradients and the loss; guest and hosts only ever see ciphertexts of each other's values. Each party keeps
 only its own weights. With several hosts the loss is not computed (its cross terms
 would need two parties' values at once): use early_stop "weight_diff" there.
 
@@ -33,25 +34,22 @@ guest announces to the arbiter (whose inputs hold no data to tell them apart).
 from __future__ import annotations
 
 import math
-import secrets
+import time
 from typing import Any, Literal
 
 import numpy as np
 
 from components.base import SAMPLE_WEIGHT, Component, Context, Dataset, Inputs, Outputs, detail_columns, instances_meta
-from components.crypto import schemes
-from components.crypto.paillier import AdditivePublicKey
 from components.crypto.params import LinearEncryptParam
 from components.linear import hetero_rows as rows_fn
 from components.linear import ovr, warm_start
 from components.linear.family import LOGISTIC_TAYLOR, QuadraticLoss
+from components.linear.hetero_cipher import BatchCipher, arbiter_key, cipher_for
 from components.linear.hetero_schedule import Batches, Fit, batch_ids_of, model_scopes, stack_models
 from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer
 from components.linear.params import LinearParams
 from flow.core.errors import ComponentError
-
-MASK_SCALE = 2.0 ** 20
 
 
 class HeteroLRParams(LinearParams):
@@ -87,13 +85,10 @@ class HeteroLR(Component):
     def _optimizer(p: HeteroLRParams, penalized: np.ndarray) -> Optimizer:
         return Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt, penalized)
 
-    def _unmask(self, ctx: Context, enc: list, name: str, tag: str) -> np.ndarray:
-        """Send [[g]] + r to the arbiter and return g."""
-        mask = np.array([(secrets.randbits(53) / 2.0 ** 53 - 0.5) * 2 * MASK_SCALE for _ in enc])
-        arbiter = ctx.role_parties("arbiter")
-        ctx.federation.remote([c + float(r) for c, r in zip(enc, mask)], name, tag, arbiter)
-        (plain,) = ctx.federation.get(f"{name}_plain", tag, arbiter)
-        return np.asarray(plain, dtype=float) - mask
+    def _cipher(self, ctx: Context) -> BatchCipher:
+        """The batch cipher of the arbiter's public key (sent to guest and hosts)."""
+        (message,) = ctx.federation.get("paillier_pubkey", ctx.tag(), ctx.role_parties("arbiter"))
+        return cipher_for(ctx, self.loss, message)
 
     def _classes(self, ctx: Context, data: Dataset) -> np.ndarray | None:
         """The classes of a one-vs-rest model; None for one model on the label as it is."""
@@ -116,7 +111,6 @@ class HeteroLR(Component):
         classes = self._classes(ctx, data)
         weighted = rows_fn.check_weights(ctx.component, data)
         n_models = None if classes is None else len(classes)
-        # no key needed here: the guest only adds plain numbers to the hosts' ciphertexts
         ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
         batch_ids = batch_ids_of(p, ids)
         task = "multi" if classes is not None else "binary" if self.loss.classifier else "regression"
@@ -132,8 +126,12 @@ class HeteroLR(Component):
                               arbiter)  # fmt: skip
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
-        fits = [self._guest_fit(ctx, p, batches, starts[i], None if classes is None else classes[i], scope, i,
-                                len(scopes), val, weighted) for i, scope in enumerate(scopes)]  # fmt: skip
+        cipher = self._cipher(ctx)
+        started = time.perf_counter()
+        fits = [self._guest_fit(ctx, p, cipher, batches, starts[i], None if classes is None else classes[i], scope,
+                                i, len(scopes), val, weighted) for i, scope in enumerate(scopes)]  # fmt: skip
+        iterations = sum(f.iters - s[1] for f, s in zip(fits, starts))
+        ctx.logger.info("training: %d iterations in %.2f s", iterations, time.perf_counter() - started)
         w = stack_models(fits, n_models)
         predictions = self._predict_guest(ctx, p, data, w, hosts, classes)
         if val is not None:  # the trained model on validate_data
@@ -155,9 +153,9 @@ class HeteroLR(Component):
                 "converged": ovr.per_model([f.converged for f in fits], n_models),
                 "loss_history": ovr.per_model([f.losses for f in fits], n_models)}
 
-    def _guest_fit(self, ctx: Context, p: HeteroLRParams, batches: Batches, start: tuple[np.ndarray, int],
-                   positive: float | None, scope: str, index: int, count: int, val: Validator | None,
-                   weighted: bool = False) -> Fit:  # fmt: skip
+    def _guest_fit(self, ctx: Context, p: HeteroLRParams, cipher: BatchCipher, batches: Batches,
+                   start: tuple[np.ndarray, int], positive: float | None, scope: str, index: int, count: int,
+                   val: Validator | None, weighted: bool = False) -> Fit:  # fmt: skip
         """One model from ``start``: its weights (the intercept last) and first iteration."""
         hosts, arbiter = ctx.role_parties("host"), ctx.role_parties("arbiter")
         w, first = start
@@ -167,24 +165,10 @@ class HeteroLR(Component):
             w_before = w.copy()
             for b, (batch, n) in enumerate(zip(batches.tables, batches.sizes)):
                 tag = ctx.tag(f"{scope}{it}.{b}")
-                rows = batch.map_values(rows_fn.guest_row(w[:-1], w[-1], self.loss, positive))
-                enc_h = ctx.federation.get("host_forward", tag, hosts)
-                enc_sum = enc_h[0]
-                for other in enc_h[1:]:
-                    enc_sum = enc_sum.join(other, rows_fn.add)
-                fore = enc_sum.join(rows, rows_fn.fore(self.loss))
-                ctx.federation.remote(fore.join(rows, rows_fn.weigh) if weighted else fore, "fore_gradient", tag,
-                                      hosts)  # fmt: skip
-                enc = rows_fn.sum_vectors(fore.join(rows, rows_fn.guest_columns(self.loss))
-                                          .apply_partitions(rows_fn.enc_dot))  # fmt: skip
-                grad = self.loss.scale * self._unmask(ctx, enc[:-1], "guest_gradient", tag) / n
+                sums = cipher.guest_step(ctx, tag, b, batch, w, n, opt.loss_penalty(w), positive, weighted)
+                grad = self.loss.scale * sums / n
                 if not p.init_param.fit_intercept:
                     grad[-1] = 0.0
-                if len(hosts) == 1:
-                    sq, reg = ctx.federation.get("host_loss_terms", tag, hosts)[0]
-                    plain = sum(rows.apply_partitions(rows_fn.loss_plain(self.loss)))
-                    enc_loss = (enc[-1] + sq * self.loss.c2 + plain) * (1.0 / n) + reg + opt.loss_penalty(w)
-                    ctx.federation.remote(enc_loss, "loss", tag, arbiter)
                 w = opt.step(w, grad, it)
             if val is not None and val.due(it):  # only with one model: scope is ""
                 scored = self._predict_guest(ctx, p, val.data, w, hosts, None, "validate", f"validate.{it}")
@@ -272,12 +256,11 @@ class HeteroLR(Component):
             return self._predict_job(ctx, p, inputs)
         data = self._train_data(ctx, inputs)
         header = data.meta.feature_columns
-        guest, arbiter = ctx.role_parties("guest"), ctx.role_parties("arbiter")
+        guest = ctx.role_parties("guest")
         if data.meta.extra.get(SAMPLE_WEIGHT):
             ctx.logger.warning("%s: this host's sample weights are not used; the guest's weight the rows",
                                ctx.component)
-        (key_message,) = ctx.federation.get("paillier_pubkey", ctx.tag(), arbiter)
-        pub = schemes.public_key_from(key_message)  # Paillier or OU, as the arbiter's encrypt_param says
+        cipher = self._cipher(ctx)  # Paillier, OU or CKKS, as the arbiter's encrypt_param says
         ((batch_ids, n_models, validating, every, first),) = ctx.federation.get("batch_info", ctx.tag(), guest)
         starts = warm_start.starts(ctx, p.init_param, inputs, header, n_models, len(header),
                                    1 + ctx.role_parties("host").index(ctx.local), False)  # fmt: skip
@@ -289,7 +272,7 @@ class HeteroLR(Component):
             self._check_header(ctx, validate, header, "validate_data")
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
-        fits = [self._host_fit(ctx, p, pub, batches, starts[i], scope, i, len(scopes), validate, every)
+        fits = [self._host_fit(ctx, p, cipher, batches, starts[i], scope, i, len(scopes), validate, every)
                 for i, scope in enumerate(scopes)]
         w = stack_models(fits, n_models)
         for stage, rows in (("predict", data), ("validate", validate)):
@@ -300,10 +283,10 @@ class HeteroLR(Component):
         ctx.logger.info("trained %s iterations", iters)
         return Outputs(model={"header": header, "weights": w, "iters": iters})
 
-    def _host_fit(self, ctx: Context, p: HeteroLRParams, pub: AdditivePublicKey, batches: Batches,
+    def _host_fit(self, ctx: Context, p: HeteroLRParams, cipher: BatchCipher, batches: Batches,
                   start: tuple[np.ndarray, int], scope: str, index: int, count: int, validate: Dataset | None,
                   every: int | None) -> Fit:  # fmt: skip
-        guest, hosts = ctx.role_parties("guest"), ctx.role_parties("host")
+        guest = ctx.role_parties("guest")
         w, first = start
         opt = self._optimizer(p, np.ones(len(w)))
         it = first - 1
@@ -311,16 +294,8 @@ class HeteroLR(Component):
             w_before = w.copy()
             for b, (batch, n) in enumerate(zip(batches.tables, batches.sizes)):
                 tag = ctx.tag(f"{scope}{it}.{b}")
-                wx = batch.map_values(rows_fn.linear(w, 0.0))
-                ctx.federation.remote(wx.map_values(rows_fn.encrypt(pub)), "host_forward", tag, guest)
-                if len(hosts) == 1:
-                    sq = sum(wx.apply_partitions(rows_fn.square_sum))
-                    terms = [pub.encrypt(sq), pub.encrypt(opt.loss_penalty(w))]
-                    ctx.federation.remote(terms, "host_loss_terms", tag, guest)
-                (fore,) = ctx.federation.get("fore_gradient", tag, guest)
-                pairs = fore.join(batch, rows_fn.pair_features)
-                enc_grad = rows_fn.sum_vectors(pairs.apply_partitions(rows_fn.enc_dot))
-                grad = self.loss.scale * self._unmask(ctx, enc_grad, "host_gradient", tag) / n
+                sums = cipher.host_step(ctx, tag, b, batch, w, n, opt.loss_penalty(w))
+                grad = self.loss.scale * sums / n
                 w = opt.step(w, grad, it)
             if validate is not None and every and (it + 1) % every == 0:
                 ctx.federation.remote(validate.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx",
@@ -336,9 +311,8 @@ class HeteroLR(Component):
         if info is None:  # a predict job: guest and hosts score with their own weights, no key needed
             return Outputs()
         n_batches, n_models, stop_every, first = info
-        method = p.encrypt_param.scheme
-        pub, priv = schemes.scheme(method).generate(p.encrypt_param.key_length)
-        ctx.federation.remote(schemes.public_message(method, pub), "paillier_pubkey", ctx.tag(), hosts)
+        message, priv = arbiter_key(p.encrypt_param)
+        ctx.federation.remote(message, "paillier_pubkey", ctx.tag(), guest + hosts)
         model = warm_start.warm_model(inputs)
         iters = [int(i) for i in warm_start.stored(ctx, model, "iters", n_models, 0)]
         warm_start.agree(ctx, iters, first)

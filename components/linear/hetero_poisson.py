@@ -20,7 +20,6 @@ HeteroLR's hosts do, and the guest outputs mu as predict_result (Evaluation regr
 from __future__ import annotations
 
 import math
-import secrets
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,7 @@ from components.crypto.paillier import PaillierPublicKey, generate_keypair
 from components.crypto.params import EncryptParam
 from components.linear import hetero_rows as rows_fn
 from components.linear.family import POISSON
-from components.linear.hetero_lr import MASK_SCALE
+from components.linear.hetero_cipher import unmask
 from components.linear.hetero_schedule import Batches, Fit, batch_ids_of
 from components.linear.hetero_validation import Validator
 from components.linear.optimizer import Optimizer, init_weights
@@ -140,15 +139,6 @@ class HeteroPoisson(Component):
     def _optimizer(p: HeteroPoissonParams, penalized: np.ndarray) -> Optimizer:
         return Optimizer(p.optimizer, p.learning_rate, p.alpha, p.penalty, p.decay, p.decay_sqrt, penalized)
 
-    @staticmethod
-    def _unmask(ctx: Context, enc: list, name: str, tag: str) -> np.ndarray:
-        """Send [[g]] + r to the arbiter and return g."""
-        mask = np.array([(secrets.randbits(53) / 2.0 ** 53 - 0.5) * 2 * MASK_SCALE for _ in enc])
-        arbiter = ctx.role_parties("arbiter")
-        ctx.federation.remote([c + float(r) for c, r in zip(enc, mask)], name, tag, arbiter)
-        (plain,) = ctx.federation.get(f"{name}_plain", tag, arbiter)
-        return np.asarray(plain, dtype=float) - mask
-
     def _offsets(self, ctx: Context, data: Dataset, exposure: str | None, header: list[str] | None,
                  port: str, labelled: bool = True) -> tuple[Dataset, list[str]]:  # fmt: skip
         """The guest's rows as (Instance without the exposure column, log exposure), and
@@ -248,7 +238,7 @@ class HeteroPoisson(Component):
         d = exp_h.join(rows, fore)
         ctx.federation.remote(d.join(rows, rows_fn.weigh) if weighted else d, "fore_gradient", tag, hosts)
         enc = rows_fn.sum_vectors(d.join(rows, guest_columns).apply_partitions(rows_fn.enc_dot))
-        grad = self._unmask(ctx, enc[:-1], "guest_gradient", tag) / n
+        grad = unmask(ctx, enc[:-1], "guest_gradient", tag) / n
         if not p.init_param.fit_intercept:
             grad[-1] = 0.0
         (yh,) = rows_fn.sum_vectors(wx_h.join(rows, label_column).apply_partitions(rows_fn.enc_dot))
@@ -316,7 +306,7 @@ class HeteroPoisson(Component):
                 ctx.federation.remote([pub.encrypt(opt.loss_penalty(w))], "host_loss_terms", tag, guest)
                 (d,) = ctx.federation.get("fore_gradient", tag, guest)
                 enc = rows_fn.sum_vectors(d.join(batch, rows_fn.pair_features).apply_partitions(rows_fn.enc_dot))
-                w = opt.step(w, self._unmask(ctx, enc, "host_gradient", tag) / n, it)
+                w = opt.step(w, unmask(ctx, enc, "host_gradient", tag) / n, it)
             if validate is not None and every and (it + 1) % every == 0:
                 ctx.federation.remote(validate.table.map_values(rows_fn.linear(w, 0.0)), "host_predict_wx",
                                       ctx.tag(f"validate.{it}"), guest)  # fmt: skip

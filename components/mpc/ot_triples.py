@@ -3,14 +3,18 @@ an alternative to Paillier: no public-key operation once the base OTs have run.
 
 Party ``a_owner`` holds ``A`` (m×k), the other ``B`` (k×p), both in ``Z_2^K``. For every
 element ``B[t, j]`` and bit ``l`` of it the holder of ``B`` chooses, by that bit, in one
-correlated OT whose correlation is ``Δ = A[:, t]·2^l`` (a vector of m ring elements): it
-receives ``r + bit·Δ`` and the holder of ``A`` keeps ``r``. Summed over ``t`` and ``l``
-these are shares of ``(A·B)[:, j]``: ``Σ r`` on one side (negated), ``A·B + Σ r`` on the other.
+correlated OT whose correlation is ``Δ = A[:, t]`` (a vector of m ring elements): it
+receives ``r + bit·Δ`` and the holder of ``A`` keeps ``r``. Each side multiplies its value
+by ``2^l``; summed over ``t`` and ``l`` these are shares of ``(A·B)[:, j]``: ``Σ 2^l·r`` on
+one side (negated), ``A·B + Σ 2^l·r`` on the other. Since ``2^l·x mod 2^K`` depends only
+on ``x mod 2^(K-l)``, bit ``l``'s OT works in ``Z_2^(K-l)``: its pads are stretched to
+the limbs that hold K - l bits and its correction crosses as the ``ceil((K-l)/8)`` bytes
+that hold them, about half the bytes and three quarters of the AES of full-width OTs.
 
 The correlated OTs come from the IKNP extension of components/mpc/ot.py: its rows, hashed
-by :func:`stretch`, give the pads ``p0, p1`` (sender) and ``p_bit`` (chooser); the sender sets ``r = p0`` and sends
-``d = p0 + Δ - p1``, so the chooser's ``p_bit + bit·d`` is ``r + bit·Δ``; ``d`` is masked by
-the pad the chooser lacks, so it tells nothing of ``A``. The 128 base OTs run once per
+by :func:`stretch`, give the pads ``p0, p1`` (sender) and ``p_bit`` (chooser); the sender
+sets ``r = p0`` and sends ``d = p0 + Δ - p1``, so the chooser's ``p_bit + bit·d`` is
+``r + bit·Δ``; ``d`` is masked by the pad the chooser lacks, so it tells nothing of ``A``. The 128 base OTs run once per
 direction of a session; each further product extends on them (the generators read on).
 The rows are hashed and stretched to a row of ring elements at once by fixed-key AES.
 
@@ -76,34 +80,84 @@ def ring_neg(x: np.ndarray) -> np.ndarray:
 
 def shifted(a: np.ndarray, bits: int) -> np.ndarray:
     """(..., L) limbs → (..., bits, L): the value times 2^l for each l < bits (mod 2^K)."""
-    n = a.shape[-1]
-    out = np.zeros(a.shape[:-1] + (bits, n), dtype=np.uint64)
-    for shift in range(bits):
+    return _shift_slices(np.repeat(a[..., None, :], bits, axis=-2), -2)
+
+
+def _shift_slices(x: np.ndarray, axis: int) -> np.ndarray:
+    """Slice ``l`` of ``x`` along ``axis`` (limbs last) times 2^l mod 2^K."""
+    n = x.shape[-1]
+    moved = np.moveaxis(x, axis, 0)
+    out = np.zeros_like(moved)
+    for shift in range(moved.shape[0]):
         q, r = divmod(shift, 64)
         for i in range(q, n):
-            v = a[..., i - q] << np.uint64(r)
+            v = moved[shift, ..., i - q] << np.uint64(r)
             if r and i - q - 1 >= 0:
-                v |= a[..., i - q - 1] >> np.uint64(64 - r)
-            out[..., shift, i] = v
-    return out
+                v |= moved[shift, ..., i - q - 1] >> np.uint64(64 - r)
+            out[shift, ..., i] = v
+    return np.moveaxis(out, 0, axis)
 
 
-def stretch(rows: np.ndarray, round_: int, limbs: int) -> np.ndarray:
+def correction_layout(bits: int, limbs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per bit l: the limbs that hold K - l bits, and the bytes that do."""
+    width = bits - np.arange(bits)
+    return -(-width // 64), np.minimum(-(-width // 8), 8 * limbs)
+
+
+def pack_corrections(d: np.ndarray, bits: int) -> np.ndarray:
+    """(..., bits, m, L) corrections → uint8: each bit l's low ``ceil((K-l)/8)`` bytes, in order."""
+    raw = np.ascontiguousarray(d).view(np.uint8)  # (..., bits, m, 8L), little-endian limbs
+    _, nbytes = correction_layout(bits, d.shape[-1])
+    keep = (np.arange(raw.shape[-1])[None, :] < nbytes[:, None])[:, None, :]  # (bits, 1, 8L)
+    return raw[np.broadcast_to(keep, raw.shape)]
+
+
+def unpack_corrections(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of :func:`pack_corrections` for corrections of ``shape`` (..., bits, m, L);
+    the bytes not sent are zero (2^l times them vanishes mod 2^K)."""
+    *_, bits, m, limbs = shape
+    _, nbytes = correction_layout(bits, limbs)
+    keep = np.broadcast_to((np.arange(8 * limbs)[None, :] < nbytes[:, None])[:, None, :], (bits, m, 8 * limbs))
+    full = np.broadcast_to(keep, tuple(shape[:-1]) + (8 * limbs,))
+    if data.ndim != 1 or data.dtype != np.uint8 or data.size != int(full.sum()):
+        raise CryptoError(f"OT cross product: expected {int(full.sum())} bytes of corrections, got "
+                          f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+    raw = np.zeros(tuple(shape[:-1]) + (8 * limbs,), dtype=np.uint8)
+    raw[full] = data
+    return raw.view("<u8").astype(np.uint64)
+
+
+def stretch(rows: np.ndarray, round_: int, limbs: int, index: np.ndarray | None = None) -> np.ndarray:
     """IKNP rows (count, 16) → pads (count, limbs) uint64 by the tweakable correlation-robust
     hash of fixed-key AES π (Guo, Katz, Wang and Yu, 2020): block c of row j is
-    ``π(π(x) ⊕ i) ⊕ π(x)`` with the tweak ``i = (j, c, round)``."""
+    ``π(π(x) ⊕ i) ⊕ π(x)`` with the tweak ``i = (j, c, round)``; ``index`` gives each row's
+    j when the rows are a subset of an extension (default: 0, 1, ...)."""
     count, blocks = len(rows), -(-limbs // 2)
+    j = np.arange(count, dtype=np.uint64) if index is None else np.asarray(index, dtype=np.uint64)
     # ECB on purpose: a public fixed-key permutation applied to independent blocks, not encryption
     enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()  # noqa: S305
     p = np.frombuffer(enc.update(np.ascontiguousarray(rows).tobytes()), dtype=np.uint8).reshape(count, 1, KEY)
     tweak = np.zeros((count, blocks, 4), dtype="<u4")
-    tweak[..., 0] = np.arange(count, dtype=np.uint64)[:, None] & 0xFFFFFFFF
-    tweak[..., 1] = np.arange(count, dtype=np.uint64)[:, None] >> 32
+    tweak[..., 0] = j[:, None] & np.uint64(0xFFFFFFFF)
+    tweak[..., 1] = j[:, None] >> np.uint64(32)
     tweak[..., 2] = np.arange(blocks)[None, :]
     tweak[..., 3] = round_
     x = np.ascontiguousarray(p ^ tweak.view(np.uint8))
     y = np.frombuffer(enc.update(x.tobytes()), dtype=np.uint8).reshape(x.shape) ^ p
     return np.ascontiguousarray(y).view("<u8").reshape(count, blocks * 2)[:, :limbs].astype(np.uint64)
+
+
+def pads(rows: np.ndarray, round_: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Extension rows in (t, j, l) order → pads of ``shape`` (..., bits, m, L): bit l's rows
+    stretched to the limbs that hold K - l bits (the others stay zero: 2^l times them vanishes)."""
+    *_, bits, m, limbs = shape
+    out = np.zeros((len(rows), m, limbs), dtype=np.uint64)
+    need, _ = correction_layout(bits, limbs)
+    per_row = need[np.arange(len(rows)) % bits]
+    for width in np.unique(per_row):
+        sel = np.flatnonzero(per_row == width)
+        out[sel, :, :width] = stretch(rows[sel], round_, m * int(width), sel).reshape(len(sel), m, int(width))
+    return out.reshape(shape)
 
 
 # ---------------------------------------------------------------- the protocol
@@ -121,7 +175,6 @@ class OTCross:
         """This party's share (object ring array, m×p) of ``A·B``; see the module docstring."""
         fp: FixedPoint = sess.fp
         bits, limbs = fp.ring_bits, fp.ring_bits // 64
-        count = k * p * bits
         names = [sess._name(w) for w in ("ot_a", "ot_b", "ot_u", "ot_d")]
         if sess.party == a_owner:
             return self._send(sess, a_owner, np.asarray(a, dtype=object).reshape(m, k), (m, k, p), names)
@@ -135,13 +188,11 @@ class OTCross:
         else:
             rec.again(choices)
             sess.peer.send(names[2], rec.extend())
-        d = sess.peer.recv(names[3])
-        if not isinstance(d, np.ndarray) or d.dtype != np.uint64 or d.shape != (count, m, limbs):
-            raise CryptoError(f"OT cross product: expected a ({count}, {m}, {limbs}) uint64 array of "
-                              f"corrections, got {getattr(d, 'dtype', type(d).__name__)} {getattr(d, 'shape', '')}")
-        pads = stretch(*rec.rows(), m * limbs).reshape(count, m, limbs)
-        got = np.where(choices.astype(bool)[:, None, None], ring_add(pads, d), pads)
-        return fp.from_wire(ring_sum(got.reshape(k, p, bits, m, limbs), (0, 2)).transpose(1, 0, 2))
+        d = unpack_corrections(sess.peer.recv(names[3]), (k, p, bits, m, limbs))
+        rows, round_ = rec.rows()
+        got = pads(rows, round_, (k, p, bits, m, limbs))
+        got = np.where(choices.reshape(k, p, bits)[..., None, None].astype(bool), ring_add(got, d), got)
+        return fp.from_wire(ring_sum(_shift_slices(got, 2), (0, 2)).transpose(1, 0, 2))
 
     def _send(self, sess: Any, me: int, a: np.ndarray, shape: tuple[int, int, int], names: list[str]) -> np.ndarray:
         fp: FixedPoint = sess.fp
@@ -155,9 +206,8 @@ class OTCross:
             snd.again(count)
         snd.absorb(sess.peer.recv(names[2]))
         q0, q1, round_ = snd.rows()
-        p0 = stretch(q0, round_, m * limbs).reshape(k, p, bits, m, limbs)
-        p1 = stretch(q1, round_, m * limbs).reshape(k, p, bits, m, limbs)
-        delta = shifted(fp.to_wire(a.T), bits)  # (k, m, bits, L): A[:, t]·2^l
-        d = ring_sub(ring_add(p0, delta.transpose(0, 2, 1, 3)[:, None]), p1)
-        sess.peer.send(names[3], np.ascontiguousarray(d.reshape(count, m, limbs)))
-        return fp.from_wire(ring_neg(ring_sum(p0, (0, 2))).transpose(1, 0, 2))
+        p0 = pads(q0, round_, (k, p, bits, m, limbs))
+        p1 = pads(q1, round_, (k, p, bits, m, limbs))
+        delta = fp.to_wire(a.T)[:, None, None]  # (k, 1, 1, m, L): A[:, t]
+        sess.peer.send(names[3], pack_corrections(ring_sub(ring_add(p0, delta), p1), bits))
+        return fp.from_wire(ring_neg(ring_sum(_shift_slices(p0, 2), (0, 2))).transpose(1, 0, 2))

@@ -96,25 +96,42 @@ def test_hetero_lr_matches_centralised(breast, tmp_path: Path):
     assert abs(float(rows[first]["predict_score"]) - 1 / (1 + math.exp(-wx))) < 1e-9
 
 
-def test_l1_penalty_matches_the_centralised_proximal_descent(breast, tmp_path: Path):
-    """FATE's L1: each party shrinks its own weights after the step, which is exactly the
-    central proximal gradient step, since the penalty is separable by weight."""
-    conf, dsl = load_example("hetero_lr")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True}, penalty="L1", alpha=0.05,
-                          max_iter=8, tol=0.0)
-    params = conf["component_parameters"]["common"]["hetero_lr_0"]
-    c, d = write_job(tmp_path, conf, dsl)
+def job_and_central_descent(breast, tmp_path: Path, **lr_params) -> tuple[dict, np.ndarray, float, list]:
+    """The hetero_lr example with ``lr_params`` run as a job, and the same descent run centrally:
+    (each party's model, weights, intercept, losses)."""
+    conf = with_lr_params(load_example("hetero_lr")[0], **lr_params)
+    c, d = write_job(tmp_path, conf, load_example("hetero_lr")[1])
     job = breast.ok("job", "submit", "-c", c, "-d", d, "--wait")
     assert job["status"] == "success", job["reason"]
     _, x, y = joined_breast()
-    w_ref, b_ref, loss_ref = taylor_gd(x, y, params)
-    models = breast.models(job["job_id"], "hetero_lr_0")
+    w_ref, b_ref, loss_ref = taylor_gd(x, y, conf["component_parameters"]["common"]["hetero_lr_0"])
+    return breast.models(job["job_id"], "hetero_lr_0"), w_ref, b_ref, loss_ref
+
+
+def test_l1_penalty_matches_the_centralised_proximal_descent(breast, tmp_path: Path):
+    """FATE's L1: each party shrinks its own weights after the step, which is exactly the
+    central proximal gradient step, since the penalty is separable by weight."""
+    models, w_ref, b_ref, loss_ref = job_and_central_descent(
+        breast, tmp_path, encrypt_param={"key_length": 512, "allow_short_key": True}, penalty="L1", alpha=0.05,
+        max_iter=8, tol=0.0)
     w = np.r_[models["guest"]["weights"], models["host"]["weights"]]
     np.testing.assert_allclose(w, w_ref, atol=1e-3)
     assert abs(models["guest"]["intercept"] - b_ref) < 1e-3
     np.testing.assert_allclose(models["guest"]["loss_history"], loss_ref, atol=1e-4)
     zero = w_ref == 0.0
     assert 0 < zero.sum() < len(w_ref) and (w[zero] == 0.0).all()  # sparse, exactly where the central run is
+
+
+def test_ckks_job_matches_the_centralised_descent(breast, tmp_path: Path):
+    """encrypt_param.method ckks: the same descent as Paillier's within the flooding noise,
+    the loss included (decrypted by the arbiter from masked parts)."""
+    pytest.importorskip("tenseal")
+    models, w_ref, b_ref, loss_ref = job_and_central_descent(breast, tmp_path, encrypt_param={"method": "ckks"},
+                                                             max_iter=6)
+    np.testing.assert_allclose(np.r_[models["guest"]["weights"], models["host"]["weights"]], w_ref, atol=1e-4)
+    assert abs(models["guest"]["intercept"] - b_ref) < 1e-4
+    np.testing.assert_allclose(models["guest"]["loss_history"], loss_ref, atol=1e-5)
+    assert models["guest"]["iters"] == len(loss_ref)
 
 
 def test_small_key_job_with_mini_batches_and_adam(breast, tmp_path: Path):

@@ -47,7 +47,11 @@ def taylor_gd_weight_diff(x: np.ndarray, y: np.ndarray, p: dict) -> tuple[np.nda
     return w, b, it + 1
 
 
-def test_two_hosts_match_the_centralised_computation(flow, tmp_path: Path):
+@pytest.mark.parametrize("method", ["paillier", "ckks"])
+def test_two_hosts_match_the_centralised_computation(flow, tmp_path: Path, method: str):
+    """Paillier (a ciphertext per row) and CKKS (8,192 rows to a ciphertext) alike."""
+    if method == "ckks":
+        pytest.importorskip("tenseal")
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
@@ -55,7 +59,7 @@ def test_two_hosts_match_the_centralised_computation(flow, tmp_path: Path):
         flow.upload(EXAMPLES / "data" / f"breast_multi_host_{name}.csv", f"breast_multi_host_{name}",
                     label="y" if role == "guest" else None)
     conf, dsl = load_example("hetero_lr_multi_host")
-    conf = with_lr_params(conf, encrypt_param={"key_length": 512, "allow_short_key": True})
+    conf = with_lr_params(conf, encrypt_param={"method": method, "key_length": 512, "allow_short_key": True})
     params = conf["component_parameters"]["common"]["hetero_lr_0"]
     c, d = write_job(tmp_path, conf, dsl)
     job = flow.ok("job", "submit", "-c", c, "-d", d, "--wait")

@@ -71,7 +71,9 @@ def test_other_methods_are_refused_in_one_line_naming_what_runs_where():
     msg = _method_problem(EncryptParam, method="ou")
     assert msg == ("encrypt_param.method 'ou' is not supported by this component, which encrypts with Paillier "
                    "only; 'ou' runs in HeteroLR and HeteroLinR")
-    assert "'ckks' runs in no component yet" in _method_problem(LinearEncryptParam, method="ckks")
+    assert "'ckks' runs in HeteroLR and HeteroLinR" in _method_problem(EncryptParam, method="ckks")
+    ckks = LinearEncryptParam.model_validate({"method": "CKKS", "key_length": 3})  # key_length: not CKKS's
+    assert ckks.scheme == "ckks" and ckks.notices() == {}
     assert "unknown encrypt_param method 'IterativeAffine'; one of Paillier, ou" in _method_problem(
         EncryptParam, method="IterativeAffine")
 

@@ -60,6 +60,22 @@ def test_hetero_linr_with_ou_equals_the_central_descent(tmp_path, session, data)
     assert models["guest"]["intercept"] == pytest.approx(b, abs=1e-6)
 
 
+@pytest.mark.parametrize("component", [HeteroLR, HeteroLinR])
+def test_ckks_weights_equal_the_central_descent_within_the_flooding(tmp_path, session, data, component):
+    pytest.importorskip("tenseal")
+    models = train(tmp_path, session, data, component, "ckks", 1024)
+    if component is HeteroLR:
+        wg, b, wh, losses = plain_descent(data[2], data[3], data[4], ITERS)
+        # the flooding adds ~2.4e-7 to each averaged gradient (components/crypto/ckks.py)
+        np.testing.assert_allclose(models["guest"]["loss_history"], losses, atol=1e-5)
+    else:
+        wg, b, wh = squared_descent(data[2], data[3], data[4], ITERS)
+    np.testing.assert_allclose(models["guest"]["weights"], wg, atol=1e-5)
+    np.testing.assert_allclose(models["guest"]["intercept"], b, atol=1e-5)
+    np.testing.assert_allclose(models["host"]["weights"], wh, atol=1e-5)
+    assert np.abs(wh).min() > 1e-3
+
+
 @pytest.mark.parametrize("module", ["components.tree.params:HeteroSecureBoostParams",
                                     "components.feature.binning:FeatureBinningParams",
                                     "components.nn.hetero_nn:HeteroNNParams",
@@ -76,3 +92,61 @@ def test_paillier_only_components_refuse_other_methods_in_one_line(module, metho
     assert err["loc"] == ("encrypt_param", "method")
     assert err["msg"].startswith(f"encrypt_param.method '{method}' is not supported by this component, "
                                  "which encrypts with Paillier only")
+
+
+class _Peers:
+    """A federation stand-in for one guest step: the hosts' messages as given, sends kept."""
+
+    def __init__(self, messages: dict):
+        self.messages, self.sent = messages, []
+
+    def get(self, name, tag, parties):
+        return [self.messages[(name, p.party_id)] for p in parties]
+
+    def remote(self, obj, name, tag, parties):
+        self.sent.append(name)
+
+
+def _guest_ctx(peers: _Peers):
+    from types import SimpleNamespace
+
+    roles = {"host": [HOST], "arbiter": [ARBITER], "guest": [GUEST]}
+    return SimpleNamespace(component="hetero_lr_0", federation=peers, role_parties=roles.__getitem__)
+
+
+def test_ckks_guest_refuses_a_host_whose_rows_are_not_its_own_and_sample_weights(session, data):
+    pytest.importorskip("tenseal")
+    from components.crypto import ckks
+    from components.linear.family import LOGISTIC_TAYLOR
+    from components.linear.hetero_packed import CKKSKey, PackedCKKS, keys_digest
+    from flow.core.errors import ComponentError
+
+    key = CKKSKey()
+    guest = PackedCKKS(LOGISTIC_TAYLOR, ("ckks", key.public_bytes()))
+    forward = ckks.to_bytes(ckks.encrypt_vector(guest.context, np.zeros(30)))
+    other_ids = keys_digest([f"id{i:03d}" for i in range(1, 31)])
+    peers = _Peers({("host_forward", HOST.party_id): (other_ids, forward)})
+    w = np.zeros(3)
+    with pytest.raises(ComponentError, match=f"host {HOST.party_id}'s rows of batch 0 are not the guest's"):
+        guest.guest_step(_guest_ctx(peers), "t", 0, data[0].table, w, 30, 0.0, None, False)
+    assert peers.sent == []  # nothing went out
+    with pytest.raises(ComponentError, match="'ckks' does not weight rows yet"):
+        guest.guest_step(_guest_ctx(peers), "t", 0, data[0].table, w, 30, 0.0, None, True)
+    peers.messages[("host_forward", HOST.party_id)] = (guest._batch(0, data[0].table)[0], [b"junk"])
+    with pytest.raises(ComponentError, match=f"\\[\\[wx_h\\]\\] from host {HOST.party_id}: invalid CKKS vector #0"):
+        guest.guest_step(_guest_ctx(peers), "t", 0, data[0].table, w, 30, 0.0, None, False)
+
+
+def test_ckks_key_holder_checks_what_it_is_asked_to_decrypt():
+    pytest.importorskip("tenseal")
+    from components.linear.hetero_packed import CKKSKey
+    from flow.core.errors import CryptoError
+
+    key = CKKSKey()
+    for bad in [None, (0, []), (True, []), ("3", []), (3, "blob")]:
+        with pytest.raises(CryptoError, match="a CKKS message must be"):
+            key.decrypt_many(bad)
+    with pytest.raises(CryptoError, match="one finite factor per vector"):
+        key.decrypt((3, [], [1.0], 0.0))
+    with pytest.raises(CryptoError, match="one finite factor per vector"):
+        key.decrypt((3, [], [], float("nan")))
