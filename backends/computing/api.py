@@ -75,6 +75,10 @@ class Table(ABC):
     def count(self) -> int:
         """Number of pairs."""
 
+    def keys(self) -> list[K]:
+        """Every key, partition by partition: only the keys leave the workers."""
+        return [k for part in self.apply_partitions(_keys_of) for k in part]
+
     @abstractmethod
     def sample(self, fraction: float, seed: int | None = None) -> "Table":
         """Each pair kept with probability ``fraction``; the same seed keeps the same keys."""
@@ -112,19 +116,26 @@ class Session(ABC):
         """A Table from pairs already grouped by :func:`partition_of` (streamed input)."""
         return self.parallelize((kv for part in parts for kv in part), partitions)
 
-    def map_batches(self, items: Sequence[V], fn: Callable[[list[V]], list[R]]) -> list[R]:
+    def map_batches(self, items: Sequence[V], fn: Callable[[list[V]], list[R]], rows_each: int = 1) -> list[R]:
         """``fn`` on the workers over batches of ``items`` (one per partition), returning
         one result per item; the results in input order. For work that is cheaper per
-        batch than per item (one key setup, one vectorised call)."""
+        batch than per item (one key setup, one vectorised call). ``rows_each``: how many
+        table rows of work one item stands for, for a backend that runs small inputs in
+        the driver (a few items that each carry a large block of rows belong on the workers)."""
         out: list[Any] = [None] * len(items)
-        for part in self.parallelize(enumerate(items)).apply_partitions(_indexed(fn)):
+        for part in self._apply_indexed(self.parallelize(enumerate(items)), _indexed(fn), rows_each):
             for i, r in part:
                 out[i] = r
         return out
 
-    def map_list(self, items: Sequence[V], fn: Callable[[V], R]) -> list[R]:
-        """``[fn(x) for x in items]`` on the workers, in input order."""
-        return self.map_batches(items, _each(fn)) if len(items) else []
+    def _apply_indexed(self, table: Table, fn: Callable[[list], list], rows_each: int) -> list:
+        """``table.apply_partitions(fn)``; a backend may weigh the partitions by ``rows_each``."""
+        return table.apply_partitions(fn)
+
+    def map_list(self, items: Sequence[V], fn: Callable[[V], R], rows_each: int = 1) -> list[R]:
+        """``[fn(x) for x in items]`` on the workers, in input order (``rows_each`` as in
+        :meth:`map_batches`)."""
+        return self.map_batches(items, _each(fn), rows_each) if len(items) else []
 
     @abstractmethod
     def stop(self) -> None:
@@ -135,6 +146,10 @@ class Session(ABC):
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _keys_of(part: list) -> list:
+    return [k for k, _ in part]
 
 
 def _indexed(fn: Callable[[list], list]) -> Callable[[list], list]:

@@ -197,6 +197,12 @@ class LocalSession(Session):
             err.add_note("worker traceback:\n" + worker_tb)
         raise err
 
+    def _apply_indexed(self, table: Table, fn: Callable[[list], list], rows_each: int) -> list:
+        """Partitions weighed by ``rows_each`` for the inline threshold: a few heavy items go
+        straight to the pool instead of one running in the driver first."""
+        parts = table._parts if isinstance(table, LocalTable) else list(table.iter_partitions())
+        return self._run("apply_partitions", fn, parts, sizes=[len(p) * max(1, rows_each) for p in parts])
+
     def _run(self, op: str, fn: Callable | None, payloads: list, arg: Any = None,
              sizes: list[int] | None = None) -> list:
         """One task per payload (a partition, or a pair of them); results in order."""
@@ -332,6 +338,10 @@ class LocalTable(Table):
 
     def count(self) -> int:
         return sum(len(p) for p in self._parts)
+
+    def keys(self) -> list[Any]:
+        """From the driver's partitions: no round trip through the pool."""
+        return [k for part in self._parts for k, _ in part]
 
     def sample(self, fraction: float, seed: int | None = None) -> "LocalTable":
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:

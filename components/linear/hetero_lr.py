@@ -111,7 +111,7 @@ class HeteroLR(Component):
         classes = self._classes(ctx, data)
         weighted = rows_fn.check_weights(ctx.component, data)
         n_models = None if classes is None else len(classes)
-        ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
+        ids = sorted(data.table.keys())
         batch_ids = batch_ids_of(p, ids)
         task = "multi" if classes is not None else "binary" if self.loss.classifier else "regression"
         val = Validator.for_guest(ctx, p, inputs.data.get("validate_data"), task, per_iteration=n_models is None)

@@ -73,10 +73,6 @@ def column_task(task: tuple[bytes, list[bytes], np.ndarray]) -> tuple[list[bytes
     return ckks.to_bytes(columns), masks
 
 
-def _dense(part: list) -> list:
-    return [(k, inst.features, inst.label) for k, inst in part]
-
-
 def keys_digest(keys: list) -> str:
     """What guest and hosts compare so that their packed rows line up."""
     return hashlib.sha256("\x1f".join(map(str, keys)).encode()).hexdigest()
@@ -96,10 +92,10 @@ class PackedCKKS(BatchCipher):
     def _batch(self, index: int, batch: Any) -> tuple[str, np.ndarray, np.ndarray]:
         """(digest of the keys, features, labels) of a batch, gathered once."""
         if index not in self._rows:
-            rows = sorted((r for part in batch.apply_partitions(_dense) for r in part), key=lambda r: r[0])
-            X = np.array([r[1] for r in rows], dtype=float).reshape(len(rows), -1)
-            labels = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=float)
-            self._rows[index] = (keys_digest([r[0] for r in rows]), X, labels)
+            rows = sorted(batch.collect(), key=lambda kv: kv[0])  # driver-side on the local backend
+            X = np.array([inst.features for _, inst in rows], dtype=float).reshape(len(rows), -1)
+            labels = np.array([np.nan if inst.label is None else inst.label for _, inst in rows], dtype=float)
+            self._rows[index] = (keys_digest([k for k, _ in rows]), X, labels)
         return self._rows[index]
 
     def _column_sums(self, ctx: Context, fore: list[bytes], X: np.ndarray, name: str, tag: str) -> np.ndarray:
@@ -108,7 +104,9 @@ class PackedCKKS(BatchCipher):
         scales = ckks.column_scales(X)
         scaled = X / scales
         blocks = np.array_split(np.arange(X.shape[1]), max(1, min(X.shape[1], ctx.computing.default_partitions)))
-        done = ctx.computing.map_list([(self.public, fore, scaled[:, block]) for block in blocks], column_task)
+        heavy = len(X) > ckks.SLOTS  # several ciphertexts a column: each block to a worker at once
+        done = ctx.computing.map_list([(self.public, fore, scaled[:, block]) for block in blocks], column_task,
+                                      rows_each=len(X) if heavy else 1)  # fmt: skip
         columns = [blob for blobs, _ in done for blob in blobs]
         masks = np.concatenate([sums for _, sums in done])
         arbiter = ctx.role_parties("arbiter")

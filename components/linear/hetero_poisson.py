@@ -194,7 +194,7 @@ class HeteroPoisson(Component):
         val_rows = None
         if val is not None:
             val_rows = self._offsets(ctx, val.data, p.exposure_colname, header, "validate_data")[0]
-        ids = sorted(k for part in data.table.apply_partitions(lambda part: [k for k, _ in part]) for k in part)
+        ids = sorted(data.table.keys())
         batch_ids = batch_ids_of(p, ids)
         every = val.every if val is not None else None
         ctx.federation.remote((batch_ids, val is not None, every), "batch_info", ctx.tag(), hosts)

@@ -89,6 +89,7 @@ def test_map_list_and_map_batches_keep_input_order(session):
     items = list(range(500, 0, -1))  # keys 0..499, values in the reverse order
     assert session.map_list(items, _square) == [x * x for x in items]
     assert session.map_list([], _square) == []
+    assert session.map_list(items[:3], _square, rows_each=100_000) == [x * x for x in items[:3]]  # a hint only
     batched = session.map_batches(items, _batch_with_size)
     assert [x for x, _ in batched] == items
     batches = round(sum(1 / n for _, n in batched))  # each batch's items count 1/n each
@@ -424,6 +425,15 @@ def test_slow_small_input_moves_to_the_pool(pool_session):
     assert len(pids) > 1, "the rest went to the pool"
 
 
+def test_items_weighed_as_many_rows_go_straight_to_the_pool(pool_session):
+    """A few items each standing for a block of rows: none runs in the driver first (which
+    would serialise it before the others); unweighed, the first one does."""
+    pool_session._pool()
+    weighed = pool_session.map_list(list(range(4)), _slow_pid, rows_each=local.INLINE_BELOW)
+    assert os.getpid() not in weighed
+    assert os.getpid() in pool_session.map_list(list(range(4)), _slow_pid)
+
+
 def test_no_pool_is_started_for_a_fraction_of_a_second():
     # 8 rows at 8 ms: over INLINE_BUDGET_S, far under the price of starting the pool
     with LocalSession(partitions=4, workers=2) as s:
@@ -521,3 +531,9 @@ def test_bad_parallelize_input(pool_session):
 def test_registry_builds_local_sessions():
     with create_session("local", partitions=2, workers=1) as s:
         assert isinstance(s, LocalSession) and s.default_partitions == 2 and s.workers == 1
+
+
+def test_keys_are_every_key_once(session, table, empty):
+    assert sorted(table.keys()) == sorted(k for k, _ in table.collect())
+    assert len(table.keys()) == table.count()
+    assert table.filter(lambda k, v: False).keys() == [] and list(empty.keys()) == []
