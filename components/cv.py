@@ -94,10 +94,6 @@ def fold_digests(folds: dict[Any, int], n_splits: int) -> list[str]:
     return [hashlib.sha256("\n".join(sorted(m)).encode()).hexdigest() for m in members]
 
 
-def _keys(part: list) -> list:
-    return [k for k, _ in part]
-
-
 def _keys_out(keys: frozenset):
     def keep(key, _value) -> bool:
         return key not in keys
@@ -154,7 +150,7 @@ def cross_validate(component: Component, ctx: Context, params: Params, inputs: I
             component.run(_fold_ctx(ctx, i, "p", k), fold_params, Inputs(model=[fitted.model or {}]))
         return Outputs()
     data = inputs.require(ctx.component, "train_data", "data")
-    folds = agree_folds(ctx, cv, [key for part in data.table.apply_partitions(_keys) for key in part],
+    folds = agree_folds(ctx, cv, data.table.keys(),
                         horizontal=component.module.startswith("Homo"))
     sizes = [sum(1 for f in folds.values() if f == i) for i in range(k)]
     ctx.tracker.log_metric("cv", "n_splits", k)

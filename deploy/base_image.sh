@@ -15,10 +15,12 @@ set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 IMAGE NAME PACKAGE[=VERSION]..." >&2; exit 2; }
 IMAGE=$1 NAME=$2
 shift 2
+case $NAME in ''|*[!A-Za-z0-9.+_-]*|.*) echo "base image: NAME must be letters, digits, . + _ - (got '$NAME')" >&2; exit 2;; esac
 CACHE=${FEDWEAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fedweave}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm  # its python3 is 3.11, as the wheels built on the host for the image
-TARBALL=$CACHE/rootfs-$SUITE-minbase-$NAME.tar
+# keyed by the package list too: another list never reuses this rootfs
+TARBALL=$CACHE/rootfs-$SUITE-minbase-$NAME-$(printf '%s\n' "$@" | sha256sum | cut -c1-12).tar
 LOG=$CACHE/debootstrap-$NAME.log
 
 say() { echo "base image: $*" >&2; }

@@ -32,7 +32,7 @@ import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, cast
 
 import cloudpickle
 
@@ -200,7 +200,7 @@ class LocalSession(Session):
     def _apply_indexed(self, table: Table, fn: Callable[[list], list], rows_each: int) -> list:
         """Partitions weighed by ``rows_each`` for the inline threshold: a few heavy items go
         straight to the pool instead of one running in the driver first."""
-        parts = table._parts if isinstance(table, LocalTable) else list(table.iter_partitions())
+        parts = cast(LocalTable, table)._parts  # made by self.parallelize
         return self._run("apply_partitions", fn, parts, sizes=[len(p) * max(1, rows_each) for p in parts])
 
     def _run(self, op: str, fn: Callable | None, payloads: list, arg: Any = None,

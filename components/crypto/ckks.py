@@ -18,8 +18,9 @@ of room for a slot's value and its mask.
 Noise flooding. A CKKS decryption returns ``m + e`` with ``e`` a function of the secret
 key; handing such results to another party lets it recover the key (Li–Micciancio,
 EUROCRYPT 2021). So before decrypting, :meth:`KeyHolder.slot_sums` adds to the ciphertext
-an encryption of Gaussian noise whose slot sum has ``sigma = 2**FLOOD_BITS · ROW_NOISE ·
-rows`` (FLOOD_BITS = 40 statistical bits; ``rows`` the rows summed into the column).
+Gaussian noise, encoded at the ciphertext's scale, whose slot sum has
+``sigma = 2**FLOOD_BITS · ROW_NOISE · rows`` (FLOOD_BITS = 40 statistical bits; ``rows``
+the rows summed into the column).
 ``ROW_NOISE`` = 2**-62 bounds one row's share of ``e`` in a column sum: fresh encryption
 noise <= 2**-67 per slot at scale 2**80 times |x| <= 16, plus the features' encoding
 rounding (~2**-74) times |d| <= 2**7. :func:`column_scales` divides a wider column by a
@@ -214,7 +215,7 @@ def masked(vectors: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
     for v in vectors:
         if v.size() != SLOTS:
             raise CryptoError(f"masked: every vector must have {SLOTS} slots")
-        scale = v.ciphertext()[0].scale
+        scale = v.ciphertext()[0].scale  # TenSEAL 0.3.18's CKKSVector.scale() is broken
         if scale not in zeros:
             zeros[scale] = _encrypt_like(v, np.zeros(SLOTS))
         mask = rng.uniform(-MASK_BOUND, MASK_BOUND, SLOTS)

@@ -22,10 +22,6 @@ class UnionParams(Params):
     keep_duplicate: bool = False
 
 
-def _ids(part):
-    return [k for k, _ in part]
-
-
 def _remap_instances(index: list[int | None]):
     """Instance features -> the union's feature order (NaN where this input lacks one)."""
     def f(inst: Instance) -> Instance:
@@ -69,7 +65,7 @@ class Union(Component):
         result, seen = None, set()
         for i, s in enumerate(kept):
             table = self._aligned(s, names, instances)
-            ids = set(k for part in table.apply_partitions(_ids) for k in part)
+            ids = set(table.keys())
             dup = ids & seen
             if dup and p.keep_duplicate:
                 suffix = s.meta.name if s.meta.name else f"input{i}"

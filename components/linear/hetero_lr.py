@@ -14,9 +14,10 @@ The key is Paillier's, or with ``encrypt_param.method`` ``ou`` Okamoto–Uchiyam
 ciphertext per row; or with ``ckks`` CKKS's, 8,192 rows to a ciphertext. A batch's
 messages are the cipher's (components/linear/hetero_cipher.py, hetero_packed.py); the
 loops below do not depend on which. The arbiter holds the private key and only ever sees
-masked gradients and the loss; guest and hosts only ever see ciphertexts of each other's values. Each party keeps
-only its own weights. With several hosts the loss is not computed (its cross terms
-would need two parties' values at once): use early_stop "weight_diff" there.
+masked gradients and the loss; guest and hosts only ever see ciphertexts of each other's
+values. Each party keeps only its own weights. With several hosts the loss is not
+computed (its cross terms would need two parties' values at once): use early_stop
+"weight_diff" there.
 
 Sample weights (SampleWeight, on the guest) weight the gradient as FATE does: each row's
 [[D]] is multiplied by its weight v before it goes to the hosts, the guest multiplies v

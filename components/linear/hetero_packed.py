@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,6 +88,8 @@ class PackedCKKS(BatchCipher):
         self.public: bytes = message[1]
         self.context = ckks.public_context(self.public)
         self._rows: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
+        #: (batch, whose columns) -> (column scales, the columns divided by them): fixed per batch
+        self._scaled: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def _batch(self, index: int, batch: Any) -> tuple[str, np.ndarray, np.ndarray]:
         """(digest of the keys, features, labels) of a batch, gathered once."""
@@ -98,19 +100,27 @@ class PackedCKKS(BatchCipher):
             self._rows[index] = (keys_digest([k for k, _ in rows]), X, labels)
         return self._rows[index]
 
-    def _column_sums(self, ctx: Context, fore: list[bytes], X: np.ndarray, name: str, tag: str) -> np.ndarray:
+    def _columns(self, index: int, name: str, columns: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(scales, X / scales) of a batch's product columns X = ``columns()``, made once per batch."""
+        if (index, name) not in self._scaled:
+            X = columns()
+            scales = ckks.column_scales(X)
+            self._scaled[index, name] = scales, X / scales
+        return self._scaled[index, name]
+
+    def _column_sums(self, ctx: Context, fore: list[bytes], index: int, columns: Callable[[], np.ndarray],
+                     name: str, tag: str) -> np.ndarray:  # fmt: skip
         """Xᵀ·D through the arbiter: masked columns out (computed on the workers, a block of
         columns each), slot sums back, masks and scales removed."""
-        scales = ckks.column_scales(X)
-        scaled = X / scales
-        blocks = np.array_split(np.arange(X.shape[1]), max(1, min(X.shape[1], ctx.computing.default_partitions)))
-        heavy = len(X) > ckks.SLOTS  # several ciphertexts a column: each block to a worker at once
+        scales, scaled = self._columns(index, name, columns)
+        rows, width = scaled.shape
+        blocks = np.array_split(np.arange(width), max(1, min(width, ctx.computing.default_partitions)))
+        heavy = rows > ckks.SLOTS  # several ciphertexts a column: each block to a worker at once
         done = ctx.computing.map_list([(self.public, fore, scaled[:, block]) for block in blocks], column_task,
-                                      rows_each=len(X) if heavy else 1)  # fmt: skip
-        columns = [blob for blobs, _ in done for blob in blobs]
+                                      rows_each=rows if heavy else 1)  # fmt: skip
         masks = np.concatenate([sums for _, sums in done])
         arbiter = ctx.role_parties("arbiter")
-        ctx.federation.remote((len(X), columns), name, tag, arbiter)
+        ctx.federation.remote((rows, [blob for blobs, _ in done for blob in blobs]), name, tag, arbiter)
         (plain,) = ctx.federation.get(f"{name}_plain", tag, arbiter)
         return (np.asarray(plain, dtype=float) - masks) * scales
 
@@ -133,7 +143,7 @@ class PackedCKKS(BatchCipher):
                                   "host_loss_terms", tag, guest)  # fmt: skip
         (blobs,) = ctx.federation.get("fore_gradient", tag, guest)
         self._vectors(ctx, blobs, "[[D]]", guest[0])  # checked here: a bad one fails naming the guest
-        return self._column_sums(ctx, blobs, X, "host_gradient", tag)
+        return self._column_sums(ctx, blobs, index, lambda: X, "host_gradient", tag)
 
     def guest_step(self, ctx: Context, tag: str, index: int, batch: Any, w: np.ndarray, n: int,
                    penalty: float, positive: float | None, weighted: bool) -> np.ndarray:  # fmt: skip
@@ -158,7 +168,8 @@ class PackedCKKS(BatchCipher):
         fore = ckks.add_plain(total, wx + self.loss.k * t)
         blobs = ckks.to_bytes(fore)
         ctx.federation.remote(blobs, "fore_gradient", tag, hosts)
-        sums = self._column_sums(ctx, blobs, np.column_stack([X, np.ones(len(X))]), "guest_gradient", tag)
+        sums = self._column_sums(ctx, blobs, index, lambda: np.column_stack([X, np.ones(len(X))]), "guest_gradient",
+                                 tag)  # fmt: skip
         if len(hosts) == 1:
             self._send_loss(ctx, tag, fore, wx, t, penalty, hosts[0], arbiter)
         return sums

@@ -138,10 +138,6 @@ def _prediction(w: np.ndarray, threshold: float, classes: np.ndarray | None):
     return f
 
 
-def _ids(part):
-    return [k for k, _ in part]
-
-
 class HomoLR(Component):
     module = "HomoLR"
     params_model = HomoLRParams
@@ -273,7 +269,7 @@ class HomoLR(Component):
             return [data.table]
         if p.batch_size <= 0:
             raise ComponentError(f"HomoLR: batch_size must be -1 (full batch) or positive, got {p.batch_size}")
-        ids = sorted((k for part in data.table.apply_partitions(_ids) for k in part), key=str)
+        ids = sorted(data.table.keys(), key=str)
         if p.shuffle:
             np.random.default_rng(p.init_param.random_seed).shuffle(ids)
         return [data.table.filter(keys_in(frozenset(ids[i:i + p.batch_size])))

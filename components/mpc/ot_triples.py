@@ -104,26 +104,30 @@ def correction_layout(bits: int, limbs: int) -> tuple[np.ndarray, np.ndarray]:
     return -(-width // 64), np.minimum(-(-width // 8), 8 * limbs)
 
 
-def pack_corrections(d: np.ndarray, bits: int) -> np.ndarray:
-    """(..., bits, m, L) corrections → uint8: each bit l's low ``ceil((K-l)/8)`` bytes, in order."""
-    raw = np.ascontiguousarray(d).view(np.uint8)  # (..., bits, m, 8L), little-endian limbs
-    _, nbytes = correction_layout(bits, d.shape[-1])
-    keep = (np.arange(raw.shape[-1])[None, :] < nbytes[:, None])[:, None, :]  # (bits, 1, 8L)
-    return raw[np.broadcast_to(keep, raw.shape)]
-
-
-def unpack_corrections(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The inverse of :func:`pack_corrections` for corrections of ``shape`` (..., bits, m, L);
-    the bytes not sent are zero (2^l times them vanishes mod 2^K)."""
+def _sent_bytes(shape: tuple[int, ...]) -> np.ndarray:
+    """For corrections of ``shape`` (..., bits, m, L) as bytes (..., bits, m, 8L): which bytes cross."""
     *_, bits, m, limbs = shape
     _, nbytes = correction_layout(bits, limbs)
-    keep = np.broadcast_to((np.arange(8 * limbs)[None, :] < nbytes[:, None])[:, None, :], (bits, m, 8 * limbs))
-    full = np.broadcast_to(keep, tuple(shape[:-1]) + (8 * limbs,))
-    if data.ndim != 1 or data.dtype != np.uint8 or data.size != int(full.sum()):
-        raise CryptoError(f"OT cross product: expected {int(full.sum())} bytes of corrections, got "
+    keep = (np.arange(8 * limbs)[None, :] < nbytes[:, None])[:, None, :]  # (bits, 1, 8L)
+    return np.broadcast_to(keep, tuple(shape[:-1]) + (8 * limbs,))
+
+
+def pack_corrections(d: np.ndarray) -> np.ndarray:
+    """(..., bits, m, L) corrections → uint8: each bit l's low ``ceil((K-l)/8)`` bytes, in order."""
+    return np.ascontiguousarray(d).view(np.uint8)[_sent_bytes(d.shape)]  # little-endian limbs
+
+
+def unpack_corrections(data: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of :func:`pack_corrections` for corrections of ``shape`` (..., bits, m, L),
+    checked (they come from the peer); the bytes not sent are zero (2^l times them vanishes
+    mod 2^K)."""
+    sent = _sent_bytes(shape)
+    want = int(sent.sum())
+    if not (isinstance(data, np.ndarray) and data.ndim == 1 and data.dtype == np.uint8 and data.size == want):
+        raise CryptoError(f"OT cross product: expected {want} bytes of corrections, got "
                           f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
-    raw = np.zeros(tuple(shape[:-1]) + (8 * limbs,), dtype=np.uint8)
-    raw[full] = data
+    raw = np.zeros(sent.shape, dtype=np.uint8)
+    raw[sent] = data
     return raw.view("<u8").astype(np.uint64)
 
 
@@ -209,5 +213,5 @@ class OTCross:
         p0 = pads(q0, round_, (k, p, bits, m, limbs))
         p1 = pads(q1, round_, (k, p, bits, m, limbs))
         delta = fp.to_wire(a.T)[:, None, None]  # (k, 1, 1, m, L): A[:, t]
-        sess.peer.send(names[3], pack_corrections(ring_sub(ring_add(p0, delta), p1), bits))
+        sess.peer.send(names[3], pack_corrections(ring_sub(ring_add(p0, delta), p1)))
         return fp.from_wire(ring_neg(ring_sum(_shift_slices(p0, 2), (0, 2))).transpose(1, 0, 2))

@@ -111,10 +111,6 @@ class IntersectionParams(Params):
         return self.cardinality_method if self.cardinality_only else self.intersect_method
 
 
-def _keys(part):
-    return [k for k, _ in part]
-
-
 class Intersection(Component):
     module = "Intersection"
     params_model = IntersectionParams
@@ -156,7 +152,7 @@ class Intersection(Component):
     @staticmethod
     def _ids(ctx: Context, inputs: Inputs) -> tuple[Dataset, list]:
         source = inputs.require(ctx.component)
-        return source, [k for part in source.table.apply_partitions(_keys) for k in part]
+        return source, source.table.keys()
 
     def _output(self, ctx: Context, source: Dataset, shared: set, total: int) -> Outputs:
         table = source.table.filter(keys_in(frozenset(shared)))

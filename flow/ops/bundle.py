@@ -43,6 +43,7 @@ from flow.ops.manifests import (
     BUNDLED_VHOST,
     HOME,
     SPARK_MASTER,
+    SPARK_PORT,
     Rendered,
     broker_user,
     compose,
@@ -80,7 +81,7 @@ def service_conf(party: PartySpec, broker_password: str | None) -> dict[str, Any
     if isinstance(eng.computing, LocalComputing):
         computing["workers"] = eng.computing.workers
     else:
-        computing["engines"]["spark"] = {"master": eng.computing.master or f"spark://{SPARK_MASTER}:7077"}
+        computing["engines"]["spark"] = {"master": eng.computing.master or f"spark://{SPARK_MASTER}:{SPARK_PORT}"}
     federation: dict[str, Any] = {"allow_insecure_transport": fed.allow_insecure}
     if isinstance(fed, RabbitFederation):
         if fed.broker == "bundled":

@@ -28,6 +28,7 @@ _DNS = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 #: Spark's memory sizes (512m, 1g): they go into the workers' ``sh -c`` command, so nothing else
 _SPARK_MEMORY = re.compile(r"\d+[kmgtKMGT]?")
+_ACCOUNT = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 def dns_name(*parts: str) -> str:
@@ -114,8 +115,16 @@ class RabbitBroker(_Strict):
     port: int = Field(5672, ge=1, le=65535)
     vhost: str = "/"
     ssl: bool = False
+    #: an account name: it goes into the rabbitmqctl lines the peers' bundle READMEs print
     user: str | None = None
     password: str | None = None
+
+    @field_validator("user")
+    @classmethod
+    def _account(cls, v: str | None) -> str | None:
+        if v is not None and not _ACCOUNT.fullmatch(v):
+            raise ValueError(f"{v!r} is not a broker account name (1 to 64 letters, digits, _ . @ -)")
+        return v
 
 
 class PulsarBroker(_Strict):
@@ -258,12 +267,22 @@ def parse_cluster(raw: Any, source: str = "cluster.yaml") -> ClusterSpec:
     try:
         spec = ClusterSpec.model_validate(raw)
     except PydanticError as exc:
-        problems += [_line(err, raw, source) for err in exc.errors()]
+        problems += [_line(err, raw, source) for err in _chosen_branch(exc.errors())]
         raise ValidationError(problems) from None
     problems += _one_transport(spec, source) + _long_names(spec, source)
     if problems:
         raise ValidationError(problems)
     return spec
+
+
+def _chosen_branch(errors: list) -> list:
+    """A union of a word and a model (``broker: bundled`` or a mapping) given a mapping fails
+    both branches: only the model's errors say what is wrong."""
+    def beside_the_model(err: Any) -> bool:
+        at = tuple(err["loc"][:-1])
+        return (err["type"] == "literal_error" and isinstance(err["input"], dict)
+                and any(e is not err and tuple(e["loc"][:len(at)]) == at for e in errors))
+    return [err for err in errors if not beside_the_model(err)]
 
 
 def _label(raw: dict, index: Any) -> str:

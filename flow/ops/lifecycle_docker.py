@@ -96,7 +96,7 @@ class DockerTarget(Target):
             self._image(RABBITMQ_IMAGE)
         started = [self._start_broker(dep)] if dep.bundled_broker else []
         if spark:  # the master and the consortium file's workers, as the bundle's compose file has them
-            started += self._spark(dep, dep.image, _spark_of(dep).workers)["containers"]
+            started += self._spark(dep, dep.image, spark.workers)["containers"]
         started.append(self._start_server(dep))
         return {"containers": started, "volume": self.volume(dep), "image": dep.image}
 
@@ -267,7 +267,7 @@ class DockerTarget(Target):
             box.reload()
             if box.status != "running":
                 raise DeployError(f"the bundled broker {box.name} stopped: `flow cluster logs rabbitmq`")
-            if box.exec_run(["rabbitmq-diagnostics", "-q", "check_running"]).exit_code == 0:
+            if box.exec_run(["rabbitmq-diagnostics", "-q", "-t", "5", "check_running"]).exit_code == 0:
                 return str(box.name)
             time.sleep(2)
         raise DeployError(f"party {dep.party.id}: the bundled broker {box.name} had not booted within "
@@ -282,9 +282,10 @@ class DockerTarget(Target):
         return int(uid), int(gid) if gid.isdigit() else int(uid)
 
 
-def _own_spark(dep: Deployment) -> bool:
+def _own_spark(dep: Deployment) -> SparkComputing | None:
+    """The party's Spark settings when it runs its own master (no ``master`` given), else None."""
     comp = dep.party.engines.computing
-    return isinstance(comp, SparkComputing) and comp.master is None
+    return comp if isinstance(comp, SparkComputing) and comp.master is None else None
 
 
 def _spark_of(dep: Deployment) -> SparkComputing:

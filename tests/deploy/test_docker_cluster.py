@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flow.ops.manifests import BUNDLED_VHOST, RABBITMQ_IMAGE, RABBITMQ_VERSION
 from tests.e2e.conftest import EXAMPLES, FlowCLI, load_example, with_lr_params, write_job
+from tests.hive_server import free_port
 
 from .conftest import REPOSITORY, TAGS
 
@@ -71,12 +72,6 @@ def _run(client, image, *entrypoint: str) -> str:
         box.remove(v=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _bindable(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -89,7 +84,7 @@ def _bindable(port: int) -> bool:
 def _broker_port() -> int:
     """A free port for the bundled broker whose Erlang distribution port (it + 20000) is free too."""
     for _ in range(50):
-        port = _free_port() % 25000 + 15000
+        port = free_port() % 25000 + 15000
         if _bindable(port) and _bindable(port + 20000):
             return port
     raise AssertionError("no free port pair (P, P + 20000) for the bundled broker")
@@ -101,7 +96,7 @@ def consortium(image, broker_image, docker_client, tmp_path_factory):
     host runs the bundled broker; guest and arbiter receive on it too, each as its own user."""
     root = tmp_path_factory.mktemp("consortium")
     orgs = {pid: FlowCLI(_mkdir(root / f"org_{pid}")) for pid in PARTIES.values()}
-    ports = {pid: _free_port() for pid in PARTIES.values()}
+    ports = {pid: free_port() for pid in PARTIES.values()}
     broker_port = _broker_port()
     peers = {pid: {"user": f"fw_{pid}", "password": secrets.token_urlsafe(18)} for pid in PARTIES.values()
              if pid != HOST}

@@ -17,6 +17,7 @@ import yaml
 from flow.ops.manifests import SPARK_WEBUI_PORT
 from tests.conftest import service_unavailable
 from tests.e2e.conftest import EXAMPLES, FlowCLI, write_job
+from tests.hive_server import free_port
 
 from .conftest import REPOSITORY, SPARK_TAG
 
@@ -25,12 +26,6 @@ pytestmark = pytest.mark.e2e
 PARTY = "9999"
 PEER_KEY = "J+ittBoeRn3eeOSmLUlo+r4MbapHjxRiHpdRtnzFNDo="  # a peer that is never installed
 NAME = "e2espark"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def spark_party(spark_image, tmp_path_factory):
     root = tmp_path_factory.mktemp("spark")
     (root / "org").mkdir()
     org = FlowCLI(root / "org")
-    port = _free_port()
+    port = free_port()
     fed = {"engine": "rabbitmq", "allow_insecure": True,
            "broker": {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest"}}
     spec = {"name": NAME, "image": {"repository": REPOSITORY, "tag": SPARK_TAG}, "parties": [

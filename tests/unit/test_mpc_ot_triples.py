@@ -114,12 +114,15 @@ def test_ot_cross_products_and_what_each_side_sees(monkeypatch: pytest.MonkeyPat
 
 def test_corrections_pack_to_k_minus_l_bits_and_back():
     d = RNG.integers(0, 2 ** 63, (2, 3, 128, 5, 2), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    back = unpack_corrections(pack_corrections(d, 128), d.shape)
+    back = unpack_corrections(pack_corrections(d), d.shape)
     # 2^l times a correction is what counts: equal mod 2^K once shifted, whatever bytes were left out
     np.testing.assert_array_equal(ot_triples._shift_slices(back, 2), ot_triples._shift_slices(d, 2))
     assert (back[..., 64:, :, 1] == 0).all() and (back[..., :8, :, :] == d[..., :8, :, :]).all()
-    with pytest.raises(Exception, match="bytes of corrections"):
-        unpack_corrections(pack_corrections(d, 128)[:-1], d.shape)
+    from flow.core.errors import CryptoError
+
+    for bad in (pack_corrections(d)[:-1], pack_corrections(d).tolist(), "bytes"):  # a peer's message: anything
+        with pytest.raises(CryptoError, match="bytes of corrections"):
+            unpack_corrections(bad, d.shape)
 
 
 def test_malformed_corrections_are_refused():
