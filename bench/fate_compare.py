@@ -49,7 +49,7 @@ class Case:
     job: str    # lr | sbt | sshe | psi (run_fate.py's names)
     n: int      # epochs or trees
     large: bool = False
-    method: str = "paillier"  # fedweave's encrypt_param.method (FATE's side runs Paillier)
+    method: str = ""  # fedweave's encrypt_param.method or intersect_method ("": the example's, as FATE's side)
 
 
 CASES = [
@@ -68,6 +68,9 @@ CASES = [
     Case("syn100k_sshe", "100,000 x (20 + 80) SSHE-LR 1 epoch", "syn100k", "sshe", 1, large=True),
     Case("syn100k_sbt", "100,000 x (10 + 50) SecureBoost 3 trees depth 3", "syn100k60", "sbt", 3, large=True),
     Case("psi_1m", "PSI 1,000,000 x 1,000,000 ids (ECDH, 600,000 shared)", "psi1m", "psi", 0, large=True),
+    Case("psi_200k_kkrt", "PSI 200,000 x 200,000 ids (fedweave OT-based)", "psi200k", "psi", 0, method="kkrt"),
+    Case("psi_1m_kkrt", "PSI 1,000,000 x 1,000,000 ids (fedweave OT-based)", "psi1m", "psi", 0, large=True,
+         method="kkrt"),
 ]
 
 
@@ -144,9 +147,11 @@ def fedweave_job(case: Case) -> tuple[dict, dict]:
             if key not in keep:
                 common.pop(key)
         conf["component_parameters"]["role"]["host"]["0"].pop("evaluation_0", None)
+        if case.method:
+            common["intersection_0"] = {**common.get("intersection_0", {}), "intersect_method": case.method}
     elif case.job == "lr":
         common[cpn].update(max_iter=case.n, alpha=0.001)
-        common[cpn]["encrypt_param"] = {**common[cpn].get("encrypt_param", {}), "method": case.method}
+        common[cpn]["encrypt_param"] = {**common[cpn].get("encrypt_param", {}), "method": case.method or "paillier"}
     elif case.job == "sshe":
         common[cpn].update(max_iter=case.n)
     else:
@@ -167,7 +172,7 @@ def run_fedweave(home: Path, case: Case) -> tuple[float, float | None]:
         peaks = party_peaks(home, job)
         print("    peak memory per party: " + (", ".join(f"{p} {m}" for p, m in peaks.items()) or "not logged"))
     if case.job == "lr" and (epoch := training_seconds(home, job, EXAMPLE["lr"][1])) is not None:
-        print(f"    fedweave {case.method}: {epoch:.2f} s per epoch (the guest's training loop)")
+        print(f"    fedweave {case.method or 'paillier'}: {epoch:.2f} s per epoch (the guest's training loop)")
     return wall, (guest_auc(home, job) if case.job != "psi" else None)
 
 

@@ -101,6 +101,16 @@ _OPS: dict[str, Callable[[Any, int, Any, Any], Any]] = {
 }
 
 
+def _combine(op: str, head: Any, rest: Any) -> Any:
+    """One partition's result from those of two slices of its rows (a row-wise ``op``)."""
+    if op == "map":  # buckets by target partition
+        merged = {j: list(b) for j, b in head.items()}
+        for j, b in rest.items():
+            merged[j] = _unique(merged[j] + b) if j in merged else b
+        return merged
+    return head + rest
+
+
 def _watch_parent(parent: int) -> None:
     """Pool initializer: a worker whose driver died (killed party, SIGKILL) exits instead of
     waiting forever on its queue. Polling, because PR_SET_PDEATHSIG follows the spawning

@@ -14,7 +14,13 @@ partitions go to the pool after all. Until the session's pool exists the budget 
 :data:`POOL_START_BUDGET_S`: starting it (interpreters, imports, one per worker) costs more
 than a fraction of a second of inline work, and a small job's parties (three on two cores
 in a standalone run) would otherwise each start one for a few tens of milliseconds' work.
-Inputs at or above the threshold always use the pool.
+Inputs at or above the threshold go to the pool unless their rows are cheap: for the
+row-wise operations (:data:`ROW_OPS`) the driver first runs a few rows of the first partition
+and times them beside pickling them and their results; where a row costs less to compute
+than about twice what it costs to ship (a key filter, a parse, a format), the driver runs the
+rest too, as no pool could win back its pickling (cheap rows of a million-row table took
+tens of seconds on a two-core pool, a second inline). ``inline_below=0`` sends everything
+to the pool.
 
 Tables keep one value per key: where an input or a re-keying yields a key twice, the
 later pair wins. Functions must not mutate the values they are given (inline runs see
@@ -25,6 +31,7 @@ time needs the ``if __name__ == "__main__":`` guard (workers import the main mod
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import threading
 import time
@@ -39,6 +46,7 @@ import cloudpickle
 from backends.computing._local_ops import (  # noqa: F401 - PARENT_POLL_S, sample_keep: re-exported
     PARENT_POLL_S,
     Part,
+    _combine,
     _execute,
     _type_name,
     _unique,
@@ -55,6 +63,12 @@ INLINE_BUDGET_S = 0.05
 #: ...or under this many while no pool has been started (the price of starting one)
 POOL_START_BUDGET_S = 0.5
 START_METHODS = ("spawn", "forkserver")
+#: operations whose payload may be cut into slices of rows (see _probe_rows)
+ROW_OPS = frozenset({"map_values", "filter", "map", "sample"})
+#: rows a probe times (after one alone, which decides by itself when it is slow)
+PROBE_ROWS = 64
+#: a first row slower than this sends the operation to the pool without more probing
+PROBE_SLOW_S = 1e-3
 
 
 def _cores() -> int:
@@ -211,9 +225,51 @@ class LocalSession(Session):
         sizes = [len(p) for p in payloads] if sizes is None else sizes
         results: list = [None] * len(payloads)
         done = self._run_inline(op, fn, arg, payloads, sizes, results)
+        if done == 0 and op in ROW_OPS and self._inline_below > 0:
+            head = self._probe_rows(op, fn, arg, payloads)
+            if head is not None:
+                first, probed, inline = head
+                if inline:  # cheap rows: the driver runs them all
+                    for i, payload in enumerate(payloads):
+                        rest = payload[len(probed[0]):] if i == first else payload
+                        results[i] = self._unwrap(op, i, _execute(op, fn, i, arg, rest))
+                else:
+                    payloads = [p[len(probed[0]):] if i == first else p for i, p in enumerate(payloads)]
+                    self._run_pool(op, blob, arg, payloads, results, 0)
+                results[first] = _combine(op, probed[1], results[first])
+                return results
         if done < len(payloads):
             self._run_pool(op, blob, arg, payloads, results, done)
         return results
+
+    def _probe_rows(self, op: str, fn, arg, payloads: list) -> tuple[int, tuple[list, Any], bool] | None:
+        """Run the first rows of the first non-empty partition in the driver: (that partition,
+        (rows run, their result), whether the driver should run the rest). The rest is cheap
+        to run inline when a row's compute time c and shipping time s (pickling it and its
+        result, there and back) make c · (1 - 1/W) ≤ s · (1/W + 1/2): what W workers save in
+        compute is lost to shipping, of which the driver's half is serial."""
+        first = next((i for i, p in enumerate(payloads) if p), None)
+        if first is None:
+            return None
+        part = payloads[first]
+        start = time.perf_counter()
+        one = self._unwrap(op, first, _execute(op, fn, first, arg, part[:1]))
+        if time.perf_counter() - start > PROBE_SLOW_S or len(part) == 1:
+            return first, (part[:1], one), False
+        rows = part[1:PROBE_ROWS + 1]
+        start = time.perf_counter()
+        out = self._unwrap(op, first, _execute(op, fn, first, arg, rows))
+        compute = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+            pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - unpicklable: the pool reports it with its own message
+            return first, (part[:1], one), False
+        ship = 2 * (time.perf_counter() - start)  # loads cost about what dumps do
+        w = self._workers
+        inline = compute * (1 - 1 / w) <= ship * (1 / w + 0.5)
+        return first, (part[:len(rows) + 1], _combine(op, one, out)), inline
 
     def _run_inline(self, op: str, fn, arg, payloads: list, sizes: list[int], results: list) -> int:
         total = sum(sizes)

@@ -124,16 +124,45 @@ def _rows(rows: list[bytes], width: int) -> np.ndarray:
 # ---------------------------------------------------------------- IKNP extension
 
 
-def _prg(seed: np.ndarray, nbytes: int, block: int = 0) -> np.ndarray:
+def prg(seed: np.ndarray, nbytes: int, block: int = 0) -> np.ndarray:
     """AES-CTR of ``seed`` from counter block ``block`` (each extension of a reused base OT reads on)."""
     enc = Cipher(algorithms.AES(seed.tobytes()), modes.CTR(block.to_bytes(16, "big"))).encryptor()
     return np.frombuffer(enc.update(bytes(nbytes)), dtype=np.uint8)
 
 
-def _transpose(cols: np.ndarray, m: int) -> np.ndarray:
-    """(KAPPA, ⌈m/8⌉) packed columns → (m, KAPPA/8) packed rows."""
-    bits = np.unpackbits(cols, axis=1, bitorder="little")[:, :m]
-    return np.packbits(np.ascontiguousarray(bits.T), axis=1, bitorder="little")
+_M1, _M2, _M3 = np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC), np.uint64(0x00000000F0F0F0F0)
+_S1, _S2, _S3 = np.uint64(7), np.uint64(14), np.uint64(28)
+
+
+def _flip8(x: np.ndarray) -> np.ndarray:
+    """Transpose the 8×8 bit matrix in each little-endian uint64 (byte a = row a, bit b = column
+    b) in place: three swaps of off-diagonal blocks (2×2, 4×4 then 4×4 halves)."""
+    for mask, shift in ((_M1, _S1), (_M2, _S2), (_M3, _S3)):
+        t = (x ^ (x >> shift)) & mask
+        x ^= t ^ (t << shift)
+    return x
+
+
+def transpose(cols: np.ndarray, m: int) -> np.ndarray:
+    """(bits, ⌈m/8⌉) packed columns → (m, bits/8) packed rows (bits a multiple of 8).
+
+    Bytes are regrouped into 8×8 bit blocks, which :func:`_flip8` transposes as uint64s, so no
+    array holds one byte per bit."""
+    bits, nbytes = cols.shape
+    blocks = cols.reshape(bits // 8, 8, nbytes).transpose(0, 2, 1).copy()  # a copy: flipped in place
+    flipped = _flip8(blocks.view("<u8").reshape(bits // 8, nbytes)).view(np.uint8)
+    return np.ascontiguousarray(flipped.reshape(bits // 8, nbytes * 8).T)[:m]
+
+
+def untranspose(rows: np.ndarray, nbytes: int) -> np.ndarray:
+    """(m, bits/8) packed rows → (bits, nbytes) packed columns: the inverse of :func:`transpose`
+    (rows past m are zero)."""
+    m, width = rows.shape
+    padded = np.zeros((nbytes * 8, width), dtype=np.uint8)
+    padded[:m] = rows
+    blocks = np.ascontiguousarray(padded.T).reshape(width, nbytes, 8)
+    flipped = _flip8(blocks.view("<u8").reshape(width, nbytes)).view(np.uint8).reshape(width, nbytes, 8)
+    return np.ascontiguousarray(flipped.transpose(0, 2, 1)).reshape(width * 8, nbytes)
 
 
 def pad(rows: np.ndarray, length: int, tweak: bytes = b"", indexed: bool = True) -> np.ndarray:
@@ -182,10 +211,10 @@ class ExtensionSender:
         if not isinstance(u, np.ndarray) or u.dtype != np.uint8 or u.shape != (KAPPA, nbytes):
             raise CryptoError(f"malformed OT extension matrix: expected ({KAPPA}, {nbytes}) bytes")
         seeds = self._base.keys()
-        q = np.stack([_prg(seeds[i], nbytes, self._block) for i in range(KAPPA)])
+        q = np.stack([prg(seeds[i], nbytes, self._block) for i in range(KAPPA)])
         self._block += -(-nbytes // 16)
         q ^= u * self._s[:, None].astype(np.uint8)
-        self._q = _transpose(q, self.count)
+        self._q = transpose(q, self.count)
 
     def random_keys(self, length: int = KEY) -> tuple[np.ndarray, np.ndarray]:
         """Random OT: the pair of pads (H(q_j), H(q_j ⊕ s)), each (count, length)."""
@@ -237,10 +266,10 @@ class ExtensionReceiver:
         k0, k1 = self._seeds
         nbytes = -(-self.count // 8)
         r = np.packbits(self.choices, bitorder="little")
-        t = np.stack([_prg(k0[i], nbytes, self._block) for i in range(KAPPA)])
-        u = t ^ np.stack([_prg(k1[i], nbytes, self._block) for i in range(KAPPA)]) ^ r
+        t = np.stack([prg(k0[i], nbytes, self._block) for i in range(KAPPA)])
+        u = t ^ np.stack([prg(k1[i], nbytes, self._block) for i in range(KAPPA)]) ^ r
         self._block += -(-nbytes // 16)
-        self._t = _transpose(t, self.count)
+        self._t = transpose(t, self.count)
         return u
 
     def random_keys(self, length: int = KEY) -> np.ndarray:

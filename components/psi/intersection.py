@@ -2,7 +2,7 @@
 
 The method is chosen by ``intersect_method`` from :data:`PROTOCOLS` ("ecdh", the default,
 over Curve25519; "dh", over an RFC 3526 prime group; "rsa", blind signatures; "raw", ids
-in the clear). Each method runs
+in the clear; "kkrt", fedweave's OT-based PSI, for large sets). Each method runs
 between the guest and each host and tells the guest which of its ids each host shares;
 the guest keeps the ids that every host shares. With ``sync_intersect_ids`` the guest
 then sends each host the positions of that final set among the host's own ids, so all
@@ -40,6 +40,7 @@ from components.psi._cache import cached_ids, make_cache, read_cache
 from components.psi._commutative import CommutativeProtocol
 from components.psi._dh import DhParams, DhProtocol
 from components.psi._ecdh import EcdhParams, EcdhProtocol
+from components.psi._kkrt import KkrtParams, KkrtProtocol
 from components.psi._protocol import MethodParams, PsiProtocol
 from components.psi._raw import RawParams, RawProtocol
 from components.psi._rsa import RsaParams, RsaProtocol
@@ -47,7 +48,7 @@ from flow.core.errors import ComponentError
 
 #: intersect_method -> the protocol that runs it
 PROTOCOLS: dict[str, type[PsiProtocol]] = {"ecdh": EcdhProtocol, "dh": DhProtocol, "rsa": RsaProtocol,
-                                           "raw": RawProtocol}
+                                           "raw": RawProtocol, "kkrt": KkrtProtocol}
 
 _HASHES = Literal["md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sm3"]
 
@@ -68,7 +69,7 @@ class IntersectionParams(Params):
     #: FATE's Bloom-filter pre-filter: same intersection without it (see the module docstring)
     inert = frozenset({"run_preprocess", "intersect_preprocess_params"})
 
-    intersect_method: Literal["ecdh", "dh", "rsa", "raw"] = "ecdh"
+    intersect_method: Literal["ecdh", "dh", "rsa", "raw", "kkrt"] = "ecdh"
     sync_intersect_ids: bool = True
     only_output_key: bool = False
     join_role: Literal["guest", "host"] = "guest"
@@ -76,6 +77,7 @@ class IntersectionParams(Params):
     dh_params: DhParams | None = None
     rsa_params: RsaParams | None = None
     raw_params: RawParams | None = None
+    kkrt_params: KkrtParams | None = None
     intersect_cache_param: dict[str, Any] | None = None
     run_cache: bool = False
     cardinality_only: bool = False
@@ -96,9 +98,10 @@ class IntersectionParams(Params):
                 raise refuse("cardinality_only cannot run preprocessing (run_preprocess)")
             if self.run_cache:
                 raise refuse("cardinality_only cannot run_cache")
-        if self.run_cache and self.intersect_method == "raw":
-            raise PydanticCustomError("not_supported", "not supported: run_cache with intersect_method raw "
-                                      "(FATE caches rsa, dh and ecdh intersections)")
+        if self.run_cache and self.intersect_method in ("raw", "kkrt"):
+            raise PydanticCustomError("not_supported", "not supported: run_cache with intersect_method {method} "
+                                      "(FATE caches rsa, dh and ecdh intersections)",
+                                      {"method": self.intersect_method})
         if self.run_preprocess:
             fpr = (self.intersect_preprocess_params or PreprocessParams()).false_positive_rate
             if fpr < 0.01:

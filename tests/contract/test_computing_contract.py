@@ -398,11 +398,32 @@ def pool_session():
         yield s
 
 
-def test_large_input_runs_on_the_pool(pool_session):
+def test_large_input_of_costly_rows_runs_on_the_pool(pool_session):
+    """A first row slower than PROBE_SLOW_S: the rest goes to the workers, no more probing."""
     t = pool_session.parallelize((i, i) for i in range(2 * local.INLINE_BELOW))
-    pids = set(dict(t.map_values(lambda v: os.getpid()).collect()).values())
-    assert os.getpid() not in pids
-    assert pids <= set(pool_session._executor._processes)
+    pids = dict(t.map_values(lambda v: _slow_pid(v, 2 * local.PROBE_SLOW_S)).collect())
+    assert list(pids.values()).count(os.getpid()) == 1, "one probe row ran in the driver"
+    assert set(pids.values()) - {os.getpid()} <= set(pool_session._executor._processes)
+
+
+def test_large_input_of_cheap_rows_runs_in_the_driver(pool_session):
+    """Rows that cost less to compute than to pickle: no pool could win, the driver runs them
+    (and the results are those of the pool)."""
+    pool_session._pool()
+    n = 20 * local.INLINE_BELOW
+    t = pool_session.parallelize((i, str(i)) for i in range(n))
+    here = {os.getpid()}
+    assert {p for _, (v, p) in t.map_values(lambda v: (v, os.getpid())).collect()} == here
+    moved = dict(t.map(lambda k, v: (k + 1, (v, os.getpid()))).collect())
+    assert {k: v for k, (v, _) in moved.items()} == {i + 1: str(i) for i in range(n)}
+    assert {p for v, p in moved.values()} == here
+    assert sorted(dict(t.filter(lambda k, v: k % 3 == 0 and os.getpid() in here).collect())) == list(range(0, n, 3))
+
+
+def test_inline_below_zero_keeps_cheap_rows_on_the_pool():
+    with LocalSession(partitions=2, workers=1, inline_below=0) as s:
+        t = s.parallelize((i, i) for i in range(5000))
+        assert os.getpid() not in {p for _, p in t.map_values(lambda v: os.getpid()).collect()}
 
 
 def test_small_input_runs_inline(pool_session, monkeypatch):

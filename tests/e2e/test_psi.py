@@ -122,3 +122,13 @@ def test_psi_with_no_shared_ids(flow, tmp_path: Path):
     metrics = flow.ok("tracking", "metrics", "-j", job["job_id"], "-r", "host", "-p", "10000",
                       "-cpn", "intersection_0")["intersection"]
     assert metrics["intersect_count"] == 0
+
+
+def test_ot_psi_10000_by_10000_with_6000_shared_and_a_second_host(flow, tmp_path: Path):
+    """fedweave's OT-based method (intersect_method kkrt) through the real CLI: the same set as
+    a plain set intersection, on every party, with two hosts (one OPRF per host)."""
+    shared, guest_ids, host_ids, second_host = ten_thousand_each()
+    assert set(shared) == set(guest_ids) & set(host_ids) & set(second_host)
+    job = run_psi(flow, tmp_path, {"g10k": guest_ids, "h10k": host_ids, "h8k": second_host},
+                  psi_conf("g10k", "h10k", "h8k", method="kkrt"))
+    assert_outputs(flow, tmp_path, job, [("guest", 9999), ("host", 10000), ("host", 10001)], set(shared))

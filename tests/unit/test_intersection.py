@@ -24,6 +24,7 @@ HOST2 = Party("host", "10001")
 METHODS = [
     ("ecdh", {"ecdh_params": {"salt": "x"}}),
     ("rsa", {"rsa_params": {"hash_method": "sha384", "final_hash_method": "md5", "salt": "x"}}),
+    ("kkrt", {}),
     ("raw", {}),
     ("raw", {"raw_params": {"use_hash": True, "hash_method": "sha1", "join_role": "host"}}),
 ]
@@ -63,7 +64,7 @@ def test_every_method_gives_the_set_all_parties_share(tmp_path: Path, method: st
         assert metrics[("intersection", "intersect_rate")] == pytest.approx(50 / total)
 
 
-@pytest.mark.parametrize("method, params", METHODS[:3])
+@pytest.mark.parametrize("method, params", METHODS[:4])
 def test_one_host(tmp_path: Path, method: str, params: dict):
     guest, host1, _ = three_parties()
     out = run(tmp_path, {GUEST: guest, HOST: host1}, intersect_method=method, **params)
@@ -80,7 +81,7 @@ def test_without_sync_the_host_learns_nothing(tmp_path: Path):
 
 
 def test_registry_names_follow_fate():
-    assert set(PROTOCOLS) == {"ecdh", "dh", "rsa", "raw"}
+    assert set(PROTOCOLS) == {"ecdh", "dh", "rsa", "raw", "kkrt"}  # FATE 1.x's four, and fedweave's OT PSI
     assert all(issubclass(p, PsiProtocol) for p in PROTOCOLS.values())
     assert get_args(Hash) == HASHES  # what the conf accepts is what the primitives hash with
 
@@ -117,3 +118,14 @@ def test_malformed_wire_arrays_are_refused(value):
     with pytest.raises(ComponentError, match=r"cpn_0: malformed encrypted host ids: expected an \(n, 32\)"):
         array_to_rows(value, 32, "cpn_0", "encrypted host ids")
     assert array_to_rows(rows_to_array([b"a" * 32, b"b" * 32], 32), 32, "c", "x") == [b"a" * 32, b"b" * 32]
+
+
+def test_a_host_sending_malformed_oprf_values_is_named(tmp_path: Path, monkeypatch):
+    from components.mpc import kkrt
+
+    real = kkrt.KkrtSender.values
+    monkeypatch.setattr(kkrt.KkrtSender, "values", lambda self, u: real(self, u)[:, 1:])  # one id short
+    guest, host1, _ = three_parties()
+    expected = r"cpn_0: host:10000: malformed OPRF values: expected 110 per hash.*got shape \(3, 109, 8\)"
+    with pytest.raises(ComponentError, match=expected):
+        run(tmp_path, {GUEST: guest, HOST: host1}, intersect_method="kkrt", sync_intersect_ids=False)
