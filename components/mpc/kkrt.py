@@ -10,8 +10,9 @@ Kolesnikov, Kumaresan, Rosulek and Trieu's OPRF (CCS 2016), semi-honest, the way
   sender, holding the base-OT choice string ``s``, gets ``q_j = t_j ⊕ (C(x_j, k_j) ∧ s)``.
 * The receiver's PRF output of bin ``j`` is ``H(j, t_j)``; the sender can compute
   ``F_j(y, k) = H(j, q_j ⊕ (C(y, k) ∧ s))`` for any ``y``, which equals it when ``y`` is the
-  receiver's id there and is pseudo-random to the receiver otherwise (two different codes
-  differ in at least 128 of 512 bits, so the receiver would have to guess as many bits of ``s``).
+  receiver's id there and is pseudo-random to the receiver otherwise (the codes of two inputs
+  differ in at least 128 of their 512 bits but with negligible probability, so the receiver
+  would have to guess as many bits of ``s``).
 * The sender sends ``F_{h_k(y)}(y, k)`` for each of its ids and each ``k`` (in its own id
   order); the receiver looks its outputs up among them.
 
@@ -74,8 +75,9 @@ def _aes(key: bytes, blocks: np.ndarray) -> np.ndarray:
 
 def _tweaks(domain: int, count: int) -> np.ndarray:
     """``count`` distinct 16-byte blocks, XORed into a digest to make different AES inputs."""
-    return ((np.arange(count, dtype="<u8") + (domain << 32))[:, None].view(np.uint8)
-            .repeat(2, axis=0).reshape(count, 16) * np.array([1] * 8 + [0] * 8, dtype=np.uint8))
+    out = np.zeros((count, 16), dtype=np.uint8)
+    out[:, :8] = (np.arange(count, dtype="<u8") + (domain << 32))[:, None].view(np.uint8)
+    return out
 
 
 def positions(ids: np.ndarray, seed: bytes, bins: int) -> np.ndarray:
