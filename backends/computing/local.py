@@ -69,6 +69,9 @@ ROW_OPS = frozenset({"map_values", "filter", "map", "sample"})
 PROBE_ROWS = 64
 #: a first row slower than this sends the operation to the pool without more probing
 PROBE_SLOW_S = 1e-3
+#: rows cheaper than this stay in the driver whatever their pickling costs: a pool's own
+#: overhead per row (pipes, queues, result objects) is about as much
+CHEAP_ROW_S = 2e-6
 
 
 def _cores() -> int:
@@ -247,7 +250,8 @@ class LocalSession(Session):
         (rows run, their result), whether the driver should run the rest). The rest is cheap
         to run inline when a row's compute time c and shipping time s (pickling it and its
         result, there and back) make c · (1 - 1/W) ≤ s · (1/W + 1/2): what W workers save in
-        compute is lost to shipping, of which the driver's half is serial."""
+        compute is lost to shipping, of which the driver's half is serial; or when c is below
+        :data:`CHEAP_ROW_S` whatever s is."""
         first = next((i for i, p in enumerate(payloads) if p), None)
         if first is None:
             return None
@@ -268,7 +272,7 @@ class LocalSession(Session):
             return first, (part[:1], one), False
         ship = 2 * (time.perf_counter() - start)  # loads cost about what dumps do
         w = self._workers
-        inline = compute * (1 - 1 / w) <= ship * (1 / w + 0.5)
+        inline = compute <= CHEAP_ROW_S * len(rows) or compute * (1 - 1 / w) <= ship * (1 / w + 0.5)
         return first, (part[:len(rows) + 1], _combine(op, one, out)), inline
 
     def _run_inline(self, op: str, fn, arg, payloads: list, sizes: list[int], results: list) -> int:

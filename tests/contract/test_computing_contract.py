@@ -407,17 +407,28 @@ def test_large_input_of_costly_rows_runs_on_the_pool(pool_session):
 
 
 def test_large_input_of_cheap_rows_runs_in_the_driver(pool_session):
-    """Rows that cost less to compute than to pickle: no pool could win, the driver runs them
-    (and the results are those of the pool)."""
+    """Rows that cost less to compute than to pickle (small arrays, as parsed features are):
+    no pool could win, the driver runs them, with the pool's results."""
     pool_session._pool()
     n = 20 * local.INLINE_BELOW
-    t = pool_session.parallelize((i, str(i)) for i in range(n))
+    t = pool_session.parallelize((i, np.full(4, float(i))) for i in range(n))
     here = {os.getpid()}
     assert {p for _, (v, p) in t.map_values(lambda v: (v, os.getpid())).collect()} == here
-    moved = dict(t.map(lambda k, v: (k + 1, (v, os.getpid()))).collect())
-    assert {k: v for k, (v, _) in moved.items()} == {i + 1: str(i) for i in range(n)}
+    moved = dict(t.map(lambda k, v: (k + 1, (v * 2, os.getpid()))).collect())
+    assert sorted(moved) == list(range(1, n + 1)) and all((v == 2 * (k - 1)).all() for k, (v, _) in moved.items())
     assert {p for v, p in moved.values()} == here
     assert sorted(dict(t.filter(lambda k, v: k % 3 == 0 and os.getpid() in here).collect())) == list(range(0, n, 3))
+
+
+def test_rows_below_the_cheap_floor_stay_in_the_driver_whatever_they_ship(pool_session, monkeypatch):
+    """Rows that ship for nothing (ints) but cost less than CHEAP_ROW_S to compute."""
+    pool_session._pool()
+    monkeypatch.setattr(local, "CHEAP_ROW_S", 1.0)
+    t = pool_session.parallelize((i, i) for i in range(2 * local.INLINE_BELOW))
+    assert {p for _, p in t.map_values(lambda v: os.getpid()).collect()} == {os.getpid()}
+    monkeypatch.setattr(local, "CHEAP_ROW_S", 0.0)
+    slow = t.map_values(lambda v: _slow_pid(v, local.PROBE_SLOW_S / 4))  # compute far above shipping
+    assert set(dict(slow.collect()).values()) - {os.getpid()}
 
 
 def test_inline_below_zero_keeps_cheap_rows_on_the_pool():
