@@ -106,13 +106,19 @@ class MemoryFederation(Federation):
         super().__init__("job", local)
         self.hub, self.failed, self.session = hub, failed, session
 
+    def _queue(self, name, tag, src, dst) -> queue.Queue:
+        """One queue per (name, tag, sender, receiver); setdefault, as a defaultdict's lookup is
+        not atomic: a receiver polling a key while its sender first writes it could each make
+        a queue, and the receiver's would replace the one holding the message."""
+        return self.hub.setdefault((name, tag, src, dst), queue.Queue())
+
     @classmethod
     def from_conf(cls, *args, **kwargs):  # pragma: no cover - not used
         raise NotImplementedError
 
     def remote(self, obj, name, tag, parties):
         for p in parties:
-            self.hub[(name, tag, self.local, p)].put(codec.encode(obj))
+            self._queue(name, tag, self.local, p).put(codec.encode(obj))
 
     def get(self, name, tag, parties, timeout=None):
         out = []
@@ -121,7 +127,7 @@ class MemoryFederation(Federation):
                 if self.failed:
                     raise AssertionError(f"{self.local}: a peer failed while waiting for {name}")
                 try:
-                    out.append(codec.decode(self.hub[(name, tag, p, self.local)].get(timeout=0.1), self.session))
+                    out.append(codec.decode(self._queue(name, tag, p, self.local).get(timeout=0.1), self.session))
                     break
                 except queue.Empty:
                     continue

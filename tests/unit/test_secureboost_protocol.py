@@ -37,10 +37,16 @@ class MemoryFederation(Federation):
     def from_conf(cls, *args, **kwargs):  # pragma: no cover - not used
         raise NotImplementedError
 
+    def _queue(self, name, tag, src, dst) -> queue.Queue:
+        """One queue per (name, tag, sender, receiver); setdefault, as a defaultdict's lookup is
+        not atomic: a receiver polling a key while its sender first writes it could each make
+        a queue, and the receiver's would replace the one holding the message."""
+        return self.hub.setdefault((name, tag, src, dst), queue.Queue())
+
     def remote(self, obj, name, tag, parties):
         data = codec.encode(obj)
         for p in parties:
-            self.hub[(name, tag, self.local, p)].put(data)
+            self._queue(name, tag, self.local, p).put(data)
 
     def get(self, name, tag, parties, timeout=None):
         out = []
@@ -49,7 +55,7 @@ class MemoryFederation(Federation):
                 if self.failed:  # a peer failed: stop waiting, as PeerFailed would
                     raise AssertionError(f"{self.local}: a peer failed while waiting for {name}")
                 try:
-                    out.append(codec.decode(self.hub[(name, tag, p, self.local)].get(timeout=0.1)))
+                    out.append(codec.decode(self._queue(name, tag, p, self.local).get(timeout=0.1)))
                     break
                 except queue.Empty:
                     continue
