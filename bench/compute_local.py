@@ -65,8 +65,8 @@ def main() -> None:
                       f"partitions: {session.default_partitions}")
                 warm, _ = _timed(lambda: session.parallelize(heavy[:8]).map_values(lambda v: v).count())
                 print(f"pool start (first operation on the pool): {warm:.3f}s")
-            else:
-                session.parallelize(heavy[:8]).map_values(powmod).count()  # the pool up, as above
+            else:  # the pool up, as above: rows slow enough that the probe sends them there
+                session.parallelize(heavy[:INLINE_BELOW]).map_values(powmod).count()
             heavy_s, out = _mapped(session.parallelize(heavy), powmod)
             assert out == ref_heavy
             light_s, out = _mapped(session.parallelize(light), _plus_one)

@@ -228,27 +228,33 @@ class LocalSession(Session):
         sizes = [len(p) for p in payloads] if sizes is None else sizes
         results: list = [None] * len(payloads)
         done = self._run_inline(op, fn, arg, payloads, sizes, results)
-        if done == 0 and op in ROW_OPS and self._inline_below > 0:
-            head = self._probe_rows(op, fn, arg, payloads)
-            if head is not None:
-                first, probed, inline = head
-                if inline:  # cheap rows: the driver runs them all
-                    for i, payload in enumerate(payloads):
-                        rest = payload[len(probed[0]):] if i == first else payload
-                        results[i] = self._unwrap(op, i, _execute(op, fn, i, arg, rest))
-                else:
-                    payloads = [p[len(probed[0]):] if i == first else p for i, p in enumerate(payloads)]
-                    self._run_pool(op, blob, arg, payloads, results, 0)
-                results[first] = _combine(op, probed[1], results[first])
-                return results
+        if done == 0 and op in ROW_OPS and self._inline_below > 0 and \
+                self._run_rows(op, fn, blob, arg, payloads, results):
+            return results
         if done < len(payloads):
             self._run_pool(op, blob, arg, payloads, results, done)
         return results
 
-    def _probe_rows(self, op: str, fn, arg, payloads: list) -> tuple[int, tuple[list, Any], bool] | None:
+    def _run_rows(self, op: str, fn, blob: bytes | None, arg, payloads: list, results: list) -> bool:
+        """A row-wise operation on a large input: probe its first rows, then run the rest in
+        the driver or on the pool as the probe says; False if there was no row to probe."""
+        probe = self._probe_rows(op, fn, arg, payloads)
+        if probe is None:
+            return False
+        first, taken, head, inline = probe
+        rest = [p[taken:] if i == first else p for i, p in enumerate(payloads)]
+        if inline:
+            for i, payload in enumerate(rest):
+                results[i] = self._unwrap(op, i, _execute(op, fn, i, arg, payload))
+        else:
+            self._run_pool(op, blob, arg, rest, results, 0)
+        results[first] = _combine(op, head, results[first])
+        return True
+
+    def _probe_rows(self, op: str, fn, arg, payloads: list) -> tuple[int, int, Any, bool] | None:
         """Run the first rows of the first non-empty partition in the driver: (that partition,
-        (rows run, their result), whether the driver should run the rest). The rest is cheap
-        to run inline when a row's compute time c and shipping time s (pickling it and its
+        how many rows ran, their result, whether the driver should run the rest). The rest is
+        cheap to run inline when a row's compute time c and shipping time s (pickling it and its
         result, there and back) make c · (1 - 1/W) ≤ s · (1/W + 1/2): what W workers save in
         compute is lost to shipping, of which the driver's half is serial; or when c is below
         :data:`CHEAP_ROW_S` whatever s is."""
@@ -259,7 +265,7 @@ class LocalSession(Session):
         start = time.perf_counter()
         one = self._unwrap(op, first, _execute(op, fn, first, arg, part[:1]))
         if time.perf_counter() - start > PROBE_SLOW_S or len(part) == 1:
-            return first, (part[:1], one), False
+            return first, 1, one, False
         rows = part[1:PROBE_ROWS + 1]
         start = time.perf_counter()
         out = self._unwrap(op, first, _execute(op, fn, first, arg, rows))
@@ -269,11 +275,11 @@ class LocalSession(Session):
             pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
             pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - unpicklable: the pool reports it with its own message
-            return first, (part[:1], one), False
+            return first, 1, one, False
         ship = 2 * (time.perf_counter() - start)  # loads cost about what dumps do
         w = self._workers
         inline = compute <= CHEAP_ROW_S * len(rows) or compute * (1 - 1 / w) <= ship * (1 / w + 0.5)
-        return first, (part[:len(rows) + 1], _combine(op, one, out)), inline
+        return first, len(rows) + 1, _combine(op, one, out), inline
 
     def _run_inline(self, op: str, fn, arg, payloads: list, sizes: list[int], results: list) -> int:
         total = sum(sizes)

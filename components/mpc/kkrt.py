@@ -17,7 +17,7 @@ Kolesnikov, Kumaresan, Rosulek and Trieu's OPRF (CCS 2016), semi-honest, the way
   order); the receiver looks its outputs up among them.
 
 All the work is AES (the code, the bins, the generators of the extension), a bit-matrix
-transpose and BLAKE2b (``H``) over numpy arrays: no public-key operation but the
+transpose and SHA-256 (``H``, the OT extension's own row hash) over numpy arrays: no public-key operation but the
 :data:`WIDTH` base OTs of :mod:`components.mpc.ot`. Output length: enough bits that a false
 match among all ``3 · m · n_sender`` comparisons has probability below 2^-:data:`STAT`.
 """
@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from components.mpc.ot import BaseReceiver, BaseSender, prg, transpose, untranspose
+from components.mpc.ot import BaseReceiver, BaseSender, aes_blocks, pad, prg, transpose, untranspose
 from flow.core.errors import CryptoError
 
 WIDTH = 512          # code bits = base OTs
@@ -45,6 +44,7 @@ _LOAD = 1.27         # bins per receiver id (three hash functions, no stash)
 _SLACK = 256         # extra bins, so that small sets place without retries
 _ATTEMPTS = 8        # cuckoo seeds tried before giving up
 _ROUNDS = 4000       # insertion rounds per seed
+_PRF = b"fedweave-kkrt-h"  # tweak of H(j, row) (components.mpc.ot.pad)
 
 
 def digests(ids: Iterable[str | bytes]) -> np.ndarray:
@@ -67,12 +67,6 @@ def output_bytes(bins: int, sender_ids: int) -> int:
     return min(32, math.ceil((STAT + math.log2(HASHES * bins * max(1, sender_ids))) / 8))
 
 
-def _aes(key: bytes, blocks: np.ndarray) -> np.ndarray:
-    """AES as a keyed permutation of independent 16-byte blocks (a PRF, not a way to encrypt data)."""
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - one block per input
-    return np.frombuffer(enc.update(np.ascontiguousarray(blocks).tobytes()), dtype=np.uint8).reshape(blocks.shape)
-
-
 def _tweaks(domain: int, count: int) -> np.ndarray:
     """``count`` distinct 16-byte blocks, XORed into a digest to make different AES inputs."""
     out = np.zeros((count, 16), dtype=np.uint8)
@@ -85,7 +79,7 @@ def positions(ids: np.ndarray, seed: bytes, bins: int) -> np.ndarray:
     tweak = _tweaks(1, HASHES)
     out = np.empty((len(ids), HASHES), dtype=np.int64)
     for k in range(HASHES):
-        block = _aes(seed, ids ^ tweak[k])
+        block = aes_blocks(seed, ids ^ tweak[k])
         out[:, k] = (block[:, :8].copy().view("<u8")[:, 0] % np.uint64(bins)).astype(np.int64)
     return out
 
@@ -94,19 +88,7 @@ def codes(ids: np.ndarray, which: np.ndarray | int, key: bytes) -> np.ndarray:
     """(n, CODE) pseudo-random code of each (id, hash index)."""
     tweak = _tweaks(2, HASHES * (CODE // 16)).reshape(HASHES, CODE // 16, 16)
     blocks = ids[:, None, :] ^ tweak[np.broadcast_to(np.asarray(which), (len(ids),))]
-    return _aes(key, blocks).reshape(len(ids), CODE)
-
-
-def prf(rows: np.ndarray, index: np.ndarray, length: int) -> np.ndarray:
-    """H(j, row): BLAKE2b of the bin index and the row, ``length`` bytes each: (n, length)."""
-    n = len(rows)
-    buf = np.empty((n, 8 + rows.shape[1]), dtype=np.uint8)
-    buf[:, :8] = np.asarray(index, dtype="<u8")[:, None].view(np.uint8)
-    buf[:, 8:] = rows
-    view, width, h = memoryview(buf.tobytes()), buf.shape[1], hashlib.blake2b
-    out = b"".join(h(view[i * width:(i + 1) * width], digest_size=length, person=b"fedweave-kkrt-h").digest()
-                   for i in range(n))
-    return np.frombuffer(out, dtype=np.uint8).reshape(n, length)
+    return aes_blocks(key, blocks).reshape(len(ids), CODE)
 
 
 # ---------------------------------------------------------------- cuckoo table
@@ -196,7 +178,7 @@ class KkrtReceiver:
         """H(j, t_j) of every bin: (bins, output_bytes)."""
         if self._t is None:
             raise CryptoError("OPRF: extend() has not run")
-        return prf(self._t, np.arange(self.placement.bins), output_bytes(self.placement.bins, sender_ids))
+        return pad(self._t, output_bytes(self.placement.bins, sender_ids), _PRF)
 
     def match(self, values: np.ndarray, mine: np.ndarray | None = None) -> dict[int, int]:
         """The sender's (3, n, L) values against this side's outputs: id index -> sender position.
@@ -258,11 +240,16 @@ class KkrtSender:
         self._seed, self.bins = bytes(seed), bins
         return self._base.respond(a_bytes), self._key
 
-    def rows(self, u: np.ndarray) -> np.ndarray:
-        """q_j of every bin from the receiver's matrix U: (bins, CODE)."""
-        nbytes = -(-self.bins // 8)
+    def _set_up(self) -> bytes:
+        """The receiver's cuckoo seed, once :meth:`respond` has run."""
         if self._seed is None:
             raise CryptoError("OPRF: respond() has not run")
+        return self._seed
+
+    def rows(self, u: np.ndarray) -> np.ndarray:
+        """q_j of every bin from the receiver's matrix U: (bins, CODE)."""
+        self._set_up()
+        nbytes = -(-self.bins // 8)
         if not isinstance(u, np.ndarray) or u.dtype != np.uint8 or u.shape != (WIDTH, nbytes):
             raise CryptoError(f"malformed OPRF matrix: expected ({WIDTH}, {nbytes}) bytes, "
                               f"got {getattr(u, 'shape', type(u).__name__)}")
@@ -271,14 +258,13 @@ class KkrtSender:
         q ^= u * self._s[:, None].astype(np.uint8)
         return transpose(q, self.bins)
 
-    def values_for(self, q: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-        """F_{h_k(y)}(y, k) for ids ``ids`` (a slice of this side's), given all rows ``q``."""
-        if self._seed is None:
-            raise CryptoError("OPRF: respond() has not run")
-        where = positions(ids, self._seed, self.bins)[:, k]
+    def values_for(self, q: np.ndarray, ids: np.ndarray, where: np.ndarray, k: int) -> np.ndarray:
+        """F_j(y, k) for ids ``ids`` at their bins ``where`` under hash function k, given all rows ``q``."""
         s = np.packbits(self._s, bitorder="little")
-        return prf(q[where] ^ (codes(ids, k, self._key) & s), where, output_bytes(self.bins, len(self.ids)))
+        return pad(q[where] ^ (codes(ids, k, self._key) & s), output_bytes(self.bins, len(self.ids)), _PRF, where)
 
     def values(self, u: np.ndarray) -> np.ndarray:
+        """(3, n, L): every id's value under each hash function, in this side's id order."""
         q = self.rows(u)
-        return np.stack([self.values_for(q, self.ids, k) for k in range(HASHES)])
+        where = positions(self.ids, self._set_up(), self.bins)
+        return np.stack([self.values_for(q, self.ids, where[:, k], k) for k in range(HASHES)])

@@ -130,6 +130,13 @@ def prg(seed: np.ndarray, nbytes: int, block: int = 0) -> np.ndarray:
     return np.frombuffer(enc.update(bytes(nbytes)), dtype=np.uint8)
 
 
+def aes_blocks(key: bytes, blocks: np.ndarray) -> np.ndarray:
+    """AES under ``key`` applied to each 16-byte block of ``blocks`` (same shape): a keyed
+    permutation of independent blocks, as fixed-key hashes and PRFs use it, not encryption."""
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - one block per input
+    return np.frombuffer(enc.update(np.ascontiguousarray(blocks).tobytes()), dtype=np.uint8).reshape(blocks.shape)
+
+
 _M1, _M2, _M3 = np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC), np.uint64(0x00000000F0F0F0F0)
 _S1, _S2, _S3 = np.uint64(7), np.uint64(14), np.uint64(28)
 
@@ -165,14 +172,26 @@ def untranspose(rows: np.ndarray, nbytes: int) -> np.ndarray:
     return np.ascontiguousarray(flipped.transpose(0, 2, 1)).reshape(width * 8, nbytes)
 
 
-def pad(rows: np.ndarray, length: int, tweak: bytes = b"", indexed: bool = True) -> np.ndarray:
-    """SHA-256(tweak, j, counter, row_j) expanded to ``length`` bytes per row: (m, length)
-    (j = 0 for all rows unless ``indexed``: the row then carries its own index)."""
+def pad(rows: np.ndarray, length: int, tweak: bytes = b"", index: np.ndarray | int | None = None) -> np.ndarray:
+    """SHA-256(tweak, j, counter, row) expanded to ``length`` bytes per row: (m, length).
+    j is the row's position, or ``index`` (one per row, or one int for all rows). The inputs
+    are laid out in one array and hashed from a memoryview: no bytes object per row."""
+    m, width = rows.shape
     blocks = -(-length // 32)
-    sha = hashlib.sha256
-    parts = [sha(tweak + (j if indexed else 0).to_bytes(8, "little") + c.to_bytes(4, "little") + row).digest()
-             for j, row in enumerate(r.tobytes() for r in rows) for c in range(blocks)]
-    return np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(len(rows), blocks * 32)[:, :length]
+    head = len(tweak)
+    buf = np.empty((m, head + 12 + width), dtype=np.uint8)
+    buf[:, :head] = np.frombuffer(tweak, dtype=np.uint8)
+    labels = np.arange(m) if index is None else np.broadcast_to(np.asarray(index), (m,))
+    buf[:, head:head + 8] = labels.astype("<u8")[:, None].view(np.uint8)
+    buf[:, head + 12:] = rows
+    out = np.empty((m, blocks * 32), dtype=np.uint8)
+    step, sha = buf.shape[1], hashlib.sha256
+    for c in range(blocks):
+        buf[:, head + 8:head + 12] = np.frombuffer(c.to_bytes(4, "little"), dtype=np.uint8)
+        view = memoryview(buf.tobytes())
+        digests = b"".join(sha(view[i * step:(i + 1) * step]).digest() for i in range(m))
+        out[:, c * 32:(c + 1) * 32] = np.frombuffer(digests, dtype=np.uint8).reshape(m, 32)
+    return out[:, :length]
 
 
 def _tweak(round_: int) -> bytes:
@@ -304,7 +323,7 @@ def _n_pads(keys: np.ndarray, index: np.ndarray, length: int) -> np.ndarray:
     count, k = keys.shape[:2]
     where = np.stack(np.broadcast_arrays(np.arange(count)[:, None], index), axis=-1).astype("<u8")
     rows = np.concatenate([where.view(np.uint8).reshape(count * k, 16), keys.reshape(count * k, -1)], axis=1)
-    return pad(rows, length, b"1-of-n", indexed=False).reshape(count, k, length)
+    return pad(rows, length, b"1-of-n", index=0).reshape(count, k, length)
 
 
 class OneOfNSender:

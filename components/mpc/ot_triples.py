@@ -26,10 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from components.mpc.fixedpoint import FixedPoint
-from components.mpc.ot import KEY, ExtensionReceiver, ExtensionSender
+from components.mpc.ot import KEY, ExtensionReceiver, ExtensionSender, aes_blocks
 from flow.core.errors import CryptoError
 
 #: the public key of the fixed-key AES that stretches a pad (any constant would do)
@@ -138,16 +137,14 @@ def stretch(rows: np.ndarray, round_: int, limbs: int, index: np.ndarray | None 
     j when the rows are a subset of an extension (default: 0, 1, ...)."""
     count, blocks = len(rows), -(-limbs // 2)
     j = np.arange(count, dtype=np.uint64) if index is None else np.asarray(index, dtype=np.uint64)
-    # ECB on purpose: a public fixed-key permutation applied to independent blocks, not encryption
-    enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()  # noqa: S305
-    p = np.frombuffer(enc.update(np.ascontiguousarray(rows).tobytes()), dtype=np.uint8).reshape(count, 1, KEY)
+    p = aes_blocks(_FIXED_KEY, rows).reshape(count, 1, KEY)
     tweak = np.zeros((count, blocks, 4), dtype="<u4")
     tweak[..., 0] = j[:, None] & np.uint64(0xFFFFFFFF)
     tweak[..., 1] = j[:, None] >> np.uint64(32)
     tweak[..., 2] = np.arange(blocks)[None, :]
     tweak[..., 3] = round_
     x = np.ascontiguousarray(p ^ tweak.view(np.uint8))
-    y = np.frombuffer(enc.update(x.tobytes()), dtype=np.uint8).reshape(x.shape) ^ p
+    y = aes_blocks(_FIXED_KEY, x) ^ p
     return np.ascontiguousarray(y).view("<u8").reshape(count, blocks * 2)[:, :limbs].astype(np.uint64)
 
 

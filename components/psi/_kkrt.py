@@ -7,7 +7,7 @@ guest (OPRF receiver)                              host (OPRF sender)
                                                ◀─── PRF values of its ids, 3 per id, in id order
   matches them against its own outputs
 
-No public-key operation but 512 base OTs per host: the rest is AES and BLAKE2b over numpy
+No public-key operation but 512 base OTs per host: the rest is AES and hashing over numpy
 arrays, so 1,000,000 ids per side take seconds where ECDH's four million X25519 ladders
 take minutes on two cores. As with ECDH, the guest learns which of its ids each host
 holds and where (the values come in the host's id order); a host learns only the guest's

@@ -45,8 +45,8 @@ def test_outputs_equal_the_senders_values_only_for_the_id_in_the_bin():
     receiver, sender, u = session(guest, host)
     p, g = receiver.placement, kkrt.digests(guest)
     mine = receiver.outputs(len(host))
-    values = sender.values_for(sender.rows(u), g, 0)  # the sender's PRF of the guest's ids, hash 0
     bins = kkrt.positions(g, p.seed, p.bins)[:, 0]
+    values = sender.values_for(sender.rows(u), g, bins, 0)  # the sender's PRF of the guest's ids, hash 0
     holds = (p.owner[bins] == np.arange(len(guest))) & (p.which[bins] == 0)
     assert 0 < holds.sum() < len(guest)
     assert ((values == mine[bins]).all(axis=1) == holds).all()
