@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -118,13 +117,14 @@ def _progress_table(detail: dict) -> RichTable:
 
 
 def wait_for(env: Env, job_id: str, poll: float = 0.5, console: Console | None = None) -> dict:
-    """Polls quickly at first (a small job ends within a second or two), then every ``poll`` s."""
+    """Polls quickly at first (a small job ends within a second or two), then every ``poll`` s;
+    a supervisor this process started wakes it as it ends."""
     console = console or Console(stderr=True)
     detail = env.ops.job_query(job_id)
     delay = min(0.05, poll)
     with Live(_progress_table(detail), console=console, refresh_per_second=4, transient=False) as live:
         while detail["status"] not in FINAL_STATES:
-            time.sleep(delay)
+            jobs.pause(job_id, delay)
             delay = min(delay * 1.5, poll)
             detail = env.ops.job_query(job_id)
             live.update(_progress_table(detail))

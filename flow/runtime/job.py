@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ sys.exit(code)
 _started: dict[int, subprocess.Popen] = {}
 #: the home of each job whose supervisor this process started
 _homes: dict[str, Path] = {}
+#: the supervisor's pid of each job whose supervisor this process started
+_pids: dict[str, int] = {}
 
 
 def child_python(cwd: Path) -> tuple[list[str], Path | None]:
@@ -104,7 +107,21 @@ def _start_supervisor(conf: ServiceConf, job_id: str) -> int:
             del _started[pid]
     _started[proc.pid] = proc
     _homes[job_id] = conf.home_path
+    _pids[job_id] = proc.pid
     return proc.pid
+
+
+def pause(job_id: str, seconds: float) -> None:
+    """Sleep ``seconds``, or less if this process started the job's supervisor and it ends
+    first: ``flow job submit --wait`` then reports the end at once, not at its next poll."""
+    proc = _started.get(_pids.get(job_id, 0))
+    if proc is None:
+        time.sleep(seconds)
+        return
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def submit_job(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path) -> dict[str, Any]:

@@ -69,3 +69,22 @@ def test_the_exit_file_holds_pid_and_the_supervisors_code(tmp_path: Path):
     proc = _launch(tmp_path, "job2")
     pid, code = (tmp_path / "exit").read_text().split()
     assert code == "3" and int(pid) > 1 and proc.returncode == 3
+
+
+def test_pause_wakes_when_a_supervisor_started_here_ends(monkeypatch):
+    """``flow job submit --wait`` sleeps through jobs.pause: a supervisor this process started
+    wakes it as it exits, instead of at its next poll; any other job's pause sleeps in full."""
+    import time
+
+    from flow.runtime import job as jobs
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    monkeypatch.setitem(jobs._started, proc.pid, proc)
+    monkeypatch.setitem(jobs._pids, "job-here", proc.pid)
+    start = time.monotonic()
+    jobs.pause("job-here", 60)
+    assert proc.poll() == 0  # it returned because the supervisor ended...
+    assert time.monotonic() - start < 30  # ...not because the 60 s ran out
+    start = time.monotonic()
+    jobs.pause("job-elsewhere", 0.2)  # not ours: a plain sleep
+    assert time.monotonic() - start >= 0.2
