@@ -60,6 +60,8 @@ CASES = [
     Case("syn20k_lr", "20,000 x (20 + 80) LR 2 epochs", "syn20k", "lr", 2, large=True),
     Case("syn20k_sbt", "20,000 x (20 + 80) SecureBoost 3 trees depth 3", "syn20k", "sbt", 3, large=True),
     Case("breast_lr_ckks", "breast LR 20 epochs (fedweave CKKS)", "breast", "lr", 20, method="ckks"),
+    Case("breast_lr_ou", "breast LR 20 epochs (fedweave OU 1024)", "breast", "lr", 20, method="ou"),
+    Case("breast_sbt_ou", "breast SecureBoost 5 trees depth 3 (fedweave OU 1024)", "breast", "sbt", 5, method="ou"),
     Case("syn20k_lr_ckks", "20,000 x (20 + 80) LR 2 epochs (fedweave CKKS)", "syn20k", "lr", 2, large=True,
          method="ckks"),
     Case("syn100k_lr", "100,000 x (20 + 80) LR 1 epoch", "syn100k", "lr", 1, large=True),
@@ -67,6 +69,8 @@ CASES = [
          method="ckks"),
     Case("syn100k_sshe", "100,000 x (20 + 80) SSHE-LR 1 epoch", "syn100k", "sshe", 1, large=True),
     Case("syn100k_sbt", "100,000 x (10 + 50) SecureBoost 3 trees depth 3", "syn100k60", "sbt", 3, large=True),
+    Case("syn100k_sbt_ou", "100,000 x (10 + 50) SecureBoost 3 trees depth 3 (fedweave OU 1024)", "syn100k60", "sbt",
+         3, large=True, method="ou"),
     Case("psi_1m", "PSI 1,000,000 x 1,000,000 ids (ECDH, 600,000 shared)", "psi1m", "psi", 0, large=True),
     Case("psi_200k_kkrt", "PSI 200,000 x 200,000 ids (fedweave OT-based)", "psi200k", "psi", 0, method="kkrt"),
     Case("psi_1m_kkrt", "PSI 1,000,000 x 1,000,000 ids (fedweave OT-based)", "psi1m", "psi", 0, large=True,
@@ -156,6 +160,8 @@ def fedweave_job(case: Case) -> tuple[dict, dict]:
         common[cpn].update(max_iter=case.n)
     else:
         common[cpn].update(num_trees=case.n)
+        if case.method:
+            common[cpn]["encrypt_param"] = {**common[cpn].get("encrypt_param", {}), "method": case.method}
     return conf, dsl
 
 

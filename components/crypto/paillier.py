@@ -322,6 +322,11 @@ class AdditivePrivateKey:
         """The modulus of the plaintext space (n for Paillier, p for OU)."""
         raise NotImplementedError
 
+    @property
+    def plain_modulus(self) -> int:
+        """The modulus of the plaintext space: a raw decryption above half of it is a negative value."""
+        return self._plain_modulus()
+
     def decrypt(self, value: EncryptedNumber) -> float:
         """Decrypt and decode to a float; raises CryptoError on a wrong key or overflow."""
         if not isinstance(value, EncryptedNumber):

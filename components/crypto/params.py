@@ -3,10 +3,10 @@ HeteroLinR, HeteroSecureBoost, HeteroFeatureBinning...), with the bounds of a sa
 
 ``method`` names the scheme (FATE 2's ``he_param.kind``; any letter case): ``Paillier``
 (the default, everywhere) or ``ou`` (Okamoto–Uchiyama, components/crypto/ou.py; the same
-arithmetic at about a quarter of the cost). A component runs the methods its model class
-lists in ``methods``; any other is refused at validation in one line. HeteroLR and
-HeteroLinR (:class:`LinearEncryptParam`) also run ``ckks`` (components/crypto/ckks.py,
-fixed 128-bit parameters: ``key_length`` does not apply to it and is not checked).
+arithmetic at about a quarter of the cost; HeteroLR, HeteroLinR and HeteroSecureBoost). A
+component runs the methods its model class lists in ``methods``; any other is refused at
+validation in one line. HeteroLR and HeteroLinR (:class:`LinearEncryptParam`) also run
+``ckks`` (components/crypto/ckks.py, fixed 128-bit parameters: ``key_length`` does not apply to it and is not checked).
 ``key_length`` is the size of the modulus n in bits: n = p·q for Paillier (so it must be
 even), n = p²·q for OU; both rest on factoring n, so the same bounds apply.
 
@@ -36,6 +36,8 @@ MAX_KEY_BITS = 8192
 METHODS = {"paillier": "Paillier", "ou": "ou (Okamoto-Uchiyama)", "ckks": "ckks"}
 #: the methods whose key_length is the modulus size
 KEYED = ("paillier", "ou")
+#: where a method other than Paillier runs, for the message that refuses it elsewhere
+RUNS_IN = {"ou": "HeteroLR, HeteroLinR and HeteroSecureBoost", "ckks": "HeteroLR and HeteroLinR"}
 
 
 class EncryptParam(BaseModel):
@@ -59,7 +61,7 @@ class EncryptParam(BaseModel):
             raise PydanticCustomError("method", "unknown encrypt_param method '{m}'; one of {known}",
                                       {"m": method, "known": ", ".join(METHODS.values())})
         if name not in cls.methods:
-            where = "HeteroLR and HeteroLinR" if name in LinearEncryptParam.methods else "no component yet"
+            where = RUNS_IN.get(name, "no component yet")
             raise PydanticCustomError("method", "encrypt_param.method '{m}' is not supported by this component, "
                                       "which encrypts with {ours} only; '{m}' runs in {where}",
                                       {"m": method, "ours": " or ".join(METHODS[m] for m in cls.methods),
@@ -108,6 +110,15 @@ class LinearEncryptParam(EncryptParam):
     """``encrypt_param`` of HeteroLR and HeteroLinR: Paillier, OU or CKKS (components/linear/hetero_cipher.py)."""
 
     methods: ClassVar[tuple[str, ...]] = ("paillier", "ou", "ckks")
+
+
+class TreeEncryptParam(EncryptParam):
+    """``encrypt_param`` of HeteroSecureBoost: Paillier or OU (FATE 2's ``he_param.kind`` for trees).
+    OU's ciphertexts live modulo n, not n², so a host's bin sums and packing cost about a third
+    and the guest's decryptions a sixth of Paillier's at the same key length
+    (components/tree/packing.py packs fewer sums per ciphertext: its plaintexts are a third as long)."""
+
+    methods: ClassVar[tuple[str, ...]] = ("paillier", "ou")
 
 
 def _title(info: ValidationInfo) -> str:

@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from components.base import Context
-from components.crypto.paillier import EncryptedNumber, PaillierPublicKey, generate_keypair
+from components.crypto import schemes
+from components.crypto.paillier import EncryptedNumber
 from components.crypto.vector import encrypted_sum
 from components.tree.parallel import decrypt_all, encrypt_all
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import GUEST, Node, Tree, leaf_candidates, threshold_decider
-from flow.core.errors import ComponentError
+from flow.core.errors import ComponentError, CryptoError
 
 #: fixed-point bits of the encrypted weights (a double's mantissa)
 PRECISION = 52
@@ -85,15 +86,17 @@ def eini_guest_scores(ctx: Context, p: HeteroSecureBoostParams, model: dict, x: 
     mask = 1.0 + secrets.randbelow(2 ** 52) / 2.0 ** 52 if p.EINI_random_mask else 1.0
     scale = mask * 2.0 ** PRECISION
     plain = [int(round(v)) for v in np.where(marks, weights[None, :] * scale, 0.0).ravel().tolist()]
-    pub, priv = generate_keypair(p.encrypt_param.key_length)
+    pub, priv = schemes.scheme(p.encrypt_param.scheme).generate(p.encrypt_param.key_length)
     cipher = encrypt_all(ctx.computing, pub, plain)
-    ctx.federation.remote({"n": pub.n, "cipher": cipher, "shape": list(marks.shape)}, "eini_vec", ctx.tag("h0"),
+    key = schemes.public_message(p.encrypt_param.scheme, pub)
+    ctx.federation.remote({"key": key, "cipher": cipher, "shape": list(marks.shape)}, "eini_vec", ctx.tag("h0"),
                           [hosts[0]])
     (sums,) = ctx.federation.get("eini_sum", ctx.tag(), [hosts[-1]])
     sums = list(sums)
     if len(sums) != len(x) * dim or any(not isinstance(c, EncryptedNumber) or c.public_key != pub for c in sums):
         raise ComponentError(f"{ctx.component}: the last host's EINI sums do not match the samples")
-    raw = np.array([m - pub.n if m > pub.n // 2 else m for m in decrypt_all(ctx.computing, priv, sums)],
+    modulus = priv.plain_modulus
+    raw = np.array([m - modulus if m > modulus // 2 else m for m in decrypt_all(ctx.computing, priv, sums)],
                    dtype=object)
     total = np.array([float(v) / scale for v in raw], dtype=np.float64).reshape(len(x), dim)
     return np.asarray(model["init_score"], dtype=np.float64)[None, :] + total
@@ -114,7 +117,10 @@ def eini_host(ctx: Context, x: np.ndarray, splits: list[tuple], missing: np.ndar
             raise ComponentError(f"{ctx.component}: the guest's trees name splits this host does not have")
     marks = _marks(trees, mine, x, splits, missing)
     (msg,) = ctx.federation.get("eini_vec", ctx.tag(f"h{k}"), [guest[0] if k == 0 else hosts[k - 1]])
-    key = PaillierPublicKey(int(msg["n"]))
+    try:
+        key = schemes.public_key_from(msg.get("key"))
+    except CryptoError as exc:
+        raise ComponentError(f"{ctx.component}: the EINI public key is unusable: {exc}") from None
     cipher = list(msg["cipher"])
     if tuple(msg["shape"]) != marks.shape or len(cipher) != marks.size \
             or any(not isinstance(c, EncryptedNumber) or c.public_key != key for c in cipher):
@@ -122,7 +128,7 @@ def eini_host(ctx: Context, x: np.ndarray, splits: list[tuple], missing: np.ndar
     flat = marks.ravel()
     if k + 1 < len(hosts):  # pass on, the leaves this host rules out replaced by fresh zeros
         out = [c if keep else key.encrypt(0).obfuscate() for c, keep in zip(cipher, flat)]
-        ctx.federation.remote({"n": key.n, "cipher": out, "shape": list(marks.shape)}, "eini_vec",
+        ctx.federation.remote({"key": msg["key"], "cipher": out, "shape": list(marks.shape)}, "eini_vec",
                               ctx.tag(f"h{k + 1}"), [hosts[k + 1]])
         return
     dims = np.concatenate([[t.dim] * sum(n.is_leaf for n in t.nodes) for t in trees]).astype(np.int64) \

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from components.base import Context
-from components.crypto.paillier import generate_keypair
+from components.crypto import schemes
 from components.tree.histogram import Binning, candidates, candidates_missing, missing_mask, plain_histogram
 from components.tree.objective import Objective
 from components.tree.packing import GHPacker, unpack_candidates
@@ -68,7 +68,7 @@ class GuestTrainer:
         #: the guest's split table: (feature, threshold, missing goes left)
         self.splits: list[tuple[int, float, bool]] = []
         self.rng = np.random.default_rng(p.random_seed)
-        self.pub, self.priv = generate_keypair(p.encrypt_param.key_length)
+        self.pub, self.priv = schemes.scheme(p.encrypt_param.scheme).generate(p.encrypt_param.key_length)
         self.ids = ids
 
     def fit(self) -> tuple[list[Tree], np.ndarray, np.ndarray, list[float]]:
@@ -77,8 +77,9 @@ class GuestTrainer:
         dim = obj.tree_dim
         init = obj.init_score(self.y)
         total = p.num_trees * dim
+        key = schemes.public_message(p.encrypt_param.scheme, self.pub)
         for host in self.hosts:
-            setup = {"n": self.pub.n, "trees": self.plan.trees_of(host.party_id, total), "ids": ids_digest(self.ids),
+            setup = {"key": key, "trees": self.plan.trees_of(host.party_id, total), "ids": ids_digest(self.ids),
                      "use_missing": self.use_missing, "zero_as_missing": self.zero_as_missing}
             self.ctx.federation.remote(setup, "sbt_setup", self.ctx.tag(), [host])
         scores = np.tile(init, (n, 1))

@@ -16,13 +16,14 @@ import numpy as np
 
 from backends.computing.api import Table
 from components.base import Context
-from components.crypto.paillier import EncryptedNumber, PaillierPublicKey
+from components.crypto import schemes
+from components.crypto.paillier import AdditivePublicKey, EncryptedNumber
 from components.tree.guest import ids_digest, sample_features
 from components.tree.histogram import Binning, encrypted_candidates, encrypted_candidates_missing, missing_mask
 from components.tree.parallel import node_histograms, pack_groups, row_table
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import threshold_decider
-from flow.core.errors import ComponentError
+from flow.core.errors import ComponentError, CryptoError
 
 
 class HostTrainer:
@@ -51,7 +52,10 @@ class HostTrainer:
         check_values(self.x, self.use_missing, ctx.component, "train_data")
         if self.use_missing:
             self.binning = Binning.fit(self.x, self.p.bins, missing_mask(self.x, self.zero_as_missing))
-        key = PaillierPublicKey(int(setup["n"]))
+        try:
+            key = schemes.public_key_from(setup.get("key"))
+        except CryptoError as exc:
+            raise ComponentError(f"{ctx.component}: the guest's public key is unusable: {exc}") from None
         trees = [int(t) for t in setup["trees"]]
         for k, t in enumerate(trees):
             if not self._tree(t, key):
@@ -59,7 +63,7 @@ class HostTrainer:
             ctx.tracker.progress(k + 1, len(trees))
         return self.splits
 
-    def _tree(self, index: int, key: PaillierPublicKey) -> bool:
+    def _tree(self, index: int, key: AdditivePublicKey) -> bool:
         """Take part in growing one tree; False when the guest stopped boosting instead."""
         ctx, n = self.ctx, len(self.ids)
         base = ctx.tag(f"t{index}")

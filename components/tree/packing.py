@@ -1,4 +1,5 @@
-"""Fixed-point packing of gradients and hessians into Paillier plaintexts.
+"""Fixed-point packing of gradients and hessians into the plaintexts of an additive scheme
+(Paillier, or OU whose plaintexts are a third of the key: fewer sums to a ciphertext).
 
 Two levels of packing, both exact integer arithmetic inside one plaintext:
 
@@ -26,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from components.crypto.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
+from components.crypto.paillier import AdditivePrivateKey, AdditivePublicKey, EncryptedNumber
 from flow.core.errors import ComponentError
 
 #: significant bits kept of each g and h (relative to the largest |value|). The host's sums
@@ -64,11 +65,11 @@ class GHPacker:
     def slot_bits(self) -> int:
         return self.g_bits + self.h_bits + self.count_bits
 
-    def slots(self, key: PaillierPublicKey) -> int:
+    def slots(self, key: AdditivePublicKey) -> int:
         """How many packed sums fit in one plaintext of this key (at least 1, or an error)."""
         room = key.max_int.bit_length() - 1
         if room < self.slot_bits:
-            raise ComponentError(f"a {key.n.bit_length()}-bit Paillier key cannot hold one packed gradient "
+            raise ComponentError(f"a {key.n.bit_length()}-bit {key.scheme} key cannot hold one packed gradient "
                                  f"({self.slot_bits} bits); use a larger encrypt_param.key_length")
         return room // self.slot_bits
 
@@ -108,7 +109,7 @@ def _fixed(values: np.ndarray, precision: int) -> list[int]:
     return out
 
 
-def encrypt_packed(key: PaillierPublicKey, plain: Sequence[int]) -> list[EncryptedNumber]:
+def encrypt_packed(key: AdditivePublicKey, plain: Sequence[int]) -> list[EncryptedNumber]:
     """Encrypt packed integers exactly (exponent 0); randomness is added when first sent."""
     return key.encrypt_many(np.array(list(plain), dtype=object)) if plain else []
 
@@ -136,7 +137,7 @@ def unpack_candidates(packer: GHPacker, plain: Sequence[int], total: int, slots:
     return np.array(rows, dtype=np.float64).reshape(total, 3)
 
 
-def decrypt_packed(key: PaillierPrivateKey, packer: GHPacker, ciphers: Sequence[EncryptedNumber],
+def decrypt_packed(key: AdditivePrivateKey, packer: GHPacker, ciphers: Sequence[EncryptedNumber],
                    total: int, slots: int) -> np.ndarray:
     """:func:`unpack_candidates` of the decryptions of ``ciphers`` (in this process)."""
     return unpack_candidates(packer, [key.raw_decrypt(c.ciphertext) for c in ciphers], total, slots)

@@ -14,29 +14,29 @@ from typing import Callable, Sequence
 import numpy as np
 
 from backends.computing.api import Session, Table
-from components.crypto.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
+from components.crypto.paillier import AdditivePrivateKey, AdditivePublicKey, EncryptedNumber
 from components.crypto.vector import encrypted_sum
 from components.tree.packing import pack_ciphers
 
 
-def _encrypt(key: PaillierPublicKey) -> Callable[[int], EncryptedNumber]:
+def _encrypt(key: AdditivePublicKey) -> Callable[[int], EncryptedNumber]:
     def f(m: int) -> EncryptedNumber:
         return key.encrypt(m).obfuscate()  # the randomness is the expensive part: do it here
     return f
 
 
-def encrypt_all(session: Session, key: PaillierPublicKey, plain: Sequence[int]) -> list[EncryptedNumber]:
+def encrypt_all(session: Session, key: AdditivePublicKey, plain: Sequence[int]) -> list[EncryptedNumber]:
     """Exact (exponent 0) encryptions of packed integers, randomised on the workers."""
     return session.map_list(list(plain), _encrypt(key))
 
 
-def _raw_decrypt(key: PaillierPrivateKey) -> Callable[[EncryptedNumber], int]:
+def _raw_decrypt(key: AdditivePrivateKey) -> Callable[[EncryptedNumber], int]:
     def f(c: EncryptedNumber) -> int:
         return key.raw_decrypt(c.ciphertext)
     return f
 
 
-def decrypt_all(session: Session, key: PaillierPrivateKey, cipher: Sequence[EncryptedNumber]) -> list[int]:
+def decrypt_all(session: Session, key: AdditivePrivateKey, cipher: Sequence[EncryptedNumber]) -> list[int]:
     """Plaintext integers in ``[0, n)`` (the guest's own key stays on its own workers)."""
     return session.map_list(list(cipher), _raw_decrypt(key))
 

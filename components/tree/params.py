@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.base import TrainingParams
-from components.crypto.params import EncryptParam
+from components.crypto.params import TreeEncryptParam
 from components.linear.params import PredictParam
 from components.tree.tree import SplitRule
 
@@ -81,7 +81,7 @@ class HeteroSecureBoostParams(TrainingParams):
     max_depth: int | None = Field(None, ge=1, le=32)
     l2: float | None = Field(None, ge=0)
     min_child_weight: float | None = Field(None, ge=0)
-    encrypt_param: EncryptParam = EncryptParam()
+    encrypt_param: TreeEncryptParam = TreeEncryptParam()
     #: pack several split candidates per ciphertext on the way back to the guest
     cipher_compress: bool = True
     predict_param: PredictParam = PredictParam()

@@ -70,7 +70,7 @@ def test_linear_models_take_paillier_and_ou_in_any_case(method):
 def test_other_methods_are_refused_in_one_line_naming_what_runs_where():
     msg = _method_problem(EncryptParam, method="ou")
     assert msg == ("encrypt_param.method 'ou' is not supported by this component, which encrypts with Paillier "
-                   "only; 'ou' runs in HeteroLR and HeteroLinR")
+                   "only; 'ou' runs in HeteroLR, HeteroLinR and HeteroSecureBoost")
     assert "'ckks' runs in HeteroLR and HeteroLinR" in _method_problem(EncryptParam, method="ckks")
     ckks = LinearEncryptParam.model_validate({"method": "CKKS", "key_length": 3})  # key_length: not CKKS's
     assert ckks.scheme == "ckks" and ckks.notices() == {}
@@ -90,3 +90,12 @@ def test_the_floor_key_holds_one_packed_secureboost_slot_of_2_40_samples():
     pub, _ = generate_keypair(MIN_KEY_LENGTH)
     g, h = np.array([-3.0, 2.5]), np.array([0.25, 1.0])
     assert GHPacker.fit(g, h, 2**40).slots(pub) >= 1
+
+
+@pytest.mark.parametrize("method", ["Paillier", "ou", "OU"])
+def test_secureboost_takes_paillier_and_ou_and_refuses_ckks(method):
+    p = HeteroSecureBoostParams.model_validate({"encrypt_param": {"method": method}}).encrypt_param
+    assert p.scheme == method.lower()
+    with pytest.raises(pydantic.ValidationError, match=r"which encrypts with Paillier or ou \(Okamoto-Uchiyama\) "
+                                                       "only; 'ckks' runs in HeteroLR and HeteroLinR"):
+        HeteroSecureBoostParams.model_validate({"encrypt_param": {"method": "ckks"}})

@@ -76,8 +76,7 @@ def test_ckks_weights_equal_the_central_descent_within_the_flooding(tmp_path, se
     assert np.abs(wh).min() > 1e-3
 
 
-@pytest.mark.parametrize("module", ["components.tree.params:HeteroSecureBoostParams",
-                                    "components.feature.binning:FeatureBinningParams",
+@pytest.mark.parametrize("module", ["components.feature.binning:FeatureBinningParams",
                                     "components.nn.hetero_nn:HeteroNNParams",
                                     "components.linear.sshe_params:HeteroSSHELRParams",
                                     "components.linear.hetero_poisson:HeteroPoissonParams"])

@@ -223,3 +223,16 @@ def test_fast_mix_trees_take_turns_and_gain_importance(data, monkeypatch):
         assert got[k] == pytest.approx(v, rel=1e-9)
     host = {e["feature"]: e["importance"] for e in out["host"].model["feature_importance"]}
     assert host == {f"h_{c - 3}": float(central[c][0]) for c in range(3, 6) if c in central}  # split counts
+
+
+def test_eini_under_ou_equals_walk(data):
+    """EINI's vectors under the guest's OU key (its method for training): the walk's scores."""
+    x, y = data
+    x = np.where(np.isnan(x), -0.1, x)
+    ou = {**BASE, "encrypt_param": {"method": "ou", "key_length": 1024}}
+    out, _ = run_parties(x[:, :3], x[:, 3:], y, ou)
+    models = (out["guest"].model, out["host"].model)
+    plain, _ = run_parties(x[:, :3], x[:, 3:], y, ou, model=models)
+    eini, _ = run_parties(x[:, :3], x[:, 3:], y, {**ou, "EINI_inference": True, "EINI_random_mask": True},
+                          model=models)
+    np.testing.assert_allclose(scores(eini), scores(plain), rtol=0, atol=1e-12)

@@ -374,3 +374,26 @@ def test_host_with_other_samples_is_refused_clearly(data):
     x, y = data
     with pytest.raises(ComponentError, match="run Intersection before HeteroSecureBoost"):
         run_parties(x[:, :3], x[:-1, 3:], y, BASE)
+
+
+def test_ou_equals_central_with_several_sums_to_a_ciphertext(data, monkeypatch):
+    """``encrypt_param.method: ou`` (FATE 2's he_param kind): the central run's trees, with the
+    split candidates still packed several to a ciphertext in OU's shorter plaintexts (a third
+    of the key: 3 slots at 1024 bits where Paillier's 512-bit key holds 4)."""
+    from components.tree import packing
+
+    seen: list[tuple[str, int]] = []
+    real = packing.GHPacker.slots
+
+    def slots(self, key):
+        seen.append((key.scheme, real(self, key)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(packing.GHPacker, "slots", slots)
+    x, y = data
+    p = {**BASE, "encrypt_param": {"method": "ou", "key_length": 1024}}
+    out, _ = run_parties(x[:, :3], x[:, 3:], y, p)
+    got = predictions(out["guest"])
+    score = np.array([got[f"id{i:04d}"][1] for i in range(len(y))])
+    np.testing.assert_allclose(score, central_boost(x, y, p)[:, 1], atol=1e-9)
+    assert len(seen) == 3 and all(s == ("Okamoto-Uchiyama", 3) for s in seen)
