@@ -74,7 +74,7 @@ class HostTrainer:
         if len(cipher) != n or any(not isinstance(c, EncryptedNumber) or c.public_key != key for c in cipher):
             raise ComponentError(f"{ctx.component}: the guest's gradients do not match this host's samples")
         slot_bits, slots = int(gh["slot_bits"]), int(gh["slots"])
-        if slots < 1 or slot_bits * slots >= key.n.bit_length():
+        if slots < 1 or slot_bits * slots >= key.max_int.bit_length():  # within the plaintext space
             raise ComponentError(f"{ctx.component}: the guest asked for a packing that does not fit its key")
         features = sample_features(self.x.shape[1], self.p.subsample_feature_rate, self.rng)
         depth, table, prev = 0, None, None
