@@ -31,13 +31,14 @@ read the same way: fixed-base tables of byte windows (Paillier's), one product p
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 
 import gmpy2
 from gmpy2 import mpz, powmod
 
 from components.crypto.fixed_point import _int_arg
-from components.crypto.paillier import AdditivePrivateKey, AdditivePublicKey, _Obfuscator, _random_prime
+from components.crypto.paillier import AdditivePrivateKey, AdditivePublicKey, _crt, _FixedBase, _random_prime
 from components.crypto.params import MAX_KEY_BITS
 from flow.core.errors import CryptoError
 
@@ -56,23 +57,6 @@ def _g_of(n: int) -> mpz:
     return g
 
 
-class _Table(_Obfuscator):
-    """Powers of a fixed base modulo n from Paillier's byte-window table: ``factor()`` is
-    ``base^r`` for uniform ``r`` of ``8·nbytes`` bits, ``power(e)`` is ``base^e``."""
-
-    def __init__(self, n: mpz, base: mpz, bits: int):  # the base class derives Paillier's h_n: not wanted
-        self.n2, self.h_n, self._rows = n, base, None
-        self.nbytes = (bits + 7) // 8
-
-    def power(self, e: int) -> mpz:
-        """``base^e mod n`` for ``0 <= e < 2**(8·nbytes)``: one product per non-zero byte of e."""
-        rows, n, acc = self._rows or self._build(), self.n2, mpz(1)
-        for row, byte in zip(rows, e.to_bytes(self.nbytes, "little")):
-            if byte:
-                acc = acc * row[byte] % n
-        return acc
-
-
 class _Tables:
     """What a modulus's keys share, built once per process: g, h, and tables for h^r, g^m, g^-m."""
 
@@ -80,10 +64,10 @@ class _Tables:
         n_ = mpz(n)
         self.g = _g_of(n)
         self.h = powmod(self.g, n_, n_)
-        self.h_table = _Table(n_, self.h, n.bit_length())
+        self.h_table = _FixedBase(n_, self.h, n.bit_length())
         plain_bits = n.bit_length() // 3  # bits of p: every encodable |m| is shorter
-        self.g_table = _Table(n_, self.g, plain_bits)
-        self.g_inv_table = _Table(n_, gmpy2.invert(self.g, n_), plain_bits)
+        self.g_table = _FixedBase(n_, self.g, plain_bits)
+        self.g_inv_table = _FixedBase(n_, gmpy2.invert(self.g, n_), plain_bits)
 
 
 @lru_cache(maxsize=64)
@@ -127,7 +111,7 @@ class OUPublicKey(AdditivePublicKey):
 class OUPrivateKey(AdditivePrivateKey):
     """Private key ``(p, q)``; decryption is one exponentiation modulo p²."""
 
-    __slots__ = ("public_key", "_p", "_q", "_p2", "_g_inv")
+    __slots__ = ("public_key", "_p", "_q", "_p2", "_g_inv", "_holder")
 
     def __init__(self, public_key: OUPublicKey, p: int, q: int):
         if not isinstance(public_key, OUPublicKey):
@@ -140,6 +124,21 @@ class OUPrivateKey(AdditivePrivateKey):
         if lg == 0:
             raise CryptoError("the generator derived from n is unsuitable for these primes; draw a new key")
         self._g_inv = gmpy2.invert(lg, p_)
+        self._holder: tuple[_FixedBase, _FixedBase, mpz, int] | None = None
+
+    def obfuscator(self) -> mpz:
+        """``h^r mod n`` for the public key's uniform ``r`` of bits(n) bits: h = g^n has order
+        dividing p-1 modulo p² and q-1 modulo q, so ``r`` reduces to about a third of its bits
+        on each side; about 2x faster than the public table."""
+        if self._holder is None:
+            tables = _tables_for(self.public_key.n)
+            p, q = self._p, self._q
+            self._holder = (_FixedBase(self._p2, tables.h, int(p.bit_length())),
+                            _FixedBase(q, tables.h, int(q.bit_length())), gmpy2.invert(q, self._p2),
+                            tables.h_table.nbytes)  # fmt: skip
+        tp, tq, q_inv, nbytes = self._holder
+        r = int.from_bytes(os.urandom(nbytes), "little")
+        return _crt(tp.power(r % int(self._p - 1)), self._p2, tq.power(r % int(self._q - 1)), self._q, q_inv)
 
     def _log(self, c: mpz) -> mpz:
         """``L(c^(p-1) mod p²) mod p``."""

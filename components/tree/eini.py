@@ -87,7 +87,7 @@ def eini_guest_scores(ctx: Context, p: HeteroSecureBoostParams, model: dict, x: 
     scale = mask * 2.0 ** PRECISION
     plain = [int(round(v)) for v in np.where(marks, weights[None, :] * scale, 0.0).ravel().tolist()]
     pub, priv = schemes.scheme(p.encrypt_param.scheme).generate(p.encrypt_param.key_length)
-    cipher = encrypt_all(ctx.computing, pub, plain)
+    cipher = encrypt_all(ctx.computing, priv, plain)
     key = schemes.public_message(p.encrypt_param.scheme, pub)
     ctx.federation.remote({"key": key, "cipher": cipher, "shape": list(marks.shape)}, "eini_vec", ctx.tag("h0"),
                           [hosts[0]])

@@ -113,7 +113,7 @@ class GuestTrainer:
         slots = 1
         if hosts:  # a tree of the guest's alone (complete_secure, mix) sends nothing
             slots = packer.slots(self.pub) if p.cipher_compress else 1
-            cipher = encrypt_all(ctx.computing, self.pub, packer.pack(g, h))
+            cipher = encrypt_all(ctx.computing, self.priv, packer.pack(g, h))
             ctx.federation.remote({"cipher": cipher, "slot_bits": packer.slot_bits, "slots": slots},
                                   "sbt_gh", base, hosts)
         features = sample_features(self.x.shape[1], p.subsample_feature_rate, self.rng)

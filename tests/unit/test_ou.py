@@ -3,6 +3,8 @@ arithmetic (negatives included), X^T·[[d]] against numpy, the wire, and the sch
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -140,3 +142,22 @@ def test_a_table_of_ou_ciphertexts_goes_columnar_and_back(keys):
         assert back == [(f"id{i}", i - 3.5) for i in range(9)]
     finally:
         session.stop()
+
+
+@pytest.mark.parametrize("scheme", ["paillier", "ou"])
+def test_the_key_holders_randomness_is_the_public_tables_for_the_same_draw(scheme, monkeypatch):
+    """A key holder (SecureBoost's guest) randomises modulo the primes with the exponent
+    reduced there: for the same random bytes its factor equals the public key's, so its
+    ciphertexts have the public encryption's distribution; they decrypt, and differ per call."""
+    from components.crypto import schemes
+
+    pub, priv = schemes.scheme(scheme).generate(1024 if scheme == "ou" else 512)
+    for seed in range(3):
+        draw = bytes((seed * 37 + i * 11) % 256 for i in range(256))
+        monkeypatch.setattr(os, "urandom", lambda k, d=draw: d[:k])
+        assert priv.obfuscator() == pub.obfuscator()
+    monkeypatch.undo()
+    one, two = priv.encrypt(-12345.25), priv.encrypt(-12345.25)
+    assert one.ciphertext != two.ciphertext  # fresh randomness each time
+    assert priv.decrypt(one) == priv.decrypt(two) == -12345.25
+    assert priv.decrypt(one + pub.encrypt(0.25)) == -12345.0  # and it mixes with public encryptions
