@@ -406,7 +406,8 @@ class PaillierPrivateKey(AdditivePrivateKey):
 
     def obfuscator(self) -> mpz:
         """``h_n^a mod n²`` for the public key's uniform ``a``: h_n has order dividing p-1 modulo
-        p² (and q-1 modulo q²), so ``a`` reduces there; about 1.7x faster than the public table."""
+        p² (and q-1 modulo q²), so ``a`` reduces there; products modulo p² and q² instead of n²:
+        0.127 ms against the public table's 0.139 at 1024 bits (OU's gains more: ou.py)."""
         if self._holder is None:
             pub = self.public_key
             h_n = _obfuscator_for(pub.n).h_n
