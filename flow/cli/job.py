@@ -13,7 +13,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from federation.api import Party
-from flow.cli.main import Env, cli, envelope
+from flow.cli.main import Env, cli, envelope, own_process
 from flow.core.errors import FedweaveError
 from flow.dsl import load_job
 from flow.dsl.dag import JobDAG
@@ -82,6 +82,7 @@ def submit(env: Env, conf_path: Path, dsl_path: Path, wait: bool, description: s
     """Validate and start a job; prints its id at once (or waits with --wait)."""
     plan = load_job(conf_path, dsl_path)
     notices = _tell(plan.notices())
+    jobs.fork_supervisors = own_process()  # a short-lived process: the supervisor starts from its imports
     info = env.ops.job_submit(plan, str(conf_path), str(dsl_path), description=description)
     if notices:
         info = {**info, "notices": notices}
@@ -215,6 +216,7 @@ def stop(env: Env, job_id: str):
 @envelope
 def rerun(env: Env, job_id: str, component: str | None, wait: bool):
     """Rerun a finished job from a component, reusing the outputs before it."""
+    jobs.fork_supervisors = own_process()
     info = env.ops.job_rerun(job_id, component)
     if not wait:
         return info

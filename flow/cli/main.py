@@ -154,7 +154,18 @@ def cli(ctx: click.Context, service_conf: str | None) -> None:
     ctx.obj = Env(service_conf)
 
 
+#: set by :func:`main`: this process is the command's own (not a test's click runner, not a
+#: library caller), so ``flow job submit``/``rerun`` may fork a job's supervisor from it
+_OWN_PROCESS = False
+
+
+def own_process() -> bool:
+    return _OWN_PROCESS
+
+
 def main() -> None:
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     try:
         cli()
     except SystemExit as exc:

@@ -1,7 +1,9 @@
 """The standalone job supervisor: starts one runtime per party and watches them.
 
-Started detached by ``flow job submit``/``rerun`` as ``python -m flow.runtime.supervisor
-JOB_ID`` (through the launcher in :mod:`flow.runtime.job`, which records how it ended). It
+Started detached by ``flow job submit``/``rerun``: forked from the command's own process
+(which has imported the project and parsed the job), or, from a flow server or a library
+caller, as a fresh interpreter through the launcher in :mod:`flow.runtime.job`; either way
+"<pid> <exit code>" is left in the job's folder when it ends. It
 owns the job's final state: it notices a party process that died without saying why
 (killed, crashed), tells the others, enforces the job timeout, honours ``flow job stop``
 (SIGTERM), and records the root-cause reason at the job.
@@ -15,18 +17,17 @@ but read-only code: its database connections are closed before each fork.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import backends.computing
 import backends.storage
 import federation
 from federation.api import Party
+from flow.core.procs import ForkedChild
 from flow.core.settings import EnginesConf, ServiceConf, load_service_conf
 from flow.dsl import JobPlan, load_job
 from flow.governance.trail import flush_audit
@@ -40,40 +41,16 @@ POLL_S = 0.05  # a wait4 per party each time: cheap, and a job's end is seen wit
 GRACE_S = 10.0
 
 
-class ForkedParty:
-    """One party runtime in a forked child, with the part of Popen's interface we use.
+class ForkedParty(ForkedChild):
+    """One party runtime in a forked child.
 
     The child runs ``party``'s share of ``plan`` as the supervisor parsed it: the job's
     files are read once, by the supervisor, not again by each party."""
 
     def __init__(self, job_id: str, party: Party, log: Path, conf: ServiceConf, plan: JobPlan):
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        pid = os.fork()
-        if pid == 0:  # the child never returns from here
-            code = 1
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                os.dup2(fd, 1)
-                os.dup2(fd, 2)
-                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-                code = party_runtime.run_share(job_id, party, conf, plan)
-            except BaseException:  # noqa: BLE001 - report anything, then leave without cleanup
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                flush_audit()  # os._exit skips atexit: write the party's queued audit entries first
-                os._exit(code)
-        os.close(fd)
-        self.pid, self.returncode = pid, None
-        self.usage: resource.struct_rusage | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode, self.usage = os.waitstatus_to_exitcode(status), usage
-        return self.returncode
+        super().__init__(lambda: party_runtime.run_share(job_id, party, conf, plan), log,
+                         title=f"flow: {party} of job {job_id}",
+                         before_exit=lambda _code: flush_audit())  # queued audit entries: os._exit skips atexit
 
     def summary(self) -> str:
         """Its exit, peak memory and CPU (with the pool workers it reaped), for the supervisor's log."""
@@ -83,30 +60,11 @@ class ForkedParty:
         return (f"exit {self.returncode}, peak RSS {u.ru_maxrss / 1024:.0f} MiB, "
                 f"CPU {u.ru_utime + u.ru_stime:.1f} s")
 
-    def _signal(self, sig: int) -> None:
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def wait(self, timeout: float | None = None) -> int:
-        end = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if end is not None and time.monotonic() > end:
-                raise subprocess.TimeoutExpired(f"party runtime {self.pid}", timeout)
-            time.sleep(0.02)
-        return self.returncode
-
 
 class Supervisor:
-    def __init__(self, job_id: str, conf: ServiceConf):
+    def __init__(self, job_id: str, conf: ServiceConf, plan: JobPlan | None = None):
+        """``plan``: the job's files as the submitting process parsed them (a supervisor forked
+        from it); else they are read from the job's folder."""
         self.job_id, self.conf = job_id, conf
         self.home = conf.home_path
         self.store = Store(conf.database_url)
@@ -114,7 +72,7 @@ class Supervisor:
         self.stopping = False
         self.root_reason = ""
         jdir = job_dir(self.home, job_id)
-        self.plan = load_job(jdir / "conf.json", jdir / "dsl.json")
+        self.plan = plan or load_job(jdir / "conf.json", jdir / "dsl.json")
         self._preload()
 
     def _engines(self, party: Party) -> EnginesConf:

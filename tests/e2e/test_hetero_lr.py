@@ -57,6 +57,7 @@ def test_hetero_lr_matches_centralised(breast, tmp_path: Path):
     assert ("hetero_lr_0", "arbiter") in statuses and ("intersection_0", "host") in statuses
     # the supervisor logs each party's end with its peak memory and CPU (bench/ reads it)
     log = (breast.home / "jobs" / job["job_id"] / "supervisor.log").read_text()
+    assert ", forked from " in log.splitlines()[0], log  # from `flow job submit`'s own process
     ended = re.findall(r"^(\w+:\d+): exit 0, peak RSS (\d+) MiB, CPU ([\d.]+) s$", log, re.M)
     assert sorted(p for p, _, _ in ended) == ["arbiter:10000", "guest:9999", "host:10000"], log
     assert all(int(mib) > 20 for _, mib, _ in ended), log  # a Python with numpy loaded, at least
