@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from backends.computing.api import Table
+from backends.computing.api import Session
 from components.base import Context
 from components.crypto import schemes
 from components.crypto.paillier import AdditivePublicKey, EncryptedNumber
 from components.tree.guest import ids_digest, sample_features
 from components.tree.histogram import Binning, encrypted_candidates, encrypted_candidates_missing, missing_mask
-from components.tree.parallel import node_histograms, pack_groups, row_table
+from components.tree.parallel import RowBlocks, node_histograms, pack_groups, row_blocks
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import threshold_decider
 from flow.core.errors import ComponentError, CryptoError
@@ -91,14 +91,15 @@ class HostTrainer:
                 prev, depth = None, depth + 1
                 continue
             if table is None:  # built once per tree, only if some node is worth splitting
-                table = row_table(ctx.computing, cipher, self.binning.bins)
+                table = row_blocks(ctx.computing, cipher, self.binning.bins)
             rows = {nid: np.nonzero(pos == nid)[0] for nid in active}
-            cells = self._histograms(table, pos, rows, features.tolist(), prev)
+            cells = self._histograms(ctx.computing, table, pos, rows, features.tolist(), prev)
             self._level(tag, active, rows, cells, features.tolist(), slot_bits, slots)
             prev, depth = (pos, cells), depth + 1
 
     @staticmethod
-    def _histograms(table: Table, pos: np.ndarray, rows: dict[int, np.ndarray], features: list[int],
+    def _histograms(session: Session, table: RowBlocks, pos: np.ndarray, rows: dict[int, np.ndarray],
+                    features: list[int],
                     prev: tuple[np.ndarray, dict] | None) -> dict[tuple[int, int, int], EncryptedNumber]:
         """Per-bin sums of every active node. Where both children of a node are active, only the
         smaller is summed over its rows; the other is its parent's sums minus the smaller's."""
@@ -112,7 +113,7 @@ class HostTrainer:
                 if len(kids) == 2:
                     small, large = sorted(kids, key=lambda k: len(rows[k]))
                     derived[large] = (parent, small)
-        cells = node_histograms(table, pos, [nid for nid in rows if nid not in derived], features)
+        cells = node_histograms(session, table, pos, [nid for nid in rows if nid not in derived], features)
         of_parent: dict[int, list] = {}
         for (node, f, b), total in (prev[1].items() if derived else ()):
             of_parent.setdefault(node, []).append((f, b, total))

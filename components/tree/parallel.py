@@ -9,14 +9,17 @@ closures of picklable values, as workers need.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import gmpy2
 import numpy as np
+from gmpy2 import mpz
 
-from backends.computing.api import Session, Table
-from components.crypto.paillier import AdditivePrivateKey, EncryptedNumber
-from components.crypto.vector import encrypted_sum
+from backends.computing.api import Session
+from components.crypto.paillier import AdditivePrivateKey, AdditivePublicKey, EncryptedNumber, _new, _rescale
 from components.tree.packing import pack_ciphers
+from flow.core.errors import CryptoError
 
 
 def _encrypt(key: AdditivePrivateKey) -> Callable[[int], EncryptedNumber]:
@@ -59,44 +62,92 @@ def pack_groups(session: Session, groups: Sequence[list[EncryptedNumber]],
     return session.map_list(groups, _pack(slot_bits))
 
 
-def row_table(session: Session, cipher: Sequence[EncryptedNumber], bins: np.ndarray) -> Table:
-    """Row i -> (its ciphertext, its bin per feature): what a host sums per level."""
-    return session.parallelize((i, (c, bins[i])) for i, c in enumerate(cipher))
+@dataclass(frozen=True)
+class RowBlock:
+    """A slice of a host's rows in three buffers: their indices, the guest's ciphertexts as
+    fixed-width little-endian bytes, and their bins. Per level the host ships its rows to the
+    workers again; as a tuple, a ciphertext object and an array per row, pickling them cost
+    the host's driver ~15 µs a row (its largest serial cost at 100,000 rows), as buffers ~0."""
+
+    rows: np.ndarray
+    cipher: bytes
+    width: int
+    bins: np.ndarray
+
+    def ciphertexts(self) -> list[mpz]:
+        w, blob = self.width, self.cipher
+        return [gmpy2.from_binary(_MPZ_HEADER + blob[i:i + w]) for i in range(0, len(blob), w)]
 
 
-def _node_sums(pos: np.ndarray, active: list[int], features: list[int]):
-    """Per partition: Σ ciphertext per (node, feature, bin) over its rows in ``active`` nodes."""
+_MPZ_HEADER = gmpy2.to_binary(mpz(1))[:2]  # gmpy2's tag of a non-negative mpz; the magnitude follows, little-endian
+
+
+@dataclass(frozen=True)
+class RowBlocks:
+    """A host's histogram input for one tree: the blocks, and the key and exponent every
+    ciphertext in them shares."""
+
+    blocks: list[RowBlock]
+    key: AdditivePublicKey
+    exponent: int
+
+
+def row_blocks(session: Session, cipher: Sequence[EncryptedNumber], bins: np.ndarray) -> RowBlocks:
+    """The guest's ciphertexts (one per row, one key) and the host's bins cut into one block
+    per partition of the session, at one exponent (the guest's are all exact: exponent 0)."""
+    key = cipher[0].public_key
+    exponent, n2 = max(c.exponent for c in cipher), key._n2
+    width = (int(n2).bit_length() + 7) // 8
+    small = bins.astype(np.uint8 if bins.size == 0 or bins.max() < 256 else np.int32)
+    blocks = []
+    for rows in np.array_split(np.arange(len(cipher)), max(1, min(session.default_partitions, len(cipher)))):
+        raw = (_rescale(cipher[i]._c, exponent - cipher[i].exponent, n2) for i in rows.tolist())
+        blob = b"".join([gmpy2.to_binary(c)[2:].ljust(width, b"\0") for c in raw])
+        if len(blob) != width * len(rows):  # a ciphertext beyond its modulus (the wire refuses those)
+            raise CryptoError("a ciphertext does not fit its public key's modulus")
+        blocks.append(RowBlock(rows, blob, width, small[rows]))
+    return RowBlocks(blocks, key, exponent)
+
+
+def _block_sums(pos: np.ndarray, active: list[int], features: list[int], n2: mpz):
+    """Per block: the product modulo ``n2`` (a ciphertext sum) of its rows' ciphertexts per
+    (node, feature, bin), over its rows in ``active`` nodes."""
     wanted = np.asarray(active)
 
-    def f(part: list) -> dict[tuple[int, int, int], EncryptedNumber]:
-        if not part:
-            return {}
-        idx = np.fromiter((k for k, _ in part), dtype=np.int64, count=len(part))
-        node = pos[idx]
+    def one(block: RowBlock) -> dict[tuple[int, int, int], mpz]:
+        node = pos[block.rows]
         keep = np.nonzero(np.isin(node, wanted))[0]
         if not len(keep):
             return {}
-        cs = [part[j][1][0] for j in keep.tolist()]
-        bins = np.stack([part[j][1][1] for j in keep.tolist()])
-        node = node[keep]
-        out = {}
+        everything = block.ciphertexts()
+        cs = [everything[j] for j in keep.tolist()]
+        bins, node = block.bins[keep].astype(np.int64), node[keep]
+        out: dict[tuple[int, int, int], mpz] = {}
         for f_ in features:
             key = node * (int(bins[:, f_].max()) + 1) + bins[:, f_]
             order = np.argsort(key, kind="stable")
             cuts = np.r_[0, np.nonzero(np.diff(key[order]))[0] + 1, len(order)].tolist()
             order_l = order.tolist()
             for s, e in zip(cuts[:-1], cuts[1:]):
+                acc = cs[order_l[s]]
+                for i in order_l[s + 1:e]:
+                    acc = acc * cs[i] % n2
                 j = order_l[s]
-                out[(int(node[j]), f_, int(bins[j, f_]))] = encrypted_sum([cs[i] for i in order_l[s:e]])
+                out[(int(node[j]), f_, int(bins[j, f_]))] = acc
         return out
+
+    def f(blocks: list[RowBlock]) -> list[dict[tuple[int, int, int], mpz]]:
+        return [one(b) for b in blocks]
     return f
 
 
-def node_histograms(rows: Table, pos: np.ndarray, active: list[int],
+def node_histograms(session: Session, rows: RowBlocks, pos: np.ndarray, active: list[int],
                     features: list[int]) -> dict[tuple[int, int, int], EncryptedNumber]:
-    """Σ ciphertext per non-empty (node, feature, bin), partial sums combined in the driver."""
-    total: dict[tuple[int, int, int], EncryptedNumber] = {}
-    for part in rows.apply_partitions(_node_sums(pos, active, features)):
+    """Σ ciphertext per non-empty (node, feature, bin), each block's sums combined in the driver."""
+    key, n2 = rows.key, rows.key._n2
+    total: dict[tuple[int, int, int], mpz] = {}
+    per_block = max(1, max((len(b.rows) for b in rows.blocks), default=1))
+    for part in session.map_batches(rows.blocks, _block_sums(pos, active, features, n2), rows_each=per_block):
         for k, v in part.items():
-            total[k] = v if k not in total else total[k] + v
-    return total
+            total[k] = v if k not in total else total[k] * v % n2
+    return {k: _new(key, c, rows.exponent) for k, c in total.items()}

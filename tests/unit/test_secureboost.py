@@ -12,7 +12,7 @@ from components.crypto.paillier import generate_keypair
 from components.tree.histogram import Binning, candidates, encrypted_candidates, plain_histogram
 from components.tree.host import HostTrainer
 from components.tree.packing import GHPacker, decrypt_packed, encrypt_packed, pack_ciphers
-from components.tree.parallel import node_histograms, row_table
+from components.tree.parallel import node_histograms, row_blocks
 from components.tree.params import HeteroSecureBoostParams
 from components.tree.tree import Node, SplitRule, Tree, threshold_decider, walk
 
@@ -96,7 +96,7 @@ def test_encrypted_candidates_equal_plain_ones(keys):
     enc = encrypt_packed(pub, packer.pack(g, h))
     pos = np.where(np.arange(60) % 3 == 0, 5, np.where(np.arange(60) % 3 == 1, 6, -1))  # two nodes, rest done
     with LocalSession(partitions=3, workers=1) as session:
-        cells = node_histograms(row_table(session, enc, b.bins), pos, [5, 6], [0, 2])
+        cells = node_histograms(session, row_blocks(session, enc, b.bins), pos, [5, 6], [0, 2])
     for node in (5, 6):
         rows = np.nonzero(pos == node)[0]
         where, sums = encrypted_candidates(cells, node, b.bins, b.n_bins, rows, [0, 2])
@@ -118,11 +118,11 @@ def test_sibling_histogram_by_subtraction_equals_direct_sums(keys):
     root = np.zeros(40, dtype=np.int64)
     kids = np.where(np.arange(40) < 12, 1, 2)  # node 1 smaller: node 2 is derived
     with LocalSession(partitions=2, workers=1) as session:
-        table = row_table(session, enc, b.bins)
-        parent = HostTrainer._histograms(table, root, {0: np.arange(40)}, [0, 1], None)
-        derived = HostTrainer._histograms(table, kids, {1: np.arange(12), 2: np.arange(12, 40)}, [0, 1],
+        table = row_blocks(session, enc, b.bins)
+        parent = HostTrainer._histograms(session, table, root, {0: np.arange(40)}, [0, 1], None)
+        derived = HostTrainer._histograms(session, table, kids, {1: np.arange(12), 2: np.arange(12, 40)}, [0, 1],
                                           (root, parent))
-        direct = node_histograms(table, kids, [1, 2], [0, 1])
+        direct = node_histograms(session, table, kids, [1, 2], [0, 1])
     assert set(direct) <= set(derived)
     for cell, c in direct.items():
         assert priv.raw_decrypt(derived[cell].ciphertext) == priv.raw_decrypt(c.ciphertext)
@@ -182,3 +182,39 @@ def test_params_fate_nesting_and_short_names():
         HeteroSecureBoostParams.model_validate({"objective_param": {"objective": "lse"}})
     with pytest.raises(pydantic.ValidationError, match="run_goss"):
         HeteroSecureBoostParams.model_validate({"run_goss": True})
+
+
+def test_row_blocks_on_the_pool_sum_like_encrypted_sum_at_mixed_exponents(keys):
+    """The host's blocks cross to pool workers as byte buffers: per (node, feature, bin) the
+    sums equal encrypted_sum of the same ciphertexts, here of mixed exponents."""
+    from components.crypto.vector import encrypted_sum
+    from components.tree.parallel import RowBlock
+
+    pub, priv = keys
+    rng = np.random.default_rng(8)
+    b = Binning.fit(rng.normal(size=(30, 2)), 4)
+    enc = [pub.encrypt(float(v)) if i % 2 else pub.encrypt(int(i)) for i, v in enumerate(rng.uniform(-1, 1, 30))]
+    assert len({c.exponent for c in enc}) == 2
+    pos = np.where(np.arange(30) < 10, 3, 4)
+    with LocalSession(partitions=3, workers=2, inline_below=0) as session:
+        blocks = row_blocks(session, enc, b.bins)
+        assert len(blocks.blocks) == 3 and all(isinstance(x, RowBlock) for x in blocks.blocks)
+        cells = node_histograms(session, blocks, pos, [3, 4], [0, 1])
+    for node in (3, 4):
+        for f in (0, 1):
+            for bin_ in range(b.n_bins[f]):
+                sel = [c for i, c in enumerate(enc) if pos[i] == node and b.bins[i, f] == bin_]
+                if not sel:
+                    assert (node, f, bin_) not in cells
+                    continue
+                assert priv.decrypt(cells[(node, f, bin_)]) == pytest.approx(priv.decrypt(encrypted_sum(sel)), abs=1e-9)
+
+
+def test_a_ciphertext_beyond_its_modulus_is_refused_by_the_blocks(keys):
+    from components.crypto.paillier import _new
+    from flow.core.errors import CryptoError
+
+    pub, _ = keys
+    bad = [pub.encrypt(1), _new(pub, pub._n2 * 3, 0)]
+    with LocalSession(partitions=1, workers=1) as session, pytest.raises(CryptoError, match="does not fit"):
+        row_blocks(session, bad, np.zeros((2, 1), dtype=np.int32))
