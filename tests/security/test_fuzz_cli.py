@@ -205,7 +205,7 @@ def exercise(case: CliCase, sandbox: Sandbox, seed: Seed) -> list[Outcome]:
     outcomes = []
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(sandbox.cwd)
-        mp.setattr(jobs, "_start_supervisor", lambda _conf, _job_id: 0)  # submit/rerun record, run nothing
+        mp.setattr(jobs, "_start_supervisor", lambda *_args: 0)  # submit/rerun record, run nothing
         # `flow server start` serves in the foreground until interrupted: here it answers what it would serve
         mp.setattr(server_run, "serve", lambda conf, host=None, port=None: {"home": str(conf.home_path),
                                                                             "host": host, "port": port})

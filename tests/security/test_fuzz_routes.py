@@ -231,7 +231,7 @@ class Outcome:
 _RESULTS: dict[str, list[Outcome]] = {}
 
 
-def _no_supervisor(_conf, _job_id) -> int:
+def _no_supervisor(*_args) -> int:
     """A job a fuzzed request submits is recorded, not run (no process per case)."""
     return 0
 
