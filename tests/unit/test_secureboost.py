@@ -218,3 +218,17 @@ def test_a_ciphertext_beyond_its_modulus_is_refused_by_the_blocks(keys):
     bad = [pub.encrypt(1), _new(pub, pub._n2 * 3, 0)]
     with LocalSession(partitions=1, workers=1) as session, pytest.raises(CryptoError, match="does not fit"):
         row_blocks(session, bad, np.zeros((2, 1), dtype=np.int32))
+
+
+def test_encrypt_all_on_the_pool_returns_randomised_exact_ciphertexts_in_order(keys):
+    """The guest's workers return each chunk as one buffer: the ciphertexts come back in input
+    order, exact (exponent 0), already randomised, and two encryptions of one value differ."""
+    from components.tree.parallel import encrypt_all
+
+    pub, priv = keys
+    plain = [7, 7, 0, 2**60 + 3, 12345]
+    with LocalSession(partitions=4, workers=2, inline_below=0) as session:
+        enc = encrypt_all(session, priv, plain)
+    assert [priv.raw_decrypt(c.ciphertext) for c in enc] == plain
+    assert all(c.exponent == 0 and c._obfuscated and c.public_key == pub for c in enc)
+    assert enc[0].ciphertext != enc[1].ciphertext
