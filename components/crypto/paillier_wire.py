@@ -109,6 +109,21 @@ def _raw_ciphertexts(seq: Sequence[EncryptedNumber]) -> list[Any]:
     return [x._c if x._obfuscated else x.ciphertext for x in seq]
 
 
+def pack_raw(cts: Sequence[Any], width: int) -> bytes:
+    """Integers in ``[0, 2**(8·width))`` as one big-endian block of ``width`` bytes each, item 0
+    first (one C call, not a loop over items). OverflowError, TypeError or ValueError for an
+    item that does not fit."""
+    return gmpy2.pack(list(cts)[::-1], 8 * width).to_bytes(width * len(cts), "big")
+
+
+def unpack_raw(block: bytes | memoryview, width: int, count: int) -> list[Any]:
+    """The ``count`` integers of a :func:`pack_raw` block, unchecked (as mpz)."""
+    if not count:
+        return []
+    values = gmpy2.unpack(gmpy2.mpz.from_bytes(block, "big"), 8 * width)[::-1]
+    return [gmpy2.mpz(0)] * (count - len(values)) + values  # leading zero items leave no bits
+
+
 def encode_vector(seq: Sequence[EncryptedNumber]) -> tuple[AdditivePublicKey, int, bytes, bytes]:
     """(public key, width, ciphertext block, exponent block) of a vector (see the module doc)."""
     key = seq[0].public_key
@@ -119,7 +134,7 @@ def encode_vector(seq: Sequence[EncryptedNumber]) -> tuple[AdditivePublicKey, in
     except (OverflowError, ValueError, TypeError) as exc:
         raise CodecError(f"ciphertext exponents do not fit 64 bits: {exc}") from None
     try:  # element 0 is the most significant: the block reads in order
-        block = gmpy2.pack(cts[::-1], 8 * width).to_bytes(width * len(cts), "big")
+        block = pack_raw(cts, width)
     except (OverflowError, TypeError, ValueError):
         bad = next((j for j, c in enumerate(cts) if not 0 <= c < 1 << (8 * width)), 0)
         raise CodecError(f"ciphertext #{bad} of the vector does not fit its key ({width} bytes)") from None
@@ -150,7 +165,7 @@ def decode_vector(key: AdditivePublicKey, width: int, count: int, block: memoryv
             raise CodecError(f"ciphertext #{j} out of range for its public key")
     if not count:
         return []
-    values = gmpy2.unpack(gmpy2.mpz.from_bytes(block, "big"), 8 * width)[::-1]
+    values = unpack_raw(block, width, count)
     with _collector_paused():
         return list(map(_new, repeat(key), values, exps.tolist(), repeat(True)))
 

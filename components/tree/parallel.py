@@ -12,44 +12,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
 from backends.computing.api import Session
+from components.crypto import paillier_wire
 from components.crypto.paillier import AdditivePrivateKey, AdditivePublicKey, EncryptedNumber, _new, _rescale
 from components.tree.packing import pack_ciphers
 from flow.core.errors import CryptoError
 
 
-def _encrypt(key: AdditivePrivateKey, width: int) -> Callable[[list[list[int]]], list[tuple[bytes, int]]]:
-    def f(chunks: list[list[int]]) -> list[tuple[bytes, int]]:
-        out = []
-        for chunk in chunks:  # the randomness is the expensive part: do it here
-            cs = [key.encrypt(m) for m in chunk]
-            exponent = max((c.exponent for c in cs), default=0)
-            n2 = key.public_key._n2
-            out.append((_to_blob([_rescale(c._c, exponent - c.exponent, n2) for c in cs], width), exponent))
-        return out
+def _encrypt(key: AdditivePrivateKey) -> Callable[[list[list[int]]], list[tuple[bytes, bytes]]]:
+    def f(chunks: list[list[int]]) -> list[tuple[bytes, bytes]]:
+        # the randomness is the expensive part: do it here; a chunk returns as the wire's two blocks
+        return [paillier_wire.encode_vector([key.encrypt(m) for m in chunk])[2:] for chunk in chunks]
     return f
 
 
 def encrypt_all(session: Session, key: AdditivePrivateKey, plain: Sequence[int]) -> list[EncryptedNumber]:
     """Exact (exponent 0) encryptions of packed integers under the guest's own key, randomised
     on its workers by the key holder's path (modulo the primes: the same ciphertexts'
-    distribution, OU's 2.4x faster). Each worker returns its chunk as one buffer (as a host's
-    rows travel: :class:`RowBlock`), not a pickled object per ciphertext."""
+    distribution, OU's 2.4x faster). Each worker returns its chunk as the wire's ciphertext
+    vector (one buffer), not a pickled object per ciphertext."""
     plain = list(plain)
     if not plain:
         return []
     pub = key.public_key
-    width = _width(pub)
-    chunks = [c.tolist() for c in np.array_split(np.arange(len(plain)), max(1, min(session.default_partitions,
-                                                                                    len(plain))))]
-    items = [[plain[i] for i in chunk] for chunk in chunks]
+    width = paillier_wire.width_of(pub)
+    chunks = [list(c) for c in np.array_split(np.asarray(plain, dtype=object),
+                                              min(session.default_partitions, len(plain)))]
     out: list[EncryptedNumber] = []
-    for blob, exponent in session.map_batches(items, _encrypt(key, width), rows_each=max(map(len, items))):
-        out += [_new(pub, c, exponent, True) for c in _from_blob(blob, width)]
+    for chunk, (block, exps) in zip(chunks, session.map_batches(chunks, _encrypt(key),
+                                                                  rows_each=max(map(len, chunks)))):
+        out += paillier_wire.decode_vector(pub, width, len(chunk), memoryview(block), memoryview(exps))
     return out
 
 
@@ -83,37 +78,20 @@ def pack_groups(session: Session, groups: Sequence[list[EncryptedNumber]],
 @dataclass(frozen=True)
 class RowBlock:
     """A slice of a host's rows in three buffers: their indices, the guest's ciphertexts as
-    fixed-width little-endian bytes, and their bins. Per level the host ships its rows to the
-    workers again; as a tuple, a ciphertext object and an array per row, pickling them cost
-    the host's driver ~15 µs a row (its largest serial cost at 100,000 rows), as buffers ~0."""
+    one block of the wire's fixed width (:func:`paillier_wire.pack_raw`), and their bins. Per
+    level the host ships its rows to the workers again; as a tuple, a ciphertext object and an
+    array per row, pickling them cost the host's driver ~15 µs a row (its largest serial cost at
+    100,000 rows), as buffers ~0."""
 
     rows: np.ndarray
     cipher: bytes
     width: int
     bins: np.ndarray
 
-    def ciphertexts(self) -> list[mpz]:
-        return _from_blob(self.cipher, self.width)
-
-
-_MPZ_HEADER = gmpy2.to_binary(mpz(1))[:2]  # gmpy2's tag of a non-negative mpz; the magnitude follows, little-endian
-
-
-def _width(key: AdditivePublicKey) -> int:
-    """Bytes of one ciphertext of ``key`` in a buffer."""
-    return (int(key._n2).bit_length() + 7) // 8
-
-
-def _to_blob(cs: Sequence[mpz], width: int) -> bytes:
-    """Ciphertexts (each in [0, modulus)) as one buffer of fixed-width little-endian magnitudes."""
-    blob = b"".join([gmpy2.to_binary(c)[2:].ljust(width, b"\0") for c in cs])
-    if len(blob) != width * len(cs):  # a ciphertext beyond its modulus (the wire refuses those)
-        raise CryptoError("a ciphertext does not fit its public key's modulus")
-    return blob
-
-
-def _from_blob(blob: bytes, width: int) -> list[mpz]:
-    return [gmpy2.from_binary(_MPZ_HEADER + blob[i:i + width]) for i in range(0, len(blob), width)]
+    def ciphertexts(self, keep: np.ndarray) -> list[mpz]:
+        """The ciphertexts of the block's rows at positions ``keep``."""
+        rows = np.frombuffer(self.cipher, dtype=np.uint8).reshape(-1, self.width)[keep]
+        return paillier_wire.unpack_raw(rows.tobytes(), self.width, len(keep))
 
 
 @dataclass(frozen=True)
@@ -131,12 +109,14 @@ def row_blocks(session: Session, cipher: Sequence[EncryptedNumber], bins: np.nda
     per partition of the session, at one exponent (the guest's are all exact: exponent 0)."""
     key = cipher[0].public_key
     exponent, n2 = max(c.exponent for c in cipher), key._n2
-    width = _width(key)
+    width = paillier_wire.width_of(key)
     small = bins.astype(np.uint8 if bins.size == 0 or bins.max() < 256 else np.int32)
     blocks = []
     for rows in np.array_split(np.arange(len(cipher)), max(1, min(session.default_partitions, len(cipher)))):
-        blob = _to_blob([_rescale(cipher[i]._c, exponent - cipher[i].exponent, n2) for i in rows.tolist()], width)
-        blocks.append(RowBlock(rows, blob, width, small[rows]))
+        raw = [_rescale(cipher[i]._c, exponent - cipher[i].exponent, n2) for i in rows.tolist()]
+        if not all(0 < c < n2 for c in raw):  # the wire refuses those; a caller's own may still be wrong
+            raise CryptoError("a ciphertext does not fit its public key's modulus")
+        blocks.append(RowBlock(rows, paillier_wire.pack_raw(raw, width), width, small[rows]))
     return RowBlocks(blocks, key, exponent)
 
 
@@ -150,8 +130,7 @@ def _block_sums(pos: np.ndarray, active: list[int], features: list[int], n2: mpz
         keep = np.nonzero(np.isin(node, wanted))[0]
         if not len(keep):
             return {}
-        everything = block.ciphertexts()
-        cs = [everything[j] for j in keep.tolist()]
+        cs = block.ciphertexts(keep)  # only the rows of active nodes are decoded
         bins = block.bins[keep].astype(np.int64)
         nodes, dense = np.unique(node[keep], return_inverse=True)
         out: dict[tuple[int, int, int], mpz] = {}
