@@ -16,7 +16,7 @@ from flow.dsl import JobPlan, load_job
 from flow.runtime import job as jobs
 from flow.runtime.party import job_dir
 from flow.runtime.transport import release_share
-from flow.store import FINAL_STATES, Store
+from flow.store import Store
 
 
 def tables_read(plan: JobPlan, party_id: str) -> list[dict[str, str]]:
@@ -63,9 +63,10 @@ def write_json(path: Path, data: Any) -> None:
 def end_share(store: Store, job_id: str, reason: str) -> bool:
     """Fail this party's unfinished share of a job at once (its processes are killed);
     False when it had already ended."""
-    job = store.job(job_id)
-    if job["status"] in FINAL_STATES:
+    # recorded before the kill: whoever then finds the supervisor gone (a `job query`) sees why
+    if not store.end_job(job_id, "failed", reason):
         return False
+    job = store.job(job_id)
     if job["supervisor_pid"] and jobs._alive(job["supervisor_pid"]):
         os.kill(job["supervisor_pid"], signal.SIGKILL)
     for run in store.party_runs(job_id):
@@ -74,7 +75,6 @@ def end_share(store: Store, job_id: str, reason: str) -> bool:
         if run["status"] in ("running", "waiting"):
             store.update_party_run(job_id, run["role"], run["party_id"], status="failed", reason=reason)
     store.update_tasks(job_id, ("running", "waiting"), status="failed", reason=reason)
-    store.update_job(job_id, status="failed", reason=reason)
     return True
 
 

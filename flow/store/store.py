@@ -308,6 +308,15 @@ class Store:
         self._update(Job, [Job.job_id == job_id], {**values, **fields},
                      JobNotFound(f"no job '{job_id}' in {self._where}"))
 
+    def end_job(self, job_id: str, status: str, reason: str) -> bool:
+        """Give an unfinished job its final ``status`` and ``reason`` in one statement; False when
+        it had already ended (two parts of the system that each find it failing: the first says why)."""
+        if status not in FINAL_STATES:
+            raise StoreError(f"job status '{status}' is not final ({', '.join(FINAL_STATES)})")
+        with self.session() as s:
+            return bool(s.execute(update(Job).where(Job.job_id == job_id, Job.status.not_in(FINAL_STATES))
+                                  .values(status=status, reason=reason, ended=utcnow())).rowcount)
+
     # party runs ---------------------------------------------------------
     def party_runs(self, job_id: str) -> list[dict[str, Any]]:
         with self.session() as s:

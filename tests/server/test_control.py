@@ -155,6 +155,28 @@ def test_a_failed_report_ends_the_initiators_job_with_that_partys_reason(plane):
     assert {t["status"] for t in guest.store.tasks(job_id)} == {"failed"}
 
 
+def test_a_query_that_finds_the_supervisor_gone_as_a_failed_report_lands_keeps_that_partys_reason(
+        plane, monkeypatch):
+    """The report kills this party's supervisor; a `job query` at that moment finds it gone. The
+    query's own reason ("supervisor ... killed by SIGKILL") must not replace the party's."""
+    guest, host = plane("9999"), plane("10000")
+    job_id = guest.submit(_plan(), "conf.json", "dsl.json")["job_id"]
+    _exchange(host, guest)
+    guest.store.update_job(job_id, status="running", supervisor_pid=4242)
+    monkeypatch.setattr(control.jobs, "_alive", lambda pid: False)  # nothing is killed here
+    monkeypatch.setattr(control.jobs, "process_alive", lambda pid, job_id: False)
+    found_gone = control.jobs.supervisor_gone
+
+    def report_lands_meanwhile(home, job):  # between the query's look at the job and its write
+        guest._peer_ended(job_id, "10000", "party 10000 failed: its server restarted")
+        return found_gone(home, job)
+
+    monkeypatch.setattr(control.jobs, "supervisor_gone", report_lands_meanwhile)
+    job = control.jobs.end_orphaned(guest.store, guest.store.job(job_id), guest.home)
+    assert (job["status"], job["reason"]) == ("failed", "party 10000 failed: its server restarted")
+    assert {t["reason"] for t in guest.store.tasks(job_id)} == {"party 10000 failed: its server restarted"}
+
+
 def test_one_refusal_means_nobody_starts_even_a_party_that_accepted(plane):
     guest, host = plane("9999"), plane("10000", refusals=["breast_hetero_host is not granted"])
     arbiter = plane("10001")

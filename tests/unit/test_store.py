@@ -150,6 +150,18 @@ def test_update_job_stamps_started_once_and_ended_on_final_states(store):
     assert store.job("j1")["ended"] is None and store.job("j1")["status"] == "waiting"
 
 
+def test_end_job_sets_a_final_state_once_and_the_first_reason_stays(store):
+    _job(store)
+    assert store.end_job("j1", "failed", "party 10000 failed: its server restarted")
+    assert not store.end_job("j1", "failed", "job supervisor is gone")  # a second finder loses
+    job = store.job("j1")
+    assert (job["status"], job["reason"]) == ("failed", "party 10000 failed: its server restarted")
+    assert job["ended"] is not None
+    assert not store.end_job("ghost", "failed", "x")
+    with pytest.raises(StoreError, match="'running' is not final"):
+        store.end_job("j1", "running", "x")
+
+
 def test_bad_fields_are_refused_with_one_clear_line(store):
     _job(store)
     with pytest.raises(StoreError, match="no field 'staus'.*did you mean 'status'"):
