@@ -122,11 +122,21 @@ class Session(ABC):
         batch than per item (one key setup, one vectorised call). ``rows_each``: how many
         table rows of work one item stands for, for a backend that runs small inputs in
         the driver (a few items that each carry a large block of rows belong on the workers)."""
-        out: list[Any] = [None] * len(items)
-        for part in self._apply_indexed(self.parallelize(enumerate(items)), _indexed(fn), rows_each):
+        n, parts = len(items), self.default_partitions
+        groups: list[list[tuple[int, V]]] = [[] for _ in range(parts)]
+        for i, x in enumerate(items):  # contiguous runs, every partition busy once n >= parts
+            groups[i * parts // n].append((i, x))  # (a key hash put items 0-3 of 2 partitions in one)
+        out: list[Any] = [None] * n
+        for part in self._apply_indexed(self._batches_table(groups), _indexed(fn), rows_each):
             for i, r in part:
                 out[i] = r
         return out
+
+    def _batches_table(self, groups: list[list[tuple[int, Any]]]) -> Table:
+        """A table whose partition i holds ``groups[i]`` as given, not placed by key hash:
+        map_batches's own, used only through apply_partitions. This default regroups by key
+        (correct, not as balanced); a backend that can should keep the groups."""
+        return self.from_partitions(groups, len(groups))
 
     def _apply_indexed(self, table: Table, fn: Callable[[list], list], rows_each: int) -> list:
         """``table.apply_partitions(fn)``; a backend may weigh the partitions by ``rows_each``."""

@@ -214,6 +214,10 @@ class LocalSession(Session):
             err.add_note("worker traceback:\n" + worker_tb)
         raise err
 
+    def _batches_table(self, groups: list[list[tuple[int, Any]]]) -> Table:
+        self._check_open()
+        return LocalTable(self, groups)
+
     def _apply_indexed(self, table: Table, fn: Callable[[list], list], rows_each: int) -> list:
         """Partitions weighed by ``rows_each`` for the inline threshold: a few heavy items go
         straight to the pool instead of one running in the driver first."""

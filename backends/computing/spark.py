@@ -167,6 +167,9 @@ class SparkComputing(Session):
             return self.parallelize((kv for g in groups for kv in g), n)
         return self._grouped(groups)
 
+    def _batches_table(self, groups: list[list[tuple[int, Any]]]) -> "SparkTable":
+        return self._grouped(groups)
+
     def _grouped(self, groups: list[list]) -> "SparkTable":
         """One element (a whole partition) per slice, so slice i is partition i: no shuffle."""
         sc = self._context().sc

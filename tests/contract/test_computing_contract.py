@@ -94,6 +94,9 @@ def test_map_list_and_map_batches_keep_input_order(session):
     assert [x for x, _ in batched] == items
     batches = round(sum(1 / n for _, n in batched))  # each batch's items count 1/n each
     assert 2 <= batches <= session.default_partitions  # really split, one batch per partition
+    parts = session.default_partitions
+    for n in (parts, 2 * parts):  # as many items as partitions (a block per worker task): all busy
+        assert [size for _, size in session.map_batches(list(range(n)), _batch_with_size)] == [n // parts] * n
     with pytest.raises(Exception, match=r"gave \d+ results for \d+ items"):
         session.map_batches(list(range(5)), _one_short)
 
