@@ -123,8 +123,9 @@ def _start_supervisor(conf: ServiceConf, job_id: str, store: Store | None = None
                 stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env=env, cwd=cwd,
             )
+    ended = reap_supervisors()
     if len(_started) > 256:  # forget supervisors long ended (their launchers wrote how)
-        for pid in [pid for pid, p in _started.items() if p.poll() is not None]:
+        for pid in ended:
             del _started[pid]
     _started[proc.pid] = proc
     _homes[job_id] = conf.home_path
@@ -239,6 +240,12 @@ def run_party(conf: ServiceConf, store: Store, conf_path: Path, dsl_path: Path, 
     status = derive_status([t["status"] for t in store.tasks(job_id, party.role, party.party_id)])
     store.update_job(job_id, status=status, reason=run["reason"])
     return job_detail(store, job_id, conf.home_path), code
+
+
+def reap_supervisors() -> list[int]:
+    """Collect the exit status of every supervisor this process started that has ended (a
+    long-running server would otherwise keep each as a zombie); their pids."""
+    return [pid for pid, p in list(_started.items()) if p.poll() is not None]
 
 
 def _alive(pid: int | None) -> bool:

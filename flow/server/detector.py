@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from flow.core.settings import ServiceConf
-from flow.runtime.job import process_alive, supervisor_gone
+from flow.runtime.job import process_alive, reap_supervisors, supervisor_gone
 from flow.server.worker import Worker
 from flow.store import FINAL_STATES, Store
 from flow.store.models import Job, PartyRun, Task, utcnow
@@ -127,6 +127,7 @@ class JobDetector(Worker):
     def sweep(self, now: datetime | None = None) -> list[str]:
         """One pass over the unfinished jobs; returns the ids it ended."""
         now = now or datetime.now(timezone.utc)
+        reap_supervisors()  # the server's own children that ended: no zombies between submissions
         with self.store.session() as s:
             ids = list(s.scalars(select(Job.job_id).where(Job.status.not_in(FINAL_STATES))))
         ended = []

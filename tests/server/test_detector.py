@@ -147,3 +147,17 @@ def test_a_job_that_never_started_is_failed_after_the_start_grace(store):
     assert detector.sweep(now=created + timedelta(seconds=10)) == []
     assert detector.sweep(now=created + timedelta(seconds=600)) == ["j8"]
     assert "never started" in store.job("j8")["reason"]
+
+
+def test_a_sweep_reaps_the_supervisors_this_server_started_once_they_end(store, monkeypatch):
+    """A supervisor that recorded its job's end leaves the sweep nothing to judge; the server,
+    its parent, must still collect its exit status or it stays a zombie until the next submit."""
+    from flow.runtime import job as jobs
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    monkeypatch.setitem(jobs._started, child.pid, child)
+    deadline = datetime.now(timezone.utc) + timedelta(seconds=30)
+    while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":  # ended, not reaped
+        assert datetime.now(timezone.utc) < deadline, "the child never ended"
+    _detector(store).sweep()
+    assert not Path(f"/proc/{child.pid}").exists() and child.returncode == 0  # reaped, its status kept
