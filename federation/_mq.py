@@ -290,6 +290,9 @@ class MessageFederation(Federation):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise FederationTimeout(self._timeout_message(name, tag, parties, wait))
+            if self._spare_step():  # a unit of spare work instead of a sleep, then read again
+                delay = self.poll_min
+                continue
             delay = self.poll_min if moved else min(delay * 2, self.poll_max)
             self._idle(min(delay, remaining))
 

@@ -8,8 +8,9 @@ reason) that interrupt a party waiting in ``get``.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from flow.core.party import Party
 
@@ -52,6 +53,32 @@ class Federation(ABC):
     @abstractmethod
     def cleanup(self) -> None:
         """Remove everything this job left in the transport (queues, topics, files)."""
+
+    @contextlib.contextmanager
+    def spare_work(self, step: Callable[[], bool] | None) -> Iterator[None]:
+        """Within the block, a ``get`` with no message yet calls ``step`` instead of sleeping,
+        and reads its channels again after each call: ``step`` does about a millisecond of
+        work (drawing the randomness of the next encryptions) and returns whether more is
+        wanted. A waiting party's idle core does what it would otherwise do on the critical
+        path. ``None``: nothing (a cipher with no such work). Transports that cannot
+        interleave ignore it."""
+        if step is None:
+            yield
+            return
+        steps: list[Callable[[], bool]] = self.__dict__.setdefault("_spare_steps", [])
+        steps.append(step)
+        try:
+            yield
+        finally:
+            steps.remove(step)
+
+    def _spare_step(self) -> bool:
+        """One unit of the spare work registered by :meth:`spare_work`; False when none is
+        wanted (the caller then sleeps as usual)."""
+        for step in self.__dict__.get("_spare_steps", ()):
+            if step():
+                return True
+        return False
 
     def dismiss_abort(self) -> None:  # noqa: B027 - optional hook, a no-op unless overridden
         """Forget a peer's abort, so later gets wait for their objects again: for an endpoint

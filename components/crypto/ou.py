@@ -93,9 +93,9 @@ class OUPublicKey(AdditivePublicKey):
         tables = _tables_for(n)
         self.g, self.h = tables.g, tables.h
 
-    def obfuscator(self) -> mpz:
-        """A fresh ``h^r mod n``."""
-        return _tables_for(self.n).h_table.factor()
+    def _obfuscation_table(self) -> _FixedBase:
+        """Fresh ``h^r mod n``."""
+        return _tables_for(self.n).h_table
 
     def _add_plain(self, c: mpz, m: int) -> mpz:
         """``c · g^m mod n``, g^m from the fixed-base tables (|m| <= max_int fits them)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import weakref
 from functools import lru_cache
 from typing import Iterable
 
@@ -61,6 +62,7 @@ class _Obfuscator:
             x += 1
         self.h_n = powmod(n - x * x % n, n, n2)
         self._rows: list[list[mpz]] | None = None
+        self._reserve: list[mpz] = []
 
     def _build(self) -> list[list[mpz]]:
         rows, base, n2 = [], self.h_n, self.n2
@@ -74,12 +76,30 @@ class _Obfuscator:
         return rows
 
     def factor(self) -> mpz:
-        """A fresh ``h_n^a`` for uniform ``a`` of ``8·nbytes`` bits."""
+        """A fresh ``h_n^a`` for uniform ``a`` of ``8·nbytes`` bits: one :meth:`prepare` drew
+        ahead (taken out, so used once), else drawn now."""
+        try:
+            return self._reserve.pop()
+        except IndexError:
+            return self._draw()
+
+    def _draw(self) -> mpz:
         rows, n2, acc = self._rows or self._build(), self.n2, _ONE
         for row, byte in zip(rows, os.urandom(self.nbytes)):
             if byte:
                 acc = acc * row[byte] % n2
         return acc
+
+    def prepare(self, count: int, up_to: int) -> bool:
+        """Draw up to ``count`` factors ahead of need, holding at most ``up_to``: work for the
+        moments a party only waits for a peer. Whether it holds fewer than ``up_to``.
+        Held factors stay in this process: a forked child drops its copy (no randomness
+        may serve two ciphertexts), and the tables are never pickled."""
+        reserve = self._reserve
+        _RESERVES.add(self)
+        for _ in range(min(count, up_to - len(reserve))):
+            reserve.append(self._draw())
+        return len(reserve) < up_to
 
 
 class _FixedBase(_Obfuscator):
@@ -88,6 +108,7 @@ class _FixedBase(_Obfuscator):
 
     def __init__(self, modulus: mpz, base: mpz, bits: int):  # not Paillier's h_n: the base is given
         self.n2, self.h_n, self._rows = modulus, base % modulus, None
+        self._reserve = []
         self.nbytes = (bits + 7) // 8
 
     def power(self, e: int) -> mpz:
@@ -96,6 +117,18 @@ class _FixedBase(_Obfuscator):
             if byte:
                 acc = acc * row[byte] % m
         return acc
+
+
+#: the tables holding factors drawn ahead, emptied in a forked child (os.register_at_fork below)
+_RESERVES: weakref.WeakSet[_Obfuscator] = weakref.WeakSet()
+
+
+def _forget_reserves() -> None:
+    for table in list(_RESERVES):
+        table._reserve.clear()
+
+
+os.register_at_fork(after_in_child=_forget_reserves)
 
 
 def _crt(xp: mpz, mp: mpz, xq: mpz, mq: mpz, mq_inv: mpz) -> mpz:
@@ -148,6 +181,19 @@ class AdditivePublicKey:
         return type(self), (self.n,)
 
     def obfuscator(self) -> mpz:
+        """A fresh random factor that re-randomises a ciphertext (the scheme's own table)."""
+        return self._obfuscation_table().factor()
+
+    def prepare_obfuscators(self, count: int, up_to: int) -> bool:
+        """Draw up to ``count`` of :meth:`obfuscator`'s factors now, for later encryptions,
+        holding at most ``up_to`` (in this process); whether it holds fewer."""
+        return self._obfuscation_table().prepare(count, up_to)
+
+    def prepared_obfuscators(self) -> int:
+        """How many factors :meth:`prepare_obfuscators` holds now, in this process."""
+        return len(self._obfuscation_table()._reserve)
+
+    def _obfuscation_table(self) -> _Obfuscator:
         raise NotImplementedError
 
     def _raw_encrypt(self, m: int) -> mpz:
@@ -195,9 +241,9 @@ class PaillierPublicKey(AdditivePublicKey):
         self.max_int = n // 3 - 1
         self._bits = n.bit_length()
 
-    def obfuscator(self) -> mpz:
-        """A fresh random n-th residue ``h_n^a mod n²`` (see the module docstring)."""
-        return _obfuscator_for(self.n).factor()
+    def _obfuscation_table(self) -> _Obfuscator:
+        """Random n-th residues ``h_n^a mod n²`` (see the module docstring)."""
+        return _obfuscator_for(self.n)
 
     def _add_plain(self, c: mpz, m: int) -> mpz:
         """``c · (1 + m·n) = c + n · (c·m mod n)  (mod n²)``."""

@@ -32,6 +32,8 @@ from flow.core.errors import ComponentError, CryptoError
 
 #: masks of the gradient sums sent to the arbiter are uniform in +-MASK_SCALE
 MASK_SCALE = 2.0 ** 20
+#: random factors drawn ahead while waiting: at most this many held, this many a step (~1 ms)
+SPARE_FACTORS, SPARE_STEP = 4096, 16
 
 
 class BatchCipher(ABC):
@@ -39,6 +41,11 @@ class BatchCipher(ABC):
 
     def __init__(self, loss: QuadraticLoss):
         self.loss = loss
+
+    def spare_work(self, rows: int) -> Callable[[], bool] | None:
+        """What this party can do ahead while it waits for a peer, for batches of up to
+        ``rows`` rows (``Federation.spare_work``); None: nothing."""
+        return None
 
     @abstractmethod
     def host_step(self, ctx: Context, tag: str, index: int, batch: Any, w: np.ndarray, n: int,
@@ -69,11 +76,21 @@ class AdditiveRows(BatchCipher):
         super().__init__(loss)
         self.pub = schemes.public_key_from(message)
 
+    def spare_work(self, rows: int) -> Callable[[], bool] | None:
+        """The randomness of the next batch's encryptions (a host's [[wx_h]], the guest's
+        [[D]]), drawn while the peer computes: a third of a party's work per iteration on
+        small batches. At most SPARE_FACTORS held (a backend that encrypts on its workers
+        never takes them: the cap bounds that waste)."""
+        pub, up_to = self.pub, min(rows + 2, SPARE_FACTORS)
+        return lambda: pub.prepare_obfuscators(SPARE_STEP, up_to)
+
     def host_step(self, ctx: Context, tag: str, index: int, batch: Any, w: np.ndarray, n: int,
                   penalty: float) -> np.ndarray:  # fmt: skip
         guest = ctx.role_parties("guest")
         wx = batch.map_values(rows_fn.linear(w, 0.0))
-        ctx.federation.remote(wx.map_values(rows_fn.encrypt(self.pub)), "host_forward", tag, guest)
+        drawn = self.pub.prepared_obfuscators() >= n  # then the driver's encoding randomises, from those
+        ctx.federation.remote(wx.map_values(rows_fn.encrypt(self.pub, randomise=not drawn)), "host_forward", tag,
+                              guest)  # fmt: skip
         if len(ctx.role_parties("host")) == 1:
             sq = sum(wx.apply_partitions(rows_fn.square_sum))
             ctx.federation.remote([self.pub.encrypt(sq), self.pub.encrypt(penalty)], "host_loss_terms", tag, guest)

@@ -129,8 +129,9 @@ class HeteroLR(Component):
         scopes = model_scopes(n_models)
         cipher = self._cipher(ctx)
         started = time.perf_counter()
-        fits = [self._guest_fit(ctx, p, cipher, batches, starts[i], None if classes is None else classes[i], scope,
-                                i, len(scopes), val, weighted) for i, scope in enumerate(scopes)]  # fmt: skip
+        with ctx.federation.spare_work(cipher.spare_work(max(batches.sizes, default=0))):
+            fits = [self._guest_fit(ctx, p, cipher, batches, starts[i], None if classes is None else classes[i],
+                                    scope, i, len(scopes), val, weighted) for i, scope in enumerate(scopes)]
         iterations = sum(f.iters - s[1] for f, s in zip(fits, starts))
         ctx.logger.info("training: %d iterations in %.2f s", iterations, time.perf_counter() - started)
         w = stack_models(fits, n_models)
@@ -273,8 +274,9 @@ class HeteroLR(Component):
             self._check_header(ctx, validate, header, "validate_data")
         batches = Batches.of(data, batch_ids)
         scopes = model_scopes(n_models)
-        fits = [self._host_fit(ctx, p, cipher, batches, starts[i], scope, i, len(scopes), validate, every)
-                for i, scope in enumerate(scopes)]
+        with ctx.federation.spare_work(cipher.spare_work(max(batches.sizes, default=0))):
+            fits = [self._host_fit(ctx, p, cipher, batches, starts[i], scope, i, len(scopes), validate, every)
+                    for i, scope in enumerate(scopes)]
         w = stack_models(fits, n_models)
         for stage, rows in (("predict", data), ("validate", validate)):
             if rows is not None:

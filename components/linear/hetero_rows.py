@@ -27,9 +27,11 @@ def linear(w: np.ndarray, b: float | np.ndarray):
     return f
 
 
-def encrypt(pub: AdditivePublicKey):
+def encrypt(pub: AdditivePublicKey, randomise: bool = True):
+    """``randomise``: apply the randomness here, on the workers, rather than when the driver
+    encodes the message; False when the driver holds enough factors drawn ahead."""
     def f(v: float):
-        return pub.encrypt(v).obfuscate()  # randomise here, on the workers, not when encoding
+        return pub.encrypt(v).obfuscate() if randomise else pub.encrypt(v)
     return f
 
 

@@ -203,6 +203,38 @@ def test_get_returns_in_the_order_asked(transport, job_id):
     assert guest.get("x", "0", [HOST2, HOST]) == ["from 10001", "from 10000"]
 
 
+def test_a_waiting_get_does_the_spare_work_and_still_returns_what_arrives(pair):
+    guest, host = pair
+    done: list[int] = []
+
+    def step() -> bool:  # ~1 ms of work, wanted until 50 units are done
+        if len(done) < 50:
+            done.append(sum(range(20_000)))
+        return len(done) < 50
+
+    with host.spare_work(step):
+        assert host._spare_step() and len(done) == 1
+        threading.Timer(0.5, lambda: guest.remote("late", "x", "0", [HOST])).start()
+        assert host.get("x", "0", [GUEST], timeout=30) == ["late"]
+    assert len(done) == 50  # all of it while waiting, then no more (it asked for no more)
+    assert not host._spare_step()  # the block's end removed it
+    with host.spare_work(None):  # a cipher with nothing to do ahead
+        guest.remote(1, "y", "0", [HOST])
+        assert host.get("y", "0", [GUEST]) == [1]
+
+
+def test_spare_work_never_delays_a_message_that_has_arrived(pair):
+    guest, host = pair
+    calls: list[float] = []
+    with host.spare_work(lambda: calls.append(1) is None):  # always wants more
+        guest.remote("now", "z", "0", [HOST])
+        assert host.get("z", "0", [GUEST]) == ["now"]
+        assert len(calls) <= 1  # read before any spare work, or right after one unit
+        threading.Timer(0.3, lambda: guest.remote("soon", "z", "1", [HOST])).start()
+        assert host.get("z", "1", [GUEST], timeout=30) == ["soon"]
+    assert len(calls) > 10  # it worked between reads while the message was on its way
+
+
 def test_duplicates_are_ignored(pair):
     guest, host = pair
     guest.max_message_size = 8192

@@ -52,6 +52,27 @@ def test_hetero_lr_weights_equal_the_central_descent(tmp_path, session, data, me
     assert np.abs(wh).min() > 1e-3  # it did train
 
 
+def test_waiting_parties_draw_their_next_randomness_ahead_and_the_weights_stay_exact(tmp_path, session, data,
+                                                                                    monkeypatch):
+    """While a party waits for a peer its get draws the factors of its next encryptions
+    (Federation.spare_work); the host's [[wx_h]] and the guest's [[D]] then take them."""
+    from components.crypto import paillier
+
+    taken = {"ahead": 0, "now": 0}
+    factor = paillier._Obfuscator.factor
+
+    def counted(table):
+        taken["ahead" if table._reserve else "now"] += 1
+        return factor(table)
+
+    monkeypatch.setattr(paillier._Obfuscator, "factor", counted)
+    models = train(tmp_path, session, data, HeteroLR, "ou", 768)
+    wg, b, wh, _ = plain_descent(data[2], data[3], data[4], ITERS)
+    np.testing.assert_allclose(models["host"]["weights"], wh, atol=1e-6)
+    np.testing.assert_allclose(models["guest"]["weights"], wg, atol=1e-6)
+    assert taken["ahead"] > taken["now"], taken  # most of the randomness came off the critical path
+
+
 def test_hetero_linr_with_ou_equals_the_central_descent(tmp_path, session, data):
     models = train(tmp_path, session, data, HeteroLinR, "ou", 768)
     wg, b, wh = squared_descent(data[2], data[3], data[4], ITERS)

@@ -161,3 +161,30 @@ def test_the_key_holders_randomness_is_the_public_tables_for_the_same_draw(schem
     assert one.ciphertext != two.ciphertext  # fresh randomness each time
     assert priv.decrypt(one) == priv.decrypt(two) == -12345.25
     assert priv.decrypt(one + pub.encrypt(0.25)) == -12345.0  # and it mixes with public encryptions
+
+
+@pytest.mark.parametrize("scheme", ["paillier", "ou"])
+def test_randomness_drawn_ahead_is_used_once_and_a_forked_child_drops_it(scheme):
+    """prepare_obfuscators holds factors for later encryptions: each serves one ciphertext
+    (two sharing one would let anyone divide them), and a forked worker never gets copies."""
+    pub, priv = schemes.scheme(scheme).generate(768 if scheme == "ou" else 512)
+    table = pub._obfuscation_table()
+    table._reserve.clear()
+    assert pub.prepare_obfuscators(16, 40) and len(table._reserve) == 16  # one step, more wanted
+    assert pub.prepare_obfuscators(16, 40) and not pub.prepare_obfuscators(16, 40)  # 32, then 40: full
+    assert len(table._reserve) == 40 and not pub.prepare_obfuscators(16, 40)  # full: no work
+    held = list(table._reserve)
+    assert len(set(held)) == 40
+    cts = [pub.encrypt(float(i) / 4).obfuscate() for i in range(45)]  # 40 from the reserve, then fresh
+    assert table._reserve == [] and [priv.decrypt(c) for c in cts] == [i / 4 for i in range(45)]
+    pub.prepare_obfuscators(8, 8)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports and leaves at once
+        os.write(write, str(len(table._reserve)).encode())
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 16) == b"0" and len(table._reserve) == 8  # the parent keeps its own
+    os.close(read)
+    os.waitpid(child, 0)
+    table._reserve.clear()
