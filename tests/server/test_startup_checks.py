@@ -119,7 +119,7 @@ def test_pulsar_clusters_are_reached_over_verified_tls(tmp_path: Path, pulsar, p
     (secrets.token_hex(21), "server.token: the API token has 42 hex digits, fewer than 32 random bytes (64 hex"),
     (secrets.token_hex(32), None),
     ("xy" * 30, "server.token: the API token repeats 2 characters, it is not random"),
-])
+], ids=["short", "urlsafe-32", "hex-21", "hex-32", "repeated"])  # fixed ids: the tokens differ per collection
 def test_a_cluster_server_token_has_32_random_bytes(tmp_path: Path, token, refused):
     problems = _problems(_home(tmp_path, server={"token": token}))
     if refused is None:
