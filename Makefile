@@ -45,15 +45,9 @@ install-test: $(VENV)/.installed-test
 demo: install bytecode
 	$(PY) examples/demo.py
 
-## test: install the test extras, run the checks, start the services the suite needs, run the whole suite:
-## on TEST_WORKERS pytest-xdist workers (a file's tests, and each folder tests/conftest.py names, on one
-## worker), then the tests marked serial (they stop a service the others share) alone; both parts always run
-TEST_WORKERS ?= 2
+## test: install the test extras, run the checks, start the services the suite needs, run the whole suite
 test: install-test bytecode check services
-	@$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS); \
-	 parallel=$$?; \
-	 $(PY) -m pytest -q -p no:cacheprovider -m serial $(PYTEST_ARGS); serial=$$?; \
-	 for code in $$parallel $$serial; do [ $$code -eq 0 ] || [ $$code -eq 5 ] || exit $$code; done  # 5: none selected
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## check: lint and import order (ruff), the floors (import-linter, contracts in pyproject.toml), types (mypy)
 check: install-test

@@ -167,7 +167,6 @@ def _restart_broker_when_training(home: Path, job_id: str, done: list, restart) 
     done.append(time.monotonic())
 
 
-@pytest.mark.serial  # stops the machine's RabbitMQ: nothing else may use it meanwhile
 @pytest.mark.parametrize("broker_settings", ["rabbitmq", "pulsar"], indirect=True)
 def test_broker_restart_mid_training_loses_nothing(breast, tmp_path: Path, broker_settings):
     """The broker goes away in the middle of HeteroLR; the job still succeeds with the

@@ -291,7 +291,6 @@ def test_threads_share_one_endpoint(tmp_path, url, job, opened):
     assert not guest.rejections and not host.rejections
 
 
-@pytest.mark.serial  # stops the machine's broker: nothing else may use it meanwhile
 def test_broker_restart_mid_job_loses_nothing_and_applies_nothing_twice(tmp_path, url, job, opened, ctl):
     standalone_route_table(tmp_path, IDS)
     conf = {"url": url, "retry_timeout": 90, "prefetch": 8}
