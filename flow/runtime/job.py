@@ -399,11 +399,7 @@ def end_orphaned(store: Store, job: dict[str, Any], home: Path | None = None) ->
     if job["status"] in FINAL_STATES:
         return job
     reason = job["reason"] or supervisor_gone(home if home is not None else _home_of(job_id), job)
-    if store.end_job(job_id, "failed", reason):  # else another part ended it meanwhile, with its reason
-        for run in store.party_runs(job_id):
-            if run["status"] in ("running", "waiting"):
-                store.update_party_run(job_id, run["role"], run["party_id"], status="failed", reason=reason)
-        store.update_tasks(job_id, ("running", "waiting"), status="failed", reason=reason)
+    store.end_job(job_id, "failed", reason)  # unless another part ended it meanwhile, with its reason
     return store.job(job_id)
 
 

@@ -66,15 +66,10 @@ def end_share(store: Store, job_id: str, reason: str) -> bool:
     # recorded before the kill: whoever then finds the supervisor gone (a `job query`) sees why
     if not store.end_job(job_id, "failed", reason):
         return False
-    job = store.job(job_id)
-    if job["supervisor_pid"] and jobs._alive(job["supervisor_pid"]):
-        os.kill(job["supervisor_pid"], signal.SIGKILL)
-    for run in store.party_runs(job_id):
-        if run["status"] == "running" and jobs._alive(run["pid"]):
-            os.kill(run["pid"], signal.SIGKILL)
-        if run["status"] in ("running", "waiting"):
-            store.update_party_run(job_id, run["role"], run["party_id"], status="failed", reason=reason)
-    store.update_tasks(job_id, ("running", "waiting"), status="failed", reason=reason)
+    pids = [store.job(job_id)["supervisor_pid"]] + [run["pid"] for run in store.party_runs(job_id)]
+    for pid in pids:
+        if pid and jobs.process_alive(pid, job_id):
+            os.kill(pid, signal.SIGKILL)
     return True
 
 

@@ -309,13 +309,21 @@ class Store:
                      JobNotFound(f"no job '{job_id}' in {self._where}"))
 
     def end_job(self, job_id: str, status: str, reason: str) -> bool:
-        """Give an unfinished job its final ``status`` and ``reason`` in one statement; False when
-        it had already ended (two parts of the system that each find it failing: the first says why)."""
+        """Give an unfinished job, and its party runs and tasks still running or waiting, the
+        final ``status`` and ``reason`` in one transaction; False (nothing changed) when the job
+        had already ended: of two parts of the system that each find it failing, the first says why."""
         if status not in FINAL_STATES:
             raise StoreError(f"job status '{status}' is not final ({', '.join(FINAL_STATES)})")
+        unfinished = ("running", "waiting")
         with self.session() as s:
-            return bool(s.execute(update(Job).where(Job.job_id == job_id, Job.status.not_in(FINAL_STATES))
-                                  .values(status=status, reason=reason, ended=utcnow())).rowcount)
+            if not s.execute(update(Job).where(Job.job_id == job_id, Job.status.not_in(FINAL_STATES))
+                             .values(status=status, reason=reason, ended=utcnow())).rowcount:
+                return False
+            s.execute(update(PartyRun).where(PartyRun.job_id == job_id, PartyRun.status.in_(unfinished))
+                      .values(status=status, reason=reason))
+            s.execute(update(Task).where(Task.job_id == job_id, Task.status.in_(unfinished))
+                      .values(status=status, reason=reason, ended=utcnow()))
+        return True
 
     # party runs ---------------------------------------------------------
     def party_runs(self, job_id: str) -> list[dict[str, Any]]:

@@ -152,7 +152,12 @@ def test_update_job_stamps_started_once_and_ended_on_final_states(store):
 
 def test_end_job_sets_a_final_state_once_and_the_first_reason_stays(store):
     _job(store)
+    store.update_task("j1", COMPONENTS[0][0], *GUEST, status="success")
     assert store.end_job("j1", "failed", "party 10000 failed: its server restarted")
+    assert [(t["status"], t["reason"]) for t in store.tasks("j1", *GUEST)] == [("success", "")] + [
+        ("failed", "party 10000 failed: its server restarted")] * (len(COMPONENTS) - 1)  # what had ended stays
+    assert {(r["status"], r["reason"]) for r in store.party_runs("j1")} == {
+        ("failed", "party 10000 failed: its server restarted")}
     assert not store.end_job("j1", "failed", "job supervisor is gone")  # a second finder loses
     job = store.job("j1")
     assert (job["status"], job["reason"]) == ("failed", "party 10000 failed: its server restarted")
